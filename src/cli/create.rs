@@ -1,0 +1,139 @@
+//! `berth create`, and the creation shared with `run`: load and validate the bundle, plan the mounts,
+//! make the state directory, spawn the init, save the state. On any error the state directory is
+//! removed again and the init (if any) is already killed, so nothing is half-done.
+
+use super::Global;
+use crate::error::{Context, Error, Result, io_err};
+use crate::process::spawn::{self, Spawned};
+use crate::spec::{self, ValidSpec};
+use crate::state::{Container, Saved};
+use std::path::{Path, PathBuf};
+
+/// `create` options (also used by `run`).
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// Bundle directory (holds config.json).
+    #[arg(long, short = 'b', default_value = ".")]
+    pub bundle: PathBuf,
+    /// Write the init's pid here.
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket that receives the terminal's master side.
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Use MS_MOVE + chroot instead of pivot_root (for ramfs roots).
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Keep the caller's session keyring.
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Pass this many extra fds (3, 4, ...) to the process.
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Container id.
+    pub id: String,
+}
+
+/// Reads and validates `<bundle>/config.json`.
+pub fn load_spec(bundle: &Path) -> Result<ValidSpec> {
+    let path = bundle.join("config.json");
+    let bytes = std::fs::read(&path).map_err(|e| io_err("read", &path, e)).with_context(|| "loading the bundle".into())?;
+    ValidSpec::new(spec::parse(&bytes)?, bundle)
+}
+
+fn listen_fds() -> u32 {
+    // systemd socket activation: LISTEN_FDS fds from 3 on go to the process when meant for us.
+    let pid_ok = std::env::var("LISTEN_PID").is_ok_and(|p| p == std::process::id().to_string());
+    match std::env::var("LISTEN_FDS") {
+        Ok(n) if pid_ok => n.parse().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Creates the container `id` from `vs`; returns the locked container and its init.
+pub fn create_container(g: &Global, a: &CreateArgs, vs: &ValidSpec, fifo_gate: bool) -> Result<(Container, Spawned)> {
+    if g.systemd_cgroup && vs.linux().cgroups_path.as_deref().is_some_and(|p| !p.is_empty()) {
+        return Err(Error::NotSupported(
+            "linux.cgroupsPath with --systemd-cgroup: berth manages no cgroups yet".into(),
+        ));
+    }
+    let plan = crate::mount::plan::plan(&vs.spec.mounts, &vs.bundle)?;
+    for w in vs.warnings() {
+        crate::logging::warn(&w);
+    }
+    let mut c = Container::create(&g.root, &a.id)?;
+    match spawn_and_save(&mut c, a, vs, &plan, fifo_gate) {
+        Ok(s) => Ok((c, s)),
+        Err(e) => {
+            if let Err(e2) = c.remove() {
+                crate::logging::warn(&format!("cleaning up after a failed create: {e2}"));
+            }
+            Err(e)
+        }
+    }
+}
+
+fn spawn_and_save(c: &mut Container, a: &CreateArgs, vs: &ValidSpec, plan: &[crate::mount::plan::MountOp], fifo_gate: bool) -> Result<Spawned> {
+    let created = crate::logging::now_rfc3339();
+    let id = a.id.clone();
+    let state_json = |pid: i32, status: &str| {
+        let s = spec::State {
+            oci_version: spec::OCI_VERSION.into(),
+            id: id.clone(),
+            status: status.into(),
+            pid,
+            bundle: vs.bundle.display().to_string(),
+            rootfs: vs.rootfs.display().to_string(),
+            created: created.clone(),
+            owner: String::new(),
+            annotations: vs.spec.annotations.clone(),
+        };
+        serde_json::to_string(&s).unwrap_or_default()
+    };
+    let opts = spawn::Options {
+        state_dir: &c.dir.clone(),
+        fifo_gate,
+        console_socket: a.console_socket.as_deref(),
+        preserve_fds: a.preserve_fds + listen_fds(),
+        no_pivot: a.no_pivot,
+        lock_fd: Some(c.lock_fd()),
+        new_keyring: !a.no_new_keyring,
+        state_json: &state_json,
+    };
+    let s = spawn::spawn(vs, plan, &opts)?;
+    let saved = Saved {
+        id: a.id.clone(),
+        pid: s.pid,
+        start_time: s.start_time,
+        bundle: vs.bundle.clone(),
+        rootfs: vs.rootfs.clone(),
+        created,
+        annotations: vs.spec.annotations.clone(),
+        hooks: vs.spec.hooks.clone(),
+        own_pid_ns: vs.clone_flags.contains(nix::sched::CloneFlags::CLONE_NEWPID),
+    };
+    let saved_ok = c.save(saved).and_then(|()| match &a.pid_file {
+        Some(p) => write_pid_file(p, s.pid),
+        None => Ok(()),
+    });
+    if let Err(e) = saved_ok {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(s.pid), None);
+        return Err(e);
+    }
+    Ok(s)
+}
+
+/// Writes the pid file atomically (orchestrators poll for it).
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let tmp = path.with_extension("berth-tmp");
+    std::fs::write(&tmp, pid.to_string()).map_err(|e| io_err("write", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io_err("rename", path, e)).with_context(|| "--pid-file".into())
+}
+
+/// `berth create`.
+pub fn run(g: &Global, a: CreateArgs) -> Result<i32> {
+    let vs = load_spec(&a.bundle)?;
+    create_container(g, &a, &vs, true)?;
+    Ok(0)
+}

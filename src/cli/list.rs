@@ -1,0 +1,40 @@
+//! `berth list`: every container under --root, as runc's table, JSON, or ids only.
+
+use super::Global;
+use crate::error::Result;
+use crate::state::{Container, list_ids};
+
+/// `list` options.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// table or json.
+    #[arg(long, short = 'f', default_value = "table", value_parser = ["table", "json"])]
+    pub format: String,
+    /// Ids only.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// `berth list`.
+pub fn run(g: &Global, a: Args) -> Result<i32> {
+    let mut states = Vec::new();
+    for id in list_ids(&g.root)? {
+        // A container deleted meanwhile is simply not listed.
+        if let Ok(c) = Container::load(&g.root, &id) {
+            states.push(c.oci_state());
+        }
+    }
+    if a.quiet {
+        for s in &states {
+            println!("{}", s.id);
+        }
+    } else if a.format == "json" {
+        println!("{}", serde_json::to_string(&states).unwrap_or_default());
+    } else {
+        println!("{:<12} {:<8} {:<10} {:<40} {:<30} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
+        for s in &states {
+            println!("{:<12} {:<8} {:<10} {:<40} {:<30} root", s.id, s.pid, s.status, s.bundle, s.created);
+        }
+    }
+    Ok(0)
+}

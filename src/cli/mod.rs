@@ -1,0 +1,99 @@
+//! runc's command line: global options, one file per verb. Options are accepted before and after the
+//! container id, since orchestrators and conformance suites pass them either way.
+
+mod create;
+mod delete;
+mod features;
+mod kill;
+mod list;
+mod run;
+mod spec;
+mod start;
+mod state;
+
+use crate::error::Result;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Text for `--version`: berth's version and the runtime-spec version it implements.
+pub const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\nspec: ", "1.2.0");
+
+/// berth: a runc-compatible OCI runtime whose volume mounts cannot be tricked.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, long_version = LONG_VERSION, about)]
+pub struct Cli {
+    /// Options every verb takes.
+    #[command(flatten)]
+    pub global: Global,
+    /// The verb.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `time=... level=... msg=...`
+    Text,
+    /// JSON lines.
+    Json,
+}
+
+/// Global options (runc's).
+#[derive(Debug, clap::Args)]
+pub struct Global {
+    /// Directory for container state.
+    #[arg(long, global = true, default_value = "/run/berth")]
+    pub root: PathBuf,
+    /// Log file (default: stderr).
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Debug logging.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Accepted for compatibility; a systemd cgroup path is refused, as berth manages no cgroups yet.
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a default config.json into the bundle directory.
+    Spec(spec::Args),
+    /// Create a container; its process waits for `start`.
+    Create(create::CreateArgs),
+    /// Start the process of a created container.
+    Start(start::Args),
+    /// Create, start and wait for a container (exits with its exit code).
+    Run(run::Args),
+    /// Print a container's state as JSON.
+    State(state::Args),
+    /// Send a signal to a container's process.
+    Kill(kill::Args),
+    /// Delete a container's state (and kill it with --force).
+    Delete(delete::Args),
+    /// List containers.
+    List(list::Args),
+    /// Print features.json: what this build of berth supports.
+    Features,
+}
+
+/// Runs a parsed command; returns the process exit code.
+pub fn run(cli: Cli) -> Result<i32> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Spec(a) => spec::run(a),
+        Command::Create(a) => create::run(g, a),
+        Command::Start(a) => start::run(g, a),
+        Command::Run(a) => run::run(g, a),
+        Command::State(a) => state::run(g, a),
+        Command::Kill(a) => kill::run(g, a),
+        Command::Delete(a) => delete::run(g, a),
+        Command::List(a) => list::run(g, a),
+        Command::Features => features::run(),
+    }
+}

@@ -1,0 +1,24 @@
+//! `berth spec`: writes runc's default config.json into the bundle directory.
+
+use crate::error::{Error, Result, io_err};
+use std::path::PathBuf;
+
+/// `spec` options.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Bundle directory.
+    #[arg(long, short = 'b', default_value = ".")]
+    pub bundle: PathBuf,
+}
+
+/// `berth spec`.
+pub fn run(a: Args) -> Result<i32> {
+    let path = a.bundle.join("config.json");
+    if path.exists() {
+        return Err(Error::State(format!("{} exists; remove it first", path.display())));
+    }
+    let spec = crate::spec::default::default_spec();
+    let text = serde_json::to_string_pretty(&spec).unwrap_or_default();
+    std::fs::write(&path, text + "\n").map_err(|e| io_err("write", &path, e))?;
+    Ok(0)
+}

@@ -1,0 +1,20 @@
+//! `berth state ID`: the runtime-spec state JSON, as runc prints it.
+
+use super::Global;
+use crate::error::Result;
+use crate::state::Container;
+
+/// `state` options.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Container id.
+    pub id: String,
+}
+
+/// `berth state`.
+pub fn run(g: &Global, a: Args) -> Result<i32> {
+    let c = Container::load(&g.root, &a.id)?;
+    let s = serde_json::to_string_pretty(&c.oci_state()).unwrap_or_default();
+    println!("{s}");
+    Ok(0)
+}

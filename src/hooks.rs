@@ -1,0 +1,93 @@
+//! OCI hooks: each runs with the state JSON on stdin, its own argv and env, and is killed when its
+//! timeout passes. Which moments call which list is decided by the callers (process::spawn for
+//! prestart/createRuntime, process::init for createContainer/startContainer, cli for poststart/poststop).
+
+use crate::error::{Error, Result};
+use crate::spec::{Hook, Hooks};
+use std::io::Write;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Every list with its spec name, for validation.
+pub fn all(h: &Hooks) -> [(&'static str, &Vec<Hook>); 6] {
+    [
+        ("prestart", &h.prestart),
+        ("createRuntime", &h.create_runtime),
+        ("createContainer", &h.create_container),
+        ("startContainer", &h.start_container),
+        ("poststart", &h.poststart),
+        ("poststop", &h.poststop),
+    ]
+}
+
+/// Runs one hook to completion (or its timeout) with `state` on stdin.
+pub fn run_one(kind: &str, index: usize, hook: &Hook, state: &str) -> Result<()> {
+    let label = format!("hooks.{kind}[{index}] ({})", hook.path);
+    let mut cmd = Command::new(&hook.path);
+    if let Some((argv0, rest)) = hook.args.split_first() {
+        cmd.arg0(argv0).args(rest);
+    }
+    cmd.env_clear().stdin(Stdio::piped());
+    for kv in &hook.env {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::State(format!("{label}: cannot start: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its stdin is fine (EPIPE is ignored).
+        let _ = stdin.write_all(state.as_bytes());
+    }
+    let deadline = hook
+        .timeout
+        .filter(|t| *t > 0)
+        .map(|t| Instant::now() + Duration::from_secs(t as u64));
+    let mut pause = Duration::from_micros(200);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) => {}
+            Err(e) => return Err(Error::State(format!("{label}: wait: {e}"))),
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::State(format!(
+                "{label}: timed out after {} s and was killed",
+                hook.timeout.unwrap_or(0)
+            )));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    };
+    if status.success() {
+        Ok(())
+    } else if let Some(sig) = status.signal() {
+        Err(Error::State(format!("{label}: killed by signal {sig}")))
+    } else {
+        Err(Error::State(format!(
+            "{label}: exited with status {}",
+            status.code().unwrap_or(-1)
+        )))
+    }
+}
+
+/// Runs a list in order; the first failure stops it.
+pub fn run_list(kind: &str, hooks: &[Hook], state: &str) -> Result<()> {
+    for (i, h) in hooks.iter().enumerate() {
+        run_one(kind, i, h, state)?;
+    }
+    Ok(())
+}
+
+/// Runs a list whose failures only warn (poststart, poststop).
+pub fn run_list_warn(kind: &str, hooks: &[Hook], state: &str) {
+    for (i, h) in hooks.iter().enumerate() {
+        if let Err(e) = run_one(kind, i, h, state) {
+            crate::logging::warn(&e.to_string());
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! runc-compatible logging: `--log FILE` and `--log-format text|json`, JSON lines
+//! `{"level":"warning","msg":"...","time":"2026-11-23T09:00:00Z"}` as runc (logrus) writes them, because
+//! orchestrators such as containerd read the last error from that file. Without `--log`, messages go to
+//! stderr. Set up once in `main`; the library only calls [`warn`], [`info`] and [`debug`].
+
+use std::io::Write;
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The log's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `time="..." level=warning msg="..."`
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug)]
+struct Logger {
+    file: Option<std::fs::File>,
+    format: Format,
+    debug: bool,
+}
+
+static LOGGER: OnceLock<Logger> = OnceLock::new();
+
+/// Sets the logger up (first call wins).
+pub fn init(path: Option<&std::path::Path>, format: Format, debug: bool) -> crate::Result<()> {
+    let file = match path {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| crate::error::io_err("open log", p, e))?,
+        ),
+        None => None,
+    };
+    let _ = LOGGER.set(Logger { file, format, debug });
+    Ok(())
+}
+
+/// RFC 3339 UTC time with seconds, from the system clock.
+pub fn now_rfc3339() -> String {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    rfc3339(d.as_secs() as i64, d.subsec_nanos())
+}
+
+/// RFC 3339 for a Unix time (civil-from-days, H. Hinnant's algorithm).
+pub fn rfc3339(secs: i64, nanos: u32) -> String {
+    let days = secs.div_euclid(86400);
+    let sod = secs.rem_euclid(86400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    )
+}
+
+fn emit(level: &str, msg: &str) {
+    let Some(l) = LOGGER.get() else {
+        eprintln!("berth: {level}: {msg}");
+        return;
+    };
+    if level == "debug" && !l.debug {
+        return;
+    }
+    let time = now_rfc3339();
+    let line = match l.format {
+        Format::Json => format!(
+            "{}\n",
+            serde_json::json!({"level": level, "msg": msg, "time": time})
+        ),
+        Format::Text => format!("time=\"{time}\" level={level} msg={msg:?}\n"),
+    };
+    match &l.file {
+        Some(f) => {
+            let _ = (&*f).write_all(line.as_bytes());
+        }
+        None if level != "debug" || l.debug => eprint!("{line}"),
+        None => {}
+    }
+}
+
+/// The top-level error, written once by `main`: to the log file when there is one, and always to stderr.
+pub fn error(msg: &str) {
+    if LOGGER.get().is_some_and(|l| l.file.is_some()) {
+        emit("error", msg);
+    }
+    eprintln!("berth: error: {msg}");
+}
+
+/// A warning.
+pub fn warn(msg: &str) {
+    emit("warning", msg);
+}
+
+/// Information.
+pub fn info(msg: &str) {
+    emit("info", msg);
+}
+
+/// Debug output (only with --debug).
+pub fn debug(msg: &str) {
+    emit("debug", msg);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_known_dates() {
+        assert_eq!(super::rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(super::rfc3339(1_795_424_400, 5), "2026-11-23T09:00:00.000000005Z");
+        assert_eq!(super::rfc3339(951_782_400, 0), "2000-02-29T00:00:00.000000000Z");
+    }
+}

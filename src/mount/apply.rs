@@ -1,0 +1,98 @@
+//! Performs a mount plan inside the container's mount namespace, on file descriptors only.
+//!
+//! Bind: the source is opened once (O_PATH), cloned into a detached tree with
+//! `open_tree(OPEN_TREE_CLONE [| AT_RECURSIVE])`, its attributes set on the detached tree with
+//! `mount_setattr` (attributes are only ever added or cleared as asked, so flags the kernel locked on the
+//! source, e.g. nodev from a user namespace, are kept), and attached with `move_mount` onto the fd of the
+//! destination that [`Root`] resolved inside the rootfs. Other filesystems go through
+//! fsopen → fsconfig → fsmount → move_mount. No path string is ever handed to the kernel to mount on, so
+//! a symlink swapped into the rootfs after resolution has nothing to redirect (runc CVE-2021-30465
+//! class). Each fd is dropped as soon as its mount is attached, so the number of mounts is not bounded
+//! by RLIMIT_NOFILE.
+
+use super::plan::{MountOp, OpKind};
+use crate::error::{Context, Result};
+use crate::resolve::{Kind, Root};
+use crate::sys::{self, FsContext, MountAttr};
+use std::os::fd::{AsFd, OwnedFd};
+
+/// A detached copy of the mount tree at `src` (only its top mount unless `recursive`).
+pub fn clone_tree(src: impl AsFd, recursive: bool) -> Result<OwnedFd> {
+    let flags = sys::OPEN_TREE_CLONE | if recursive { libc::AT_RECURSIVE as u32 } else { 0 };
+    Ok(sys::open_tree(src, flags)?)
+}
+
+fn set_attrs(tree: &OwnedFd, op: &MountOp) -> Result<()> {
+    if op.attr != MountAttr::default() {
+        sys::mount_setattr(tree, false, &op.attr)?;
+    }
+    if op.rattr != MountAttr::default() {
+        sys::mount_setattr(tree, true, &op.rattr)?;
+    }
+    Ok(())
+}
+
+fn bind(root: &Root, op: &MountOp, source: &std::path::Path, recursive: bool) -> Result<OwnedFd> {
+    let src = sys::openat2(None, source, libc::O_PATH, 0, 0)?;
+    let kind = if sys::fstat(&src)?.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        Kind::Dir
+    } else {
+        Kind::File
+    };
+    let tree = clone_tree(&src, recursive)?;
+    drop(src);
+    set_attrs(&tree, op)?;
+    let dest = root.open_or_create(&op.dest, kind)?;
+    sys::move_mount(&tree, &dest)?;
+    Ok(tree)
+}
+
+fn new_fs(root: &Root, op: &MountOp, fstype: &str, source: Option<&str>, params: &[(String, Option<String>)]) -> Result<OwnedFd> {
+    let ctx = FsContext::open(fstype)?;
+    if let Some(s) = source {
+        ctx.set("source", Some(s))?;
+    }
+    for (k, v) in params {
+        ctx.set(k, v.as_deref())?;
+    }
+    let mnt = ctx.mount(op.attr.attr_set | op.rattr.attr_set)?;
+    let dest = if matches!(fstype, "proc" | "sysfs") {
+        // proc and sysfs only onto real directories: a symlink here is refused, not followed.
+        drop(root.mkdir_all(&op.dest)?);
+        root.open_no_symlinks(&op.dest, libc::O_PATH | libc::O_DIRECTORY)
+            .with_context(|| format!("{fstype} must be mounted on a real directory, not through a symlink"))?
+    } else {
+        root.mkdir_all(&op.dest)?
+    };
+    sys::move_mount(&mnt, &dest)?;
+    Ok(mnt)
+}
+
+/// Makes one mount; returns the fd of the attached mount.
+pub fn apply_one(root: &Root, op: &MountOp) -> Result<OwnedFd> {
+    let mnt = match &op.kind {
+        OpKind::Bind { source, recursive } => bind(root, op, source, *recursive),
+        OpKind::Fs { fstype, source, params } => new_fs(root, op, fstype, source.as_deref(), params),
+    }
+    .with_context(|| op.label())?;
+    if let Some((flag, recursive)) = op.propagation {
+        let attr = MountAttr { propagation: flag, ..Default::default() };
+        sys::mount_setattr(&mnt, recursive, &attr).with_context(|| op.label())?;
+    }
+    Ok(mnt)
+}
+
+/// Makes every mount in order. Returns the root of the tmpfs mounted on /dev, if the plan has one, so
+/// that /dev is populated through that fd rather than through a path.
+pub fn apply_all(root: &Root, ops: &[MountOp]) -> Result<Option<OwnedFd>> {
+    let mut dev = None;
+    for op in ops {
+        let mnt = apply_one(root, op)?;
+        let is_dev_tmpfs = matches!(&op.kind, OpKind::Fs { fstype, .. } if fstype == "tmpfs")
+            && op.dest == std::path::Path::new("/dev");
+        if is_dev_tmpfs {
+            dev = Some(mnt);
+        }
+    }
+    Ok(dev)
+}

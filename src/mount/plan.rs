@@ -1,0 +1,235 @@
+//! The mount plan: config.json's `mounts` turned into [`MountOp`]s, purely (no system calls), so every
+//! option error is found before a process or a state directory exists, and the logic is unit-tested
+//! without root. Order is kept: the runtime-spec says mounts are made in the order listed.
+
+use super::options::{self, Opt};
+use crate::error::{Error, Result};
+use crate::spec::Mount;
+use crate::sys::MountAttr;
+use std::path::{Component, Path, PathBuf};
+
+/// What to mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpKind {
+    /// A bind mount of a host path (absolute; relative sources were joined to the bundle).
+    Bind {
+        /// Host path.
+        source: PathBuf,
+        /// rbind: the whole tree below the source.
+        recursive: bool,
+    },
+    /// A new filesystem instance (tmpfs, proc, sysfs, devpts, mqueue, cgroup, overlay...).
+    Fs {
+        /// Filesystem type as fsopen(2) knows it.
+        fstype: String,
+        /// The `source` parameter, when the filesystem takes one.
+        source: Option<String>,
+        /// fsconfig parameters: `key` (flag) or `key=value`.
+        params: Vec<(String, Option<String>)>,
+    },
+}
+
+/// One mount to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountOp {
+    /// Index in config.json's mounts, for messages.
+    pub index: usize,
+    /// Absolute, normalised path inside the container.
+    pub dest: PathBuf,
+    /// What.
+    pub kind: OpKind,
+    /// Attributes of the top mount.
+    pub attr: MountAttr,
+    /// Attributes of every mount in the tree (the r-options).
+    pub rattr: MountAttr,
+    /// Propagation to set after attaching, and whether recursively.
+    pub propagation: Option<(u64, bool)>,
+}
+
+impl MountOp {
+    /// `mounts[3] (/data)`, for messages.
+    pub fn label(&self) -> String {
+        format!("mounts[{}] ({})", self.index, self.dest.display())
+    }
+}
+
+/// Normalises a destination to an absolute path without `.`; `..` is kept for the resolver, which
+/// clamps it at the root.
+fn normalise(dest: &str) -> PathBuf {
+    let mut p = PathBuf::from("/");
+    for c in Path::new(dest).components() {
+        match c {
+            Component::Normal(n) => p.push(n),
+            Component::ParentDir => p.push(".."),
+            _ => {}
+        }
+    }
+    p
+}
+
+fn is_bind(m: &Mount) -> bool {
+    m.typ.as_deref() == Some("bind")
+        || m.options.iter().any(|o| o == "bind" || o == "rbind")
+}
+
+/// Plans one mount.
+pub fn plan_one(index: usize, m: &Mount, bundle: &Path) -> Result<MountOp> {
+    let label = format!("mounts[{index}] ({})", m.destination);
+    let bad = |msg: String| Error::InvalidSpec(format!("{label}: {msg}"));
+    if m.destination.is_empty() {
+        return Err(bad("destination is empty".into()));
+    }
+    let dest = normalise(&m.destination);
+    if dest == Path::new("/") {
+        return Err(bad("destination / would cover the whole rootfs".into()));
+    }
+    if m.uid_mappings.is_some() || m.gid_mappings.is_some() {
+        return Err(Error::NotSupported(format!(
+            "{label}: uidMappings/gidMappings (idmapped mounts)"
+        )));
+    }
+    let bind = is_bind(m);
+    let mut recursive = false;
+    let mut attr = MountAttr::default();
+    let mut rattr = MountAttr::default();
+    let mut propagation = None;
+    let mut params = Vec::new();
+    for o in &m.options {
+        match options::lookup(o) {
+            Some(Opt::Attr { set, clr, recursive: false }) => options::merge(&mut attr, set, clr),
+            Some(Opt::Attr { set, clr, recursive: true }) => options::merge(&mut rattr, set, clr),
+            Some(Opt::Propagation { flag, recursive }) => propagation = Some((flag, recursive)),
+            Some(Opt::Bind(r)) => recursive = r,
+            Some(Opt::Ignore) => {}
+            Some(Opt::SuperFlag) if !bind => params.push((o.clone(), None)),
+            Some(Opt::SuperFlag) => {
+                return Err(bad(format!(
+                    "option {o:?} changes the source filesystem and cannot be set on a bind mount"
+                )));
+            }
+            Some(Opt::Unsupported(why)) => {
+                return Err(Error::NotSupported(format!("{label}: option {o:?}: {why}")));
+            }
+            None if bind => return Err(bad(format!("unknown option {o:?} for a bind mount"))),
+            None if o.is_empty() => return Err(bad("empty option".into())),
+            None => match o.split_once('=') {
+                Some((k, v)) => params.push((k.to_string(), Some(v.to_string()))),
+                None => params.push((o.clone(), None)),
+            },
+        }
+    }
+    let kind = if bind {
+        let src = m
+            .source
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| bad("a bind mount needs a source".into()))?;
+        OpKind::Bind {
+            source: bundle.join(src),
+            recursive,
+        }
+    } else {
+        let fstype = m
+            .typ
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| bad("type is missing".into()))?;
+        if fstype.contains(['/', '\0']) {
+            return Err(bad(format!("type {fstype:?} is not a filesystem name")));
+        }
+        // cgroup: the unified (v2) hierarchy, read through the container's cgroup namespace; v1
+        // hierarchies are not mounted into containers.
+        let fstype = if fstype == "cgroup" { "cgroup2" } else { fstype };
+        // Pseudo filesystems take no source; a source of "none" or the type's own name means none.
+        let source = m
+            .source
+            .clone()
+            .filter(|s| !s.is_empty() && s != "none" && !matches!(fstype, "proc" | "sysfs" | "cgroup2" | "mqueue" | "devpts"));
+        OpKind::Fs {
+            fstype: fstype.to_string(),
+            source,
+            params,
+        }
+    };
+    Ok(MountOp {
+        index,
+        dest,
+        kind,
+        attr,
+        rattr,
+        propagation,
+    })
+}
+
+/// Plans every mount of the spec, in order.
+pub fn plan(mounts: &[Mount], bundle: &Path) -> Result<Vec<MountOp>> {
+    mounts
+        .iter()
+        .enumerate()
+        .map(|(i, m)| plan_one(i, m, bundle))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::{MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+
+    fn m(dest: &str, typ: Option<&str>, src: &str, opts: &[&str]) -> Mount {
+        Mount {
+            destination: dest.into(),
+            typ: typ.map(Into::into),
+            source: Some(src.into()),
+            options: opts.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn rbind_ro_is_top_only_and_rro_recursive() {
+        let op = plan_one(0, &m("/a", None, "/h", &["rbind", "ro", "rnosuid"]), Path::new("/b")).unwrap();
+        assert_eq!(op.kind, OpKind::Bind { source: "/h".into(), recursive: true });
+        assert_eq!(op.attr.attr_set, MOUNT_ATTR_RDONLY);
+        assert_eq!(op.rattr.attr_set, MOUNT_ATTR_NOSUID);
+        let op = plan_one(0, &m("/a", Some("bind"), "h", &["rro"]), Path::new("/b")).unwrap();
+        assert_eq!(op.kind, OpKind::Bind { source: "/b/h".into(), recursive: false });
+        assert_eq!(op.rattr.attr_set, MOUNT_ATTR_RDONLY);
+    }
+
+    #[test]
+    fn unknown_bind_option_names_index_dest_and_option() {
+        let e = plan(&[m("/x", None, "/s", &[]), m("/data", None, "/h", &["bind", "bogus"])], Path::new("/b"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mounts[1] (/data)") && e.contains("\"bogus\""), "{e}");
+    }
+
+    #[test]
+    fn fs_params_and_destination_normalised() {
+        let op = plan_one(2, &m("dev//shm/.", Some("tmpfs"), "shm", &["nosuid", "size=64k", "mode=1777"]), Path::new("/b")).unwrap();
+        assert_eq!(op.dest, PathBuf::from("/dev/shm"));
+        assert_eq!(
+            op.kind,
+            OpKind::Fs {
+                fstype: "tmpfs".into(),
+                source: Some("shm".into()),
+                params: vec![("size".into(), Some("64k".into())), ("mode".into(), Some("1777".into()))]
+            }
+        );
+    }
+
+    #[test]
+    fn root_destination_and_missing_type_refused() {
+        assert!(plan_one(0, &m("/", Some("tmpfs"), "t", &[]), Path::new("/b")).is_err());
+        assert!(plan_one(0, &m("/x", None, "t", &[]), Path::new("/b")).is_err());
+        assert!(plan_one(0, &m("/x", Some("tmpfs"), "t", &["idmap"])
+            , Path::new("/b")).unwrap_err().to_string().contains("not supported"));
+    }
+
+    #[test]
+    fn cgroup_becomes_cgroup2_and_propagation_kept() {
+        let op = plan_one(0, &m("/sys/fs/cgroup", Some("cgroup"), "cgroup", &["ro", "rslave"]), Path::new("/b")).unwrap();
+        assert!(matches!(op.kind, OpKind::Fs { ref fstype, source: None, .. } if fstype == "cgroup2"));
+        assert_eq!(op.propagation, Some((libc::MS_SLAVE, true)));
+    }
+}

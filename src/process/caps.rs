@@ -1,0 +1,68 @@
+//! Capability sets from process.capabilities, via the caps crate.
+//!
+//! Order matters across the uid change: the bounding set is reduced first (while CAP_SETPCAP is still
+//! effective), the uid/gid change keeps the permitted set (PR_SET_KEEPCAPS, set by the caller), then the
+//! inheritable set (which may only grow within the old permitted set), effective, permitted and last
+//! ambient (which must lie within permitted and inheritable). See capabilities(7).
+
+use crate::error::{Error, Result};
+use crate::spec::Capabilities;
+use caps::{CapSet, Capability, CapsHashSet};
+use std::str::FromStr;
+
+/// Parses `CAP_KILL` (the form the runtime-spec uses).
+pub fn parse(name: &str) -> Result<Capability> {
+    Capability::from_str(name).map_err(|_| Error::InvalidSpec(format!("unknown capability {name:?}")))
+}
+
+fn set_of(list: &Option<Vec<String>>) -> Result<CapsHashSet> {
+    list.iter().flatten().map(|n| parse(n)).collect()
+}
+
+fn err(what: &str, _e: caps::errors::CapsError) -> Error {
+    // The caps crate keeps only a string; errno still holds the kernel's answer.
+    Error::sys(format!("capset({what})"), nix::errno::Errno::last())
+}
+
+/// Drops every capability not in the bounding set (before the uid change).
+pub fn apply_bounding(c: &Capabilities) -> Result<()> {
+    if c.bounding.is_none() {
+        return Ok(());
+    }
+    let keep = set_of(&c.bounding)?;
+    let current = caps::read(None, CapSet::Bounding).map_err(|e| err("read bounding", e))?;
+    for cap in current.difference(&keep) {
+        caps::drop(None, CapSet::Bounding, *cap).map_err(|e| err(&format!("drop {cap} from bounding"), e))?;
+    }
+    Ok(())
+}
+
+/// Sets inheritable, permitted, effective and ambient (after the uid change).
+pub fn apply_sets(c: &Capabilities) -> Result<()> {
+    let inh = set_of(&c.inheritable)?;
+    let prm = set_of(&c.permitted)?;
+    let eff = set_of(&c.effective)?;
+    let amb = set_of(&c.ambient)?;
+    caps::set(None, CapSet::Inheritable, &inh).map_err(|e| err("inheritable", e))?;
+    // Effective before permitted: the kernel requires effective ⊆ permitted after every capset.
+    caps::set(None, CapSet::Effective, &eff).map_err(|e| err("effective", e))?;
+    caps::set(None, CapSet::Permitted, &prm).map_err(|e| err("permitted", e))?;
+    caps::clear(None, CapSet::Ambient).map_err(|e| err("clear ambient", e))?;
+    for cap in &amb {
+        // The kernel refuses an ambient capability that is not both permitted and inheritable; runc
+        // skips those too, since specs routinely list ambient = effective.
+        if prm.contains(cap) && inh.contains(cap) {
+            caps::raise(None, CapSet::Ambient, *cap).map_err(|e| err(&format!("raise ambient {cap}"), e))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_parse() {
+        assert!(super::parse("CAP_KILL").is_ok());
+        assert!(super::parse("CAP_NOPE").is_err());
+    }
+}

@@ -1,0 +1,7 @@
+//! The container process: [`spawn`] clones it in its namespaces and drives it from the parent,
+//! [`init`] is the recipe it follows inside, [`sync`] is how the two talk, [`caps`] sets capabilities.
+
+pub mod caps;
+pub mod init;
+pub mod spawn;
+pub mod sync;

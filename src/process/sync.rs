@@ -1,0 +1,199 @@
+//! The parent/child protocol: typed messages over one `SOCK_SEQPACKET` socketpair.
+//!
+//! SEQPACKET keeps message boundaries, so a frame is one `send`: a one-byte tag, a 4-byte errno and a
+//! UTF-8 payload. An fd (the terminal's master side) travels as SCM_RIGHTS on a `Fd` frame. Each end is
+//! closed in the other process right after clone, so a dead peer reads as EOF instead of a hang.
+//! The sync points are numbered in `process::spawn` and `process::init`. Modelled on crun's sync socket
+//! and youki's `channel.rs`.
+
+use crate::error::{Error, Result};
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg, sendmsg,
+    socketpair,
+};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+/// One message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Msg {
+    /// Parent → child: go on (maps written, hooks run, start).
+    Continue,
+    /// Child → parent: namespaces and mounts are ready; run prestart/createRuntime hooks.
+    RunHooks,
+    /// Parent → child: the state JSON, for the hooks the child runs itself.
+    State(String),
+    /// Child → parent: everything that can fail is done; waiting for start.
+    Ready,
+    /// Child → parent: a terminal's master side follows as SCM_RIGHTS.
+    Fd,
+    /// Child → parent: setup failed; the child exits after sending this.
+    Error {
+        /// errno, 0 when none.
+        errno: i32,
+        /// The whole message, ready to print.
+        msg: String,
+    },
+}
+
+const MAX_FRAME: usize = 64 * 1024;
+
+/// One end of the socketpair.
+#[derive(Debug)]
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+/// A connected pair: (parent end, child end), both close-on-exec.
+pub fn pair() -> Result<(Channel, Channel)> {
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| Error::sys("socketpair(AF_UNIX, SOCK_SEQPACKET)", e))?;
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+impl Channel {
+    fn encode(msg: &Msg) -> Vec<u8> {
+        let (tag, errno, payload): (u8, i32, &str) = match msg {
+            Msg::Continue => (1, 0, ""),
+            Msg::RunHooks => (2, 0, ""),
+            Msg::State(s) => (3, 0, s),
+            Msg::Ready => (4, 0, ""),
+            Msg::Fd => (5, 0, ""),
+            Msg::Error { errno, msg } => (6, *errno, msg),
+        };
+        let mut v = Vec::with_capacity(5 + payload.len());
+        v.push(tag);
+        v.extend_from_slice(&errno.to_le_bytes());
+        v.extend_from_slice(&payload.as_bytes()[..payload.len().min(MAX_FRAME - 5)]);
+        v
+    }
+
+    fn decode(b: &[u8]) -> Result<Msg> {
+        let bad = || Error::State(format!("sync socket: malformed frame of {} bytes", b.len()));
+        if b.len() < 5 {
+            return Err(bad());
+        }
+        let errno = i32::from_le_bytes([b[1], b[2], b[3], b[4]]);
+        let payload = String::from_utf8_lossy(&b[5..]).into_owned();
+        Ok(match b[0] {
+            1 => Msg::Continue,
+            2 => Msg::RunHooks,
+            3 => Msg::State(payload),
+            4 => Msg::Ready,
+            5 => Msg::Fd,
+            6 => Msg::Error { errno, msg: payload },
+            _ => return Err(bad()),
+        })
+    }
+
+    /// Sends `msg`, with `fd` attached as SCM_RIGHTS when given.
+    pub fn send_with(&self, msg: &Msg, fd: Option<RawFd>) -> Result<()> {
+        let frame = Self::encode(msg);
+        let iov = [IoSlice::new(&frame)];
+        let fds = fd.map(|f| [f]);
+        let cmsg: Vec<ControlMessage> = fds.as_ref().map(|f| ControlMessage::ScmRights(f)).into_iter().collect();
+        sendmsg::<()>(self.fd.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None)
+            .map_err(|e| Error::sys("sendmsg(sync socket)", e))?;
+        Ok(())
+    }
+
+    /// Sends `msg`.
+    pub fn send(&self, msg: &Msg) -> Result<()> {
+        self.send_with(msg, None)
+    }
+
+    /// Receives one message (and an fd, if one came with it). EOF is an error: the peer died.
+    pub fn recv_with(&self) -> Result<(Msg, Option<OwnedFd>)> {
+        let mut buf = vec![0u8; MAX_FRAME];
+        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+        let (n, fd) = loop {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            match recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("recvmsg(sync socket)", e)),
+                Ok(r) => {
+                    let mut fd = None;
+                    for c in r.cmsgs().map_err(|e| Error::sys("recvmsg(sync socket) cmsgs", e))? {
+                        if let ControlMessageOwned::ScmRights(fds) = c {
+                            for f in fds {
+                                fd = Some(crate::sys::own_received_fd(f));
+                            }
+                        }
+                    }
+                    break (r.bytes, fd);
+                }
+            }
+        };
+        if n == 0 {
+            return Err(Error::State("sync socket: the other side exited without a word".into()));
+        }
+        Ok((Self::decode(&buf[..n])?, fd))
+    }
+
+    /// Wraps a connected socket (the console socket).
+    pub fn from_fd(fd: OwnedFd) -> Channel {
+        Channel { fd }
+    }
+
+    /// Sends raw bytes with an fd attached (the console-socket convention: the pty's name + its master).
+    pub fn send_raw_fd(&self, bytes: &[u8], fd: RawFd) -> Result<()> {
+        let iov = [IoSlice::new(bytes)];
+        let fds = [fd];
+        let cmsg = [ControlMessage::ScmRights(&fds)];
+        sendmsg::<()>(self.fd.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None)
+            .map_err(|e| Error::sys("sendmsg(console socket)", e))?;
+        Ok(())
+    }
+
+    /// Receives one message.
+    pub fn recv(&self) -> Result<Msg> {
+        Ok(self.recv_with()?.0)
+    }
+
+    /// Receives and requires `want`; an `Error` frame becomes an [`Error::Child`].
+    pub fn expect(&self, want: Msg) -> Result<()> {
+        match self.recv()? {
+            m if m == want => Ok(()),
+            Msg::Error { errno, msg } => Err(Error::Child { msg, errno }),
+            other => Err(Error::State(format!(
+                "sync socket: expected {want:?}, got {other:?}"
+            ))),
+        }
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip() {
+        let (a, b) = pair().unwrap();
+        for m in [
+            Msg::Continue,
+            Msg::RunHooks,
+            Msg::State("{\"id\":\"x\"}".into()),
+            Msg::Ready,
+            Msg::Error { errno: 2, msg: "mount 3: ENOENT".into() },
+        ] {
+            a.send(&m).unwrap();
+            assert_eq!(b.recv().unwrap(), m);
+        }
+        drop(a);
+        assert!(b.recv().is_err());
+    }
+
+    #[test]
+    fn error_frame_becomes_child_error() {
+        let (a, b) = pair().unwrap();
+        a.send(&Msg::Error { errno: 13, msg: "denied".into() }).unwrap();
+        let e = b.expect(Msg::Ready).unwrap_err();
+        assert_eq!(e.errno(), Some(nix::errno::Errno::EACCES));
+    }
+}

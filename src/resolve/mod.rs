@@ -1,0 +1,334 @@
+//! [`Root`]: a handle on a directory that every container-controlled path is resolved beneath.
+//!
+//! Lookups use `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, so the kernel clamps `..` and absolute
+//! symlinks at the root and refuses `/proc/self/...`-style magic links; a rename race makes the kernel
+//! answer EAGAIN, which is retried a bounded number of times and then fails closed.
+//!
+//! Creating a missing destination ([`Root::mkdir_all`], [`Root::create_file`]) cannot be done by the
+//! kernel in one call, so it walks one component at a time: every parent is re-opened from the root
+//! with `RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS` just before use, each component is opened with
+//! `O_NOFOLLOW` so a symlink is seen rather than followed, and symlinks are expanded here, inside the
+//! root (absolute ones restart at the root), up to 40 of them. A dangling symlink is therefore resolved
+//! inside the root and its target created there (images ship /etc/localtime like that). The finished
+//! path is opened once more from the root, and that fd is what the caller gets. Modelled on libpathrs
+//! `src/resolvers/openat2.rs` and crun's `safe_openat`.
+
+use crate::error::{Error, Result};
+use crate::sys::{self, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS};
+use nix::errno::Errno;
+use std::ffi::OsString;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+/// How often an EAGAIN from a racing rename is retried before giving up.
+const EAGAIN_RETRIES: usize = 32;
+/// Symlinks followed in one creating walk, as the kernel's MAXSYMLINKS.
+const MAX_SYMLINKS: usize = 40;
+/// Steps in one creating walk before it is taken for a livelock.
+const MAX_STEPS: usize = 4096;
+
+/// What a path must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A directory.
+    Dir,
+    /// Anything but a directory (a bind-mount target for a file).
+    File,
+}
+
+/// An O_PATH handle on a directory used as `/` for path resolution.
+#[derive(Debug)]
+pub struct Root {
+    fd: OwnedFd,
+    /// The host path, for messages only: never used to reach the directory.
+    display: PathBuf,
+}
+
+fn file_type(fd: impl AsFd) -> Result<u32> {
+    Ok(sys::fstat(fd)?.st_mode & libc::S_IFMT)
+}
+
+/// Components of `path` as names and `..`, without `/` and `.`.
+fn parts(path: &Path) -> Vec<OsString> {
+    path.components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some(OsString::from("..")),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `path` relative to the root, for openat2 (empty means the root itself, spelled ".").
+fn rel(path: &Path) -> PathBuf {
+    let p: PathBuf = path
+        .components()
+        .filter(|c| !matches!(c, Component::RootDir | Component::Prefix(_)))
+        .collect();
+    if p.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        p
+    }
+}
+
+impl Root {
+    /// Opens `path` (a host path the caller trusts, e.g. the bundle's rootfs) as a root.
+    pub fn open(path: &Path) -> Result<Root> {
+        let fd = sys::openat2(None, path, libc::O_PATH | libc::O_DIRECTORY, 0, 0)?;
+        Ok(Root {
+            fd,
+            display: path.to_path_buf(),
+        })
+    }
+
+    /// Wraps an fd already known to be a directory (e.g. the root of a mount berth just made).
+    pub fn from_fd(fd: OwnedFd, display: impl Into<PathBuf>) -> Root {
+        Root {
+            fd,
+            display: display.into(),
+        }
+    }
+
+    /// The handle.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// The host path it was opened from, for messages.
+    pub fn display(&self) -> &Path {
+        &self.display
+    }
+
+    fn openat2_retry(&self, path: &Path, flags: i32, resolve: u64) -> Result<OwnedFd> {
+        let path = rel(path);
+        let mut tries = 0;
+        loop {
+            match sys::openat2(Some(self.fd()), &path, flags, 0, resolve) {
+                Err(e) if e.errno == Errno::EAGAIN && tries < EAGAIN_RETRIES => tries += 1,
+                Err(e) => return Err(e.into()),
+                Ok(fd) => return Ok(fd),
+            }
+        }
+    }
+
+    /// Opens `path` inside the root with `flags` (O_PATH for a handle), following symlinks only inside
+    /// the root and refusing magic links.
+    pub fn open_at(&self, path: &Path, flags: i32) -> Result<OwnedFd> {
+        self.openat2_retry(path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+    }
+
+    /// Opens `path` inside the root refusing every symlink on the way (for proc and sysfs targets, which
+    /// must be real directories).
+    pub fn open_no_symlinks(&self, path: &Path, flags: i32) -> Result<OwnedFd> {
+        self.openat2_retry(path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS)
+    }
+
+    /// An O_PATH handle on the directory `path`, creating it and its parents (mode 0755) if missing.
+    pub fn mkdir_all(&self, path: &Path) -> Result<OwnedFd> {
+        self.open_or_create(path, Kind::Dir)
+    }
+
+    /// An O_PATH handle on the non-directory `path`, creating an empty file (and parent directories) if
+    /// missing.
+    pub fn create_file(&self, path: &Path) -> Result<OwnedFd> {
+        self.open_or_create(path, Kind::File)
+    }
+
+    fn check_kind(&self, fd: OwnedFd, path: &Path, kind: Kind) -> Result<OwnedFd> {
+        let is_dir = file_type(&fd)? == libc::S_IFDIR;
+        match (kind, is_dir) {
+            (Kind::Dir, false) => Err(Error::sys(
+                format!("{:?} in {}: expected a directory", path, self.display.display()),
+                Errno::ENOTDIR,
+            )),
+            (Kind::File, true) => Err(Error::sys(
+                format!("{:?} in {}: expected a file, found a directory", path, self.display.display()),
+                Errno::EISDIR,
+            )),
+            _ => Ok(fd),
+        }
+    }
+
+    /// The fast path is one openat2; only a missing component takes the walk.
+    pub fn open_or_create(&self, path: &Path, kind: Kind) -> Result<OwnedFd> {
+        match self.open_at(path, libc::O_PATH) {
+            Ok(fd) => return self.check_kind(fd, path, kind),
+            Err(e) if e.errno() == Some(Errno::ENOENT) => {}
+            Err(e) => return Err(e),
+        }
+        let done = self.walk_create(path, kind)?;
+        let fd = self.openat2_retry(&done, libc::O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS)?;
+        self.check_kind(fd, path, kind)
+    }
+
+    /// Creates what is missing of `path`; returns the symlink-free path (relative to the root) it made.
+    fn walk_create(&self, path: &Path, kind: Kind) -> Result<PathBuf> {
+        let mut pending = parts(path);
+        pending.reverse();
+        let mut done = PathBuf::new();
+        let (mut links, mut steps) = (0, 0);
+        while let Some(name) = pending.pop() {
+            steps += 1;
+            if steps > MAX_STEPS {
+                return Err(Error::SafetyViolation(format!(
+                    "creating {:?} in {}: the tree kept changing under berth",
+                    path,
+                    self.display.display()
+                )));
+            }
+            if name == ".." {
+                done.pop();
+                continue;
+            }
+            let parent =
+                self.openat2_retry(&done, libc::O_PATH | libc::O_DIRECTORY, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS)?;
+            let last = pending.is_empty();
+            let opened = sys::openat2(
+                Some(parent.as_fd()),
+                Path::new(&name),
+                libc::O_PATH | libc::O_NOFOLLOW,
+                0,
+                RESOLVE_NO_SYMLINKS | sys::RESOLVE_BENEATH,
+            );
+            match opened {
+                Ok(fd) => {
+                    let t = file_type(&fd)?;
+                    if t == libc::S_IFLNK {
+                        links += 1;
+                        if links > MAX_SYMLINKS {
+                            return Err(Error::sys(
+                                format!("resolving {:?} in {}: too many symlinks", path, self.display.display()),
+                                Errno::ELOOP,
+                            ));
+                        }
+                        let target = nix::fcntl::readlinkat(Some(std::os::fd::AsRawFd::as_raw_fd(&fd)), "")
+                            .map_err(|e| Error::sys(format!("readlinkat({:?})", done.join(&name)), e))?;
+                        if target.as_bytes().starts_with(b"/") {
+                            done.clear();
+                        }
+                        let mut more = parts(Path::new(&target));
+                        more.reverse();
+                        pending.extend(more);
+                        continue;
+                    }
+                    if !last && t != libc::S_IFDIR {
+                        return Err(Error::sys(
+                            format!("{:?} in {}: a path component is not a directory", done.join(&name), self.display.display()),
+                            Errno::ENOTDIR,
+                        ));
+                    }
+                    done.push(&name);
+                }
+                Err(e) if e.errno == Errno::ENOENT => {
+                    let made = if last && kind == Kind::File {
+                        sys::openat2(
+                            Some(parent.as_fd()),
+                            Path::new(&name),
+                            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW,
+                            0o644,
+                            RESOLVE_NO_SYMLINKS | sys::RESOLVE_BENEATH,
+                        )
+                        .map(drop)
+                    } else {
+                        nix::sys::stat::mkdirat(
+                            Some(std::os::fd::AsRawFd::as_raw_fd(&parent)),
+                            Path::new(&name),
+                            nix::sys::stat::Mode::from_bits_truncate(0o755),
+                        )
+                        .map_err(|errno| crate::error::SysError {
+                            call: format!("mkdirat({:?} in {})", done.join(&name), self.display.display()),
+                            errno,
+                        })
+                    };
+                    match made {
+                        // Open it again on the next round: that checks what is there now.
+                        Ok(()) => pending.push(name),
+                        Err(e) if e.errno == Errno::EEXIST => pending.push(name),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn tree() -> (tempfile::TempDir, Root) {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        let r = Root::open(&root).unwrap();
+        (t, r)
+    }
+
+    #[test]
+    fn absolute_symlink_stays_inside() {
+        let (t, r) = tree();
+        let root = t.path().join("root");
+        symlink(t.path(), root.join("escape")).unwrap();
+        r.mkdir_all(Path::new("/escape/made")).unwrap();
+        assert!(!t.path().join("made").exists());
+        assert!(root.join(t.path().strip_prefix("/").unwrap()).join("made").is_dir());
+    }
+
+    #[test]
+    fn dotdot_clamps_at_root() {
+        let (t, r) = tree();
+        r.mkdir_all(Path::new("/../../x/../y")).unwrap();
+        assert!(t.path().join("root/y").is_dir());
+        assert!(!t.path().join("y").exists());
+    }
+
+    #[test]
+    fn relative_symlink_escape_clamped() {
+        let (t, r) = tree();
+        let root = t.path().join("root");
+        symlink("../../../../..", root.join("etc/up")).unwrap();
+        r.create_file(Path::new("/etc/up/file")).unwrap();
+        assert!(root.join("file").is_file());
+    }
+
+    #[test]
+    fn dangling_symlink_created_inside() {
+        let (t, r) = tree();
+        let root = t.path().join("root");
+        symlink("/usr/share/zoneinfo/UTC", root.join("etc/localtime")).unwrap();
+        r.create_file(Path::new("/etc/localtime")).unwrap();
+        assert!(root.join("usr/share/zoneinfo/UTC").is_file());
+    }
+
+    #[test]
+    fn loop_is_eloop() {
+        let (t, r) = tree();
+        let root = t.path().join("root");
+        symlink("b", root.join("a")).unwrap();
+        symlink("a", root.join("b")).unwrap();
+        let e = r.mkdir_all(Path::new("/a/x")).unwrap_err();
+        assert_eq!(e.errno(), Some(Errno::ELOOP), "{e}");
+    }
+
+    #[test]
+    fn magic_link_refused() {
+        let (t, r) = tree();
+        let root = t.path().join("root");
+        symlink("/proc/self/root", root.join("magic")).unwrap();
+        // Inside the root, /proc/self/root does not exist: resolution must not reach the host's procfs.
+        assert!(r.open_at(Path::new("/magic/etc"), libc::O_PATH).is_err());
+    }
+
+    #[test]
+    fn kind_mismatch() {
+        let (_t, r) = tree();
+        assert_eq!(r.create_file(Path::new("/etc")).unwrap_err().errno(), Some(Errno::EISDIR));
+        r.create_file(Path::new("/f")).unwrap();
+        assert_eq!(r.mkdir_all(Path::new("/f")).unwrap_err().errno(), Some(Errno::ENOTDIR));
+    }
+}

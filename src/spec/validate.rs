@@ -1,0 +1,450 @@
+//! Validation of config.json into a [`ValidSpec`]: everything later steps rely on is checked here, once,
+//! with errors that name the field (`linux.namespaces[2].type`), before any state or process exists.
+//!
+//! Settings berth cannot enforce are refused (seccomp until the confinement layer lands, SELinux,
+//! personality, idmapped mounts) rather than skipped, so a spec never silently loses a protection.
+
+use super::{Namespace, Process, Spec};
+use crate::error::{Error, Result};
+use nix::sched::CloneFlags;
+use std::path::{Path, PathBuf};
+
+/// A namespace to join by path.
+#[derive(Debug, Clone)]
+pub struct JoinNs {
+    /// The CLONE_NEW* flag of its type.
+    pub flag: CloneFlags,
+    /// The OCI type name, for messages.
+    pub typ: String,
+    /// /proc/<pid>/ns/<type> or a bind-mounted nsfs file.
+    pub path: PathBuf,
+}
+
+/// A spec that passed validation, with what later steps derive from it.
+#[derive(Debug, Clone)]
+pub struct ValidSpec {
+    /// The spec itself.
+    pub spec: Spec,
+    /// The process (always present after validation).
+    pub process: Process,
+    /// Absolute bundle directory.
+    pub bundle: PathBuf,
+    /// Absolute rootfs path.
+    pub rootfs: PathBuf,
+    /// CLONE_NEW* flags of the namespaces to create (time excluded: see `new_time`).
+    pub clone_flags: CloneFlags,
+    /// A new time namespace is asked for (created by the parent with unshare, see process::spawn).
+    pub new_time: bool,
+    /// Namespaces to join, user first.
+    pub joins: Vec<JoinNs>,
+    /// The container has a user namespace (new or joined).
+    pub userns: bool,
+    /// The spec mounts a tmpfs on /dev, so berth populates a minimal /dev.
+    pub dev_is_tmpfs: bool,
+}
+
+fn ns_flag(typ: &str) -> Option<CloneFlags> {
+    Some(match typ {
+        "pid" => CloneFlags::CLONE_NEWPID,
+        "network" => CloneFlags::CLONE_NEWNET,
+        "mount" => CloneFlags::CLONE_NEWNS,
+        "ipc" => CloneFlags::CLONE_NEWIPC,
+        "uts" => CloneFlags::CLONE_NEWUTS,
+        "user" => CloneFlags::CLONE_NEWUSER,
+        "cgroup" => CloneFlags::CLONE_NEWCGROUP,
+        "time" => CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+        _ => return None,
+    })
+}
+
+fn invalid(msg: String) -> Error {
+    Error::InvalidSpec(msg)
+}
+
+/// The rlimit resource for an OCI name.
+pub fn rlimit_resource(name: &str) -> Option<nix::sys::resource::Resource> {
+    use nix::sys::resource::Resource as R;
+    Some(match name {
+        "RLIMIT_AS" => R::RLIMIT_AS,
+        "RLIMIT_CORE" => R::RLIMIT_CORE,
+        "RLIMIT_CPU" => R::RLIMIT_CPU,
+        "RLIMIT_DATA" => R::RLIMIT_DATA,
+        "RLIMIT_FSIZE" => R::RLIMIT_FSIZE,
+        "RLIMIT_LOCKS" => R::RLIMIT_LOCKS,
+        "RLIMIT_MEMLOCK" => R::RLIMIT_MEMLOCK,
+        "RLIMIT_MSGQUEUE" => R::RLIMIT_MSGQUEUE,
+        "RLIMIT_NICE" => R::RLIMIT_NICE,
+        "RLIMIT_NOFILE" => R::RLIMIT_NOFILE,
+        "RLIMIT_NPROC" => R::RLIMIT_NPROC,
+        "RLIMIT_RSS" => R::RLIMIT_RSS,
+        "RLIMIT_RTPRIO" => R::RLIMIT_RTPRIO,
+        "RLIMIT_RTTIME" => R::RLIMIT_RTTIME,
+        "RLIMIT_SIGPENDING" => R::RLIMIT_SIGPENDING,
+        "RLIMIT_STACK" => R::RLIMIT_STACK,
+        _ => return None,
+    })
+}
+
+/// Which namespace a sysctl needs, or None when it is not namespaced (and so not allowed).
+pub fn sysctl_namespace(key: &str) -> Option<&'static str> {
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        Some("ipc")
+    } else if key.starts_with("net.") {
+        Some("network")
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        Some("uts")
+    } else {
+        None
+    }
+}
+
+fn check_namespaces(namespaces: &[Namespace]) -> Result<(CloneFlags, bool, Vec<JoinNs>)> {
+    let mut flags = CloneFlags::CLONE_NEWNS;
+    let mut seen = CloneFlags::empty();
+    let mut new_time = false;
+    let mut joins = Vec::new();
+    for (i, ns) in namespaces.iter().enumerate() {
+        let flag = ns_flag(&ns.typ).ok_or_else(|| {
+            invalid(format!(
+                "linux.namespaces[{i}].type: unknown namespace type {:?} (expected pid, network, mount, ipc, uts, user, cgroup or time)",
+                ns.typ
+            ))
+        })?;
+        if seen.contains(flag) {
+            return Err(invalid(format!(
+                "linux.namespaces[{i}].type: namespace {:?} is listed twice",
+                ns.typ
+            )));
+        }
+        seen |= flag;
+        match ns.path.as_deref().filter(|p| !p.is_empty()) {
+            Some(path) => {
+                if ns.typ == "mount" {
+                    return Err(Error::NotSupported(format!(
+                        "linux.namespaces[{i}].path: joining an existing mount namespace ({path}); berth always builds the container's own"
+                    )));
+                }
+                if !path.starts_with('/') {
+                    return Err(invalid(format!(
+                        "linux.namespaces[{i}].path: {path:?} is not absolute"
+                    )));
+                }
+                joins.push(JoinNs {
+                    flag,
+                    typ: ns.typ.clone(),
+                    path: PathBuf::from(path),
+                });
+            }
+            None if ns.typ == "time" => new_time = true,
+            None => flags |= flag,
+        }
+    }
+    // The user namespace must be joined first: it decides what the others may do.
+    joins.sort_by_key(|j| j.typ != "user");
+    Ok((flags, new_time, joins))
+}
+
+fn check_process(p: &Process) -> Result<()> {
+    if p.args.is_empty() || p.args[0].is_empty() {
+        return Err(invalid("process.args: must name a program".into()));
+    }
+    if !p.cwd.starts_with('/') {
+        return Err(invalid(format!(
+            "process.cwd: {:?} is not an absolute path",
+            p.cwd
+        )));
+    }
+    for (i, e) in p.env.iter().enumerate() {
+        if !e.contains('=') || e.contains('\0') {
+            return Err(invalid(format!(
+                "process.env[{i}]: {e:?} is not KEY=value"
+            )));
+        }
+    }
+    for (i, r) in p.rlimits.iter().enumerate() {
+        if rlimit_resource(&r.typ).is_none() {
+            return Err(invalid(format!(
+                "process.rlimits[{i}].type: unknown rlimit {:?}",
+                r.typ
+            )));
+        }
+        if r.soft > r.hard {
+            return Err(invalid(format!(
+                "process.rlimits[{i}]: soft limit {} is above hard limit {}",
+                r.soft, r.hard
+            )));
+        }
+    }
+    if let Some(l) = &p.selinux_label {
+        if !l.is_empty() {
+            return Err(Error::NotSupported(
+                "process.selinuxLabel: SELinux is not supported".into(),
+            ));
+        }
+    }
+    if let Some(caps) = &p.capabilities {
+        let sets = [
+            ("bounding", &caps.bounding),
+            ("effective", &caps.effective),
+            ("inheritable", &caps.inheritable),
+            ("permitted", &caps.permitted),
+            ("ambient", &caps.ambient),
+        ];
+        for (set, list) in sets {
+            for (i, name) in list.iter().flatten().enumerate() {
+                crate::process::caps::parse(name).map_err(|_| {
+                    invalid(format!(
+                        "process.capabilities.{set}[{i}]: unknown capability {name:?}"
+                    ))
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl ValidSpec {
+    /// Validates `spec` of the bundle in `bundle`.
+    pub fn new(spec: Spec, bundle: &Path) -> Result<ValidSpec> {
+        if spec.oci_version.is_empty() {
+            return Err(invalid("ociVersion: missing".into()));
+        }
+        if !spec.oci_version.starts_with("1.") {
+            return Err(Error::NotSupported(format!(
+                "ociVersion: {:?} (berth implements 1.x)",
+                spec.oci_version
+            )));
+        }
+        let root = spec
+            .root
+            .as_ref()
+            .filter(|r| !r.path.is_empty())
+            .ok_or_else(|| invalid("root.path: missing".into()))?;
+        let bundle = std::path::absolute(bundle)
+            .map_err(|e| crate::error::io_err("absolute", bundle, e))?;
+        let rootfs = bundle.join(&root.path);
+        let process = spec
+            .process
+            .clone()
+            .ok_or_else(|| invalid("process: missing".into()))?;
+        check_process(&process)?;
+
+        let linux = spec.linux.clone().unwrap_or_default();
+        let (clone_flags, new_time, joins) = check_namespaces(&linux.namespaces)?;
+        let new_user = clone_flags.contains(CloneFlags::CLONE_NEWUSER);
+        let userns = new_user || joins.iter().any(|j| j.typ == "user");
+        if new_user && (linux.uid_mappings.is_empty() || linux.gid_mappings.is_empty()) {
+            return Err(invalid(
+                "linux.uidMappings/gidMappings: a new user namespace needs both".into(),
+            ));
+        }
+        if !new_user && (!linux.uid_mappings.is_empty() || !linux.gid_mappings.is_empty()) {
+            return Err(invalid(
+                "linux.uidMappings: mappings given without a new user namespace".into(),
+            ));
+        }
+        let new_uts = clone_flags.contains(CloneFlags::CLONE_NEWUTS);
+        if spec.hostname.as_deref().is_some_and(|h| !h.is_empty()) && !new_uts {
+            return Err(invalid(
+                "hostname: setting it needs a new uts namespace".into(),
+            ));
+        }
+        if spec.domainname.as_deref().is_some_and(|h| !h.is_empty()) && !new_uts {
+            return Err(invalid(
+                "domainname: setting it needs a new uts namespace".into(),
+            ));
+        }
+        if linux.time_offsets.as_ref().is_some_and(|t| !t.is_empty()) && !new_time {
+            return Err(invalid(
+                "linux.timeOffsets: needs a new time namespace".into(),
+            ));
+        }
+        for key in linux.time_offsets.iter().flat_map(|t| t.keys()) {
+            if key != "monotonic" && key != "boottime" {
+                return Err(invalid(format!(
+                    "linux.timeOffsets.{key}: only monotonic and boottime can be offset"
+                )));
+            }
+        }
+        for (key, _) in &linux.sysctl {
+            let need = sysctl_namespace(key).ok_or_else(|| {
+                invalid(format!(
+                    "linux.sysctl.{key}: not a namespaced sysctl, so setting it would change the host"
+                ))
+            })?;
+            let flag = ns_flag(need).unwrap_or(CloneFlags::empty());
+            if !clone_flags.contains(flag) && !joins.iter().any(|j| j.flag == flag) {
+                return Err(invalid(format!(
+                    "linux.sysctl.{key}: needs a {need} namespace of the container's own"
+                )));
+            }
+        }
+        for (i, d) in linux.devices.iter().enumerate() {
+            if !matches!(d.typ.as_str(), "c" | "u" | "b" | "p") {
+                return Err(invalid(format!(
+                    "linux.devices[{i}].type: {:?} (expected c, u, b or p)",
+                    d.typ
+                )));
+            }
+            if !d.path.starts_with("/dev/") {
+                return Err(invalid(format!(
+                    "linux.devices[{i}].path: {:?} is not under /dev",
+                    d.path
+                )));
+            }
+        }
+        if let Some(r) = &linux.rootfs_propagation {
+            if !matches!(
+                r.as_str(),
+                "" | "private" | "rprivate" | "slave" | "rslave" | "shared" | "rshared" | "unbindable" | "runbindable"
+            ) {
+                return Err(invalid(format!(
+                    "linux.rootfsPropagation: unknown propagation {r:?}"
+                )));
+            }
+        }
+        if linux.seccomp.is_some() {
+            return Err(Error::NotSupported(
+                "linux.seccomp: seccomp filters are not implemented yet; remove linux.seccomp to run without one".into(),
+            ));
+        }
+        if linux.mount_label.as_deref().is_some_and(|l| !l.is_empty()) {
+            return Err(Error::NotSupported(
+                "linux.mountLabel: SELinux is not supported".into(),
+            ));
+        }
+        if linux.intel_rdt.is_some() {
+            return Err(Error::NotSupported("linux.intelRdt".into()));
+        }
+        if linux.personality.is_some() {
+            return Err(Error::NotSupported("linux.personality".into()));
+        }
+        for (kind, hooks) in spec.hooks.iter().flat_map(crate::hooks::all) {
+            for (i, h) in hooks.iter().enumerate() {
+                if !h.path.starts_with('/') {
+                    return Err(invalid(format!(
+                        "hooks.{kind}[{i}].path: {:?} is not absolute",
+                        h.path
+                    )));
+                }
+            }
+        }
+        let dev_is_tmpfs = spec
+            .mounts
+            .iter()
+            .any(|m| m.typ.as_deref() == Some("tmpfs") && m.destination.trim_end_matches('/') == "/dev");
+        Ok(ValidSpec {
+            process,
+            bundle,
+            rootfs,
+            clone_flags,
+            new_time,
+            joins,
+            userns,
+            dev_is_tmpfs,
+            spec,
+        })
+    }
+
+    /// linux (or its default).
+    pub fn linux(&self) -> &super::Linux {
+        static EMPTY: std::sync::OnceLock<super::Linux> = std::sync::OnceLock::new();
+        self.spec
+            .linux
+            .as_ref()
+            .unwrap_or_else(|| EMPTY.get_or_init(Default::default))
+    }
+
+    /// The warnings about settings berth accepts but does not act on.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        let linux = self.linux();
+        if linux.resources.as_ref().is_some_and(|r| !r.is_null()) {
+            w.push("linux.resources: cgroups are not managed yet; resource limits are NOT applied".into());
+        }
+        if linux.cgroups_path.as_deref().is_some_and(|p| !p.is_empty()) {
+            w.push("linux.cgroupsPath: cgroups are not managed yet; no cgroup is created".into());
+        }
+        w
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::default::default_spec;
+
+    fn err_of(f: impl FnOnce(&mut Spec)) -> String {
+        let mut s = default_spec();
+        f(&mut s);
+        ValidSpec::new(s, Path::new("/b")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_namespace_names_the_index() {
+        let e = err_of(|s| {
+            s.linux.as_mut().unwrap().namespaces.push(Namespace {
+                typ: "bogus".into(),
+                path: None,
+            })
+        });
+        assert!(e.contains("linux.namespaces[6].type"), "{e}");
+    }
+
+    #[test]
+    fn hostname_needs_uts() {
+        let e = err_of(|s| s.linux.as_mut().unwrap().namespaces.retain(|n| n.typ != "uts"));
+        assert!(e.contains("hostname"), "{e}");
+    }
+
+    #[test]
+    fn userns_needs_mappings() {
+        let e = err_of(|s| {
+            s.linux.as_mut().unwrap().namespaces.push(Namespace {
+                typ: "user".into(),
+                path: None,
+            })
+        });
+        assert!(e.contains("uidMappings"), "{e}");
+    }
+
+    #[test]
+    fn host_sysctl_refused() {
+        let e = err_of(|s| {
+            s.linux
+                .as_mut()
+                .unwrap()
+                .sysctl
+                .insert("vm.swappiness".into(), "1".into());
+        });
+        assert!(e.contains("linux.sysctl.vm.swappiness"), "{e}");
+    }
+
+    #[test]
+    fn joins_put_user_first() {
+        let (_, _, joins) = check_namespaces(&[
+            Namespace { typ: "network".into(), path: Some("/proc/1/ns/net".into()) },
+            Namespace { typ: "user".into(), path: Some("/proc/1/ns/user".into()) },
+        ])
+        .unwrap();
+        assert_eq!(joins[0].typ, "user");
+    }
+
+    #[test]
+    fn bad_field_type_names_the_path() {
+        let e = crate::spec::parse(br#"{"ociVersion":"1.0.0","process":{"user":{"uid":"root"}}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("process.user.uid"), "{e}");
+    }
+}

@@ -1,0 +1,323 @@
+//! `<root>/<id>/`: the container's state directory, as crash-safe as runc's and crun's.
+//!
+//! state.json is written to a temporary file, fsynced and renamed over the old one, so a reader sees
+//! the old or the new state, never half of one. It records the init's pid *and its start time* from
+//! /proc/<pid>/stat, so a pid reused by another process after the container died is never mistaken for
+//! the container. Every command that reads or changes a container holds an exclusive flock on its
+//! directory, so concurrent commands on one id are serialised. The lifecycle rules are methods on
+//! [`Status`]. Modelled on crun's `src/libcrun/status.c`.
+
+use crate::error::{Error, Result, io_err};
+use crate::spec::{Hooks, OCI_VERSION, State};
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// The exec fifo's name inside the state directory.
+pub const EXEC_FIFO: &str = "exec.fifo";
+const STATE_FILE: &str = "state.json";
+
+/// What berth remembers of a container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Saved {
+    /// Container id.
+    pub id: String,
+    /// Init pid on the host.
+    pub pid: i32,
+    /// Its start time (clock ticks since boot).
+    pub start_time: u64,
+    /// Absolute bundle path.
+    pub bundle: PathBuf,
+    /// Absolute rootfs path.
+    pub rootfs: PathBuf,
+    /// RFC 3339 creation time.
+    pub created: String,
+    /// The spec's annotations.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// Hooks still to run (poststart, poststop).
+    #[serde(default)]
+    pub hooks: Option<Hooks>,
+    /// The init shares the host's pid namespace (kill --all then cannot reach only its processes).
+    #[serde(default)]
+    pub own_pid_ns: bool,
+}
+
+/// The runtime-spec's statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// create has not finished.
+    Creating,
+    /// The init waits for start.
+    Created,
+    /// The user's process runs.
+    Running,
+    /// The process exited (or never will run).
+    Stopped,
+}
+
+impl Status {
+    /// The spec's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Stopped => "stopped",
+        }
+    }
+
+    /// `start` is allowed only on a created container.
+    pub fn can_start(self) -> bool {
+        self == Status::Created
+    }
+
+    /// `kill` needs a live process.
+    pub fn can_kill(self) -> bool {
+        matches!(self, Status::Created | Status::Running)
+    }
+
+    /// `delete` without --force: stopped containers, and created ones (whose init never ran user code,
+    /// as runc allows).
+    pub fn can_delete(self, force: bool) -> bool {
+        force || matches!(self, Status::Stopped | Status::Created | Status::Creating)
+    }
+}
+
+/// Container ids: what runc accepts, so nothing can name a path outside the state root.
+pub fn check_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 1024
+        && id != "."
+        && id != ".."
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidSpec(format!(
+            "container id {id:?}: use letters, digits, '_', '+', '-' and '.' only"
+        )))
+    }
+}
+
+/// A locked state directory.
+#[derive(Debug)]
+pub struct Container {
+    /// `<root>/<id>`.
+    pub dir: PathBuf,
+    /// What state.json says (None while creating).
+    pub saved: Option<Saved>,
+    _lock: Flock<File>,
+}
+
+fn lock(dir: &Path) -> Result<Flock<File>> {
+    let f = File::options()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(dir)
+        .map_err(|e| io_err("open", dir, e))?;
+    Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| Error::sys(format!("flock({})", dir.display()), e))
+}
+
+impl Container {
+    /// Makes `<root>/<id>` (mode 0711, so an init in a user namespace can still reach its exec fifo)
+    /// and locks it; an existing id is an error.
+    pub fn create(root: &Path, id: &str) -> Result<Container> {
+        check_id(id)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .map_err(|e| io_err("mkdir", root, e))?;
+        let dir = root.join(id);
+        match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::State(format!("container {id:?} already exists")));
+            }
+            Err(e) => return Err(io_err("mkdir", &dir, e)),
+        }
+        let lock = lock(&dir)?;
+        Ok(Container { dir, saved: None, _lock: lock })
+    }
+
+    /// Opens and locks an existing container.
+    pub fn load(root: &Path, id: &str) -> Result<Container> {
+        check_id(id)?;
+        let dir = root.join(id);
+        let lock = match lock(&dir) {
+            Err(e) if e.errno() == Some(nix::errno::Errno::ENOENT) => {
+                return Err(Error::State(format!("container {id:?} does not exist")));
+            }
+            other => other?,
+        };
+        let path = dir.join(STATE_FILE);
+        let saved = match std::fs::read(&path) {
+            Ok(b) => Some(serde_json::from_slice(&b).map_err(|e| {
+                Error::State(format!("{}: corrupt state: {e}", path.display()))
+            })?),
+            // The directory was made but create has not written the state yet (or died doing so).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err("read", &path, e)),
+        };
+        Ok(Container { dir, saved, _lock: lock })
+    }
+
+    /// Writes state.json atomically: temp file, fsync, rename.
+    pub fn save(&mut self, saved: Saved) -> Result<()> {
+        let tmp = self.dir.join(".state.json.tmp");
+        let dst = self.dir.join(STATE_FILE);
+        let bytes = serde_json::to_vec(&saved).map_err(|e| Error::State(format!("encoding state: {e}")))?;
+        let mut f = File::options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| io_err("open", &tmp, e))?;
+        f.write_all(&bytes).map_err(|e| io_err("write", &tmp, e))?;
+        f.sync_data().map_err(|e| io_err("fsync", &tmp, e))?;
+        std::fs::rename(&tmp, &dst).map_err(|e| io_err("rename", &dst, e))?;
+        self.saved = Some(saved);
+        Ok(())
+    }
+
+    /// The lock's fd (a forked child closes it so it does not keep the lock).
+    pub fn lock_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self._lock.as_raw_fd()
+    }
+
+    /// Where the exec fifo lives.
+    pub fn fifo(&self) -> PathBuf {
+        self.dir.join(EXEC_FIFO)
+    }
+
+    /// The status now: the pid must be alive *with the recorded start time*; a created container still
+    /// has its exec fifo.
+    pub fn status(&self) -> Status {
+        let Some(s) = &self.saved else {
+            return Status::Creating;
+        };
+        if s.pid <= 0 || crate::sys::process_start_time(s.pid) != Some(s.start_time) {
+            return Status::Stopped;
+        }
+        if self.fifo().exists() {
+            Status::Created
+        } else {
+            Status::Running
+        }
+    }
+
+    /// The live pid, or None when the container's process is gone.
+    pub fn live_pid(&self) -> Option<i32> {
+        match self.status() {
+            Status::Created | Status::Running => self.saved.as_ref().map(|s| s.pid),
+            _ => None,
+        }
+    }
+
+    /// The runtime-spec state JSON.
+    pub fn oci_state(&self) -> State {
+        let status = self.status();
+        let id = self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        match &self.saved {
+            Some(s) => State {
+                oci_version: OCI_VERSION.into(),
+                id,
+                status: status.as_str().into(),
+                pid: if status == Status::Stopped { 0 } else { s.pid },
+                bundle: s.bundle.display().to_string(),
+                rootfs: s.rootfs.display().to_string(),
+                created: s.created.clone(),
+                owner: String::new(),
+                annotations: s.annotations.clone(),
+            },
+            None => State {
+                oci_version: OCI_VERSION.into(),
+                id,
+                status: status.as_str().into(),
+                pid: 0,
+                bundle: String::new(),
+                rootfs: String::new(),
+                created: String::new(),
+                owner: String::new(),
+                annotations: BTreeMap::new(),
+            },
+        }
+    }
+
+    /// Removes the state directory (the lock goes with it).
+    pub fn remove(self) -> Result<()> {
+        std::fs::remove_dir_all(&self.dir).map_err(|e| io_err("rmdir", &self.dir, e))
+    }
+}
+
+/// The ids under `root`, sorted.
+pub fn list_ids(root: &Path) -> Result<Vec<String>> {
+    let mut ids = Vec::new();
+    let rd = match std::fs::read_dir(root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ids),
+        Err(e) => return Err(io_err("readdir", root, e)),
+    };
+    for e in rd.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            ids.push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    ids.sort();
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert!(check_id("abc-1.2_x+y").is_ok());
+        for bad in ["", ".", "..", "a/b", "../x", "a b"] {
+            assert!(check_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lifecycle_rules() {
+        assert!(Status::Created.can_start());
+        assert!(!Status::Running.can_start());
+        assert!(!Status::Running.can_delete(false));
+        assert!(Status::Running.can_delete(true));
+        assert!(Status::Stopped.can_delete(false));
+        assert!(!Status::Stopped.can_kill());
+    }
+
+    #[test]
+    fn duplicate_and_atomic_save() {
+        let t = tempfile::tempdir().unwrap();
+        let mut c = Container::create(t.path(), "x").unwrap();
+        c.save(Saved {
+            id: "x".into(),
+            pid: 0,
+            start_time: 0,
+            bundle: "/b".into(),
+            rootfs: "/b/rootfs".into(),
+            created: "now".into(),
+            annotations: Default::default(),
+            hooks: None,
+            own_pid_ns: true,
+        })
+        .unwrap();
+        drop(c);
+        assert!(Container::create(t.path(), "x").unwrap_err().to_string().contains("already exists"));
+        let c = Container::load(t.path(), "x").unwrap();
+        assert_eq!(c.status(), Status::Stopped);
+        assert_eq!(c.oci_state().pid, 0);
+        c.remove().unwrap();
+        assert!(!t.path().join("x").exists());
+    }
+}

@@ -1,0 +1,570 @@
+//! The only module with `unsafe` code: one thin wrapper per system call that neither libc's safe
+//! surface nor nix offers (openat2, the new mount API, raw clone, close_range, prctl bits).
+//!
+//! Each wrapper takes borrowed fds (`impl AsFd`), returns `OwnedFd` with `O_CLOEXEC` already set, and on
+//! failure returns a [`SysError`] that reads like a line of strace, naming the fd's path
+//! (`[5]</b/rootfs>`) so the message makes sense on its own. What each `unsafe` block relies on is in its
+//! `// SAFETY:` comment. Modelled on libpathrs `src/syscalls.rs`.
+#![allow(unsafe_code)]
+
+use crate::error::SysError;
+use nix::errno::Errno;
+use std::ffi::{CStr, CString, OsStr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+// openat2(2) resolve flags (linux/openat2.h).
+/// Do not cross mount points.
+pub const RESOLVE_NO_XDEV: u64 = 0x01;
+/// Refuse /proc/self/fd-style magic links.
+pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+/// Refuse every symlink.
+pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+/// Fail with EXDEV if resolution would leave the directory fd.
+pub const RESOLVE_BENEATH: u64 = 0x08;
+/// Treat the directory fd as `/` (chroot-like, `..` clamps at it).
+pub const RESOLVE_IN_ROOT: u64 = 0x10;
+
+// New mount API (linux/mount.h).
+/// open_tree: make a detached copy instead of referring to the mount.
+pub const OPEN_TREE_CLONE: u32 = 1;
+/// move_mount: the source is the fd itself.
+pub const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x04;
+/// move_mount: the target is the fd itself.
+pub const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
+/// Mount attribute bits for mount_setattr / fsmount.
+pub const MOUNT_ATTR_RDONLY: u64 = 0x01;
+/// nosuid.
+pub const MOUNT_ATTR_NOSUID: u64 = 0x02;
+/// nodev.
+pub const MOUNT_ATTR_NODEV: u64 = 0x04;
+/// noexec.
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x08;
+/// Mask of the atime bits.
+pub const MOUNT_ATTR__ATIME: u64 = 0x70;
+/// relatime (value 0 inside the atime field).
+pub const MOUNT_ATTR_RELATIME: u64 = 0x00;
+/// noatime.
+pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
+/// strictatime.
+pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+/// nodiratime.
+pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+/// nosymfollow.
+pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+const FSOPEN_CLOEXEC: u32 = 1;
+const FSMOUNT_CLOEXEC: u32 = 1;
+const FSCONFIG_SET_FLAG: u32 = 0;
+const FSCONFIG_SET_STRING: u32 = 1;
+const FSCONFIG_CMD_CREATE: u32 = 6;
+
+/// `struct mount_attr` (linux/mount.h), 32 bytes (MOUNT_ATTR_SIZE_VER0).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MountAttr {
+    /// Bits to set.
+    pub attr_set: u64,
+    /// Bits to clear.
+    pub attr_clr: u64,
+    /// MS_PRIVATE, MS_SLAVE, MS_SHARED, MS_UNBINDABLE or 0.
+    pub propagation: u64,
+    /// An idmapped user namespace fd (unused by berth).
+    pub userns_fd: u64,
+}
+
+/// `struct open_how` (linux/openat2.h), 24 bytes.
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// `[N]</path>` for messages; falls back to `[N]` when /proc is not there.
+pub fn describe_fd(fd: RawFd) -> String {
+    if fd == libc::AT_FDCWD {
+        return "AT_FDCWD".into();
+    }
+    match std::fs::read_link(format!("/proc/self/fd/{fd}")) {
+        Ok(p) => format!("[{fd}]<{}>", p.display()),
+        Err(_) => format!("[{fd}]"),
+    }
+}
+
+/// Names the set resolve bits, for messages.
+fn describe_resolve(resolve: u64) -> String {
+    let names = [
+        (RESOLVE_IN_ROOT, "IN_ROOT"),
+        (RESOLVE_BENEATH, "BENEATH"),
+        (RESOLVE_NO_SYMLINKS, "NO_SYMLINKS"),
+        (RESOLVE_NO_MAGICLINKS, "NO_MAGICLINKS"),
+        (RESOLVE_NO_XDEV, "NO_XDEV"),
+    ];
+    let set: Vec<&str> = names
+        .iter()
+        .filter(|(b, _)| resolve & b != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    if set.is_empty() { "0".into() } else { set.join("|") }
+}
+
+fn cpath(p: &Path) -> Result<CString, SysError> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| SysError {
+        call: format!("path {:?}", p),
+        errno: Errno::EINVAL,
+    })
+}
+
+fn cstr(s: &str) -> Result<CString, SysError> {
+    CString::new(s).map_err(|_| SysError {
+        call: format!("string {s:?}"),
+        errno: Errno::EINVAL,
+    })
+}
+
+fn raw_or_cwd(dirfd: Option<BorrowedFd<'_>>) -> RawFd {
+    dirfd.map_or(libc::AT_FDCWD, |f| f.as_raw_fd())
+}
+
+/// Turns a syscall's fd result into an OwnedFd.
+fn owned(ret: libc::c_long, call: impl FnOnce() -> String) -> Result<OwnedFd, SysError> {
+    if ret < 0 {
+        return Err(SysError {
+            call: call(),
+            errno: Errno::last(),
+        });
+    }
+    // SAFETY: the kernel just returned this fd to us and nothing else refers to it, so the OwnedFd is its
+    // sole owner; an fd number always fits in c_int.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+}
+
+fn unit(ret: libc::c_long, call: impl FnOnce() -> String) -> Result<(), SysError> {
+    if ret < 0 {
+        Err(SysError {
+            call: call(),
+            errno: Errno::last(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// openat2(2). `flags` get `O_CLOEXEC` added. `dirfd` None means AT_FDCWD.
+pub fn openat2(
+    dirfd: Option<BorrowedFd<'_>>,
+    path: &Path,
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+) -> Result<OwnedFd, SysError> {
+    let c = cpath(path)?;
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: mode as u64,
+        resolve,
+    };
+    let dfd = raw_or_cwd(dirfd);
+    // SAFETY: `c` is a NUL-terminated string and `how` a #[repr(C)] open_how of exactly the size passed;
+    // both outlive the call, which only reads them. dfd is borrowed for the call's duration.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dfd,
+            c.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    owned(ret, || {
+        format!(
+            "openat2({}, {:?}, {})",
+            describe_fd(dfd),
+            path,
+            describe_resolve(resolve)
+        )
+    })
+}
+
+/// open_tree(2) on the fd itself (AT_EMPTY_PATH); `flags` may add OPEN_TREE_CLONE and AT_RECURSIVE.
+pub fn open_tree(fd: impl AsFd, flags: u32) -> Result<OwnedFd, SysError> {
+    let raw = fd.as_fd().as_raw_fd();
+    let flags = flags | libc::AT_EMPTY_PATH as u32 | libc::O_CLOEXEC as u32;
+    // SAFETY: the path is a static empty C string; `raw` is borrowed from a live fd for the call.
+    let ret = unsafe { libc::syscall(libc::SYS_open_tree, raw, c"".as_ptr(), flags) };
+    owned(ret, || {
+        let rec = if flags & libc::AT_RECURSIVE as u32 != 0 {
+            "|AT_RECURSIVE"
+        } else {
+            ""
+        };
+        format!(
+            "open_tree({}, \"\", OPEN_TREE_CLONE{rec})",
+            describe_fd(raw)
+        )
+    })
+}
+
+/// move_mount(2) of the detached or attached tree `from` onto the file or directory `to` (both fds).
+pub fn move_mount(from: impl AsFd, to: impl AsFd) -> Result<(), SysError> {
+    let (f, t) = (from.as_fd().as_raw_fd(), to.as_fd().as_raw_fd());
+    // SAFETY: both paths are static empty C strings; both fds are borrowed for the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            f,
+            c"".as_ptr(),
+            t,
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    unit(ret, || {
+        format!("move_mount({}, {})", describe_fd(f), describe_fd(t))
+    })
+}
+
+/// mount_setattr(2) on the mount that `fd` refers to; `recursive` adds AT_RECURSIVE.
+pub fn mount_setattr(fd: impl AsFd, recursive: bool, attr: &MountAttr) -> Result<(), SysError> {
+    let raw = fd.as_fd().as_raw_fd();
+    let mut flags = libc::AT_EMPTY_PATH as u32;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    // SAFETY: `attr` is a #[repr(C)] mount_attr of the size passed, borrowed for the call, which reads it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            raw,
+            c"".as_ptr(),
+            flags,
+            attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    unit(ret, || {
+        format!(
+            "mount_setattr({}, set={:#x}, clr={:#x}, propagation={:#x}{})",
+            describe_fd(raw),
+            attr.attr_set,
+            attr.attr_clr,
+            attr.propagation,
+            if recursive { ", AT_RECURSIVE" } else { "" }
+        )
+    })
+}
+
+/// mount_setattr(2) on an absolute path of the caller's own mount table (used for `/` only).
+pub fn mount_setattr_path(path: &Path, recursive: bool, attr: &MountAttr) -> Result<(), SysError> {
+    let c = cpath(path)?;
+    let flags = if recursive {
+        libc::AT_RECURSIVE as u32
+    } else {
+        0
+    };
+    // SAFETY: `c` is NUL-terminated and `attr` a #[repr(C)] mount_attr of the size passed; both outlive
+    // the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            flags,
+            attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    unit(ret, || {
+        format!(
+            "mount_setattr({:?}, set={:#x}, propagation={:#x})",
+            path, attr.attr_set, attr.propagation
+        )
+    })
+}
+
+/// A filesystem context from fsopen(2), configured with [`FsContext::set`] and turned into a detached
+/// mount with [`FsContext::mount`].
+#[derive(Debug)]
+pub struct FsContext {
+    fd: OwnedFd,
+    fstype: String,
+}
+
+impl FsContext {
+    /// fsopen(2).
+    pub fn open(fstype: &str) -> Result<FsContext, SysError> {
+        let c = cstr(fstype)?;
+        // SAFETY: `c` is a NUL-terminated string that outlives the call.
+        let ret = unsafe { libc::syscall(libc::SYS_fsopen, c.as_ptr(), FSOPEN_CLOEXEC) };
+        let fd = owned(ret, || format!("fsopen({fstype:?})"))?;
+        Ok(FsContext {
+            fd,
+            fstype: fstype.to_string(),
+        })
+    }
+
+    /// fsconfig(2) FSCONFIG_SET_STRING `key=value`, or FSCONFIG_SET_FLAG `key` when `value` is None.
+    pub fn set(&self, key: &str, value: Option<&str>) -> Result<(), SysError> {
+        let k = cstr(key)?;
+        let v = value.map(cstr).transpose()?;
+        let (cmd, vptr) = match &v {
+            Some(v) => (FSCONFIG_SET_STRING, v.as_ptr()),
+            None => (FSCONFIG_SET_FLAG, std::ptr::null()),
+        };
+        // SAFETY: `k` and `v` are NUL-terminated strings that outlive the call; a null value is what
+        // FSCONFIG_SET_FLAG requires; the context fd is owned by self.
+        let ret =
+            unsafe { libc::syscall(libc::SYS_fsconfig, self.fd.as_raw_fd(), cmd, k.as_ptr(), vptr, 0) };
+        unit(ret, || match value {
+            Some(v) => format!("fsconfig({}, {key}={v})", self.fstype),
+            None => format!("fsconfig({}, {key})", self.fstype),
+        })
+    }
+
+    /// FSCONFIG_CMD_CREATE then fsmount(2) with the MOUNT_ATTR_* bits in `attr`.
+    pub fn mount(&self, attr: u64) -> Result<OwnedFd, SysError> {
+        let raw = self.fd.as_raw_fd();
+        // SAFETY: CMD_CREATE takes no key or value (null, 0); the context fd is owned by self.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                raw,
+                FSCONFIG_CMD_CREATE,
+                std::ptr::null::<u8>(),
+                std::ptr::null::<u8>(),
+                0,
+            )
+        };
+        unit(ret, || format!("fsconfig({}, CMD_CREATE)", self.fstype))?;
+        // SAFETY: plain integer arguments; the context fd is owned by self.
+        let ret = unsafe { libc::syscall(libc::SYS_fsmount, raw, FSMOUNT_CLOEXEC, attr) };
+        owned(ret, || format!("fsmount({}, attr={attr:#x})", self.fstype))
+    }
+}
+
+/// What a fork-like clone returned.
+#[derive(Debug)]
+pub enum Forked {
+    /// In the parent: the child's pid.
+    Parent(libc::pid_t),
+    /// In the child.
+    Child,
+}
+
+/// clone(2) with fork semantics (no new stack, SIGCHLD on exit) plus namespace `flags`.
+///
+/// The caller must be single-threaded (berth is): the child gets a copy of the only thread, so no lock
+/// can be held by a thread that does not exist there.
+pub fn clone_fork(flags: libc::c_ulong) -> Result<Forked, SysError> {
+    let flags = flags | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: with a null stack clone behaves like fork: the child continues on a copy of our stack.
+    // berth is single-threaded (it never spawns threads), so the child's copy of the address space holds
+    // no lock owned by another thread. Null ptid/ctid/tls are ignored without the matching flags.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags,
+            std::ptr::null::<u8>(),
+            std::ptr::null::<u8>(),
+            std::ptr::null::<u8>(),
+            0,
+        )
+    };
+    if ret < 0 {
+        return Err(SysError {
+            call: format!("clone({flags:#x})"),
+            errno: Errno::last(),
+        });
+    }
+    Ok(if ret == 0 {
+        Forked::Child
+    } else {
+        Forked::Parent(ret as libc::pid_t)
+    })
+}
+
+/// close_range(first, ~0, CLOSE_RANGE_CLOEXEC): marks every fd from `first` on close-on-exec.
+pub fn cloexec_from(first: u32) -> Result<(), SysError> {
+    // SAFETY: integer arguments only; CLOSE_RANGE_CLOEXEC closes nothing, so no OwnedFd is invalidated.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    unit(ret, || format!("close_range({first}, ~0, CLOSE_RANGE_CLOEXEC)"))
+}
+
+/// Leaves the process without running destructors or atexit handlers (the child of a fork must not
+/// flush the parent's buffers twice).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no Rust state.
+    unsafe { libc::_exit(code) }
+}
+
+/// prctl(PR_SET_DUMPABLE, 0): no /proc/<pid>/exe or ptrace access while in the container's namespaces
+/// (runc CVE-2019-5736 class).
+pub fn set_non_dumpable() -> Result<(), SysError> {
+    // SAFETY: integer arguments only.
+    let ret = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    unit(ret as libc::c_long, || "prctl(PR_SET_DUMPABLE, 0)".into())
+}
+
+/// prctl(PR_SET_PDEATHSIG, sig).
+pub fn set_parent_death_signal(sig: i32) -> Result<(), SysError> {
+    // SAFETY: integer arguments only.
+    let ret = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) };
+    unit(ret as libc::c_long, || format!("prctl(PR_SET_PDEATHSIG, {sig})"))
+}
+
+/// ioctl(fd, TIOCSCTTY, 0): make the terminal our controlling terminal.
+pub fn set_controlling_tty(fd: impl AsFd) -> Result<(), SysError> {
+    let raw = fd.as_fd().as_raw_fd();
+    // SAFETY: TIOCSCTTY takes an integer argument; the fd is borrowed for the call.
+    let ret = unsafe { libc::ioctl(raw, libc::TIOCSCTTY, 0) };
+    unit(ret as libc::c_long, || format!("ioctl({}, TIOCSCTTY)", describe_fd(raw)))
+}
+
+/// umask(2); returns the old mask.
+pub fn umask(mask: u32) -> u32 {
+    // SAFETY: umask cannot fail and takes an integer.
+    unsafe { libc::umask(mask as libc::mode_t) as u32 }
+}
+
+/// execve(2) after resetting the signal mask and dispositions the runtime changed. Returns only on error.
+pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> SysError {
+    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
+    a.push(std::ptr::null());
+    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
+    e.push(std::ptr::null());
+    // SAFETY: `a` and `e` are null-terminated arrays of pointers into CStrings that live until the call
+    // returns (on success the address space is replaced and nothing is read afterwards).
+    unsafe { libc::execve(path.as_ptr(), a.as_ptr(), e.as_ptr()) };
+    SysError {
+        call: format!("execve({:?})", OsStr::from_bytes(path.to_bytes())),
+        errno: Errno::last(),
+    }
+}
+
+/// fstat(2) on any fd (O_PATH included).
+pub fn fstat(fd: impl AsFd) -> Result<libc::stat, SysError> {
+    let raw = fd.as_fd().as_raw_fd();
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` is a writable buffer of sizeof(struct stat); AT_EMPTY_PATH with "" stats the fd itself.
+    let ret = unsafe {
+        libc::fstatat(
+            raw,
+            c"".as_ptr(),
+            st.as_mut_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    unit(ret as libc::c_long, || format!("fstat({})", describe_fd(raw)))?;
+    // SAFETY: fstatat returned 0, so it filled the whole struct.
+    Ok(unsafe { st.assume_init() })
+}
+
+/// Start time of a process (field 22 of /proc/<pid>/stat, in clock ticks since boot); None when it is gone.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses: split after its last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // rest starts at field 3 (state); field 22 is index 19.
+    if fields.first() == Some(&"Z") || fields.first() == Some(&"X") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+/// The major/minor device number pair as dev_t.
+pub fn makedev(major: u64, minor: u64) -> u64 {
+    libc::makedev(major as u32, minor as u32)
+}
+
+/// Takes ownership of an fd that arrived as SCM_RIGHTS.
+pub fn own_received_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: the kernel installed this fd in our table for this message only; nothing else holds it, so
+    // the OwnedFd becomes its sole owner and closes it when dropped.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// setdomainname(2).
+pub fn set_domainname(name: &str) -> Result<(), SysError> {
+    // SAFETY: the pointer and length describe `name`'s bytes, which outlive the call; the kernel copies.
+    let ret = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    unit(ret as libc::c_long, || format!("setdomainname({name:?})"))
+}
+
+/// Resets every signal's disposition to default and unblocks all signals (before execve: the Rust
+/// runtime ignores SIGPIPE, and `berth run` blocks the signals it forwards).
+pub fn reset_signals() {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL is a valid disposition for every catchable signal; failures (invalid numbers
+        // in the glibc-reserved range) are harmless and ignored.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    let empty = nix::sys::signal::SigSet::empty();
+    let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&empty), None);
+}
+
+/// Unlocks the pty master `master` and opens its peer (the slave) without a path, via TIOCGPTPEER.
+pub fn pty_peer(master: impl AsFd) -> Result<OwnedFd, SysError> {
+    let raw = master.as_fd().as_raw_fd();
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one c_int through the pointer, which points at a live local.
+    let ret = unsafe { libc::ioctl(raw, libc::TIOCSPTLCK, &unlock as *const libc::c_int) };
+    unit(ret as libc::c_long, || format!("ioctl({}, TIOCSPTLCK)", describe_fd(raw)))?;
+    // TIOCGPTPEER = _IO('T', 0x41).
+    const TIOCGPTPEER: libc::c_ulong = 0x5441;
+    // SAFETY: TIOCGPTPEER takes open flags as an integer and returns a new fd we then own.
+    let ret = unsafe { libc::ioctl(raw, TIOCGPTPEER as _, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+    owned(ret as libc::c_long, || format!("ioctl({}, TIOCGPTPEER)", describe_fd(raw)))
+}
+
+/// dup3(old, new, 0): `new` becomes a copy of `old` without close-on-exec (for stdio).
+pub fn dup_onto(old: impl AsFd, new: RawFd) -> Result<(), SysError> {
+    let raw = old.as_fd().as_raw_fd();
+    if raw == new {
+        return Ok(());
+    }
+    // SAFETY: dup3 replaces `new` in our fd table; `new` is 0, 1 or 2, which no OwnedFd in this process
+    // owns (stdio is never wrapped in an OwnedFd by berth).
+    let ret = unsafe { libc::dup3(raw, new, 0) };
+    unit(ret as libc::c_long, || format!("dup3({}, {new})", describe_fd(raw)))
+}
+
+/// keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL): a new anonymous session keyring, so the container cannot
+/// read the keys of whoever ran berth (runc does the same unless --no-new-keyring).
+pub fn join_new_session_keyring() -> Result<(), SysError> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: a null name asks for an anonymous keyring; no memory is passed.
+    let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, std::ptr::null::<u8>()) };
+    unit(ret, || "keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)".into())
+}
+
+/// close(2) of an fd this (forked) process inherited but does not own through any live Rust value,
+/// e.g. the parent's state lock, which the child must not keep.
+pub fn close_inherited(fd: RawFd) {
+    // SAFETY: called only in the freshly cloned child on the parent's lock fd; the File that owns it in
+    // the parent's copy of memory is never dropped here because the child leaves with `_exit` or execve.
+    unsafe { libc::close(fd) };
+}
+
+/// Copies the window size of terminal `from` to terminal `to` (TIOCGWINSZ / TIOCSWINSZ).
+pub fn copy_winsize(from: impl AsFd, to: impl AsFd) -> Result<(), SysError> {
+    let mut ws = std::mem::MaybeUninit::<libc::winsize>::uninit();
+    let (f, t) = (from.as_fd().as_raw_fd(), to.as_fd().as_raw_fd());
+    // SAFETY: TIOCGWINSZ writes one struct winsize into the buffer, which is that size and live.
+    let ret = unsafe { libc::ioctl(f, libc::TIOCGWINSZ, ws.as_mut_ptr()) };
+    unit(ret as libc::c_long, || format!("ioctl({}, TIOCGWINSZ)", describe_fd(f)))?;
+    // SAFETY: TIOCSWINSZ reads the struct that TIOCGWINSZ filled just above (it returned 0).
+    let ret = unsafe { libc::ioctl(t, libc::TIOCSWINSZ, ws.as_ptr()) };
+    unit(ret as libc::c_long, || format!("ioctl({}, TIOCSWINSZ)", describe_fd(t)))
+}
