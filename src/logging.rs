@@ -37,13 +37,19 @@ pub fn init(path: Option<&std::path::Path>, format: Format, debug: bool) -> crat
         ),
         None => None,
     };
-    let _ = LOGGER.set(Logger { file, format, debug });
+    let _ = LOGGER.set(Logger {
+        file,
+        format,
+        debug,
+    });
     Ok(())
 }
 
 /// RFC 3339 UTC time with seconds, from the system clock.
 pub fn now_rfc3339() -> String {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     rfc3339(d.as_secs() as i64, d.subsec_nanos())
 }
 
@@ -122,7 +128,13 @@ mod tests {
     #[test]
     fn rfc3339_known_dates() {
         assert_eq!(super::rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(super::rfc3339(1_795_424_400, 5), "2026-11-23T09:00:00.000000005Z");
-        assert_eq!(super::rfc3339(951_782_400, 0), "2000-02-29T00:00:00.000000000Z");
+        assert_eq!(
+            super::rfc3339(1_795_424_400, 5),
+            "2026-11-23T09:00:00.000000005Z"
+        );
+        assert_eq!(
+            super::rfc3339(951_782_400, 0),
+            "2000-02-29T00:00:00.000000000Z"
+        );
     }
 }

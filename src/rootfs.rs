@@ -37,10 +37,17 @@ fn propagation_flag(name: &str) -> (u64, bool) {
 pub fn bind_rootfs(vs: &ValidSpec) -> Result<Root> {
     let (flag, rec) = propagation_flag(vs.linux().rootfs_propagation.as_deref().unwrap_or(""));
     // Always make the whole tree a slave first: a private or shared request then applies on top.
-    let slave = MountAttr { propagation: libc::MS_SLAVE, ..Default::default() };
-    sys::mount_setattr_path(Path::new("/"), true, &slave).with_context(|| "making / rslave".into())?;
+    let slave = MountAttr {
+        propagation: libc::MS_SLAVE,
+        ..Default::default()
+    };
+    sys::mount_setattr_path(Path::new("/"), true, &slave)
+        .with_context(|| "making / rslave".into())?;
     if flag != libc::MS_SLAVE || !rec {
-        let attr = MountAttr { propagation: flag, ..Default::default() };
+        let attr = MountAttr {
+            propagation: flag,
+            ..Default::default()
+        };
         sys::mount_setattr_path(Path::new("/"), rec, &attr)
             .with_context(|| "linux.rootfsPropagation".into())?;
     }
@@ -50,15 +57,25 @@ pub fn bind_rootfs(vs: &ValidSpec) -> Result<Root> {
     sys::move_mount(&tree, &dir).with_context(|| "binding the rootfs onto itself".into())?;
     if flag == libc::MS_SHARED {
         // pivot_root refuses a shared new root's parent; the rootfs mount itself stays as asked.
-        let attr = MountAttr { propagation: libc::MS_PRIVATE, ..Default::default() };
-        sys::mount_setattr(&dir, false, &attr).with_context(|| "making the rootfs parent private".into())?;
+        let attr = MountAttr {
+            propagation: libc::MS_PRIVATE,
+            ..Default::default()
+        };
+        sys::mount_setattr(&dir, false, &attr)
+            .with_context(|| "making the rootfs parent private".into())?;
     }
     Ok(Root::from_fd(tree, &vs.rootfs))
 }
 
 /// The host's /dev/null, opened by berth and checked to be the 1:3 character device.
 pub fn host_null() -> Result<OwnedFd> {
-    let fd = sys::openat2(None, Path::new("/dev/null"), libc::O_PATH, 0, sys::RESOLVE_NO_SYMLINKS)?;
+    let fd = sys::openat2(
+        None,
+        Path::new("/dev/null"),
+        libc::O_PATH,
+        0,
+        sys::RESOLVE_NO_SYMLINKS,
+    )?;
     let st = sys::fstat(&fd)?;
     if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != sys::makedev(1, 3) {
         return Err(Error::SafetyViolation(
@@ -88,14 +105,34 @@ const DEFAULT_LINKS: &[(&str, &str)] = &[
 
 /// Creates a device node `name` in `dir` (an fd berth trusts); in a user namespace, where mknod is not
 /// allowed, bind-mounts the host's node at `host` onto an empty file instead.
-fn make_device(dir: &OwnedFd, name: &Path, typ: SFlag, mode: u32, dev: u64, host: &Path, userns: bool) -> Result<()> {
+fn make_device(
+    dir: &OwnedFd,
+    name: &Path,
+    typ: SFlag,
+    mode: u32,
+    dev: u64,
+    host: &Path,
+    userns: bool,
+) -> Result<()> {
     let what = || format!("creating device {}", host.display());
     if !userns {
-        return nix::sys::stat::mknodat(Some(dir.as_raw_fd()), name, typ, Mode::from_bits_truncate(mode), dev)
-            .map_err(|e| Error::sys(format!("mknodat({}, {:?})", sys::describe_fd(dir.as_raw_fd()), name), e))
-            .with_context(what);
+        return nix::sys::stat::mknodat(
+            Some(dir.as_raw_fd()),
+            name,
+            typ,
+            Mode::from_bits_truncate(mode),
+            dev,
+        )
+        .map_err(|e| {
+            Error::sys(
+                format!("mknodat({}, {:?})", sys::describe_fd(dir.as_raw_fd()), name),
+                e,
+            )
+        })
+        .with_context(what);
     }
-    let src = sys::openat2(None, host, libc::O_PATH, 0, sys::RESOLVE_NO_SYMLINKS).with_context(what)?;
+    let src =
+        sys::openat2(None, host, libc::O_PATH, 0, sys::RESOLVE_NO_SYMLINKS).with_context(what)?;
     let st = sys::fstat(&src)?;
     if st.st_mode & libc::S_IFMT != typ.bits() || st.st_rdev != dev {
         return Err(Error::SafetyViolation(format!(
@@ -119,7 +156,15 @@ fn make_device(dir: &OwnedFd, name: &Path, typ: SFlag, mode: u32, dev: u64, host
 pub fn populate_dev(dev: &OwnedFd, userns: bool) -> Result<()> {
     for (name, major, minor) in DEFAULT_DEVICES {
         let host = PathBuf::from("/dev").join(name);
-        make_device(dev, Path::new(name), SFlag::S_IFCHR, 0o666, sys::makedev(*major, *minor), &host, userns)?;
+        make_device(
+            dev,
+            Path::new(name),
+            SFlag::S_IFCHR,
+            0o666,
+            sys::makedev(*major, *minor),
+            &host,
+            userns,
+        )?;
     }
     for (name, target) in DEFAULT_LINKS {
         nix::unistd::symlinkat(*target, Some(dev.as_raw_fd()), *name)
@@ -140,8 +185,12 @@ pub fn create_devices(root: &Root, devices: &[Device], userns: bool) -> Result<(
     for (i, d) in devices.iter().enumerate() {
         let path = Path::new(&d.path);
         let label = || format!("linux.devices[{i}] ({})", d.path);
-        let name = path.file_name().ok_or_else(|| Error::InvalidSpec(format!("{}: no file name", label())))?;
-        let parent = root.mkdir_all(path.parent().unwrap_or(Path::new("/"))).with_context(label)?;
+        let name = path
+            .file_name()
+            .ok_or_else(|| Error::InvalidSpec(format!("{}: no file name", label())))?;
+        let parent = root
+            .mkdir_all(path.parent().unwrap_or(Path::new("/")))
+            .with_context(label)?;
         let typ = match d.typ.as_str() {
             "b" => SFlag::S_IFBLK,
             "p" => SFlag::S_IFIFO,
@@ -149,11 +198,23 @@ pub fn create_devices(root: &Root, devices: &[Device], userns: bool) -> Result<(
         };
         let dev = sys::makedev(d.major as u64, d.minor as u64);
         let mode = d.file_mode.unwrap_or(0o666) & 0o7777;
-        match make_device(&parent, Path::new(name), typ, mode, dev, path, userns && typ != SFlag::S_IFIFO) {
+        match make_device(
+            &parent,
+            Path::new(name),
+            typ,
+            mode,
+            dev,
+            path,
+            userns && typ != SFlag::S_IFIFO,
+        ) {
             Ok(()) => {}
             Err(e) if e.errno() == Some(Errno::EEXIST) => {
-                let st = nix::sys::stat::fstatat(Some(parent.as_raw_fd()), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
-                    .map_err(|e| Error::sys(format!("fstatat({})", d.path), e))?;
+                let st = nix::sys::stat::fstatat(
+                    Some(parent.as_raw_fd()),
+                    name,
+                    nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+                )
+                .map_err(|e| Error::sys(format!("fstatat({})", d.path), e))?;
                 if st.st_mode & libc::S_IFMT != typ.bits() || st.st_rdev != dev {
                     return Err(e).with_context(label);
                 }
@@ -190,8 +251,13 @@ pub fn mask_paths(root: &Root, paths: &[String], null: &OwnedFd) -> Result<()> {
             let ctx = FsContext::open("tmpfs")?;
             ctx.set("size", Some("0"))?;
             ctx.set("nr_inodes", Some("1"))?;
-            ctx.mount(sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC)
-                .with_context(label)?
+            ctx.mount(
+                sys::MOUNT_ATTR_RDONLY
+                    | sys::MOUNT_ATTR_NOSUID
+                    | sys::MOUNT_ATTR_NODEV
+                    | sys::MOUNT_ATTR_NOEXEC,
+            )
+            .with_context(label)?
         } else {
             clone_tree(null, false).with_context(label)?
         };
@@ -203,7 +269,10 @@ pub fn mask_paths(root: &Root, paths: &[String], null: &OwnedFd) -> Result<()> {
 /// Makes each existing read-only path a recursive read-only (and nosuid, nodev, noexec) bind of itself.
 pub fn readonly_paths(root: &Root, paths: &[String]) -> Result<()> {
     let attr = MountAttr {
-        attr_set: sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
+        attr_set: sys::MOUNT_ATTR_RDONLY
+            | sys::MOUNT_ATTR_NOSUID
+            | sys::MOUNT_ATTR_NODEV
+            | sys::MOUNT_ATTR_NOEXEC,
         ..Default::default()
     };
     for p in paths {
@@ -236,8 +305,14 @@ pub fn write_sysctls(vs: &ValidSpec) -> Result<()> {
     let proc = private_proc()?;
     for (key, value) in sysctl {
         let label = || format!("linux.sysctl.{key}");
-        if key.split('.').any(|c| c.is_empty() || c == ".." || c.contains('/')) {
-            return Err(Error::InvalidSpec(format!("{}: not a sysctl name", label())));
+        if key
+            .split('.')
+            .any(|c| c.is_empty() || c == ".." || c.contains('/'))
+        {
+            return Err(Error::InvalidSpec(format!(
+                "{}: not a sysctl name",
+                label()
+            )));
         }
         let rel = PathBuf::from("sys").join(key.replace('.', "/"));
         let fd = sys::openat2(
@@ -262,7 +337,8 @@ pub fn enter(root: &Root, no_pivot: bool) -> Result<()> {
     nix::unistd::fchdir(root.fd().as_raw_fd()).map_err(|e| Error::sys("fchdir(rootfs)", e))?;
     if no_pivot {
         let slash = sys::openat2(None, Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0, 0)?;
-        sys::move_mount(root.fd(), &slash).with_context(|| "moving the rootfs over / (--no-pivot)".into())?;
+        sys::move_mount(root.fd(), &slash)
+            .with_context(|| "moving the rootfs over / (--no-pivot)".into())?;
         nix::unistd::chroot(".").map_err(|e| Error::sys("chroot(\".\")", e))?;
     } else {
         nix::unistd::pivot_root(".", ".").map_err(|e| Error::sys("pivot_root(\".\", \".\")", e))?;
@@ -274,6 +350,9 @@ pub fn enter(root: &Root, no_pivot: bool) -> Result<()> {
 
 /// root.readonly: the root mount (only the top, as runc) becomes read-only.
 pub fn make_root_readonly() -> Result<()> {
-    let attr = MountAttr { attr_set: sys::MOUNT_ATTR_RDONLY, ..Default::default() };
+    let attr = MountAttr {
+        attr_set: sys::MOUNT_ATTR_RDONLY,
+        ..Default::default()
+    };
     sys::mount_setattr_path(Path::new("/"), false, &attr).with_context(|| "root.readonly".into())
 }

@@ -94,7 +94,9 @@ pub fn check_id(id: &str) -> Result<()> {
         && id.len() <= 1024
         && id != "."
         && id != ".."
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
     if ok {
         Ok(())
     } else {
@@ -120,7 +122,8 @@ fn lock(dir: &Path) -> Result<Flock<File>> {
         .custom_flags(libc::O_DIRECTORY)
         .open(dir)
         .map_err(|e| io_err("open", dir, e))?;
-    Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| Error::sys(format!("flock({})", dir.display()), e))
+    Flock::lock(f, FlockArg::LockExclusive)
+        .map_err(|(_, e)| Error::sys(format!("flock({})", dir.display()), e))
 }
 
 impl Container {
@@ -142,7 +145,11 @@ impl Container {
             Err(e) => return Err(io_err("mkdir", &dir, e)),
         }
         let lock = lock(&dir)?;
-        Ok(Container { dir, saved: None, _lock: lock })
+        Ok(Container {
+            dir,
+            saved: None,
+            _lock: lock,
+        })
     }
 
     /// Opens and locks an existing container.
@@ -157,21 +164,27 @@ impl Container {
         };
         let path = dir.join(STATE_FILE);
         let saved = match std::fs::read(&path) {
-            Ok(b) => Some(serde_json::from_slice(&b).map_err(|e| {
-                Error::State(format!("{}: corrupt state: {e}", path.display()))
-            })?),
+            Ok(b) => Some(
+                serde_json::from_slice(&b)
+                    .map_err(|e| Error::State(format!("{}: corrupt state: {e}", path.display())))?,
+            ),
             // The directory was made but create has not written the state yet (or died doing so).
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(io_err("read", &path, e)),
         };
-        Ok(Container { dir, saved, _lock: lock })
+        Ok(Container {
+            dir,
+            saved,
+            _lock: lock,
+        })
     }
 
     /// Writes state.json atomically: temp file, fsync, rename.
     pub fn save(&mut self, saved: Saved) -> Result<()> {
         let tmp = self.dir.join(".state.json.tmp");
         let dst = self.dir.join(STATE_FILE);
-        let bytes = serde_json::to_vec(&saved).map_err(|e| Error::State(format!("encoding state: {e}")))?;
+        let bytes =
+            serde_json::to_vec(&saved).map_err(|e| Error::State(format!("encoding state: {e}")))?;
         let mut f = File::options()
             .write(true)
             .create(true)
@@ -224,7 +237,11 @@ impl Container {
     /// The runtime-spec state JSON.
     pub fn oci_state(&self) -> State {
         let status = self.status();
-        let id = self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let id = self
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         match &self.saved {
             Some(s) => State {
                 oci_version: OCI_VERSION.into(),
@@ -313,7 +330,12 @@ mod tests {
         })
         .unwrap();
         drop(c);
-        assert!(Container::create(t.path(), "x").unwrap_err().to_string().contains("already exists"));
+        assert!(
+            Container::create(t.path(), "x")
+                .unwrap_err()
+                .to_string()
+                .contains("already exists")
+        );
         let c = Container::load(t.path(), "x").unwrap();
         assert_eq!(c.status(), Status::Stopped);
         assert_eq!(c.oci_state().pid, 0);

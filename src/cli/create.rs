@@ -37,7 +37,9 @@ pub struct CreateArgs {
 /// Reads and validates `<bundle>/config.json`.
 pub fn load_spec(bundle: &Path) -> Result<ValidSpec> {
     let path = bundle.join("config.json");
-    let bytes = std::fs::read(&path).map_err(|e| io_err("read", &path, e)).with_context(|| "loading the bundle".into())?;
+    let bytes = std::fs::read(&path)
+        .map_err(|e| io_err("read", &path, e))
+        .with_context(|| "loading the bundle".into())?;
     ValidSpec::new(spec::parse(&bytes)?, bundle)
 }
 
@@ -51,8 +53,19 @@ fn listen_fds() -> u32 {
 }
 
 /// Creates the container `id` from `vs`; returns the locked container and its init.
-pub fn create_container(g: &Global, a: &CreateArgs, vs: &ValidSpec, fifo_gate: bool) -> Result<(Container, Spawned)> {
-    if g.systemd_cgroup && vs.linux().cgroups_path.as_deref().is_some_and(|p| !p.is_empty()) {
+pub fn create_container(
+    g: &Global,
+    a: &CreateArgs,
+    vs: &ValidSpec,
+    fifo_gate: bool,
+) -> Result<(Container, Spawned)> {
+    if g.systemd_cgroup
+        && vs
+            .linux()
+            .cgroups_path
+            .as_deref()
+            .is_some_and(|p| !p.is_empty())
+    {
         return Err(Error::NotSupported(
             "linux.cgroupsPath with --systemd-cgroup: berth manages no cgroups yet".into(),
         ));
@@ -73,7 +86,13 @@ pub fn create_container(g: &Global, a: &CreateArgs, vs: &ValidSpec, fifo_gate: b
     }
 }
 
-fn spawn_and_save(c: &mut Container, a: &CreateArgs, vs: &ValidSpec, plan: &[crate::mount::plan::MountOp], fifo_gate: bool) -> Result<Spawned> {
+fn spawn_and_save(
+    c: &mut Container,
+    a: &CreateArgs,
+    vs: &ValidSpec,
+    plan: &[crate::mount::plan::MountOp],
+    fifo_gate: bool,
+) -> Result<Spawned> {
     let created = crate::logging::now_rfc3339();
     let id = a.id.clone();
     let state_json = |pid: i32, status: &str| {
@@ -110,14 +129,19 @@ fn spawn_and_save(c: &mut Container, a: &CreateArgs, vs: &ValidSpec, plan: &[cra
         created,
         annotations: vs.spec.annotations.clone(),
         hooks: vs.spec.hooks.clone(),
-        own_pid_ns: vs.clone_flags.contains(nix::sched::CloneFlags::CLONE_NEWPID),
+        own_pid_ns: vs
+            .clone_flags
+            .contains(nix::sched::CloneFlags::CLONE_NEWPID),
     };
     let saved_ok = c.save(saved).and_then(|()| match &a.pid_file {
         Some(p) => write_pid_file(p, s.pid),
         None => Ok(()),
     });
     if let Err(e) = saved_ok {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(s.pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(s.pid), None);
         return Err(e);
     }
@@ -128,7 +152,9 @@ fn spawn_and_save(c: &mut Container, a: &CreateArgs, vs: &ValidSpec, plan: &[cra
 pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let tmp = path.with_extension("berth-tmp");
     std::fs::write(&tmp, pid.to_string()).map_err(|e| io_err("write", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io_err("rename", path, e)).with_context(|| "--pid-file".into())
+    std::fs::rename(&tmp, path)
+        .map_err(|e| io_err("rename", path, e))
+        .with_context(|| "--pid-file".into())
 }
 
 /// `berth create`.

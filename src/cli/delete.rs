@@ -22,7 +22,13 @@ pub struct Args {
 /// `berth delete`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     let c = match Container::load(&g.root, &a.id) {
-        Err(e) if a.force && e.kind() == crate::ErrorKind::State && e.to_string().contains("does not exist") => return Ok(0),
+        Err(e)
+            if a.force
+                && e.kind() == crate::ErrorKind::State
+                && e.to_string().contains("does not exist") =>
+        {
+            return Ok(0);
+        }
         r => r?,
     };
     let status = c.status();
@@ -38,10 +44,16 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         let deadline = Instant::now() + Duration::from_secs(10);
         while c.status() != Status::Stopped {
             if Instant::now() > deadline {
-                return Err(Error::State(format!("container {:?}: pid {pid} did not die after SIGKILL", a.id)));
+                return Err(Error::State(format!(
+                    "container {:?}: pid {pid} did not die after SIGKILL",
+                    a.id
+                )));
             }
             // Our own child (a `run --detach` that exited is not its parent) is reaped here.
-            let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+            let _ = nix::sys::wait::waitpid(
+                Pid::from_raw(pid),
+                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
     }

@@ -13,7 +13,12 @@ pub fn run() -> Result<i32> {
         .filter(|(_, o)| !matches!(o, Opt::Unsupported(_)))
         .map(|(n, _)| *n)
         .collect();
-    let caps: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let caps: Vec<String> = caps::all()
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let f = json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": crate::spec::OCI_VERSION,

@@ -26,15 +26,22 @@ pub struct Args {
 /// Parses `KILL`, `SIGKILL`, `sigkill` or `9`.
 pub fn parse_signal(s: &str) -> Result<Signal> {
     if let Ok(n) = s.parse::<i32>() {
-        return Signal::try_from(n).map_err(|_| Error::InvalidSpec(format!("signal {n} does not exist")));
+        return Signal::try_from(n)
+            .map_err(|_| Error::InvalidSpec(format!("signal {n} does not exist")));
     }
     let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
     Signal::from_str(&name).map_err(|_| Error::InvalidSpec(format!("unknown signal {s:?}")))
 }
 
 fn pid_ns_ino(pid: i32) -> Option<(u64, u64)> {
-    std::fs::metadata(format!("/proc/{pid}/ns/pid")).ok().map(|m| (m.dev(), m.ino()))
+    std::fs::metadata(format!("/proc/{pid}/ns/pid"))
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
 }
 
 /// `berth kill`.
@@ -43,7 +50,11 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     let c = Container::load(&g.root, &a.id)?;
     let status = c.status();
     let Some(pid) = c.live_pid().filter(|_| status.can_kill()) else {
-        return Err(Error::State(format!("cannot kill container {:?}: it is {}", a.id, status.as_str())));
+        return Err(Error::State(format!(
+            "cannot kill container {:?}: it is {}",
+            a.id,
+            status.as_str()
+        )));
     };
     let own_ns = c.saved.as_ref().is_some_and(|s| s.own_pid_ns);
     if a.all && own_ns {
@@ -51,13 +62,17 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         // the namespace (and the others) with it.
         let ns = pid_ns_ino(pid);
         for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
             if p != pid && ns.is_some() && pid_ns_ino(p) == ns {
                 let _ = kill(Pid::from_raw(p), sig);
             }
         }
     } else if a.all {
-        crate::logging::warn("kill --all: the container shares a pid namespace; only its init is signalled");
+        crate::logging::warn(
+            "kill --all: the container shares a pid namespace; only its init is signalled",
+        );
     }
     kill(Pid::from_raw(pid), sig).map_err(|e| Error::sys(format!("kill({pid}, {sig})"), e))?;
     Ok(0)

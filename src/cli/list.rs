@@ -31,9 +31,15 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     } else if a.format == "json" {
         println!("{}", serde_json::to_string(&states).unwrap_or_default());
     } else {
-        println!("{:<12} {:<8} {:<10} {:<40} {:<30} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
+        println!(
+            "{:<12} {:<8} {:<10} {:<40} {:<30} OWNER",
+            "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+        );
         for s in &states {
-            println!("{:<12} {:<8} {:<10} {:<40} {:<30} root", s.id, s.pid, s.status, s.bundle, s.created);
+            println!(
+                "{:<12} {:<8} {:<10} {:<40} {:<30} root",
+                s.id, s.pid, s.status, s.bundle, s.created
+            );
         }
     }
     Ok(0)

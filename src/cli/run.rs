@@ -70,16 +70,23 @@ fn abort(g: &Global, id: &str, pid: i32) {
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     // Block before the process exists, so no signal meant for it is lost; the init unblocks its own.
     let mask = signal_mask();
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).map_err(|e| Error::sys("sigprocmask", e))?;
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
+        .map_err(|e| Error::sys("sigprocmask", e))?;
     let vs = load_spec(&a.create.bundle)?;
     let (c, spawned) = create_container(g, &a.create, &vs, false)?;
     let pid = spawned.pid;
     // Start: release the init; the sync socket then closes on its execve, or carries its last error.
-    let started = spawned.channel.send(&Msg::Continue).and_then(|()| match spawned.channel.recv() {
-        Ok(Msg::Error { errno, msg }) => Err(Error::Child { msg, errno }),
-        Ok(other) => Err(Error::State(format!("sync socket: unexpected {other:?} after start"))),
-        Err(_) => Ok(()),
-    });
+    let started =
+        spawned
+            .channel
+            .send(&Msg::Continue)
+            .and_then(|()| match spawned.channel.recv() {
+                Ok(Msg::Error { errno, msg }) => Err(Error::Child { msg, errno }),
+                Ok(other) => Err(Error::State(format!(
+                    "sync socket: unexpected {other:?} after start"
+                ))),
+                Err(_) => Ok(()),
+            });
     let hooks = c.saved.as_ref().and_then(|s| s.hooks.clone());
     let state = serde_json::to_string(&c.oci_state()).unwrap_or_default();
     // Other commands (state, kill) must not wait on our lock while the container runs.
@@ -123,7 +130,11 @@ impl RawMode {
             Ok(orig) => {
                 let mut raw = orig.clone();
                 nix::sys::termios::cfmakeraw(&mut raw);
-                let _ = nix::sys::termios::tcsetattr(stdin.as_fd(), nix::sys::termios::SetArg::TCSANOW, &raw);
+                let _ = nix::sys::termios::tcsetattr(
+                    stdin.as_fd(),
+                    nix::sys::termios::SetArg::TCSANOW,
+                    &raw,
+                );
                 RawMode(Some(orig))
             }
             Err(_) => RawMode(None),
@@ -134,7 +145,11 @@ impl RawMode {
 impl Drop for RawMode {
     fn drop(&mut self) {
         if let Some(orig) = &self.0 {
-            let _ = nix::sys::termios::tcsetattr(std::io::stdin().as_fd(), nix::sys::termios::SetArg::TCSANOW, orig);
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin().as_fd(),
+                nix::sys::termios::SetArg::TCSANOW,
+                orig,
+            );
         }
     }
 }
@@ -160,7 +175,8 @@ fn relay(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> bool {
 
 /// Waits for the process, forwarding signals and relaying the terminal; returns its exit code.
 fn wait(pid: i32, mask: &SigSet, pty: Option<OwnedFd>) -> Result<i32> {
-    let sfd = SignalFd::with_flags(mask, SfdFlags::SFD_CLOEXEC).map_err(|e| Error::sys("signalfd", e))?;
+    let sfd =
+        SignalFd::with_flags(mask, SfdFlags::SFD_CLOEXEC).map_err(|e| Error::sys("signalfd", e))?;
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     let _raw = pty.as_ref().map(|_| RawMode::enter());
@@ -183,7 +199,10 @@ fn wait(pid: i32, mask: &SigSet, pty: Option<OwnedFd>) -> Result<i32> {
             Err(e) => return Err(Error::sys("poll", e)),
             Ok(_) => {}
         }
-        let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
         drop(fds);
         let mut i = 1;
         if stdin_open {
@@ -206,7 +225,13 @@ fn wait(pid: i32, mask: &SigSet, pty: Option<OwnedFd>) -> Result<i32> {
                         if let Some(code) = exit_code(st) {
                             // Drain what the process wrote before it exited.
                             if let Some(m) = &pty {
-                                while pty_open && poll(&mut [PollFd::new(m.as_fd(), PollFlags::POLLIN)], PollTimeout::ZERO).is_ok_and(|n| n > 0) {
+                                while pty_open
+                                    && poll(
+                                        &mut [PollFd::new(m.as_fd(), PollFlags::POLLIN)],
+                                        PollTimeout::ZERO,
+                                    )
+                                    .is_ok_and(|n| n > 0)
+                                {
                                     pty_open = relay(m.as_fd(), stdout.as_fd());
                                 }
                             }

@@ -15,7 +15,10 @@ pub struct Args {
 pub fn run(a: Args) -> Result<i32> {
     let path = a.bundle.join("config.json");
     if path.exists() {
-        return Err(Error::State(format!("{} exists; remove it first", path.display())));
+        return Err(Error::State(format!(
+            "{} exists; remove it first",
+            path.display()
+        )));
     }
     let spec = crate::spec::default::default_spec();
     let text = serde_json::to_string_pretty(&spec).unwrap_or_default();

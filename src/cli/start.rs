@@ -52,7 +52,10 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                     Ok(_) | Err(nix::errno::Errno::EAGAIN) => {
                         // The writer has not written yet (or went away): check it is alive and wait.
                         if c.status() == Status::Stopped {
-                            return Err(Error::State(format!("cannot start container {:?}: its init died", a.id)));
+                            return Err(Error::State(format!(
+                                "cannot start container {:?}: its init died",
+                                a.id
+                            )));
                         }
                         std::thread::sleep(std::time::Duration::from_millis(1));
                     }

@@ -18,7 +18,12 @@ use std::os::fd::{AsFd, OwnedFd};
 
 /// A detached copy of the mount tree at `src` (only its top mount unless `recursive`).
 pub fn clone_tree(src: impl AsFd, recursive: bool) -> Result<OwnedFd> {
-    let flags = sys::OPEN_TREE_CLONE | if recursive { libc::AT_RECURSIVE as u32 } else { 0 };
+    let flags = sys::OPEN_TREE_CLONE
+        | if recursive {
+            libc::AT_RECURSIVE as u32
+        } else {
+            0
+        };
     Ok(sys::open_tree(src, flags)?)
 }
 
@@ -47,7 +52,13 @@ fn bind(root: &Root, op: &MountOp, source: &std::path::Path, recursive: bool) ->
     Ok(tree)
 }
 
-fn new_fs(root: &Root, op: &MountOp, fstype: &str, source: Option<&str>, params: &[(String, Option<String>)]) -> Result<OwnedFd> {
+fn new_fs(
+    root: &Root,
+    op: &MountOp,
+    fstype: &str,
+    source: Option<&str>,
+    params: &[(String, Option<String>)],
+) -> Result<OwnedFd> {
     let ctx = FsContext::open(fstype)?;
     if let Some(s) = source {
         ctx.set("source", Some(s))?;
@@ -60,7 +71,9 @@ fn new_fs(root: &Root, op: &MountOp, fstype: &str, source: Option<&str>, params:
         // proc and sysfs only onto real directories: a symlink here is refused, not followed.
         drop(root.mkdir_all(&op.dest)?);
         root.open_no_symlinks(&op.dest, libc::O_PATH | libc::O_DIRECTORY)
-            .with_context(|| format!("{fstype} must be mounted on a real directory, not through a symlink"))?
+            .with_context(|| {
+                format!("{fstype} must be mounted on a real directory, not through a symlink")
+            })?
     } else {
         root.mkdir_all(&op.dest)?
     };
@@ -72,11 +85,18 @@ fn new_fs(root: &Root, op: &MountOp, fstype: &str, source: Option<&str>, params:
 pub fn apply_one(root: &Root, op: &MountOp) -> Result<OwnedFd> {
     let mnt = match &op.kind {
         OpKind::Bind { source, recursive } => bind(root, op, source, *recursive),
-        OpKind::Fs { fstype, source, params } => new_fs(root, op, fstype, source.as_deref(), params),
+        OpKind::Fs {
+            fstype,
+            source,
+            params,
+        } => new_fs(root, op, fstype, source.as_deref(), params),
     }
     .with_context(|| op.label())?;
     if let Some((flag, recursive)) = op.propagation {
-        let attr = MountAttr { propagation: flag, ..Default::default() };
+        let attr = MountAttr {
+            propagation: flag,
+            ..Default::default()
+        };
         sys::mount_setattr(&mnt, recursive, &attr).with_context(|| op.label())?;
     }
     Ok(mnt)

@@ -6,9 +6,9 @@
 //! (`size=64m`, `mode=755`, `newinstance`), which a bind mount cannot take.
 
 use crate::sys::{
-    MOUNT_ATTR__ATIME, MOUNT_ATTR_NOATIME, MOUNT_ATTR_NODEV, MOUNT_ATTR_NODIRATIME, MOUNT_ATTR_NOEXEC,
-    MOUNT_ATTR_NOSUID, MOUNT_ATTR_NOSYMFOLLOW, MOUNT_ATTR_RDONLY, MOUNT_ATTR_RELATIME,
-    MOUNT_ATTR_STRICTATIME, MountAttr,
+    MOUNT_ATTR__ATIME, MOUNT_ATTR_NOATIME, MOUNT_ATTR_NODEV, MOUNT_ATTR_NODIRATIME,
+    MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NOSYMFOLLOW, MOUNT_ATTR_RDONLY,
+    MOUNT_ATTR_RELATIME, MOUNT_ATTR_STRICTATIME, MountAttr,
 };
 
 /// What one option string means.
@@ -41,10 +41,18 @@ pub enum Opt {
 }
 
 const fn a(set: u64, clr: u64) -> Opt {
-    Opt::Attr { set, clr, recursive: false }
+    Opt::Attr {
+        set,
+        clr,
+        recursive: false,
+    }
 }
 const fn r(set: u64, clr: u64) -> Opt {
-    Opt::Attr { set, clr, recursive: true }
+    Opt::Attr {
+        set,
+        clr,
+        recursive: true,
+    }
 }
 const ATIME: u64 = MOUNT_ATTR__ATIME;
 
@@ -93,25 +101,88 @@ pub const TABLE: &[(&str, Opt)] = &[
     ("rnodiratime", r(MOUNT_ATTR_NODIRATIME, 0)),
     ("bind", Opt::Bind(false)),
     ("rbind", Opt::Bind(true)),
-    ("private", Opt::Propagation { flag: libc::MS_PRIVATE, recursive: false }),
-    ("rprivate", Opt::Propagation { flag: libc::MS_PRIVATE, recursive: true }),
-    ("shared", Opt::Propagation { flag: libc::MS_SHARED, recursive: false }),
-    ("rshared", Opt::Propagation { flag: libc::MS_SHARED, recursive: true }),
-    ("slave", Opt::Propagation { flag: libc::MS_SLAVE, recursive: false }),
-    ("rslave", Opt::Propagation { flag: libc::MS_SLAVE, recursive: true }),
-    ("unbindable", Opt::Propagation { flag: libc::MS_UNBINDABLE, recursive: false }),
-    ("runbindable", Opt::Propagation { flag: libc::MS_UNBINDABLE, recursive: true }),
+    (
+        "private",
+        Opt::Propagation {
+            flag: libc::MS_PRIVATE,
+            recursive: false,
+        },
+    ),
+    (
+        "rprivate",
+        Opt::Propagation {
+            flag: libc::MS_PRIVATE,
+            recursive: true,
+        },
+    ),
+    (
+        "shared",
+        Opt::Propagation {
+            flag: libc::MS_SHARED,
+            recursive: false,
+        },
+    ),
+    (
+        "rshared",
+        Opt::Propagation {
+            flag: libc::MS_SHARED,
+            recursive: true,
+        },
+    ),
+    (
+        "slave",
+        Opt::Propagation {
+            flag: libc::MS_SLAVE,
+            recursive: false,
+        },
+    ),
+    (
+        "rslave",
+        Opt::Propagation {
+            flag: libc::MS_SLAVE,
+            recursive: true,
+        },
+    ),
+    (
+        "unbindable",
+        Opt::Propagation {
+            flag: libc::MS_UNBINDABLE,
+            recursive: false,
+        },
+    ),
+    (
+        "runbindable",
+        Opt::Propagation {
+            flag: libc::MS_UNBINDABLE,
+            recursive: true,
+        },
+    ),
     ("sync", Opt::SuperFlag),
     ("dirsync", Opt::SuperFlag),
     ("lazytime", Opt::SuperFlag),
     ("nolazytime", Opt::Ignore),
     ("iversion", Opt::SuperFlag),
     ("noiversion", Opt::Ignore),
-    ("mand", Opt::Unsupported("mandatory locking was removed from Linux 5.15")),
-    ("remount", Opt::Unsupported("remount of an existing mount is not an OCI mount")),
-    ("idmap", Opt::Unsupported("idmapped mounts are not implemented")),
-    ("ridmap", Opt::Unsupported("idmapped mounts are not implemented")),
-    ("tmpcopyup", Opt::Unsupported("tmpcopyup is not implemented")),
+    (
+        "mand",
+        Opt::Unsupported("mandatory locking was removed from Linux 5.15"),
+    ),
+    (
+        "remount",
+        Opt::Unsupported("remount of an existing mount is not an OCI mount"),
+    ),
+    (
+        "idmap",
+        Opt::Unsupported("idmapped mounts are not implemented"),
+    ),
+    (
+        "ridmap",
+        Opt::Unsupported("idmapped mounts are not implemented"),
+    ),
+    (
+        "tmpcopyup",
+        Opt::Unsupported("tmpcopyup is not implemented"),
+    ),
 ];
 
 /// Looks an option up; None means a filesystem parameter (`key` or `key=value`).
@@ -161,8 +232,20 @@ mod tests {
 
     #[test]
     fn r_options_are_recursive() {
-        assert!(matches!(lookup("rro"), Some(Opt::Attr { recursive: true, .. })));
-        assert!(matches!(lookup("ro"), Some(Opt::Attr { recursive: false, .. })));
+        assert!(matches!(
+            lookup("rro"),
+            Some(Opt::Attr {
+                recursive: true,
+                ..
+            })
+        ));
+        assert!(matches!(
+            lookup("ro"),
+            Some(Opt::Attr {
+                recursive: false,
+                ..
+            })
+        ));
         assert_eq!(lookup("size=64m"), None);
     }
 }

@@ -68,8 +68,7 @@ fn normalise(dest: &str) -> PathBuf {
 }
 
 fn is_bind(m: &Mount) -> bool {
-    m.typ.as_deref() == Some("bind")
-        || m.options.iter().any(|o| o == "bind" || o == "rbind")
+    m.typ.as_deref() == Some("bind") || m.options.iter().any(|o| o == "bind" || o == "rbind")
 }
 
 /// Plans one mount.
@@ -96,8 +95,16 @@ pub fn plan_one(index: usize, m: &Mount, bundle: &Path) -> Result<MountOp> {
     let mut params = Vec::new();
     for o in &m.options {
         match options::lookup(o) {
-            Some(Opt::Attr { set, clr, recursive: false }) => options::merge(&mut attr, set, clr),
-            Some(Opt::Attr { set, clr, recursive: true }) => options::merge(&mut rattr, set, clr),
+            Some(Opt::Attr {
+                set,
+                clr,
+                recursive: false,
+            }) => options::merge(&mut attr, set, clr),
+            Some(Opt::Attr {
+                set,
+                clr,
+                recursive: true,
+            }) => options::merge(&mut rattr, set, clr),
             Some(Opt::Propagation { flag, recursive }) => propagation = Some((flag, recursive)),
             Some(Opt::Bind(r)) => recursive = r,
             Some(Opt::Ignore) => {}
@@ -139,12 +146,17 @@ pub fn plan_one(index: usize, m: &Mount, bundle: &Path) -> Result<MountOp> {
         }
         // cgroup: the unified (v2) hierarchy, read through the container's cgroup namespace; v1
         // hierarchies are not mounted into containers.
-        let fstype = if fstype == "cgroup" { "cgroup2" } else { fstype };
+        let fstype = if fstype == "cgroup" {
+            "cgroup2"
+        } else {
+            fstype
+        };
         // Pseudo filesystems take no source; a source of "none" or the type's own name means none.
-        let source = m
-            .source
-            .clone()
-            .filter(|s| !s.is_empty() && s != "none" && !matches!(fstype, "proc" | "sysfs" | "cgroup2" | "mqueue" | "devpts"));
+        let source = m.source.clone().filter(|s| {
+            !s.is_empty()
+                && s != "none"
+                && !matches!(fstype, "proc" | "sysfs" | "cgroup2" | "mqueue" | "devpts")
+        });
         OpKind::Fs {
             fstype: fstype.to_string(),
             source,
@@ -187,33 +199,72 @@ mod tests {
 
     #[test]
     fn rbind_ro_is_top_only_and_rro_recursive() {
-        let op = plan_one(0, &m("/a", None, "/h", &["rbind", "ro", "rnosuid"]), Path::new("/b")).unwrap();
-        assert_eq!(op.kind, OpKind::Bind { source: "/h".into(), recursive: true });
+        let op = plan_one(
+            0,
+            &m("/a", None, "/h", &["rbind", "ro", "rnosuid"]),
+            Path::new("/b"),
+        )
+        .unwrap();
+        assert_eq!(
+            op.kind,
+            OpKind::Bind {
+                source: "/h".into(),
+                recursive: true
+            }
+        );
         assert_eq!(op.attr.attr_set, MOUNT_ATTR_RDONLY);
         assert_eq!(op.rattr.attr_set, MOUNT_ATTR_NOSUID);
         let op = plan_one(0, &m("/a", Some("bind"), "h", &["rro"]), Path::new("/b")).unwrap();
-        assert_eq!(op.kind, OpKind::Bind { source: "/b/h".into(), recursive: false });
+        assert_eq!(
+            op.kind,
+            OpKind::Bind {
+                source: "/b/h".into(),
+                recursive: false
+            }
+        );
         assert_eq!(op.rattr.attr_set, MOUNT_ATTR_RDONLY);
     }
 
     #[test]
     fn unknown_bind_option_names_index_dest_and_option() {
-        let e = plan(&[m("/x", None, "/s", &[]), m("/data", None, "/h", &["bind", "bogus"])], Path::new("/b"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("mounts[1] (/data)") && e.contains("\"bogus\""), "{e}");
+        let e = plan(
+            &[
+                m("/x", None, "/s", &[]),
+                m("/data", None, "/h", &["bind", "bogus"]),
+            ],
+            Path::new("/b"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("mounts[1] (/data)") && e.contains("\"bogus\""),
+            "{e}"
+        );
     }
 
     #[test]
     fn fs_params_and_destination_normalised() {
-        let op = plan_one(2, &m("dev//shm/.", Some("tmpfs"), "shm", &["nosuid", "size=64k", "mode=1777"]), Path::new("/b")).unwrap();
+        let op = plan_one(
+            2,
+            &m(
+                "dev//shm/.",
+                Some("tmpfs"),
+                "shm",
+                &["nosuid", "size=64k", "mode=1777"],
+            ),
+            Path::new("/b"),
+        )
+        .unwrap();
         assert_eq!(op.dest, PathBuf::from("/dev/shm"));
         assert_eq!(
             op.kind,
             OpKind::Fs {
                 fstype: "tmpfs".into(),
                 source: Some("shm".into()),
-                params: vec![("size".into(), Some("64k".into())), ("mode".into(), Some("1777".into()))]
+                params: vec![
+                    ("size".into(), Some("64k".into())),
+                    ("mode".into(), Some("1777".into()))
+                ]
             }
         );
     }
@@ -222,14 +273,30 @@ mod tests {
     fn root_destination_and_missing_type_refused() {
         assert!(plan_one(0, &m("/", Some("tmpfs"), "t", &[]), Path::new("/b")).is_err());
         assert!(plan_one(0, &m("/x", None, "t", &[]), Path::new("/b")).is_err());
-        assert!(plan_one(0, &m("/x", Some("tmpfs"), "t", &["idmap"])
-            , Path::new("/b")).unwrap_err().to_string().contains("not supported"));
+        assert!(
+            plan_one(0, &m("/x", Some("tmpfs"), "t", &["idmap"]), Path::new("/b"))
+                .unwrap_err()
+                .to_string()
+                .contains("not supported")
+        );
     }
 
     #[test]
     fn cgroup_becomes_cgroup2_and_propagation_kept() {
-        let op = plan_one(0, &m("/sys/fs/cgroup", Some("cgroup"), "cgroup", &["ro", "rslave"]), Path::new("/b")).unwrap();
-        assert!(matches!(op.kind, OpKind::Fs { ref fstype, source: None, .. } if fstype == "cgroup2"));
+        let op = plan_one(
+            0,
+            &m(
+                "/sys/fs/cgroup",
+                Some("cgroup"),
+                "cgroup",
+                &["ro", "rslave"],
+            ),
+            Path::new("/b"),
+        )
+        .unwrap();
+        assert!(
+            matches!(op.kind, OpKind::Fs { ref fstype, source: None, .. } if fstype == "cgroup2")
+        );
         assert_eq!(op.propagation, Some((libc::MS_SLAVE, true)));
     }
 }

@@ -12,7 +12,8 @@ use std::str::FromStr;
 
 /// Parses `CAP_KILL` (the form the runtime-spec uses).
 pub fn parse(name: &str) -> Result<Capability> {
-    Capability::from_str(name).map_err(|_| Error::InvalidSpec(format!("unknown capability {name:?}")))
+    Capability::from_str(name)
+        .map_err(|_| Error::InvalidSpec(format!("unknown capability {name:?}")))
 }
 
 fn set_of(list: &Option<Vec<String>>) -> Result<CapsHashSet> {
@@ -32,7 +33,8 @@ pub fn apply_bounding(c: &Capabilities) -> Result<()> {
     let keep = set_of(&c.bounding)?;
     let current = caps::read(None, CapSet::Bounding).map_err(|e| err("read bounding", e))?;
     for cap in current.difference(&keep) {
-        caps::drop(None, CapSet::Bounding, *cap).map_err(|e| err(&format!("drop {cap} from bounding"), e))?;
+        caps::drop(None, CapSet::Bounding, *cap)
+            .map_err(|e| err(&format!("drop {cap} from bounding"), e))?;
     }
     Ok(())
 }
@@ -52,7 +54,8 @@ pub fn apply_sets(c: &Capabilities) -> Result<()> {
         // The kernel refuses an ambient capability that is not both permitted and inheritable; runc
         // skips those too, since specs routinely list ambient = effective.
         if prm.contains(cap) && inh.contains(cap) {
-            caps::raise(None, CapSet::Ambient, *cap).map_err(|e| err(&format!("raise ambient {cap}"), e))?;
+            caps::raise(None, CapSet::Ambient, *cap)
+                .map_err(|e| err(&format!("raise ambient {cap}"), e))?;
         }
     }
     Ok(())

@@ -91,7 +91,10 @@ fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
         sys::close_inherited(fd);
     }
     step("prctl", sys::set_non_dumpable().map_err(Into::into))?;
-    step("prctl", sys::set_parent_death_signal(libc::SIGKILL).map_err(Into::into))?;
+    step(
+        "prctl",
+        sys::set_parent_death_signal(libc::SIGKILL).map_err(Into::into),
+    )?;
     // Modes of what berth creates are exact; the process's umask is set just before exec.
     sys::umask(0);
 
@@ -107,7 +110,8 @@ fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
         nix::sched::setns(fd.as_fd(), CloneFlags::CLONE_NEWUSER)
             .map_err(|e| Error::sys(format!("setns({}, user)", j.path.display()), e))?;
         become_root()?;
-        nix::sched::unshare(a.unshare_later).map_err(|e| Error::sys(format!("unshare({:?})", a.unshare_later), e))?;
+        nix::sched::unshare(a.unshare_later)
+            .map_err(|e| Error::sys(format!("unshare({:?})", a.unshare_later), e))?;
     }
 
     // 4. A session of our own: the container is nobody's job-control child; and a session keyring of
@@ -138,7 +142,11 @@ fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
         a.chan.send(&Msg::RunHooks)?;
         match a.chan.recv()? {
             Msg::State(s) => state = s,
-            other => return Err(Error::State(format!("sync socket: expected the state, got {other:?}"))),
+            other => {
+                return Err(Error::State(format!(
+                    "sync socket: expected the state, got {other:?}"
+                )));
+            }
         }
         if let Some(h) = &vs.spec.hooks {
             crate::hooks::run_list("createContainer", &h.create_container, &state)?;
@@ -173,17 +181,25 @@ fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
     set_rlimits(vs)?;
     set_identity(vs)?;
     if p.no_new_privileges {
-        nix::sys::prctl::set_no_new_privs().map_err(|e| Error::sys("prctl(PR_SET_NO_NEW_PRIVS)", e))?;
+        nix::sys::prctl::set_no_new_privs()
+            .map_err(|e| Error::sys("prctl(PR_SET_NO_NEW_PRIVS)", e))?;
     }
 
     // 10. The working directory, resolved inside the root, as the process's user; then check it is
     //     inside the container (a leaked host fd as cwd is runc CVE-2024-21626).
-    let cwd = step("process.cwd", root.open_at(Path::new(&p.cwd), libc::O_PATH | libc::O_DIRECTORY))?;
-    nix::unistd::fchdir(cwd.as_raw_fd()).map_err(|e| Error::sys(format!("fchdir({})", p.cwd), e))?;
+    let cwd = step(
+        "process.cwd",
+        root.open_at(Path::new(&p.cwd), libc::O_PATH | libc::O_DIRECTORY),
+    )?;
+    nix::unistd::fchdir(cwd.as_raw_fd())
+        .map_err(|e| Error::sys(format!("fchdir({})", p.cwd), e))?;
     drop(cwd);
     let here = nix::unistd::getcwd().map_err(|e| Error::sys("getcwd()", e))?;
     if !here.is_absolute() || here.starts_with("(unreachable)") {
-        return Err(Error::SafetyViolation(format!("process.cwd {:?} is outside the container", p.cwd)));
+        return Err(Error::SafetyViolation(format!(
+            "process.cwd {:?} is outside the container",
+            p.cwd
+        )));
     }
     drop(root);
 
@@ -200,7 +216,13 @@ fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
     // 14. Wait for start.
     match &a.gate {
         Gate::Fifo(dir) => {
-            let fifo = sys::openat2(Some(dir.as_fd()), Path::new(crate::state::EXEC_FIFO), libc::O_WRONLY, 0, sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS)?;
+            let fifo = sys::openat2(
+                Some(dir.as_fd()),
+                Path::new(crate::state::EXEC_FIFO),
+                libc::O_WRONLY,
+                0,
+                sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS,
+            )?;
             nix::unistd::write(&fifo, b"0").map_err(|e| Error::sys("write(exec.fifo)", e))?;
         }
         Gate::Socket => a.chan.expect(Msg::Continue)?,
@@ -229,7 +251,12 @@ fn set_rlimits(vs: &ValidSpec) -> Result<()> {
     for (i, r) in vs.process.rlimits.iter().enumerate() {
         let res = crate::spec::validate::rlimit_resource(&r.typ).expect("validated");
         nix::sys::resource::setrlimit(res, r.soft, r.hard)
-            .map_err(|e| Error::sys(format!("setrlimit({}, soft={}, hard={})", r.typ, r.soft, r.hard), e))
+            .map_err(|e| {
+                Error::sys(
+                    format!("setrlimit({}, soft={}, hard={})", r.typ, r.soft, r.hard),
+                    e,
+                )
+            })
             .with_context(|| format!("process.rlimits[{i}]"))?;
     }
     Ok(())
@@ -239,10 +266,17 @@ fn set_identity(vs: &ValidSpec) -> Result<()> {
     let u = &vs.process.user;
     let caps = vs.process.capabilities.as_ref();
     if let Some(c) = caps {
-        step("process.capabilities.bounding", super::caps::apply_bounding(c))?;
+        step(
+            "process.capabilities.bounding",
+            super::caps::apply_bounding(c),
+        )?;
     }
     nix::sys::prctl::set_keepcaps(true).map_err(|e| Error::sys("prctl(PR_SET_KEEPCAPS)", e))?;
-    let groups: Vec<Gid> = u.additional_gids.iter().map(|g| Gid::from_raw(*g)).collect();
+    let groups: Vec<Gid> = u
+        .additional_gids
+        .iter()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
     // setgroups is refused in a user namespace whose setgroups file says deny; then only an empty list
     // is possible and the kernel already has it.
     if !(vs.userns && groups.is_empty()) {
@@ -251,10 +285,12 @@ fn set_identity(vs: &ValidSpec) -> Result<()> {
             .with_context(|| "process.user.additionalGids".into())?;
     }
     let g = Gid::from_raw(u.gid);
-    nix::unistd::setresgid(g, g, g).map_err(|e| Error::sys(format!("setresgid({})", u.gid), e))
+    nix::unistd::setresgid(g, g, g)
+        .map_err(|e| Error::sys(format!("setresgid({})", u.gid), e))
         .with_context(|| "process.user.gid".into())?;
     let uid = Uid::from_raw(u.uid);
-    nix::unistd::setresuid(uid, uid, uid).map_err(|e| Error::sys(format!("setresuid({})", u.uid), e))
+    nix::unistd::setresuid(uid, uid, uid)
+        .map_err(|e| Error::sys(format!("setresuid({})", u.uid), e))
         .with_context(|| "process.user.uid".into())?;
     nix::sys::prctl::set_keepcaps(false).map_err(|e| Error::sys("prctl(PR_SET_KEEPCAPS, 0)", e))?;
     if let Some(c) = caps {
@@ -270,14 +306,26 @@ fn cstring(s: &[u8], what: &str) -> Result<CString> {
 /// The path to exec (args[0], or found in the process's PATH), argv and envp.
 fn program(vs: &ValidSpec) -> Result<(CString, Vec<CString>, Vec<CString>)> {
     let p = &vs.process;
-    let argv = p.args.iter().map(|a| cstring(a.as_bytes(), "process.args")).collect::<Result<Vec<_>>>()?;
-    let envp = p.env.iter().map(|e| cstring(e.as_bytes(), "process.env")).collect::<Result<Vec<_>>>()?;
+    let argv = p
+        .args
+        .iter()
+        .map(|a| cstring(a.as_bytes(), "process.args"))
+        .collect::<Result<Vec<_>>>()?;
+    let envp = p
+        .env
+        .iter()
+        .map(|e| cstring(e.as_bytes(), "process.env"))
+        .collect::<Result<Vec<_>>>()?;
     let arg0 = &p.args[0];
-    let found = |c: &Path| nix::unistd::access(c, nix::unistd::AccessFlags::X_OK).is_ok() && !c.is_dir();
+    let found =
+        |c: &Path| nix::unistd::access(c, nix::unistd::AccessFlags::X_OK).is_ok() && !c.is_dir();
     let path = if arg0.contains('/') {
         let c = PathBuf::from(arg0);
         if !found(&c) {
-            return Err(Error::sys(format!("process.args[0]: {arg0:?} is not an executable file"), nix::errno::Errno::ENOENT));
+            return Err(Error::sys(
+                format!("process.args[0]: {arg0:?} is not an executable file"),
+                nix::errno::Errno::ENOENT,
+            ));
         }
         c
     } else {
@@ -292,10 +340,17 @@ fn program(vs: &ValidSpec) -> Result<(CString, Vec<CString>, Vec<CString>)> {
             .map(|d| Path::new(d).join(arg0))
             .find(|c| found(c))
             .ok_or_else(|| {
-                Error::sys(format!("process.args[0]: {arg0:?} not found in $PATH ({path_var})"), nix::errno::Errno::ENOENT)
+                Error::sys(
+                    format!("process.args[0]: {arg0:?} not found in $PATH ({path_var})"),
+                    nix::errno::Errno::ENOENT,
+                )
             })?
     };
-    Ok((cstring(path.as_os_str().as_bytes(), "process.args[0]")?, argv, envp))
+    Ok((
+        cstring(path.as_os_str().as_bytes(), "process.args[0]")?,
+        argv,
+        envp,
+    ))
 }
 
 /// A pseudo-terminal from the container's own devpts: the master goes to the console socket (or to
@@ -316,7 +371,12 @@ fn setup_terminal(a: &InitArgs<'_>, root: &Root, dev: Option<&OwnedFd>) -> Resul
     }
     match &a.console {
         Some(sock) => {
-            let ch = Channel::from_fd(sock.try_clone().map_err(|e| Error::sys("dup(console socket)", nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0))))?);
+            let ch = Channel::from_fd(sock.try_clone().map_err(|e| {
+                Error::sys(
+                    "dup(console socket)",
+                    nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+                )
+            })?);
             ch.send_raw_fd(b"/dev/ptmx", master.as_raw_fd())?;
         }
         None => a.chan.send_with(&Msg::Fd, Some(master.as_raw_fd()))?,

@@ -44,7 +44,10 @@ pub struct Options<'a> {
 
 impl std::fmt::Debug for Options<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Options").field("state_dir", &self.state_dir).field("fifo_gate", &self.fifo_gate).finish_non_exhaustive()
+        f.debug_struct("Options")
+            .field("state_dir", &self.state_dir)
+            .field("fifo_gate", &self.fifo_gate)
+            .finish_non_exhaustive()
     }
 }
 
@@ -134,18 +137,32 @@ pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spa
     let (parent_end, child_end) = sync::pair()?;
     let state_dir = sys::openat2(None, opts.state_dir, libc::O_PATH | libc::O_DIRECTORY, 0, 0)?;
     if opts.fifo_gate {
-        nix::unistd::mkfifo(&opts.state_dir.join(crate::state::EXEC_FIFO), nix::sys::stat::Mode::from_bits_truncate(0o622))
-            .map_err(|e| Error::sys(format!("mkfifo({})", opts.state_dir.join(crate::state::EXEC_FIFO).display()), e))?;
+        nix::unistd::mkfifo(
+            &opts.state_dir.join(crate::state::EXEC_FIFO),
+            nix::sys::stat::Mode::from_bits_truncate(0o622),
+        )
+        .map_err(|e| {
+            Error::sys(
+                format!(
+                    "mkfifo({})",
+                    opts.state_dir.join(crate::state::EXEC_FIFO).display()
+                ),
+                e,
+            )
+        })?;
     }
     let console = match opts.console_socket {
         Some(p) => Some(OwnedFd::from(
-            std::os::unix::net::UnixStream::connect(p).map_err(|e| io_err("connect", p, e)).with_context(|| "--console-socket".into())?,
+            std::os::unix::net::UnixStream::connect(p)
+                .map_err(|e| io_err("connect", p, e))
+                .with_context(|| "--console-socket".into())?,
         )),
         None => None,
     };
     if vs.process.terminal && console.is_none() && opts.fifo_gate {
         return Err(Error::InvalidSpec(
-            "process.terminal is true: create needs --console-socket to hand the terminal over".into(),
+            "process.terminal is true: create needs --console-socket to hand the terminal over"
+                .into(),
         ));
     }
     join_in_parent(vs)?;
@@ -153,7 +170,10 @@ pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spa
     let join_user = vs.joins.iter().find(|j| j.typ == "user");
     // With a user namespace to join, the child must join it before it creates the others.
     let (clone_flags, unshare_later) = match join_user {
-        Some(_) => (vs.clone_flags & CloneFlags::CLONE_NEWPID, vs.clone_flags - CloneFlags::CLONE_NEWPID),
+        Some(_) => (
+            vs.clone_flags & CloneFlags::CLONE_NEWPID,
+            vs.clone_flags - CloneFlags::CLONE_NEWPID,
+        ),
         None => (vs.clone_flags, CloneFlags::empty()),
     };
     let hooks = has_any_hooks(vs);
@@ -164,7 +184,11 @@ pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spa
                 vs,
                 plan,
                 chan: child_end,
-                gate: if opts.fifo_gate { Gate::Fifo(state_dir) } else { Gate::Socket },
+                gate: if opts.fifo_gate {
+                    Gate::Fifo(state_dir)
+                } else {
+                    Gate::Socket
+                },
                 console,
                 preserve_fds: opts.preserve_fds,
                 no_pivot: opts.no_pivot,
@@ -186,12 +210,15 @@ pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spa
     // Sync point 1: the id maps are written, the child may become root in its user namespace.
     if vs.clone_flags.contains(CloneFlags::CLONE_NEWUSER) {
         let l = vs.linux();
-        write_proc(pid, "uid_map", &map_text(&l.uid_mappings)).with_context(|| "linux.uidMappings".into())?;
-        write_proc(pid, "gid_map", &map_text(&l.gid_mappings)).with_context(|| "linux.gidMappings".into())?;
+        write_proc(pid, "uid_map", &map_text(&l.uid_mappings))
+            .with_context(|| "linux.uidMappings".into())?;
+        write_proc(pid, "gid_map", &map_text(&l.gid_mappings))
+            .with_context(|| "linux.gidMappings".into())?;
         parent_end.send(&Msg::Continue)?;
     }
     if let Some(adj) = vs.process.oom_score_adj {
-        write_proc(pid, "oom_score_adj", &adj.to_string()).with_context(|| "process.oomScoreAdj".into())?;
+        write_proc(pid, "oom_score_adj", &adj.to_string())
+            .with_context(|| "process.oomScoreAdj".into())?;
     }
     // Sync point 2: namespaces and mounts exist; prestart and createRuntime run here, in the runtime's
     // namespaces; the child gets the state for the hooks it runs itself.
@@ -209,11 +236,20 @@ pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spa
         match parent_end.recv_with()? {
             (Msg::Fd, Some(fd)) => pty = Some(fd),
             (Msg::Error { errno, msg }, _) => return Err(Error::Child { msg, errno }),
-            (m, _) => return Err(Error::State(format!("sync socket: expected the terminal, got {m:?}"))),
+            (m, _) => {
+                return Err(Error::State(format!(
+                    "sync socket: expected the terminal, got {m:?}"
+                )));
+            }
         }
     }
     // Sync point 3: everything that can fail before the user's program has succeeded.
     parent_end.expect(Msg::Ready)?;
     guard.0 = None;
-    Ok(Spawned { pid, start_time, channel: parent_end, pty })
+    Ok(Spawned {
+        pid,
+        start_time,
+        channel: parent_end,
+        pty,
+    })
 }

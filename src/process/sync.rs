@@ -8,8 +8,8 @@
 
 use crate::error::{Error, Result};
 use nix::sys::socket::{
-    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg, sendmsg,
-    socketpair,
+    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg,
+    sendmsg, socketpair,
 };
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -86,7 +86,10 @@ impl Channel {
             3 => Msg::State(payload),
             4 => Msg::Ready,
             5 => Msg::Fd,
-            6 => Msg::Error { errno, msg: payload },
+            6 => Msg::Error {
+                errno,
+                msg: payload,
+            },
             _ => return Err(bad()),
         })
     }
@@ -96,9 +99,19 @@ impl Channel {
         let frame = Self::encode(msg);
         let iov = [IoSlice::new(&frame)];
         let fds = fd.map(|f| [f]);
-        let cmsg: Vec<ControlMessage> = fds.as_ref().map(|f| ControlMessage::ScmRights(f)).into_iter().collect();
-        sendmsg::<()>(self.fd.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None)
-            .map_err(|e| Error::sys("sendmsg(sync socket)", e))?;
+        let cmsg: Vec<ControlMessage> = fds
+            .as_ref()
+            .map(|f| ControlMessage::ScmRights(f))
+            .into_iter()
+            .collect();
+        sendmsg::<()>(
+            self.fd.as_raw_fd(),
+            &iov,
+            &cmsg,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(|e| Error::sys("sendmsg(sync socket)", e))?;
         Ok(())
     }
 
@@ -113,12 +126,20 @@ impl Channel {
         let mut cmsg = nix::cmsg_space!([RawFd; 1]);
         let (n, fd) = loop {
             let mut iov = [IoSliceMut::new(&mut buf)];
-            match recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC) {
+            match recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(Error::sys("recvmsg(sync socket)", e)),
                 Ok(r) => {
                     let mut fd = None;
-                    for c in r.cmsgs().map_err(|e| Error::sys("recvmsg(sync socket) cmsgs", e))? {
+                    for c in r
+                        .cmsgs()
+                        .map_err(|e| Error::sys("recvmsg(sync socket) cmsgs", e))?
+                    {
                         if let ControlMessageOwned::ScmRights(fds) = c {
                             for f in fds {
                                 fd = Some(crate::sys::own_received_fd(f));
@@ -130,7 +151,9 @@ impl Channel {
             }
         };
         if n == 0 {
-            return Err(Error::State("sync socket: the other side exited without a word".into()));
+            return Err(Error::State(
+                "sync socket: the other side exited without a word".into(),
+            ));
         }
         Ok((Self::decode(&buf[..n])?, fd))
     }
@@ -145,8 +168,14 @@ impl Channel {
         let iov = [IoSlice::new(bytes)];
         let fds = [fd];
         let cmsg = [ControlMessage::ScmRights(&fds)];
-        sendmsg::<()>(self.fd.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None)
-            .map_err(|e| Error::sys("sendmsg(console socket)", e))?;
+        sendmsg::<()>(
+            self.fd.as_raw_fd(),
+            &iov,
+            &cmsg,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(|e| Error::sys("sendmsg(console socket)", e))?;
         Ok(())
     }
 
@@ -167,7 +196,6 @@ impl Channel {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,7 +208,10 @@ mod tests {
             Msg::RunHooks,
             Msg::State("{\"id\":\"x\"}".into()),
             Msg::Ready,
-            Msg::Error { errno: 2, msg: "mount 3: ENOENT".into() },
+            Msg::Error {
+                errno: 2,
+                msg: "mount 3: ENOENT".into(),
+            },
         ] {
             a.send(&m).unwrap();
             assert_eq!(b.recv().unwrap(), m);
@@ -192,7 +223,11 @@ mod tests {
     #[test]
     fn error_frame_becomes_child_error() {
         let (a, b) = pair().unwrap();
-        a.send(&Msg::Error { errno: 13, msg: "denied".into() }).unwrap();
+        a.send(&Msg::Error {
+            errno: 13,
+            msg: "denied".into(),
+        })
+        .unwrap();
         let e = b.expect(Msg::Ready).unwrap_err();
         assert_eq!(e.errno(), Some(nix::errno::Errno::EACCES));
     }

@@ -140,11 +140,19 @@ impl Root {
         let is_dir = file_type(&fd)? == libc::S_IFDIR;
         match (kind, is_dir) {
             (Kind::Dir, false) => Err(Error::sys(
-                format!("{:?} in {}: expected a directory", path, self.display.display()),
+                format!(
+                    "{:?} in {}: expected a directory",
+                    path,
+                    self.display.display()
+                ),
                 Errno::ENOTDIR,
             )),
             (Kind::File, true) => Err(Error::sys(
-                format!("{:?} in {}: expected a file, found a directory", path, self.display.display()),
+                format!(
+                    "{:?} in {}: expected a file, found a directory",
+                    path,
+                    self.display.display()
+                ),
                 Errno::EISDIR,
             )),
             _ => Ok(fd),
@@ -182,8 +190,11 @@ impl Root {
                 done.pop();
                 continue;
             }
-            let parent =
-                self.openat2_retry(&done, libc::O_PATH | libc::O_DIRECTORY, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS)?;
+            let parent = self.openat2_retry(
+                &done,
+                libc::O_PATH | libc::O_DIRECTORY,
+                RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS,
+            )?;
             let last = pending.is_empty();
             let opened = sys::openat2(
                 Some(parent.as_fd()),
@@ -199,12 +210,19 @@ impl Root {
                         links += 1;
                         if links > MAX_SYMLINKS {
                             return Err(Error::sys(
-                                format!("resolving {:?} in {}: too many symlinks", path, self.display.display()),
+                                format!(
+                                    "resolving {:?} in {}: too many symlinks",
+                                    path,
+                                    self.display.display()
+                                ),
                                 Errno::ELOOP,
                             ));
                         }
-                        let target = nix::fcntl::readlinkat(Some(std::os::fd::AsRawFd::as_raw_fd(&fd)), "")
-                            .map_err(|e| Error::sys(format!("readlinkat({:?})", done.join(&name)), e))?;
+                        let target =
+                            nix::fcntl::readlinkat(Some(std::os::fd::AsRawFd::as_raw_fd(&fd)), "")
+                                .map_err(|e| {
+                                    Error::sys(format!("readlinkat({:?})", done.join(&name)), e)
+                                })?;
                         if target.as_bytes().starts_with(b"/") {
                             done.clear();
                         }
@@ -215,7 +233,11 @@ impl Root {
                     }
                     if !last && t != libc::S_IFDIR {
                         return Err(Error::sys(
-                            format!("{:?} in {}: a path component is not a directory", done.join(&name), self.display.display()),
+                            format!(
+                                "{:?} in {}: a path component is not a directory",
+                                done.join(&name),
+                                self.display.display()
+                            ),
                             Errno::ENOTDIR,
                         ));
                     }
@@ -238,7 +260,11 @@ impl Root {
                             nix::sys::stat::Mode::from_bits_truncate(0o755),
                         )
                         .map_err(|errno| crate::error::SysError {
-                            call: format!("mkdirat({:?} in {})", done.join(&name), self.display.display()),
+                            call: format!(
+                                "mkdirat({:?} in {})",
+                                done.join(&name),
+                                self.display.display()
+                            ),
                             errno,
                         })
                     };
@@ -276,7 +302,11 @@ mod tests {
         symlink(t.path(), root.join("escape")).unwrap();
         r.mkdir_all(Path::new("/escape/made")).unwrap();
         assert!(!t.path().join("made").exists());
-        assert!(root.join(t.path().strip_prefix("/").unwrap()).join("made").is_dir());
+        assert!(
+            root.join(t.path().strip_prefix("/").unwrap())
+                .join("made")
+                .is_dir()
+        );
     }
 
     #[test]
@@ -327,8 +357,14 @@ mod tests {
     #[test]
     fn kind_mismatch() {
         let (_t, r) = tree();
-        assert_eq!(r.create_file(Path::new("/etc")).unwrap_err().errno(), Some(Errno::EISDIR));
+        assert_eq!(
+            r.create_file(Path::new("/etc")).unwrap_err().errno(),
+            Some(Errno::EISDIR)
+        );
         r.create_file(Path::new("/f")).unwrap();
-        assert_eq!(r.mkdir_all(Path::new("/f")).unwrap_err().errno(), Some(Errno::ENOTDIR));
+        assert_eq!(
+            r.mkdir_all(Path::new("/f")).unwrap_err().errno(),
+            Some(Errno::ENOTDIR)
+        );
     }
 }

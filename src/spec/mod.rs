@@ -163,10 +163,18 @@ pub struct Mount {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
     /// Idmapped mounts (not supported).
-    #[serde(default, rename = "uidMappings", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "uidMappings",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub uid_mappings: Option<Value>,
     /// Idmapped mounts (not supported).
-    #[serde(default, rename = "gidMappings", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "gidMappings",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub gid_mappings: Option<Value>,
 }
 

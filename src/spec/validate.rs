@@ -166,9 +166,7 @@ fn check_process(p: &Process) -> Result<()> {
     }
     for (i, e) in p.env.iter().enumerate() {
         if !e.contains('=') || e.contains('\0') {
-            return Err(invalid(format!(
-                "process.env[{i}]: {e:?} is not KEY=value"
-            )));
+            return Err(invalid(format!("process.env[{i}]: {e:?} is not KEY=value")));
         }
     }
     for (i, r) in p.rlimits.iter().enumerate() {
@@ -185,12 +183,10 @@ fn check_process(p: &Process) -> Result<()> {
             )));
         }
     }
-    if let Some(l) = &p.selinux_label {
-        if !l.is_empty() {
-            return Err(Error::NotSupported(
-                "process.selinuxLabel: SELinux is not supported".into(),
-            ));
-        }
+    if p.selinux_label.as_deref().is_some_and(|l| !l.is_empty()) {
+        return Err(Error::NotSupported(
+            "process.selinuxLabel: SELinux is not supported".into(),
+        ));
     }
     if let Some(caps) = &p.capabilities {
         let sets = [
@@ -230,8 +226,8 @@ impl ValidSpec {
             .as_ref()
             .filter(|r| !r.path.is_empty())
             .ok_or_else(|| invalid("root.path: missing".into()))?;
-        let bundle = std::path::absolute(bundle)
-            .map_err(|e| crate::error::io_err("absolute", bundle, e))?;
+        let bundle =
+            std::path::absolute(bundle).map_err(|e| crate::error::io_err("absolute", bundle, e))?;
         let rootfs = bundle.join(&root.path);
         let process = spec
             .process
@@ -276,7 +272,7 @@ impl ValidSpec {
                 )));
             }
         }
-        for (key, _) in &linux.sysctl {
+        for key in linux.sysctl.keys() {
             let need = sysctl_namespace(key).ok_or_else(|| {
                 invalid(format!(
                     "linux.sysctl.{key}: not a namespaced sysctl, so setting it would change the host"
@@ -303,15 +299,22 @@ impl ValidSpec {
                 )));
             }
         }
-        if let Some(r) = &linux.rootfs_propagation {
-            if !matches!(
-                r.as_str(),
-                "" | "private" | "rprivate" | "slave" | "rslave" | "shared" | "rshared" | "unbindable" | "runbindable"
-            ) {
-                return Err(invalid(format!(
-                    "linux.rootfsPropagation: unknown propagation {r:?}"
-                )));
-            }
+        if let Some(r) = linux.rootfs_propagation.as_deref().filter(|r| {
+            !matches!(
+                *r,
+                "" | "private"
+                    | "rprivate"
+                    | "slave"
+                    | "rslave"
+                    | "shared"
+                    | "rshared"
+                    | "unbindable"
+                    | "runbindable"
+            )
+        }) {
+            return Err(invalid(format!(
+                "linux.rootfsPropagation: unknown propagation {r:?}"
+            )));
         }
         if linux.seccomp.is_some() {
             return Err(Error::NotSupported(
@@ -339,10 +342,9 @@ impl ValidSpec {
                 }
             }
         }
-        let dev_is_tmpfs = spec
-            .mounts
-            .iter()
-            .any(|m| m.typ.as_deref() == Some("tmpfs") && m.destination.trim_end_matches('/') == "/dev");
+        let dev_is_tmpfs = spec.mounts.iter().any(|m| {
+            m.typ.as_deref() == Some("tmpfs") && m.destination.trim_end_matches('/') == "/dev"
+        });
         Ok(ValidSpec {
             process,
             bundle,
@@ -370,7 +372,10 @@ impl ValidSpec {
         let mut w = Vec::new();
         let linux = self.linux();
         if linux.resources.as_ref().is_some_and(|r| !r.is_null()) {
-            w.push("linux.resources: cgroups are not managed yet; resource limits are NOT applied".into());
+            w.push(
+                "linux.resources: cgroups are not managed yet; resource limits are NOT applied"
+                    .into(),
+            );
         }
         if linux.cgroups_path.as_deref().is_some_and(|p| !p.is_empty()) {
             w.push("linux.cgroupsPath: cgroups are not managed yet; no cgroup is created".into());
@@ -403,7 +408,13 @@ mod tests {
 
     #[test]
     fn hostname_needs_uts() {
-        let e = err_of(|s| s.linux.as_mut().unwrap().namespaces.retain(|n| n.typ != "uts"));
+        let e = err_of(|s| {
+            s.linux
+                .as_mut()
+                .unwrap()
+                .namespaces
+                .retain(|n| n.typ != "uts")
+        });
         assert!(e.contains("hostname"), "{e}");
     }
 
@@ -433,8 +444,14 @@ mod tests {
     #[test]
     fn joins_put_user_first() {
         let (_, _, joins) = check_namespaces(&[
-            Namespace { typ: "network".into(), path: Some("/proc/1/ns/net".into()) },
-            Namespace { typ: "user".into(), path: Some("/proc/1/ns/user".into()) },
+            Namespace {
+                typ: "network".into(),
+                path: Some("/proc/1/ns/net".into()),
+            },
+            Namespace {
+                typ: "user".into(),
+                path: Some("/proc/1/ns/user".into()),
+            },
         ])
         .unwrap();
         assert_eq!(joins[0].typ, "user");

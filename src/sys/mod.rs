@@ -106,7 +106,11 @@ fn describe_resolve(resolve: u64) -> String {
         .filter(|(b, _)| resolve & b != 0)
         .map(|(_, n)| *n)
         .collect();
-    if set.is_empty() { "0".into() } else { set.join("|") }
+    if set.is_empty() {
+        "0".into()
+    } else {
+        set.join("|")
+    }
 }
 
 fn cpath(p: &Path) -> Result<CString, SysError> {
@@ -314,8 +318,16 @@ impl FsContext {
         };
         // SAFETY: `k` and `v` are NUL-terminated strings that outlive the call; a null value is what
         // FSCONFIG_SET_FLAG requires; the context fd is owned by self.
-        let ret =
-            unsafe { libc::syscall(libc::SYS_fsconfig, self.fd.as_raw_fd(), cmd, k.as_ptr(), vptr, 0) };
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                self.fd.as_raw_fd(),
+                cmd,
+                k.as_ptr(),
+                vptr,
+                0,
+            )
+        };
         unit(ret, || match value {
             Some(v) => format!("fsconfig({}, {key}={v})", self.fstype),
             None => format!("fsconfig({}, {key})", self.fstype),
@@ -395,7 +407,9 @@ pub fn cloexec_from(first: u32) -> Result<(), SysError> {
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
-    unit(ret, || format!("close_range({first}, ~0, CLOSE_RANGE_CLOEXEC)"))
+    unit(ret, || {
+        format!("close_range({first}, ~0, CLOSE_RANGE_CLOEXEC)")
+    })
 }
 
 /// Leaves the process without running destructors or atexit handlers (the child of a fork must not
@@ -417,7 +431,9 @@ pub fn set_non_dumpable() -> Result<(), SysError> {
 pub fn set_parent_death_signal(sig: i32) -> Result<(), SysError> {
     // SAFETY: integer arguments only.
     let ret = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) };
-    unit(ret as libc::c_long, || format!("prctl(PR_SET_PDEATHSIG, {sig})"))
+    unit(ret as libc::c_long, || {
+        format!("prctl(PR_SET_PDEATHSIG, {sig})")
+    })
 }
 
 /// ioctl(fd, TIOCSCTTY, 0): make the terminal our controlling terminal.
@@ -425,7 +441,9 @@ pub fn set_controlling_tty(fd: impl AsFd) -> Result<(), SysError> {
     let raw = fd.as_fd().as_raw_fd();
     // SAFETY: TIOCSCTTY takes an integer argument; the fd is borrowed for the call.
     let ret = unsafe { libc::ioctl(raw, libc::TIOCSCTTY, 0) };
-    unit(ret as libc::c_long, || format!("ioctl({}, TIOCSCTTY)", describe_fd(raw)))
+    unit(ret as libc::c_long, || {
+        format!("ioctl({}, TIOCSCTTY)", describe_fd(raw))
+    })
 }
 
 /// umask(2); returns the old mask.
@@ -462,7 +480,9 @@ pub fn fstat(fd: impl AsFd) -> Result<libc::stat, SysError> {
             libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
         )
     };
-    unit(ret as libc::c_long, || format!("fstat({})", describe_fd(raw)))?;
+    unit(ret as libc::c_long, || {
+        format!("fstat({})", describe_fd(raw))
+    })?;
     // SAFETY: fstatat returned 0, so it filled the whole struct.
     Ok(unsafe { st.assume_init() })
 }
@@ -511,7 +531,11 @@ pub fn reset_signals() {
         unsafe { libc::signal(sig, libc::SIG_DFL) };
     }
     let empty = nix::sys::signal::SigSet::empty();
-    let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&empty), None);
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&empty),
+        None,
+    );
 }
 
 /// Unlocks the pty master `master` and opens its peer (the slave) without a path, via TIOCGPTPEER.
@@ -520,12 +544,22 @@ pub fn pty_peer(master: impl AsFd) -> Result<OwnedFd, SysError> {
     let unlock: libc::c_int = 0;
     // SAFETY: TIOCSPTLCK reads one c_int through the pointer, which points at a live local.
     let ret = unsafe { libc::ioctl(raw, libc::TIOCSPTLCK, &unlock as *const libc::c_int) };
-    unit(ret as libc::c_long, || format!("ioctl({}, TIOCSPTLCK)", describe_fd(raw)))?;
+    unit(ret as libc::c_long, || {
+        format!("ioctl({}, TIOCSPTLCK)", describe_fd(raw))
+    })?;
     // TIOCGPTPEER = _IO('T', 0x41).
     const TIOCGPTPEER: libc::c_ulong = 0x5441;
     // SAFETY: TIOCGPTPEER takes open flags as an integer and returns a new fd we then own.
-    let ret = unsafe { libc::ioctl(raw, TIOCGPTPEER as _, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
-    owned(ret as libc::c_long, || format!("ioctl({}, TIOCGPTPEER)", describe_fd(raw)))
+    let ret = unsafe {
+        libc::ioctl(
+            raw,
+            TIOCGPTPEER as _,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    owned(ret as libc::c_long, || {
+        format!("ioctl({}, TIOCGPTPEER)", describe_fd(raw))
+    })
 }
 
 /// dup3(old, new, 0): `new` becomes a copy of `old` without close-on-exec (for stdio).
@@ -537,7 +571,9 @@ pub fn dup_onto(old: impl AsFd, new: RawFd) -> Result<(), SysError> {
     // SAFETY: dup3 replaces `new` in our fd table; `new` is 0, 1 or 2, which no OwnedFd in this process
     // owns (stdio is never wrapped in an OwnedFd by berth).
     let ret = unsafe { libc::dup3(raw, new, 0) };
-    unit(ret as libc::c_long, || format!("dup3({}, {new})", describe_fd(raw)))
+    unit(ret as libc::c_long, || {
+        format!("dup3({}, {new})", describe_fd(raw))
+    })
 }
 
 /// keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL): a new anonymous session keyring, so the container cannot
@@ -545,7 +581,13 @@ pub fn dup_onto(old: impl AsFd, new: RawFd) -> Result<(), SysError> {
 pub fn join_new_session_keyring() -> Result<(), SysError> {
     const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
     // SAFETY: a null name asks for an anonymous keyring; no memory is passed.
-    let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, std::ptr::null::<u8>()) };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<u8>(),
+        )
+    };
     unit(ret, || "keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)".into())
 }
 
@@ -563,8 +605,12 @@ pub fn copy_winsize(from: impl AsFd, to: impl AsFd) -> Result<(), SysError> {
     let (f, t) = (from.as_fd().as_raw_fd(), to.as_fd().as_raw_fd());
     // SAFETY: TIOCGWINSZ writes one struct winsize into the buffer, which is that size and live.
     let ret = unsafe { libc::ioctl(f, libc::TIOCGWINSZ, ws.as_mut_ptr()) };
-    unit(ret as libc::c_long, || format!("ioctl({}, TIOCGWINSZ)", describe_fd(f)))?;
+    unit(ret as libc::c_long, || {
+        format!("ioctl({}, TIOCGWINSZ)", describe_fd(f))
+    })?;
     // SAFETY: TIOCSWINSZ reads the struct that TIOCGWINSZ filled just above (it returned 0).
     let ret = unsafe { libc::ioctl(t, libc::TIOCSWINSZ, ws.as_ptr()) };
-    unit(ret as libc::c_long, || format!("ioctl({}, TIOCSWINSZ)", describe_fd(t)))
+    unit(ret as libc::c_long, || {
+        format!("ioctl({}, TIOCSWINSZ)", describe_fd(t))
+    })
 }

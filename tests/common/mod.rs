@@ -1,0 +1,246 @@
+//! Test fixtures: a fresh bundle per test (own temp dir, own rootfs built from the bundled busybox,
+//! own --root), the real `berth` binary, and a guard that, even when the test fails, force-deletes
+//! whatever containers the test left and then checks that the host's mountinfo is as before and no
+//! state directory is left.
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+/// The rootfs that scripts/mkrootfs.sh builds.
+pub fn busybox() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs/bin/busybox");
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/mkrootfs.sh first",
+        p.display()
+    );
+    p
+}
+
+fn applets() -> &'static Vec<String> {
+    static A: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    A.get_or_init(|| {
+        let out = Command::new(busybox()).arg("--list-full").output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .filter(|l| !l.is_empty() && l != "bin/busybox")
+            .collect()
+    })
+}
+
+/// Builds a busybox rootfs at `dir`: a hard link to (or copy of) busybox plus one symlink per applet.
+pub fn make_rootfs(dir: &Path) {
+    for d in [
+        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root",
+    ] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    let bb = dir.join("bin/busybox");
+    if std::fs::hard_link(busybox(), &bb).is_err() {
+        std::fs::copy(busybox(), &bb).unwrap();
+    }
+    for a in applets() {
+        let p = dir.join(a);
+        let depth = Path::new(a).components().count() - 1;
+        let target = format!("{}bin/busybox", "../".repeat(depth));
+        let _ = symlink(target, p);
+    }
+    std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    std::fs::write(dir.join("etc/group"), "root:x:0:\n").unwrap();
+}
+
+pub fn mountinfo() -> String {
+    // Mount ids and targets; the per-mount options can change (atime) without a leak.
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .map(|l| l.split(' ').take(5).collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One test's world.
+pub struct Bundle {
+    pub tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+    pub rootfs: PathBuf,
+    pub state: PathBuf,
+    pub spec: Value,
+    before: String,
+}
+
+impl Bundle {
+    /// A bundle with `berth spec`'s config, terminal off, rootfs writable, running `sh -c script`.
+    pub fn new(script: &str) -> Bundle {
+        let tmp = tempfile::Builder::new()
+            .prefix("berth-test-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().join("bundle");
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = Command::new(BERTH)
+            .args(["spec", "--bundle"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "berth spec: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut spec: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+        spec["process"]["terminal"] = json!(false);
+        spec["root"]["readonly"] = json!(false);
+        spec["process"]["args"] = json!(["sh", "-c", script]);
+        let rootfs = dir.join("rootfs");
+        make_rootfs(&rootfs);
+        Bundle {
+            state: tmp.path().join("state"),
+            tmp,
+            dir,
+            rootfs,
+            spec,
+            before: mountinfo(),
+        }
+    }
+
+    pub fn write(&self) {
+        std::fs::write(
+            self.dir.join("config.json"),
+            serde_json::to_vec_pretty(&self.spec).unwrap(),
+        )
+        .unwrap();
+    }
+
+    /// `berth --root <state> ARGS...` with the config written first.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        self.write();
+        let mut c = Command::new(BERTH);
+        c.arg("--root")
+            .arg(&self.state)
+            .args(args)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs berth to completion. Output goes through files, not pipes: a created container's init
+    /// inherits berth's stdio and keeps it open long after berth exits.
+    pub fn berth(&self, args: &[&str]) -> Output {
+        output(&mut self.cmd(args), self.tmp.path())
+    }
+
+    /// `berth run --bundle <dir> ID`.
+    pub fn run(&self, id: &str) -> Output {
+        let b = self.dir.to_str().unwrap().to_string();
+        self.berth(&["run", "--bundle", &b, id])
+    }
+
+    pub fn create(&self, id: &str) -> Output {
+        let b = self.dir.to_str().unwrap().to_string();
+        self.berth(&["create", "--bundle", &b, id])
+    }
+
+    pub fn state(&self, id: &str) -> Value {
+        let out = self.berth(&["state", id]);
+        assert!(
+            out.status.success(),
+            "state: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    pub fn add_mount(&mut self, m: Value) {
+        self.spec["mounts"].as_array_mut().unwrap().push(m);
+    }
+
+    pub fn host_path(&self, name: &str) -> PathBuf {
+        let p = self.tmp.path().join(name);
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        // Force-delete what the test left, by id, through berth (it kills by recorded pid only).
+        if let Ok(rd) = std::fs::read_dir(&self.state) {
+            for e in rd.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                let _ = Command::new(BERTH)
+                    .arg("--root")
+                    .arg(&self.state)
+                    .args(["delete", "--force", &id])
+                    .output();
+            }
+        }
+        if std::thread::panicking() {
+            return;
+        }
+        let left: Vec<_> = std::fs::read_dir(&self.state)
+            .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "state directories left behind: {left:?}");
+        assert_eq!(self.before, mountinfo(), "the host's mount table changed");
+    }
+}
+
+/// `cmd.output()`, but through temporary files (see [`Bundle::berth`]).
+pub fn output(cmd: &mut Command, dir: &Path) -> Output {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (o, e) = (dir.join(format!(".out{n}")), dir.join(format!(".err{n}")));
+    let status = cmd
+        .stdout(std::fs::File::create(&o).unwrap())
+        .stderr(std::fs::File::create(&e).unwrap())
+        .status()
+        .unwrap();
+    let out = Output {
+        status,
+        stdout: std::fs::read(&o).unwrap(),
+        stderr: std::fs::read(&e).unwrap(),
+    };
+    let _ = std::fs::remove_file(o);
+    let _ = std::fs::remove_file(e);
+    out
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts success and returns stdout.
+#[track_caller]
+pub fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        stdout(o),
+        stderr(o)
+    );
+    stdout(o)
+}
+
+/// Asserts failure and returns stderr.
+#[track_caller]
+pub fn fails(o: &Output) -> String {
+    assert!(
+        !o.status.success(),
+        "expected failure, got success\nstdout: {}",
+        stdout(o)
+    );
+    stderr(o)
+}
