@@ -3,7 +3,7 @@
 import json, os, time, shutil, statistics, subprocess, sys, tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BERTH = os.path.join(ROOT, "target/release/berth")
+BERTH = os.path.join(ROOT, "target/x86_64-unknown-linux-gnu/release/berth")
 RUNTIMES = {"berth": BERTH, "crun": shutil.which("crun"), "runc": shutil.which("runc")}
 # Global options per runtime. crun 1.8.1 refuses cgroup-v1 hybrid hosts ("drop all controllers from
 # cgroupv2") unless told to manage no cgroups, which is also what berth does; runc has no such switch
@@ -52,12 +52,26 @@ def once(rt, b, state, i):
     return wall, ru.ru_utime + ru.ru_stime, int(err.strip().splitlines()[-1])
 
 
+def launcher(i):
+    """The measuring harness alone: GNU time running /bin/true, measured like a runtime."""
+    t = time.perf_counter()
+    p = subprocess.Popen(["/usr/bin/time", "-f", "%M", "/bin/true"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = p.stderr.read()
+    _, _, ru = os.wait4(p.pid, 0)
+    p.stderr.close()
+    return time.perf_counter() - t, ru.ru_utime + ru.ru_stime, int(err.strip().splitlines()[-1])
+
+
 def startup(runs):
     work = tempfile.mkdtemp(prefix="berth-bench-")
     try:
         b = bundle(work)
-        res = {rt: {"wall": [], "cpu": [], "rss": []} for rt in RUNTIMES}
+        res = {rt: {"wall": [], "cpu": [], "rss": []} for rt in list(RUNTIMES) + ["(harness)"]}
         for i in range(runs):
+            wall, cpu, rss = launcher(i)
+            res["(harness)"]["wall"].append(wall)
+            res["(harness)"]["cpu"].append(cpu)
+            res["(harness)"]["rss"].append(rss)
             for rt in RUNTIMES:
                 wall, cpu, rss = once(rt, b, os.path.join(work, "state-" + rt), i)
                 res[rt]["wall"].append(wall)
@@ -70,9 +84,13 @@ def startup(runs):
             med[rt] = (statistics.median(r["wall"]) * 1e3, statistics.median(r["cpu"]) * 1e3,
                        statistics.median(r["rss"]) / 1024)
             print(f"{rt:8} {med[rt][0]:9.2f} {med[rt][1]:9.2f} {med[rt][2]:13.2f}")
+        h = med["(harness)"]
         for other in ("crun", "runc"):
             w, c, m = (med["berth"][k] / med[other][k] if med[other][k] else float("nan") for k in range(3))
-            print(f"berth/{other}: wall {w:.2f}x  CPU {c:.2f}x  RSS {m:.2f}x")
+            nw, nc = ((med["berth"][k] - h[k]) / (med[other][k] - h[k]) for k in range(2))
+            print(f"berth/{other}: wall {w:.2f}x  CPU {c:.2f}x  RSS {m:.2f}x   "
+                  f"net of the harness row: wall {nw:.2f}x  CPU {nc:.2f}x")
+        print("(harness) is GNU time running /bin/true: the cost every row above includes.")
     finally:
         subprocess.run(["rm", "-rf", work])
 

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "demo.sh: needs a Rust toolchain (cargo) on PATH" >&2; exit 1; }
 cargo build --release -q
 [ -x rootfs/bin/busybox ] || ./scripts/mkrootfs.sh
-berth=$PWD/target/release/berth
+berth=$PWD/target/x86_64-unknown-linux-gnu/release/berth
 work=$(mktemp -d /tmp/berth-demo.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/bundle" "$work/data" "$work/out"

@@ -179,8 +179,8 @@ impl Container {
         })
     }
 
-    /// Writes state.json atomically: temp file, fsync, rename.
-    pub fn save(&mut self, saved: Saved) -> Result<()> {
+    /// Writes state.json atomically: temp file, fsync (when `durable`), rename.
+    pub fn save(&mut self, saved: Saved, durable: bool) -> Result<()> {
         let tmp = self.dir.join(".state.json.tmp");
         let dst = self.dir.join(STATE_FILE);
         let bytes =
@@ -193,7 +193,9 @@ impl Container {
             .open(&tmp)
             .map_err(|e| io_err("open", &tmp, e))?;
         f.write_all(&bytes).map_err(|e| io_err("write", &tmp, e))?;
-        f.sync_data().map_err(|e| io_err("fsync", &tmp, e))?;
+        if durable {
+            f.sync_data().map_err(|e| io_err("fsync", &tmp, e))?;
+        }
         std::fs::rename(&tmp, &dst).map_err(|e| io_err("rename", &dst, e))?;
         self.saved = Some(saved);
         Ok(())
@@ -317,17 +319,20 @@ mod tests {
     fn duplicate_and_atomic_save() {
         let t = tempfile::tempdir().unwrap();
         let mut c = Container::create(t.path(), "x").unwrap();
-        c.save(Saved {
-            id: "x".into(),
-            pid: 0,
-            start_time: 0,
-            bundle: "/b".into(),
-            rootfs: "/b/rootfs".into(),
-            created: "now".into(),
-            annotations: Default::default(),
-            hooks: None,
-            own_pid_ns: true,
-        })
+        c.save(
+            Saved {
+                id: "x".into(),
+                pid: 0,
+                start_time: 0,
+                bundle: "/b".into(),
+                rootfs: "/b/rootfs".into(),
+                created: "now".into(),
+                annotations: Default::default(),
+                hooks: None,
+                own_pid_ns: true,
+            },
+            true,
+        )
         .unwrap();
         drop(c);
         assert!(

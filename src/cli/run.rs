@@ -5,7 +5,7 @@
 //! `--detach` returns once the process runs.
 
 use super::Global;
-use super::create::{self, create_container, load_spec};
+use super::create::{self, Launch, create_container, load_spec};
 use crate::error::{Error, Result};
 use crate::process::sync::Msg;
 use crate::state::Container;
@@ -73,7 +73,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
         .map_err(|e| Error::sys("sigprocmask", e))?;
     let vs = load_spec(&a.create.bundle)?;
-    let (c, spawned) = create_container(g, &a.create, &vs, false)?;
+    let (c, spawned) = create_container(g, &a.create, &vs, Launch::Run { detach: a.detach })?;
     let pid = spawned.pid;
     // Start: release the init; the sync socket then closes on its execve, or carries its last error.
     let started =

@@ -229,7 +229,7 @@ mod tests {
     fn unknown_bind_option_names_index_dest_and_option() {
         let e = plan(
             &[
-                m("/x", None, "/s", &[]),
+                m("/x", Some("bind"), "/s", &[]),
                 m("/data", None, "/h", &["bind", "bogus"]),
             ],
             Path::new("/b"),

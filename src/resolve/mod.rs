@@ -101,28 +101,51 @@ impl Root {
         &self.display
     }
 
-    fn openat2_retry(&self, path: &Path, flags: i32, resolve: u64) -> Result<OwnedFd> {
+    /// openat2 from the root with bounded EAGAIN retries; errors carry only the errno (see
+    /// [`Root::err`] for the message).
+    fn openat2_retry(&self, path: &Path, flags: i32, resolve: u64) -> Result<OwnedFd, Errno> {
         let path = rel(path);
         let mut tries = 0;
         loop {
-            match sys::openat2(Some(self.fd()), &path, flags, 0, resolve) {
-                Err(e) if e.errno == Errno::EAGAIN && tries < EAGAIN_RETRIES => tries += 1,
-                Err(e) => return Err(e.into()),
-                Ok(fd) => return Ok(fd),
+            match sys::openat2_errno(Some(self.fd()), &path, flags, 0, resolve) {
+                Err(Errno::EAGAIN) if tries < EAGAIN_RETRIES => tries += 1,
+                other => return other,
             }
         }
+    }
+
+    /// The error for a failed lookup of `path` in this root.
+    fn err(&self, path: &Path, resolve: u64, errno: Errno) -> Error {
+        let how = if resolve & RESOLVE_NO_SYMLINKS != 0 {
+            "IN_ROOT|NO_SYMLINKS"
+        } else {
+            "IN_ROOT|NO_MAGICLINKS"
+        };
+        Error::sys(
+            format!(
+                "openat2([{}], {:?}, {how})",
+                self.display.display(),
+                rel(path)
+            ),
+            errno,
+        )
+    }
+
+    fn lookup(&self, path: &Path, flags: i32, resolve: u64) -> Result<OwnedFd> {
+        self.openat2_retry(path, flags, resolve)
+            .map_err(|e| self.err(path, resolve, e))
     }
 
     /// Opens `path` inside the root with `flags` (O_PATH for a handle), following symlinks only inside
     /// the root and refusing magic links.
     pub fn open_at(&self, path: &Path, flags: i32) -> Result<OwnedFd> {
-        self.openat2_retry(path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+        self.lookup(path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
     }
 
     /// Opens `path` inside the root refusing every symlink on the way (for proc and sysfs targets, which
     /// must be real directories).
     pub fn open_no_symlinks(&self, path: &Path, flags: i32) -> Result<OwnedFd> {
-        self.openat2_retry(path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS)
+        self.lookup(path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS)
     }
 
     /// An O_PATH handle on the directory `path`, creating it and its parents (mode 0755) if missing.
@@ -159,16 +182,56 @@ impl Root {
         }
     }
 
-    /// The fast path is one openat2; only a missing component takes the walk.
+    /// The fast path is one openat2. A missing last component whose parent exists (the common case:
+    /// a mount point in a fresh tmpfs) is created in that parent and the result re-opened from the
+    /// root; anything else takes the component walk.
     pub fn open_or_create(&self, path: &Path, kind: Kind) -> Result<OwnedFd> {
-        match self.open_at(path, libc::O_PATH) {
+        const R: u64 = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+        match self.openat2_retry(path, libc::O_PATH, R) {
             Ok(fd) => return self.check_kind(fd, path, kind),
-            Err(e) if e.errno() == Some(Errno::ENOENT) => {}
-            Err(e) => return Err(e),
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(self.err(path, R, e)),
+        }
+        if let (Some(parent), Some(name)) = (path.parent(), path.file_name())
+            && name != ".."
+            && let Ok(dir) = self.openat2_retry(parent, libc::O_PATH | libc::O_DIRECTORY, R)
+            && self.create_in(&dir, Path::new(name), kind).is_ok()
+        {
+            let fd = self.lookup(path, libc::O_PATH, R)?;
+            return self.check_kind(fd, path, kind);
         }
         let done = self.walk_create(path, kind)?;
-        let fd = self.openat2_retry(&done, libc::O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS)?;
+        let fd = self.lookup(&done, libc::O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS)?;
         self.check_kind(fd, path, kind)
+    }
+
+    /// Creates `name` (a single component) in the directory `dir`: a directory, or an empty file.
+    /// Never follows a symlink at `name` (EEXIST instead).
+    fn create_in(
+        &self,
+        dir: &OwnedFd,
+        name: &Path,
+        kind: Kind,
+    ) -> Result<(), crate::error::SysError> {
+        match kind {
+            Kind::File => sys::openat2(
+                Some(dir.as_fd()),
+                name,
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW,
+                0o644,
+                RESOLVE_NO_SYMLINKS | sys::RESOLVE_BENEATH,
+            )
+            .map(drop),
+            Kind::Dir => nix::sys::stat::mkdirat(
+                Some(std::os::fd::AsRawFd::as_raw_fd(dir)),
+                name,
+                nix::sys::stat::Mode::from_bits_truncate(0o755),
+            )
+            .map_err(|errno| crate::error::SysError {
+                call: format!("mkdirat({:?} in {})", name, self.display.display()),
+                errno,
+            }),
+        }
     }
 
     /// Creates what is missing of `path`; returns the symlink-free path (relative to the root) it made.
@@ -190,13 +253,13 @@ impl Root {
                 done.pop();
                 continue;
             }
-            let parent = self.openat2_retry(
+            let parent = self.lookup(
                 &done,
                 libc::O_PATH | libc::O_DIRECTORY,
                 RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS,
             )?;
             let last = pending.is_empty();
-            let opened = sys::openat2(
+            let opened = sys::openat2_errno(
                 Some(parent.as_fd()),
                 Path::new(&name),
                 libc::O_PATH | libc::O_NOFOLLOW,
@@ -243,31 +306,12 @@ impl Root {
                     }
                     done.push(&name);
                 }
-                Err(e) if e.errno == Errno::ENOENT => {
-                    let made = if last && kind == Kind::File {
-                        sys::openat2(
-                            Some(parent.as_fd()),
-                            Path::new(&name),
-                            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW,
-                            0o644,
-                            RESOLVE_NO_SYMLINKS | sys::RESOLVE_BENEATH,
-                        )
-                        .map(drop)
-                    } else {
-                        nix::sys::stat::mkdirat(
-                            Some(std::os::fd::AsRawFd::as_raw_fd(&parent)),
-                            Path::new(&name),
-                            nix::sys::stat::Mode::from_bits_truncate(0o755),
-                        )
-                        .map_err(|errno| crate::error::SysError {
-                            call: format!(
-                                "mkdirat({:?} in {})",
-                                done.join(&name),
-                                self.display.display()
-                            ),
-                            errno,
-                        })
-                    };
+                Err(Errno::ENOENT) => {
+                    let made = self.create_in(
+                        &parent,
+                        Path::new(&name),
+                        if last { kind } else { Kind::Dir },
+                    );
                     match made {
                         // Open it again on the next round: that checks what is there now.
                         Ok(()) => pending.push(name),
@@ -275,7 +319,15 @@ impl Root {
                         Err(e) => return Err(e.into()),
                     }
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    return Err(sys::openat2_error(
+                        Some(parent.as_fd()),
+                        Path::new(&name),
+                        RESOLVE_NO_SYMLINKS,
+                        e,
+                    )
+                    .into());
+                }
             }
         }
         Ok(done)

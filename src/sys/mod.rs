@@ -155,6 +155,53 @@ fn unit(ret: libc::c_long, call: impl FnOnce() -> String) -> Result<(), SysError
     }
 }
 
+/// openat2(2) returning only the errno: for probes whose failure is expected (ENOENT before a
+/// create), so no message (and no readlink of the fd for it) is built.
+pub fn openat2_errno(
+    dirfd: Option<BorrowedFd<'_>>,
+    path: &Path,
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+) -> Result<OwnedFd, Errno> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: mode as u64,
+        resolve,
+    };
+    // SAFETY: `c` is a NUL-terminated string and `how` a #[repr(C)] open_how of exactly the size passed;
+    // both outlive the call, which only reads them. The dirfd is borrowed for the call's duration.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            raw_or_cwd(dirfd),
+            c.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    owned(ret, String::new).map_err(|e| e.errno)
+}
+
+/// The strace-like error of a failed openat2, for messages.
+pub fn openat2_error(
+    dirfd: Option<BorrowedFd<'_>>,
+    path: &Path,
+    resolve: u64,
+    errno: Errno,
+) -> SysError {
+    SysError {
+        call: format!(
+            "openat2({}, {:?}, {})",
+            describe_fd(raw_or_cwd(dirfd)),
+            path,
+            describe_resolve(resolve)
+        ),
+        errno,
+    }
+}
+
 /// openat2(2). `flags` get `O_CLOEXEC` added. `dirfd` None means AT_FDCWD.
 pub fn openat2(
     dirfd: Option<BorrowedFd<'_>>,
@@ -163,32 +210,8 @@ pub fn openat2(
     mode: u32,
     resolve: u64,
 ) -> Result<OwnedFd, SysError> {
-    let c = cpath(path)?;
-    let how = OpenHow {
-        flags: (flags | libc::O_CLOEXEC) as u64,
-        mode: mode as u64,
-        resolve,
-    };
-    let dfd = raw_or_cwd(dirfd);
-    // SAFETY: `c` is a NUL-terminated string and `how` a #[repr(C)] open_how of exactly the size passed;
-    // both outlive the call, which only reads them. dfd is borrowed for the call's duration.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dfd,
-            c.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    owned(ret, || {
-        format!(
-            "openat2({}, {:?}, {})",
-            describe_fd(dfd),
-            path,
-            describe_resolve(resolve)
-        )
-    })
+    openat2_errno(dirfd, path, flags, mode, resolve)
+        .map_err(|e| openat2_error(dirfd, path, resolve, e))
 }
 
 /// open_tree(2) on the fd itself (AT_EMPTY_PATH); `flags` may add OPEN_TREE_CLONE and AT_RECURSIVE.
@@ -519,17 +542,11 @@ pub fn set_domainname(name: &str) -> Result<(), SysError> {
     unit(ret as libc::c_long, || format!("setdomainname({name:?})"))
 }
 
-/// Resets every signal's disposition to default and unblocks all signals (before execve: the Rust
-/// runtime ignores SIGPIPE, and `berth run` blocks the signals it forwards).
+/// Undoes what berth changed about signals before execve: the Rust runtime sets SIGPIPE to SIG_IGN
+/// (an ignored disposition survives exec), and `berth run` blocks the signals it forwards.
 pub fn reset_signals() {
-    for sig in 1..libc::SIGRTMAX() {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        // SAFETY: SIG_DFL is a valid disposition for every catchable signal; failures (invalid numbers
-        // in the glibc-reserved range) are harmless and ignored.
-        unsafe { libc::signal(sig, libc::SIG_DFL) };
-    }
+    // SAFETY: SIG_DFL is a valid disposition for SIGPIPE; no handler of ours is replaced.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let empty = nix::sys::signal::SigSet::empty();
     let _ = nix::sys::signal::sigprocmask(
         nix::sys::signal::SigmaskHow::SIG_SETMASK,
