@@ -11,7 +11,7 @@
 //! by RLIMIT_NOFILE.
 
 use super::plan::{MountOp, OpKind};
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
 use crate::resolve::{Kind, Root};
 use crate::sys::{self, FsContext, MountAttr};
 use std::os::fd::{AsFd, OwnedFd};
@@ -48,6 +48,7 @@ fn bind(root: &Root, op: &MountOp, source: &std::path::Path, recursive: bool) ->
     drop(src);
     set_attrs(&tree, op)?;
     let dest = root.open_or_create(&op.dest, kind)?;
+    check_destination(root, op, &dest)?;
     sys::move_mount(&tree, &dest)?;
     Ok(tree)
 }
@@ -77,8 +78,86 @@ fn new_fs(
     } else {
         root.mkdir_all(&op.dest)?
     };
+    check_destination(root, op, &dest)?;
     sys::move_mount(&mnt, &dest)?;
     Ok(mnt)
+}
+
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+const SYSFS_MAGIC: i64 = 0x6265_6572;
+
+/// Files under /proc a spec may bind over (lxcfs and friends); the list runc settled on after
+/// CVE-2019-19921. Everything else in procfs is refused as a destination.
+const PROC_ALLOWED: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+fn file_kind(mode: u32) -> &'static str {
+    match mode & libc::S_IFMT {
+        libc::S_IFIFO => "a FIFO",
+        libc::S_IFSOCK => "a socket",
+        libc::S_IFCHR => "a character device",
+        libc::S_IFBLK => "a block device",
+        libc::S_IFLNK => "a symlink",
+        _ => "not a file or directory",
+    }
+}
+
+/// What a destination may be, checked on the fd that will be mounted on:
+/// - a directory or a regular file (never a FIFO, socket, device node or symlink left in the image);
+/// - not inside procfs or sysfs (where a mount can hide or redirect kernel interfaces, runc
+///   CVE-2019-19921 and the 2025 /proc CVEs), except the few files in [`PROC_ALLOWED`] and the cgroup
+///   mount under /sys/fs/cgroup, and then only when the path has no symlink in it.
+fn check_destination(root: &Root, op: &MountOp, dest: &OwnedFd) -> Result<()> {
+    let st = sys::fstat(dest)?;
+    let t = st.st_mode & libc::S_IFMT;
+    if t != libc::S_IFDIR && t != libc::S_IFREG {
+        return Err(Error::SafetyViolation(format!(
+            "the destination is {} in the image; refusing to mount on it",
+            file_kind(st.st_mode)
+        )));
+    }
+    let fs = nix::sys::statfs::fstatfs(dest)
+        .map_err(|e| Error::sys(format!("fstatfs({})", op.dest.display()), e))?
+        .filesystem_type()
+        .0 as i64;
+    if fs != PROC_SUPER_MAGIC && fs != SYSFS_MAGIC {
+        return Ok(());
+    }
+    let allowed = if fs == PROC_SUPER_MAGIC {
+        PROC_ALLOWED
+            .iter()
+            .any(|p| op.dest == std::path::Path::new(p))
+    } else {
+        op.dest.starts_with("/sys/fs/cgroup")
+    };
+    // The allow-list speaks of real paths: the destination must be reached without any symlink.
+    let literal = root
+        .open_no_symlinks(&op.dest, libc::O_PATH)
+        .ok()
+        .and_then(|fd| sys::fstat(&fd).ok())
+        .is_some_and(|s| s.st_ino == st.st_ino && s.st_dev == st.st_dev);
+    if allowed && literal {
+        Ok(())
+    } else {
+        Err(Error::SafetyViolation(format!(
+            "the destination resolves into {}; mounts there are refused",
+            if fs == PROC_SUPER_MAGIC {
+                "procfs"
+            } else {
+                "sysfs"
+            }
+        )))
+    }
 }
 
 /// Makes one mount; returns the fd of the attached mount.
