@@ -427,3 +427,95 @@ fn terminal_through_the_parent() {
     assert!(text.contains("/dev/pts/0"), "{text}");
     assert!(text.contains("done"), "{text}");
 }
+
+#[test]
+fn kill_all_reaches_every_process_of_the_container() {
+    // pid 1 ignores SIGTERM (no handler); its children do not.
+    let b = Bundle::new("sleep 100 & sleep 100 & wait; echo children-gone");
+    let pid = detached(&b, "ka1");
+    std::thread::sleep(Duration::from_millis(100));
+    ok(&b.berth(&["kill", "ka1", "TERM"]));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        b.state("ka1")["status"],
+        "running",
+        "pid 1 should have ignored SIGTERM"
+    );
+    ok(&b.berth(&["kill", "--all", "ka1", "TERM"]));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.state("ka1")["status"] != "stopped" {
+        assert!(
+            Instant::now() < deadline,
+            "kill --all did not stop the container (init pid {pid})"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    ok(&b.berth(&["delete", "ka1"]));
+}
+
+#[test]
+fn console_socket_receives_the_terminal() {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    use std::os::fd::AsRawFd;
+    let mut b = Bundle::new("tty; echo from-the-console");
+    b.spec["process"]["terminal"] = json!(true);
+    let sock_path = b.tmp.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+    let receiver = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 256];
+        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let msg = recvmsg::<()>(
+            conn.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::empty(),
+        )
+        .unwrap();
+        let fd = msg
+            .cmsgs()
+            .unwrap()
+            .find_map(|c| match c {
+                ControlMessageOwned::ScmRights(f) => f.first().copied(),
+                _ => None,
+            })
+            .expect("an fd came with the message");
+        // The fd is ours now (it arrived with SCM_RIGHTS); it is read as a raw fd and closed below.
+        fd
+    });
+    let o = b.berth(&[
+        "create",
+        "--bundle",
+        b.dir.to_str().unwrap(),
+        "--console-socket",
+        sock_path.to_str().unwrap(),
+        "cs1",
+    ]);
+    ok(&o);
+    let master = receiver.join().unwrap();
+    ok(&b.berth(&["start", "cs1"]));
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    // Reading the master returns EIO once the process closed the terminal.
+    while let Ok(n) = nix::unistd::read(master, &mut buf) {
+        if n == 0 {
+            break;
+        }
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if text.contains("from-the-console") {
+            break;
+        }
+    }
+    let _ = nix::unistd::close(master);
+    assert!(
+        text.contains("/dev/pts/0") && text.contains("from-the-console"),
+        "{text:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.state("cs1")["status"] != "stopped" {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    ok(&b.berth(&["delete", "cs1"]));
+}

@@ -356,7 +356,23 @@ fn program(vs: &ValidSpec) -> Result<(CString, Vec<CString>, Vec<CString>)> {
 /// A pseudo-terminal from the container's own devpts: the master goes to the console socket (or to
 /// the parent for `run`), the slave becomes stdio, the controlling terminal and /dev/console.
 fn setup_terminal(a: &InitArgs<'_>, root: &Root, dev: Option<&OwnedFd>) -> Result<()> {
-    let master = root.open_at(Path::new("/dev/pts/ptmx"), libc::O_RDWR | libc::O_NOCTTY)?;
+    // The master comes from the devpts instance mounted at /dev/pts, never from a node the image put
+    // there (a "ptmx" with another device number would open that device).
+    let pts = root.open_at(Path::new("/dev/pts"), libc::O_PATH | libc::O_DIRECTORY)?;
+    const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
+    let fs = nix::sys::statfs::fstatfs(&pts).map_err(|e| Error::sys("fstatfs(/dev/pts)", e))?;
+    if fs.filesystem_type().0 as i64 != DEVPTS_SUPER_MAGIC {
+        return Err(Error::SafetyViolation(
+            "process.terminal needs a devpts mount at /dev/pts; the image's own /dev/pts is not used".into(),
+        ));
+    }
+    let master = sys::openat2(
+        Some(pts.as_fd()),
+        Path::new("ptmx"),
+        libc::O_RDWR | libc::O_NOCTTY,
+        0,
+        sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS,
+    )?;
     let slave = sys::pty_peer(&master)?;
     if let Some(dev) = dev {
         let console = sys::openat2(
