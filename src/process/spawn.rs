@@ -204,8 +204,8 @@ pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spa
     drop(child_end);
     drop(console);
     let mut guard = ChildGuard(Some(Pid::from_raw(pid)));
-    let start_time = sys::process_start_time(pid)
-        .ok_or_else(|| Error::State("container init died at once".into()))?;
+    // A zombie still has its start time; if the child already failed, its error is on the socket.
+    let start_time = sys::process_start(pid).map_or(0, |(t, _)| t);
 
     // Sync point 1: the id maps are written, the child may become root in its user namespace.
     if vs.clone_flags.contains(CloneFlags::CLONE_NEWUSER) {

@@ -21,8 +21,9 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-/// How often an EAGAIN from a racing rename is retried before giving up.
-const EAGAIN_RETRIES: usize = 32;
+/// How often an EAGAIN is retried before giving up (fail closed). RESOLVE_IN_ROOT answers EAGAIN when
+/// any rename or mount anywhere raced the lookup, so a busy host needs more than a handful.
+const EAGAIN_RETRIES: usize = 128;
 /// Symlinks followed in one creating walk, as the kernel's MAXSYMLINKS.
 const MAX_SYMLINKS: usize = 40;
 /// Steps in one creating walk before it is taken for a livelock.
@@ -108,7 +109,10 @@ impl Root {
         let mut tries = 0;
         loop {
             match sys::openat2_errno(Some(self.fd()), &path, flags, 0, resolve) {
-                Err(Errno::EAGAIN) if tries < EAGAIN_RETRIES => tries += 1,
+                Err(Errno::EAGAIN) if tries < EAGAIN_RETRIES => {
+                    tries += 1;
+                    std::thread::yield_now();
+                }
                 other => return other,
             }
         }

@@ -510,17 +510,23 @@ pub fn fstat(fd: impl AsFd) -> Result<libc::stat, SysError> {
     Ok(unsafe { st.assume_init() })
 }
 
-/// Start time of a process (field 22 of /proc/<pid>/stat, in clock ticks since boot); None when it is gone.
-pub fn process_start_time(pid: i32) -> Option<u64> {
+/// Start time of a process (field 22 of /proc/<pid>/stat, in clock ticks since boot) and whether it
+/// still runs (not a zombie); None when there is no such process.
+pub fn process_start(pid: i32) -> Option<(u64, bool)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain spaces and parentheses: split after its last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split(' ').collect();
     // rest starts at field 3 (state); field 22 is index 19.
-    if fields.first() == Some(&"Z") || fields.first() == Some(&"X") {
-        return None;
-    }
-    fields.get(19)?.parse().ok()
+    let alive = !matches!(fields.first(), Some(&"Z") | Some(&"X"));
+    Some((fields.get(19)?.parse().ok()?, alive))
+}
+
+/// The start time of a live (non-zombie) process.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    process_start(pid)
+        .filter(|(_, alive)| *alive)
+        .map(|(t, _)| t)
 }
 
 /// The major/minor device number pair as dev_t.
