@@ -22,6 +22,7 @@ pub mod error;
 pub mod hooks;
 pub mod logging;
 pub mod mount;
+pub mod policy;
 pub mod process;
 pub mod resolve;
 pub mod rootfs;

@@ -4,6 +4,7 @@
 
 use super::Global;
 use crate::error::{Context, Error, Result, io_err};
+use crate::policy::{Enforcer, Policy};
 use crate::process::spawn::{self, Spawned};
 use crate::spec::{self, ValidSpec};
 use crate::state::{Container, Saved};
@@ -30,8 +31,38 @@ pub struct CreateArgs {
     /// Pass this many extra fds (3, 4, ...) to the process.
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: u32,
+    /// The tenant whose host mount policy applies (else the `berth.tenant` annotation).
+    #[arg(long)]
+    pub tenant: Option<String>,
     /// Container id.
-    pub id: String,
+    pub id: Option<String>,
+}
+
+impl CreateArgs {
+    /// The container id (required for create and runc-style run).
+    pub fn id(&self) -> Result<&str> {
+        self.id
+            .as_deref()
+            .ok_or_else(|| Error::InvalidSpec("a container id is required".into()))
+    }
+}
+
+/// The host mount policy for this container, if there is one: `--policy`, `BERTH_POLICY` or
+/// /etc/berth/policy.json, with the tenant from `--tenant` or the `berth.tenant` annotation.
+pub fn enforcer(g: &Global, tenant: Option<&str>, vs: &ValidSpec) -> Result<Option<Enforcer>> {
+    let Some(policy) = Policy::load(g.policy.as_deref())? else {
+        if tenant.is_some() {
+            return Err(Error::Policy("--tenant given, but there is no policy (--policy, BERTH_POLICY or /etc/berth/policy.json)".into()));
+        }
+        return Ok(None);
+    };
+    let tenant = tenant.map(str::to_string).or_else(|| {
+        vs.spec
+            .annotations
+            .get(crate::policy::TENANT_ANNOTATION)
+            .cloned()
+    });
+    Enforcer::new(policy, tenant).map(Some)
 }
 
 /// Reads and validates `<bundle>/config.json`.
@@ -91,12 +122,18 @@ pub fn create_container(
             "linux.cgroupsPath with --systemd-cgroup: berth manages no cgroups yet".into(),
         ));
     }
+    let id = a.id()?;
     let plan = crate::mount::plan::plan(&vs.spec.mounts, &vs.bundle)?;
+    // Every policy refusal is found here, before a state directory or a process exists.
+    let enforcer = enforcer(g, a.tenant.as_deref(), vs)?;
+    if let Some(e) = &enforcer {
+        e.check_all(&plan, &vs.rootfs)?;
+    }
     for w in vs.warnings() {
         crate::logging::warn(&w);
     }
-    let mut c = Container::create(&g.root, &a.id)?;
-    match spawn_and_save(&mut c, a, vs, &plan, launch) {
+    let mut c = Container::create(&g.root, id)?;
+    match spawn_and_save(&mut c, a, vs, &plan, launch, enforcer.as_ref()) {
         Ok(s) => Ok((c, s)),
         Err(e) => {
             if let Err(e2) = c.remove() {
@@ -113,9 +150,10 @@ fn spawn_and_save(
     vs: &ValidSpec,
     plan: &[crate::mount::plan::MountOp],
     launch: Launch,
+    policy: Option<&Enforcer>,
 ) -> Result<Spawned> {
     let created = crate::logging::now_rfc3339();
-    let id = a.id.clone();
+    let id = a.id()?.to_string();
     let state_json = |pid: i32, status: &str| {
         let s = spec::State {
             oci_version: spec::OCI_VERSION.into(),
@@ -138,11 +176,12 @@ fn spawn_and_save(
         no_pivot: a.no_pivot,
         lock_fd: Some(c.lock_fd()),
         new_keyring: !a.no_new_keyring,
+        policy,
         state_json: &state_json,
     };
     let s = spawn::spawn(vs, plan, &opts)?;
     let saved = Saved {
-        id: a.id.clone(),
+        id: id.clone(),
         pid: s.pid,
         start_time: s.start_time,
         bundle: vs.bundle.clone(),

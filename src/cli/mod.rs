@@ -1,6 +1,7 @@
 //! runc's command line: global options, one file per verb. Options are accepted before and after the
 //! container id, since orchestrators and conformance suites pass them either way.
 
+mod check;
 mod create;
 mod delete;
 mod features;
@@ -10,6 +11,7 @@ mod run;
 mod spec;
 mod start;
 mod state;
+mod volumes;
 
 use crate::error::Result;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -54,6 +56,9 @@ pub struct Global {
     /// Debug logging.
     #[arg(long, global = true)]
     pub debug: bool,
+    /// Host mount policy file (else BERTH_POLICY, else /etc/berth/policy.json when present).
+    #[arg(long, global = true)]
+    pub policy: Option<PathBuf>,
     /// Accepted for compatibility; a systemd cgroup path is refused, as berth manages no cgroups yet.
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
@@ -80,6 +85,8 @@ pub enum Command {
     List(list::Args),
     /// Print features.json: what this build of berth supports.
     Features,
+    /// Check a bundle's mounts against the host mount policy without running anything.
+    Check(check::Args),
 }
 
 /// Runs a parsed command; returns the process exit code.
@@ -95,5 +102,6 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Delete(a) => delete::run(g, a),
         Command::List(a) => list::run(g, a),
         Command::Features => features::run(),
+        Command::Check(a) => check::run(g, a),
     }
 }

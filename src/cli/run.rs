@@ -4,8 +4,8 @@
 //! N). After the process exits, the container is deleted (poststop hooks, state removed), as runc does.
 //! `--detach` returns once the process runs.
 
-use super::Global;
 use super::create::{self, Launch, create_container, load_spec};
+use super::{Global, volumes};
 use crate::error::{Error, Result};
 use crate::process::sync::Msg;
 use crate::state::Container;
@@ -16,6 +16,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
 
 /// `run` options.
 #[derive(Debug, clap::Args)]
@@ -26,6 +27,51 @@ pub struct Args {
     /// Return once the process runs.
     #[arg(long, short = 'd')]
     pub detach: bool,
+    /// Front end: run on this root filesystem with a spec built in memory (no bundle).
+    #[arg(long)]
+    pub rootfs: Option<PathBuf>,
+    /// Front end: a volume HOST:CTR[:ro|rw], read-only unless :rw (repeatable).
+    #[arg(long = "volume", short = 'v', requires = "rootfs")]
+    pub volumes: Vec<String>,
+    /// Front end: a JSON list of {host_path, container_path, read_only}.
+    #[arg(long = "volumes", requires = "rootfs")]
+    pub volumes_file: Option<PathBuf>,
+    /// Front end: the container id (default berth-<pid>).
+    #[arg(long = "id", requires = "rootfs")]
+    pub name: Option<String>,
+    /// Front end: the command and its arguments, after `--` (default sh).
+    #[arg(last = true, requires = "rootfs")]
+    pub command: Vec<String>,
+}
+
+/// The spec for this run: the bundle's, or the front end's when --rootfs is given (which also fills
+/// in the container id).
+fn spec_for(a: &mut Args) -> Result<crate::spec::ValidSpec> {
+    let Some(rootfs) = &a.rootfs else {
+        return load_spec(&a.create.bundle);
+    };
+    if a.create.id.is_some() && a.name.is_some() {
+        return Err(Error::InvalidSpec(
+            "give the container id once: positionally or with --id".into(),
+        ));
+    }
+    let mut volumes = a
+        .volumes
+        .iter()
+        .map(|v| volumes::parse_volume(v))
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(f) = &a.volumes_file {
+        volumes.extend(volumes::read_volumes(f)?);
+    }
+    let vs = volumes::front_end_spec(rootfs, &volumes, &a.command)?;
+    if a.create.id.is_none() {
+        a.create.id = Some(
+            a.name
+                .clone()
+                .unwrap_or_else(|| format!("berth-{}", std::process::id())),
+        );
+    }
+    Ok(vs)
 }
 
 /// Signals forwarded to the container (plus SIGCHLD and SIGWINCH, handled here).
@@ -67,12 +113,13 @@ fn abort(g: &Global, id: &str, pid: i32) {
 }
 
 /// `berth run`.
-pub fn run(g: &Global, a: Args) -> Result<i32> {
+pub fn run(g: &Global, mut a: Args) -> Result<i32> {
     // Block before the process exists, so no signal meant for it is lost; the init unblocks its own.
     let mask = signal_mask();
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
         .map_err(|e| Error::sys("sigprocmask", e))?;
-    let vs = load_spec(&a.create.bundle)?;
+    let vs = spec_for(&mut a)?;
+    let id = a.create.id()?.to_string();
     let (c, spawned) = create_container(g, &a.create, &vs, Launch::Run { detach: a.detach })?;
     let pid = spawned.pid;
     // Start: release the init; the sync socket then closes on its execve, or carries its last error.
@@ -92,7 +139,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     // Other commands (state, kill) must not wait on our lock while the container runs.
     drop(c);
     if let Err(e) = started {
-        abort(g, &a.create.id, pid);
+        abort(g, &id, pid);
         return Err(e);
     }
     if let Some(h) = &hooks {
@@ -102,7 +149,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         return Ok(0);
     }
     let code = wait(pid, &mask, spawned.pty)?;
-    if let Ok(c) = Container::load(&g.root, &a.create.id) {
+    if let Ok(c) = Container::load(&g.root, &id) {
         if let Some(h) = &hooks {
             let state = serde_json::to_string(&c.oci_state()).unwrap_or_default();
             crate::hooks::run_list_warn("poststop", &h.poststop, &state);

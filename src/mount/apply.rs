@@ -37,8 +37,18 @@ fn set_attrs(tree: &OwnedFd, op: &MountOp) -> Result<()> {
     Ok(())
 }
 
-fn bind(root: &Root, op: &MountOp, source: &std::path::Path, recursive: bool) -> Result<OwnedFd> {
-    let src = sys::openat2(None, source, libc::O_PATH, 0, 0)?;
+fn bind(
+    root: &Root,
+    op: &MountOp,
+    source: &std::path::Path,
+    recursive: bool,
+    policy: Option<&Policed<'_>>,
+) -> Result<OwnedFd> {
+    // Under a policy the source is opened beneath its allowed root and checked; that fd is mounted.
+    let src = match policy {
+        Some(p) => p.enforcer.open_source(op, p.rootfs)?.0,
+        None => sys::openat2(None, source, libc::O_PATH, 0, 0)?,
+    };
     let kind = if sys::fstat(&src)?.st_mode & libc::S_IFMT == libc::S_IFDIR {
         Kind::Dir
     } else {
@@ -160,10 +170,19 @@ fn check_destination(root: &Root, op: &MountOp, dest: &OwnedFd) -> Result<()> {
     }
 }
 
+/// A host mount policy with the rootfs it protects.
+#[derive(Debug, Clone, Copy)]
+pub struct Policed<'a> {
+    /// The policy and tenant.
+    pub enforcer: &'a crate::policy::Enforcer,
+    /// The container's rootfs on the host.
+    pub rootfs: &'a std::path::Path,
+}
+
 /// Makes one mount; returns the fd of the attached mount.
-pub fn apply_one(root: &Root, op: &MountOp) -> Result<OwnedFd> {
+pub fn apply_one(root: &Root, op: &MountOp, policy: Option<&Policed<'_>>) -> Result<OwnedFd> {
     let mnt = match &op.kind {
-        OpKind::Bind { source, recursive } => bind(root, op, source, *recursive),
+        OpKind::Bind { source, recursive } => bind(root, op, source, *recursive, policy),
         OpKind::Fs {
             fstype,
             source,
@@ -183,10 +202,14 @@ pub fn apply_one(root: &Root, op: &MountOp) -> Result<OwnedFd> {
 
 /// Makes every mount in order. Returns the root of the tmpfs mounted on /dev, if the plan has one, so
 /// that /dev is populated through that fd rather than through a path.
-pub fn apply_all(root: &Root, ops: &[MountOp]) -> Result<Option<OwnedFd>> {
+pub fn apply_all(
+    root: &Root,
+    ops: &[MountOp],
+    policy: Option<&Policed<'_>>,
+) -> Result<Option<OwnedFd>> {
     let mut dev = None;
     for op in ops {
-        let mnt = apply_one(root, op)?;
+        let mnt = apply_one(root, op, policy)?;
         let is_dev_tmpfs = matches!(&op.kind, OpKind::Fs { fstype, .. } if fstype == "tmpfs")
             && op.dest == std::path::Path::new("/dev");
         if is_dev_tmpfs {

@@ -58,6 +58,8 @@ pub struct InitArgs<'a> {
     pub lock_fd: Option<std::os::fd::RawFd>,
     /// Join a new session keyring (not with --no-new-keyring).
     pub new_keyring: bool,
+    /// The host mount policy, enforced again on the fds actually mounted.
+    pub policy: Option<&'a crate::policy::Enforcer>,
 }
 
 /// Runs the recipe; never returns.
@@ -124,7 +126,11 @@ fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
     // 5. The rootfs, all on fds: propagation, rootfs bound onto itself, the spec's mounts in order,
     //    /dev, devices. Host paths (the verified /dev/null) are opened now, while the host is reachable.
     let root = step("rootfs", rootfs::bind_rootfs(vs))?;
-    let dev = crate::mount::apply::apply_all(&root, a.plan)?;
+    let policed = a.policy.map(|enforcer| crate::mount::apply::Policed {
+        enforcer,
+        rootfs: &vs.rootfs,
+    });
+    let dev = crate::mount::apply::apply_all(&root, a.plan, policed.as_ref())?;
     if let Some(dev) = &dev {
         step("populating /dev", rootfs::populate_dev(dev, vs.userns))?;
     }

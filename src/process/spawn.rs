@@ -38,6 +38,8 @@ pub struct Options<'a> {
     pub lock_fd: Option<std::os::fd::RawFd>,
     /// Join a new session keyring.
     pub new_keyring: bool,
+    /// The host mount policy.
+    pub policy: Option<&'a crate::policy::Enforcer>,
     /// The state JSON for hooks, given the init's pid and a status.
     pub state_json: &'a dyn Fn(i32, &str) -> String,
 }
@@ -197,6 +199,7 @@ pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spa
                 hooks,
                 lock_fd: opts.lock_fd,
                 new_keyring: opts.new_keyring,
+                policy: opts.policy,
             })
         }
         Forked::Parent(pid) => pid,

@@ -1,0 +1,498 @@
+//! The host mount policy: which host directories a container's bind mounts may come from, how, and for
+//! whom. No OCI runtime has this; berth enforces it itself so that a wrong or compromised orchestrator
+//! above it still cannot mount what the platform does not allow.
+//!
+//! Three layers: the platform's allowed roots (each with its maximum access and whether special files
+//! may be mounted from it), named tenants (a subset of the roots, their own maximum access and a volume
+//! limit), and the bundle's own mounts (the tenant named by `--tenant` or the `berth.tenant`
+//! annotation).
+//!
+//! A bind source is never checked as a string: its allowed root is opened, the rest of the path is
+//! opened beneath it with `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)` (a symlink or `..` that
+//! leaves the root fails with EXDEV), the file type is checked on that fd, and that same fd is what
+//! gets cloned and mounted (see `mount::apply`). Before any process or state exists, the parent runs
+//! the same checks over every mount ([`Enforcer::check_all`]), so a refusal leaves nothing behind.
+
+use crate::error::{Error, Result};
+use crate::mount::plan::{MountOp, OpKind};
+use crate::sys;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+use std::path::{Component, Path, PathBuf};
+
+/// Where the policy is looked for when neither `--policy` nor `BERTH_POLICY` names one.
+pub const DEFAULT_PATH: &str = "/etc/berth/policy.json";
+/// The annotation that names the tenant.
+pub const TENANT_ANNOTATION: &str = "berth.tenant";
+
+/// ro or rw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// Read-only.
+    Ro,
+    /// Read-write.
+    Rw,
+}
+
+/// One allowed host root.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootRule {
+    /// Absolute host directory.
+    pub path: PathBuf,
+    /// The most a mount from it may get.
+    pub access: Access,
+    /// Device nodes, sockets and FIFOs may be mounted from it.
+    #[serde(default)]
+    pub special_files: bool,
+}
+
+/// One tenant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tenant {
+    /// The platform roots (by path) it may use.
+    pub roots: Vec<PathBuf>,
+    /// Its maximum access (never above the root's).
+    pub access: Access,
+    /// The most bind mounts one container of it may have.
+    #[serde(default)]
+    pub max_volumes: Option<usize>,
+}
+
+/// The policy file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Allowed host roots.
+    pub roots: Vec<RootRule>,
+    /// Tenants by name.
+    #[serde(default)]
+    pub tenants: BTreeMap<String, Tenant>,
+}
+
+fn is_normal_absolute(p: &Path) -> bool {
+    p.is_absolute()
+        && p.components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+}
+
+impl Policy {
+    /// Parses and validates a policy file's bytes; errors name the key.
+    pub fn parse(bytes: &[u8], origin: &Path) -> Result<Policy> {
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        let p: Policy = serde_path_to_error::deserialize(de).map_err(|e| {
+            Error::Policy(format!(
+                "{}: key {}: {}",
+                origin.display(),
+                e.path(),
+                e.inner()
+            ))
+        })?;
+        p.validate()
+            .map_err(|m| Error::Policy(format!("{}: {m}", origin.display())))?;
+        Ok(p)
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.roots.is_empty() {
+            return Err("roots: at least one allowed root is needed".into());
+        }
+        for (i, r) in self.roots.iter().enumerate() {
+            if !is_normal_absolute(&r.path) || r.path == Path::new("/") {
+                return Err(format!(
+                    "roots[{i}].path: {:?} must be an absolute path without '.' or '..', and not /",
+                    r.path
+                ));
+            }
+            for (j, o) in self.roots.iter().enumerate().skip(i + 1) {
+                if r.path == o.path {
+                    return Err(format!("roots[{j}].path: {:?} is listed twice", o.path));
+                }
+                let nested = r.path.starts_with(&o.path) || o.path.starts_with(&r.path);
+                if nested && (r.access != o.access || r.special_files != o.special_files) {
+                    return Err(format!(
+                        "roots[{j}].path: {:?} overlaps roots[{i}] ({:?}) with different rules",
+                        o.path, r.path
+                    ));
+                }
+            }
+        }
+        for (name, t) in &self.tenants {
+            if name.is_empty() {
+                return Err("tenants: a tenant needs a name".into());
+            }
+            for (i, root) in t.roots.iter().enumerate() {
+                if !self.roots.iter().any(|r| &r.path == root) {
+                    return Err(format!(
+                        "tenants.{name}.roots[{i}]: {root:?} is not one of the platform's roots"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads the policy named by `--policy`, else `BERTH_POLICY`, else /etc/berth/policy.json when it
+    /// exists; None means no policy (plain OCI behaviour).
+    pub fn load(explicit: Option<&Path>) -> Result<Option<Policy>> {
+        let env = std::env::var_os("BERTH_POLICY")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        let path = match explicit.map(Path::to_path_buf).or(env) {
+            Some(p) => p,
+            None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
+            None => return Ok(None),
+        };
+        let bytes =
+            std::fs::read(&path).map_err(|e| crate::error::io_err("read policy", &path, e))?;
+        Policy::parse(&bytes, &path).map(Some)
+    }
+
+    /// The most specific root containing `source` (by components; `..` stays in the remainder, where
+    /// RESOLVE_BENEATH refuses it).
+    fn root_for(&self, source: &Path) -> Option<&RootRule> {
+        self.roots
+            .iter()
+            .filter(|r| source.starts_with(&r.path))
+            .max_by_key(|r| r.path.components().count())
+    }
+}
+
+/// A verdict on one mount.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// Index in config.json's mounts.
+    pub index: usize,
+    /// Destination in the container.
+    pub destination: String,
+    /// Host source (as written), if any.
+    pub source: Option<String>,
+    /// `allowed` or `refused`.
+    pub verdict: &'static str,
+    /// The source as the kernel resolved it (bind mounts that were opened).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<String>,
+    /// ro or rw, as it will be mounted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access: Option<Access>,
+    /// The rule that decided.
+    pub rule: String,
+    /// Why it was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A policy with the tenant it applies to, ready to check mounts.
+#[derive(Debug, Clone)]
+pub struct Enforcer {
+    /// The policy.
+    pub policy: Policy,
+    /// The tenant, if one is named.
+    pub tenant: Option<String>,
+}
+
+/// Filesystems that take no host path and so need no policy rule.
+const PATHLESS_FS: &[&str] = &["proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup2"];
+
+/// Whether a bind mount op asks for write access on its top mount.
+fn wants_rw(op: &MountOp) -> bool {
+    op.attr.attr_set & sys::MOUNT_ATTR_RDONLY == 0
+        && op.rattr.attr_set & sys::MOUNT_ATTR_RDONLY == 0
+}
+
+impl Enforcer {
+    /// Checks the tenant name.
+    pub fn new(policy: Policy, tenant: Option<String>) -> Result<Enforcer> {
+        if let Some(t) = tenant.as_ref().filter(|t| !policy.tenants.contains_key(*t)) {
+            return Err(Error::Policy(format!("tenant {t:?} is not in the policy")));
+        }
+        Ok(Enforcer { policy, tenant })
+    }
+
+    fn tenant(&self) -> Option<(&str, &Tenant)> {
+        let name = self.tenant.as_deref()?;
+        self.policy.tenants.get(name).map(|t| (name, t))
+    }
+
+    /// Opens the source of a bind mount under its allowed root and checks every rule; the returned fd
+    /// is the one to mount. `rootfs` is the container's rootfs, which no source may be or contain.
+    pub fn open_source(&self, op: &MountOp, rootfs: &Path) -> Result<(OwnedFd, Access)> {
+        let OpKind::Bind { source, .. } = &op.kind else {
+            return Err(Error::Policy("not a bind mount".into()));
+        };
+        let refuse = |rule: &str, why: String| Error::Policy(format!("refused by {rule}: {why}"));
+        let rule = self.policy.root_for(source).ok_or_else(|| {
+            refuse(
+                "roots",
+                format!("source {} is not under an allowed root", source.display()),
+            )
+        })?;
+        let mut max = rule.access;
+        if let Some((name, t)) = self.tenant() {
+            if !t.roots.iter().any(|r| r == &rule.path) {
+                return Err(refuse(
+                    &format!("tenants.{name}.roots"),
+                    format!("tenant {name} may not use the root {}", rule.path.display()),
+                ));
+            }
+            max = max.min(t.access);
+        }
+        let access = if wants_rw(op) { Access::Rw } else { Access::Ro };
+        if access > max {
+            return Err(refuse(
+                "access",
+                format!(
+                    "rw requested, but at most ro is allowed from {}",
+                    rule.path.display()
+                ),
+            ));
+        }
+        let root = sys::openat2(
+            None,
+            &rule.path,
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+            sys::RESOLVE_NO_SYMLINKS,
+        )
+        .map_err(|e| refuse("roots", format!("the allowed root cannot be opened: {e}")))?;
+        let rel = source.strip_prefix(&rule.path).unwrap_or(Path::new("."));
+        let rel = if rel.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            rel
+        };
+        let fd = sys::openat2_errno(
+            Some(std::os::fd::AsFd::as_fd(&root)),
+            rel,
+            libc::O_PATH,
+            0,
+            sys::RESOLVE_BENEATH | sys::RESOLVE_NO_MAGICLINKS,
+        )
+        .map_err(|e| match e {
+            nix::errno::Errno::EXDEV | nix::errno::Errno::ELOOP => refuse(
+                "roots",
+                format!(
+                    "{} leaves the allowed root {} (symlink or ..)",
+                    source.display(),
+                    rule.path.display()
+                ),
+            ),
+            e => refuse(
+                "roots",
+                format!(
+                    "opening {} beneath {}: {e}",
+                    source.display(),
+                    rule.path.display()
+                ),
+            ),
+        })?;
+        let st = sys::fstat(&fd)?;
+        let t = st.st_mode & libc::S_IFMT;
+        if t != libc::S_IFDIR && t != libc::S_IFREG && !rule.special_files {
+            let what = match t {
+                libc::S_IFCHR | libc::S_IFBLK => "a device node",
+                libc::S_IFSOCK => "a socket",
+                libc::S_IFIFO => "a FIFO",
+                _ => "a special file",
+            };
+            return Err(refuse(
+                "special_files",
+                format!(
+                    "{} is {what}, and {} does not allow special files",
+                    source.display(),
+                    rule.path.display()
+                ),
+            ));
+        }
+        if t == libc::S_IFDIR && contains(&fd, rootfs)? {
+            return Err(refuse(
+                "rootfs",
+                format!("{} is the rootfs or contains it", source.display()),
+            ));
+        }
+        Ok((fd, access))
+    }
+
+    /// Checks every mount of a plan; refusals are errors (the first one), before anything is made.
+    pub fn check_all(&self, ops: &[MountOp], rootfs: &Path) -> Result<()> {
+        for v in self.verdicts(ops, rootfs) {
+            if let Some(reason) = v.reason {
+                return Err(Error::Policy(reason));
+            }
+        }
+        Ok(())
+    }
+
+    /// A verdict for each mount (what `berth check` prints).
+    pub fn verdicts(&self, ops: &[MountOp], rootfs: &Path) -> Vec<Verdict> {
+        let binds = ops
+            .iter()
+            .filter(|o| matches!(o.kind, OpKind::Bind { .. }))
+            .count();
+        let limit = self
+            .tenant()
+            .and_then(|(n, t)| t.max_volumes.map(|m| (n, m)));
+        ops.iter()
+            .map(|op| {
+                let mut v = Verdict {
+                    index: op.index,
+                    destination: op.dest.display().to_string(),
+                    source: None,
+                    verdict: "allowed",
+                    resolved: None,
+                    access: None,
+                    rule: String::new(),
+                    reason: None,
+                };
+                match &op.kind {
+                    OpKind::Fs { fstype, .. } if PATHLESS_FS.contains(&fstype.as_str()) => {
+                        v.rule = format!("{fstype} takes no host path");
+                    }
+                    OpKind::Fs { fstype, .. } => {
+                        v.verdict = "refused";
+                        v.rule = "roots".into();
+                        v.reason = Some(format!(
+                            "{}: refused by roots: filesystem type {fstype} takes host paths, which a policy cannot vet",
+                            op.label()
+                        ));
+                    }
+                    OpKind::Bind { source, .. } => {
+                        v.source = Some(source.display().to_string());
+                        if let Some((name, max)) = limit.filter(|(_, m)| binds > *m) {
+                            v.verdict = "refused";
+                            v.rule = format!("tenants.{name}.max_volumes");
+                            v.reason = Some(format!(
+                                "{}: refused by tenants.{name}.max_volumes: {binds} bind mounts, at most {max} allowed",
+                                op.label()
+                            ));
+                            return v;
+                        }
+                        match self.open_source(op, rootfs) {
+                            Ok((fd, access)) => {
+                                v.resolved = std::fs::read_link(format!(
+                                    "/proc/self/fd/{}",
+                                    std::os::fd::AsRawFd::as_raw_fd(&fd)
+                                ))
+                                .ok()
+                                .map(|p| p.display().to_string());
+                                v.access = Some(access);
+                                v.rule = self
+                                    .policy
+                                    .root_for(source)
+                                    .map(|r| format!("root {}", r.path.display()))
+                                    .unwrap_or_default();
+                            }
+                            Err(e) => {
+                                v.verdict = "refused";
+                                let msg = e.to_string();
+                                v.rule = msg
+                                    .split("refused by ")
+                                    .nth(1)
+                                    .and_then(|r| r.split(':').next())
+                                    .unwrap_or("policy")
+                                    .to_string();
+                                v.reason = Some(format!("{}: {}", op.label(), msg.trim_start_matches("policy: ")));
+                            }
+                        }
+                    }
+                }
+                v
+            })
+            .collect()
+    }
+}
+
+/// Whether the directory `dir` is `rootfs` or one of its ancestors (walking up from the rootfs with
+/// `..`, comparing device and inode).
+fn contains(dir: &OwnedFd, rootfs: &Path) -> Result<bool> {
+    let want = sys::fstat(dir)?;
+    let Ok(mut cur) = sys::openat2(None, rootfs, libc::O_PATH | libc::O_DIRECTORY, 0, 0) else {
+        return Ok(false);
+    };
+    for _ in 0..4096 {
+        let st = sys::fstat(&cur)?;
+        if st.st_dev == want.st_dev && st.st_ino == want.st_ino {
+            return Ok(true);
+        }
+        let up = sys::openat2(
+            Some(std::os::fd::AsFd::as_fd(&cur)),
+            Path::new(".."),
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+            0,
+        )?;
+        let ust = sys::fstat(&up)?;
+        if ust.st_dev == st.st_dev && ust.st_ino == st.st_ino {
+            return Ok(false);
+        }
+        cur = up;
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Policy> {
+        Policy::parse(s.as_bytes(), Path::new("p.json"))
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = parse(r#"{"roots":[{"path":"/srv","access":"ro","acess":"rw"}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("roots[0]") && e.contains("acess"), "{e}");
+    }
+
+    #[test]
+    fn relative_and_dotdot_roots_refused() {
+        for p in ["srv", "/srv/../etc", "/"] {
+            let e = parse(&format!(r#"{{"roots":[{{"path":"{p}","access":"ro"}}]}}"#))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("roots[0].path"), "{e}");
+        }
+    }
+
+    #[test]
+    fn overlapping_roots_with_conflicting_rules_refused() {
+        let e = parse(
+            r#"{"roots":[{"path":"/srv","access":"ro"},{"path":"/srv/data","access":"rw"}]}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("roots[1].path") && e.contains("overlaps"), "{e}");
+        assert!(
+            parse(
+                r#"{"roots":[{"path":"/srv","access":"ro"},{"path":"/srv/data","access":"ro"}]}"#
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn tenant_roots_must_be_platform_roots() {
+        let e = parse(r#"{"roots":[{"path":"/srv","access":"rw"}],"tenants":{"a":{"roots":["/etc"],"access":"ro"}}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tenants.a.roots[0]"), "{e}");
+    }
+
+    #[test]
+    fn most_specific_root_wins() {
+        let p = parse(
+            r#"{"roots":[{"path":"/srv","access":"ro"},{"path":"/srv/data","access":"ro"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            p.root_for(Path::new("/srv/data/x")).unwrap().path,
+            Path::new("/srv/data")
+        );
+        assert!(p.root_for(Path::new("/srvx")).is_none());
+    }
+}
