@@ -82,9 +82,12 @@ fn allowed_mounts_work_with_the_right_access() {
     );
 }
 
+/// Builds a hostile source inside a world and returns its path.
+type MakeSource = Box<dyn Fn(&World) -> PathBuf>;
+
 #[test]
 fn symlinks_and_dotdot_out_of_the_root_are_refused() {
-    let cases: Vec<(&str, Box<dyn Fn(&World) -> PathBuf>)> = vec![
+    let cases: Vec<(&str, MakeSource)> = vec![
         (
             "absolute symlink",
             Box::new(|w: &World| {
