@@ -26,6 +26,7 @@ pub mod policy;
 pub mod process;
 pub mod resolve;
 pub mod rootfs;
+pub mod security;
 pub mod spec;
 pub mod state;
 pub mod sys;

@@ -272,3 +272,28 @@ fn features_and_version() {
     let v = ok(&b.berth(&["--version"]));
     assert!(v.contains("spec: 1.2.0"), "{v}");
 }
+
+#[test]
+fn apparmor_profile_on_a_host_without_apparmor_fails_clearly() {
+    let mut b = Bundle::new("true");
+    b.spec["process"]["apparmorProfile"] = json!("berth-test-profile");
+    let e = fails(&b.run("aa1"));
+    assert!(
+        e.contains("berth-test-profile") && e.contains("apparmorProfile"),
+        "{e}"
+    );
+    if !std::fs::read("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|b| b.first() == Some(&b'Y'))
+    {
+        assert!(e.contains("not enabled"), "{e}");
+    }
+    assert!(!b.state.join("aa1").exists());
+}
+
+#[test]
+fn seccomp_is_refused_not_skipped() {
+    let mut b = Bundle::new("true");
+    b.spec["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW"});
+    let e = fails(&b.run("sc1"));
+    assert!(e.contains("linux.seccomp"), "{e}");
+}

@@ -188,6 +188,7 @@ fn check_process(p: &Process) -> Result<()> {
             "process.selinuxLabel: SELinux is not supported".into(),
         ));
     }
+    crate::security::apparmor::check(p.apparmor_profile.as_deref())?;
     if let Some(caps) = &p.capabilities {
         let sets = [
             ("bounding", &caps.bounding),

@@ -1,0 +1,4 @@
+//! Confinement layers beyond namespaces and capabilities. Each layer the spec asks for is enforced or
+//! refused with a clear error; none is skipped silently.
+
+pub mod apparmor;
