@@ -9,6 +9,10 @@ pub struct Args {
     /// Bundle directory.
     #[arg(long, short = 'b', default_value = ".")]
     pub bundle: PathBuf,
+    /// `default`: add a seccomp profile like Podman's (ERRNO by default; mount, namespace, module,
+    /// kexec, keyring, ptrace, bpf... refused).
+    #[arg(long, value_parser = ["default"])]
+    pub seccomp: Option<String>,
 }
 
 /// `berth spec`.
@@ -20,7 +24,11 @@ pub fn run(a: Args) -> Result<i32> {
             path.display()
         )));
     }
-    let spec = crate::spec::default::default_spec();
+    let mut spec = crate::spec::default::default_spec();
+    if a.seccomp.is_some() {
+        spec.linux.get_or_insert_with(Default::default).seccomp =
+            Some(crate::security::seccomp::default_profile());
+    }
     let text = serde_json::to_string_pretty(&spec).unwrap_or_default();
     std::fs::write(&path, text + "\n").map_err(|e| io_err("write", &path, e))?;
     Ok(0)

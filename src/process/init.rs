@@ -185,6 +185,11 @@ fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
     //    CAP_SYS_RESOURCE), capabilities' bounding set while CAP_SETPCAP is effective, the uid change
     //    with keepcaps, the other capability sets, then no_new_privs.
     set_rlimits(vs)?;
+    // Without no_new_privs, installing a seccomp filter needs CAP_SYS_ADMIN, which the identity step
+    // may drop: then the filter goes in first (and must allow what berth still does, as with runc).
+    if let Some(c) = vs.seccomp.as_ref().filter(|_| !p.no_new_privileges) {
+        crate::security::seccomp::install(c)?;
+    }
     set_identity(vs)?;
     if p.no_new_privileges {
         nix::sys::prctl::set_no_new_privs()
@@ -239,9 +244,14 @@ fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
         crate::hooks::run_list("startContainer", &h.start_container, &state)?;
     }
 
-    // 16. The umask and signals the process should start with, then exec.
+    // 16. The umask and signals the process should start with.
     sys::umask(p.user.umask.unwrap_or(0o022));
     sys::reset_signals();
+    // 17. seccomp last, so that it filters the user's program and nothing of berth's but execve; then
+    //     exec.
+    if let Some(c) = vs.seccomp.as_ref().filter(|_| p.no_new_privileges) {
+        crate::security::seccomp::install(c)?;
+    }
     Err(sys::execve(&path, &argv, &envp).into())
 }
 

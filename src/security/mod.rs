@@ -2,3 +2,4 @@
 //! refused with a clear error; none is skipped silently.
 
 pub mod apparmor;
+pub mod seccomp;

@@ -41,6 +41,8 @@ pub struct ValidSpec {
     pub userns: bool,
     /// The spec mounts a tmpfs on /dev, so berth populates a minimal /dev.
     pub dev_is_tmpfs: bool,
+    /// linux.seccomp, compiled (before any process exists, so profile errors fail early).
+    pub seccomp: Option<crate::security::seccomp::Compiled>,
 }
 
 fn ns_flag(typ: &str) -> Option<CloneFlags> {
@@ -317,11 +319,10 @@ impl ValidSpec {
                 "linux.rootfsPropagation: unknown propagation {r:?}"
             )));
         }
-        if linux.seccomp.is_some() {
-            return Err(Error::NotSupported(
-                "linux.seccomp: seccomp filters are not implemented yet; remove linux.seccomp to run without one".into(),
-            ));
-        }
+        let seccomp = match &linux.seccomp {
+            Some(v) if !v.is_null() => Some(crate::security::seccomp::compile(v)?),
+            _ => None,
+        };
         if linux.mount_label.as_deref().is_some_and(|l| !l.is_empty()) {
             return Err(Error::NotSupported(
                 "linux.mountLabel: SELinux is not supported".into(),
@@ -355,6 +356,7 @@ impl ValidSpec {
             joins,
             userns,
             dev_is_tmpfs,
+            seccomp,
             spec,
         })
     }

@@ -637,3 +637,35 @@ pub fn copy_winsize(from: impl AsFd, to: impl AsFd) -> Result<(), SysError> {
         format!("ioctl({}, TIOCSWINSZ)", describe_fd(t))
     })
 }
+
+/// seccomp(SECCOMP_SET_MODE_FILTER, flags, prog): installs one BPF program. Without no_new_privs the
+/// caller needs CAP_SYS_ADMIN.
+pub fn seccomp_set_filter(prog: &[seccompiler::sock_filter], flags: u32) -> Result<(), SysError> {
+    /// `struct sock_fprog` (linux/filter.h).
+    #[repr(C)]
+    struct SockFprog {
+        len: libc::c_ushort,
+        filter: *const seccompiler::sock_filter,
+    }
+    let fprog = SockFprog {
+        len: prog.len() as libc::c_ushort,
+        filter: prog.as_ptr(),
+    };
+    const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
+    // SAFETY: `fprog` points at `prog`, a slice of #[repr(C)] sock_filter (8 bytes each, as the kernel's
+    // struct sock_filter) that outlives the call; the kernel copies the program.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            flags,
+            &fprog as *const SockFprog,
+        )
+    };
+    unit(ret, || {
+        format!(
+            "seccomp(SECCOMP_SET_MODE_FILTER, {flags:#x}, {} instructions)",
+            prog.len()
+        )
+    })
+}

@@ -1,0 +1,422 @@
+//! linux.seccomp compiled with seccompiler and installed with berth's own seccomp(2) call (seccompiler's
+//! `apply_filter` always sets no_new_privs, and `noNewPrivileges: false` must still work).
+//!
+//! seccompiler builds filters with one default and one match action, while an OCI profile gives each
+//! rule its own action. berth therefore builds one filter per distinct action and stacks them; the
+//! kernel runs every filter and returns the most severe result (KILL_PROCESS > KILL_THREAD > TRAP >
+//! ERRNO > TRACE > LOG > ALLOW, seccomp(2)). The first filter carries the profile's default action and
+//! lets every syscall a rule names (under that rule's argument conditions) through to the others.
+//! Syscall names this kernel's table does not know are skipped, as runc does. Only the native
+//! architecture (x86_64) is enforced: other architectures' syscalls are killed, and x32 calls (which
+//! carry x86_64's audit arch with bit 30 set in the number) get ENOSYS, so they cannot bypass rules.
+
+use crate::error::{Error, Result};
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch, sock_filter,
+};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+/// linux.seccomp.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    /// The action for syscalls no rule names.
+    pub default_action: String,
+    /// errno for a default ERRNO action.
+    #[serde(default)]
+    pub default_errno_ret: Option<u32>,
+    /// SCMP_ARCH_* names.
+    #[serde(default)]
+    pub architectures: Vec<String>,
+    /// SECCOMP_FILTER_FLAG_* names.
+    #[serde(default)]
+    pub flags: Vec<String>,
+    /// A seccomp agent's socket (SCMP_ACT_NOTIFY): not supported.
+    #[serde(default)]
+    pub listener_path: Option<String>,
+    /// The rules.
+    #[serde(default)]
+    pub syscalls: Vec<SyscallRule>,
+}
+
+/// One entry of linux.seccomp.syscalls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyscallRule {
+    /// Syscall names.
+    pub names: Vec<String>,
+    /// SCMP_ACT_*.
+    pub action: String,
+    /// errno for ERRNO (and the message for TRACE).
+    #[serde(default)]
+    pub errno_ret: Option<u32>,
+    /// Argument conditions, all of which must hold.
+    #[serde(default)]
+    pub args: Vec<ArgRule>,
+}
+
+/// One argument condition.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArgRule {
+    /// Argument index, 0 to 5.
+    pub index: u8,
+    /// The value (the mask for SCMP_CMP_MASKED_EQ).
+    pub value: u64,
+    /// The masked value for SCMP_CMP_MASKED_EQ.
+    #[serde(default)]
+    pub value_two: u64,
+    /// SCMP_CMP_*.
+    pub op: String,
+}
+
+/// A compiled profile: the programs to install, in order, and the seccomp(2) flags.
+#[derive(Debug, Clone, Default)]
+pub struct Compiled {
+    /// BPF programs.
+    pub programs: Vec<BpfProgram>,
+    /// SECCOMP_FILTER_FLAG_* bits.
+    pub flags: u32,
+}
+
+const EPERM: u32 = libc::EPERM as u32;
+
+fn action(name: &str, errno: Option<u32>, field: &str) -> Result<SeccompAction> {
+    Ok(match name {
+        "SCMP_ACT_ALLOW" => SeccompAction::Allow,
+        "SCMP_ACT_ERRNO" => SeccompAction::Errno(errno.unwrap_or(EPERM)),
+        "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => SeccompAction::KillThread,
+        "SCMP_ACT_KILL_PROCESS" => SeccompAction::KillProcess,
+        "SCMP_ACT_TRAP" => SeccompAction::Trap,
+        "SCMP_ACT_TRACE" => SeccompAction::Trace(errno.unwrap_or(EPERM)),
+        "SCMP_ACT_LOG" => SeccompAction::Log,
+        "SCMP_ACT_NOTIFY" => {
+            return Err(Error::NotSupported(format!(
+                "{field}: SCMP_ACT_NOTIFY (seccomp agents) is not supported"
+            )));
+        }
+        other => {
+            return Err(Error::InvalidSpec(format!(
+                "{field}: unknown action {other:?}"
+            )));
+        }
+    })
+}
+
+fn condition(a: &ArgRule, field: &str) -> Result<SeccompCondition> {
+    let (op, value) = match a.op.as_str() {
+        "SCMP_CMP_EQ" => (SeccompCmpOp::Eq, a.value),
+        "SCMP_CMP_NE" => (SeccompCmpOp::Ne, a.value),
+        "SCMP_CMP_LT" => (SeccompCmpOp::Lt, a.value),
+        "SCMP_CMP_LE" => (SeccompCmpOp::Le, a.value),
+        "SCMP_CMP_GT" => (SeccompCmpOp::Gt, a.value),
+        "SCMP_CMP_GE" => (SeccompCmpOp::Ge, a.value),
+        // libseccomp: (arg & value) == valueTwo.
+        "SCMP_CMP_MASKED_EQ" => (SeccompCmpOp::MaskedEq(a.value), a.value_two),
+        other => {
+            return Err(Error::InvalidSpec(format!(
+                "{field}.op: unknown comparison {other:?}"
+            )));
+        }
+    };
+    SeccompCondition::new(a.index, SeccompCmpArgLen::Qword, op, value)
+        .map_err(|e| Error::InvalidSpec(format!("{field}: {e}")))
+}
+
+fn flag(name: &str) -> Result<u32> {
+    Ok(match name {
+        "SECCOMP_FILTER_FLAG_TSYNC" => 1,
+        "SECCOMP_FILTER_FLAG_LOG" => 2,
+        "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => 4,
+        other => {
+            return Err(Error::InvalidSpec(format!(
+                "linux.seccomp.flags: unknown flag {other:?}"
+            )));
+        }
+    })
+}
+
+/// Adds `rule` (None: unconditional) for syscall `nr` to a rule map. An unconditional rule (an empty
+/// list in seccompiler) wins over conditional ones.
+fn add(map: &mut BTreeMap<i64, Vec<SeccompRule>>, nr: i64, rule: Option<SeccompRule>) {
+    match (map.get_mut(&nr), rule) {
+        (Some(v), _) if v.is_empty() => {}
+        (Some(v), Some(r)) => v.push(r),
+        (Some(v), None) => v.clear(),
+        (None, r) => {
+            map.insert(nr, r.into_iter().collect());
+        }
+    }
+}
+
+/// The filter that answers ENOSYS to x32 syscalls (number with bit 30 set).
+fn x32_filter() -> BpfProgram {
+    const LD_W_ABS: u16 = 0x20;
+    const JGE_K: u16 = 0x35;
+    const RET_K: u16 = 0x06;
+    vec![
+        sock_filter {
+            code: LD_W_ABS,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        sock_filter {
+            code: JGE_K,
+            jt: 1,
+            jf: 0,
+            k: 0x4000_0000,
+        },
+        sock_filter {
+            code: RET_K,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        },
+        sock_filter {
+            code: RET_K,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+        },
+    ]
+}
+
+/// Compiles linux.seccomp.
+pub fn compile(value: &serde_json::Value) -> Result<Compiled> {
+    let p: Profile = serde_path_to_error::deserialize(value)
+        .map_err(|e| Error::InvalidSpec(format!("linux.seccomp.{}: {}", e.path(), e.inner())))?;
+    if p.listener_path.as_deref().is_some_and(|l| !l.is_empty()) {
+        return Err(Error::NotSupported(
+            "linux.seccomp.listenerPath: seccomp agents are not supported".into(),
+        ));
+    }
+    for (i, a) in p.architectures.iter().enumerate() {
+        if !a.starts_with("SCMP_ARCH_") {
+            return Err(Error::InvalidSpec(format!(
+                "linux.seccomp.architectures[{i}]: unknown architecture {a:?}"
+            )));
+        }
+    }
+    let flags = p
+        .flags
+        .iter()
+        .map(|f| flag(f))
+        .try_fold(0, |acc, f| f.map(|f| acc | f))?;
+    let default = action(
+        &p.default_action,
+        p.default_errno_ret,
+        "linux.seccomp.defaultAction",
+    )?;
+    // Rules by action, and every named syscall's conditions for the default filter.
+    let mut by_action: Vec<(SeccompAction, BTreeMap<i64, Vec<SeccompRule>>)> = Vec::new();
+    let mut named: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    for (i, r) in p.syscalls.iter().enumerate() {
+        let field = format!("linux.seccomp.syscalls[{i}]");
+        let act = action(
+            &r.action,
+            r.errno_ret.or(p.default_errno_ret),
+            &format!("{field}.action"),
+        )?;
+        let conds = r
+            .args
+            .iter()
+            .enumerate()
+            .map(|(j, a)| condition(a, &format!("{field}.args[{j}]")))
+            .collect::<Result<Vec<_>>>()?;
+        let rule = if conds.is_empty() {
+            None
+        } else {
+            Some(
+                SeccompRule::new(conds)
+                    .map_err(|e| Error::InvalidSpec(format!("{field}.args: {e}")))?,
+            )
+        };
+        for name in &r.names {
+            // Unknown on this kernel's table: skipped, as runc does.
+            let Ok(nr) = syscalls::Sysno::from_str(name) else {
+                continue;
+            };
+            let nr = nr.id() as i64;
+            add(&mut named, nr, rule.clone());
+            if act == default {
+                continue;
+            }
+            let pos = match by_action.iter().position(|(a, _)| *a == act) {
+                Some(p) => p,
+                None => {
+                    by_action.push((act.clone(), BTreeMap::new()));
+                    by_action.len() - 1
+                }
+            };
+            add(&mut by_action[pos].1, nr, rule.clone());
+        }
+    }
+    let arch = TargetArch::x86_64;
+    let build = |rules, mismatch: SeccompAction, matched: SeccompAction| -> Result<BpfProgram> {
+        let f = SeccompFilter::new(rules, mismatch, matched, arch)
+            .map_err(|e| Error::InvalidSpec(format!("linux.seccomp: {e}")))?;
+        BpfProgram::try_from(f).map_err(|e| Error::InvalidSpec(format!("linux.seccomp: {e}")))
+    };
+    let mut programs = Vec::new();
+    if default != SeccompAction::Allow {
+        programs.push(build(named, default, SeccompAction::Allow)?);
+    }
+    for (act, rules) in by_action {
+        if act != SeccompAction::Allow && !rules.is_empty() {
+            programs.push(build(rules, SeccompAction::Allow, act)?);
+        }
+    }
+    if !programs.is_empty() {
+        programs.push(x32_filter());
+    }
+    Ok(Compiled { programs, flags })
+}
+
+/// Installs the compiled filters (needs no_new_privs or CAP_SYS_ADMIN).
+pub fn install(c: &Compiled) -> Result<()> {
+    for (i, prog) in c.programs.iter().enumerate() {
+        crate::sys::seccomp_set_filter(prog, c.flags)
+            .map_err(Error::Sys)
+            .map_err(|e| Error::Context {
+                what: format!("linux.seccomp: filter {i}"),
+                source: Box::new(e),
+            })?;
+    }
+    Ok(())
+}
+
+/// Syscalls the default profile (`berth spec --seccomp default`) refuses, as Docker's and Podman's do
+/// for a container without extra capabilities: kernel modules, kexec, reboot, clock setting, keyrings,
+/// mount and namespace changes, tracing other processes, bpf and perf, NUMA policy, and the obsolete.
+pub const DEFAULT_DENY: &[&str] = &[
+    "acct",
+    "add_key",
+    "bpf",
+    "clock_adjtime",
+    "clock_settime",
+    "create_module",
+    "delete_module",
+    "finit_module",
+    "fsconfig",
+    "fsmount",
+    "fsopen",
+    "fspick",
+    "get_kernel_syms",
+    "get_mempolicy",
+    "init_module",
+    "ioperm",
+    "iopl",
+    "kcmp",
+    "kexec_file_load",
+    "kexec_load",
+    "keyctl",
+    "lookup_dcookie",
+    "mbind",
+    "mount",
+    "mount_setattr",
+    "move_mount",
+    "move_pages",
+    "name_to_handle_at",
+    "nfsservctl",
+    "open_by_handle_at",
+    "open_tree",
+    "perf_event_open",
+    "pivot_root",
+    "process_vm_readv",
+    "process_vm_writev",
+    "ptrace",
+    "query_module",
+    "quotactl",
+    "quotactl_fd",
+    "reboot",
+    "request_key",
+    "set_mempolicy",
+    "setns",
+    "settimeofday",
+    "swapoff",
+    "swapon",
+    "sysfs",
+    "_sysctl",
+    "umount2",
+    "unshare",
+    "uselib",
+    "userfaultfd",
+    "ustat",
+    "vm86",
+    "vm86old",
+    "clone3",
+];
+
+/// The default profile: ERRNO(EPERM) by default, every other syscall of this architecture allowed,
+/// clone allowed only without namespace flags, clone3 answered ENOSYS so libc falls back to clone.
+pub fn default_profile() -> serde_json::Value {
+    let allowed: Vec<&str> = syscalls::Sysno::iter()
+        .map(|s| s.name())
+        .filter(|n| !DEFAULT_DENY.contains(n) && *n != "clone")
+        .collect();
+    // CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET (and NEWTIME, 0x80).
+    let ns_flags: u64 = 0x7E02_0080;
+    serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": libc::EPERM,
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [
+            {"names": allowed, "action": "SCMP_ACT_ALLOW"},
+            {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": ns_flags, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
+            {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS}
+        ]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn one_filter_per_action_plus_default_and_x32() {
+        let c = compile(&json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [
+                {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+                {"names": ["uname", "no_such_syscall"], "action": "SCMP_ACT_KILL_PROCESS"},
+                {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
+                 "args": [{"index": 1, "value": 0, "op": "SCMP_CMP_EQ"}]}
+            ]
+        }))
+        .unwrap();
+        // ERRNO(13), KILL_PROCESS, x32; no default filter since the default is ALLOW.
+        assert_eq!(c.programs.len(), 3);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = compile(&json!({"defaultAction": "SCMP_ACT_NOPE"}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("defaultAction"), "{e}");
+        let e = compile(&json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 9, "value": 0, "op": "SCMP_CMP_EQ"}]}]}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("syscalls[0].args[0]"), "{e}");
+        let e = compile(&json!({"defaultAction": "SCMP_ACT_NOTIFY"}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not supported"), "{e}");
+        let e = compile(&json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["BOGUS"]}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("flags"), "{e}");
+    }
+
+    #[test]
+    fn default_profile_compiles() {
+        let c = compile(&default_profile()).unwrap();
+        assert!(c.programs.len() >= 2);
+    }
+}
