@@ -10,4 +10,4 @@ fi
 command -v cargo >/dev/null || { echo "test.sh: needs a Rust toolchain (cargo) on PATH" >&2; exit 1; }
 command -v script >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bsdutils >/dev/null; }
 [ -x rootfs/bin/busybox ] || ./scripts/mkrootfs.sh
-cargo test --all-targets -- --test-threads="${BERTH_TEST_THREADS:-2}"
+cargo test --all-targets --features _test -- --test-threads="${BERTH_TEST_THREADS:-2}"

@@ -95,7 +95,8 @@ fn emit(level: &str, msg: &str) {
         Some(f) => {
             let _ = (&*f).write_all(line.as_bytes());
         }
-        None if level != "debug" || l.debug => eprint!("{line}"),
+        // Without a log file, stderr gets warnings, and the rest only with --debug.
+        None if level == "warning" || l.debug => eprint!("{line}"),
         None => {}
     }
 }

@@ -71,6 +71,9 @@ pub struct Policy {
     /// Tenants by name.
     #[serde(default)]
     pub tenants: BTreeMap<String, Tenant>,
+    /// The Landlock mode for containers that do not set the `berth.landlock` annotation.
+    #[serde(default)]
+    pub landlock: Option<crate::security::landlock::Mode>,
 }
 
 fn is_normal_absolute(p: &Path) -> bool {

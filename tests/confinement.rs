@@ -133,3 +133,117 @@ fn notify_and_bad_profiles_fail_clearly() {
     let e = fails(&b.run("sc9"));
     assert!(e.contains("linux.seccomp.syscalls[0].args[0].op"), "{e}");
 }
+
+/// Runs berth from a host shell that opened `dir` as fd 3 (passed on with --preserve-fds 1).
+fn run_with_dir_fd(b: &Bundle, id: &str, dir: &std::path::Path) -> std::process::Output {
+    b.write();
+    let inner = format!(
+        "exec 3<{}; exec {} --root {} run --preserve-fds 1 --bundle {} {id}",
+        dir.display(),
+        BERTH,
+        b.state.display(),
+        b.dir.display()
+    );
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.args(["-c", &inner]);
+    output(&mut cmd, b.tmp.path())
+}
+
+#[test]
+fn landlock_denies_a_host_directory_reached_through_a_passed_fd() {
+    let mut b = Bundle::new("cat /proc/self/fd/3/secret 2>&1 || echo denied");
+    let host = b.host_path("host-dir");
+    std::fs::write(host.join("secret"), "host secret\n").unwrap();
+    let out = ok(&run_with_dir_fd(&b, "ll1", &host));
+    assert!(
+        out.contains("denied") && !out.contains("host secret"),
+        "{out}"
+    );
+    // The same container without Landlock reads it: the rule, not something else, denied it.
+    b.spec["annotations"] = json!({"berth.landlock": "off"});
+    assert_eq!(ok(&run_with_dir_fd(&b, "ll2", &host)), "host secret\n");
+}
+
+#[test]
+fn landlock_makes_a_whole_ro_volume_read_only() {
+    // rbind + ro makes only the top mount read-only; the submount below stays writable to the kernel.
+    let mut b = Bundle::new(
+        "touch /v/sub/x 2>/dev/null && echo sub-rw || echo sub-ro; echo ok > /tmp/t && echo tmp-rw",
+    );
+    let v = b.host_path("v");
+    std::fs::create_dir_all(v.join("sub")).unwrap();
+    b.spec["mounts"].as_array_mut().unwrap().push(
+        json!({"destination": "/v", "type": "bind", "source": v, "options": ["rbind", "ro"]}),
+    );
+    b.spec["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/tmp", "type": "tmpfs", "source": "t"}));
+    b.write();
+    let run = |b: &Bundle, id: &str| {
+        let script = format!(
+            "mount -t tmpfs -o size=1m sub {} && exec {} --root {} run --bundle {} {id}",
+            v.join("sub").display(),
+            BERTH,
+            b.state.display(),
+            b.dir.display()
+        );
+        let mut cmd = std::process::Command::new("unshare");
+        cmd.args(["-m", "--propagation", "private", "sh", "-c", &script]);
+        output(&mut cmd, b.tmp.path())
+    };
+    assert_eq!(ok(&run(&b, "lv1")), "sub-ro\ntmp-rw\n");
+    b.spec["annotations"] = json!({"berth.landlock": "off"});
+    b.write();
+    assert_eq!(ok(&run(&b, "lv2")), "sub-rw\ntmp-rw\n");
+}
+
+#[test]
+fn landlock_status_is_logged_and_enforce_fails_without_landlock() {
+    let mut b = Bundle::new("true");
+    b.spec["annotations"] = json!({"berth.landlock": "enforce"});
+    let log = b.tmp.path().join("log");
+    let bundle = b.dir.to_str().unwrap().to_string();
+    ok(&b.berth(&[
+        "--log",
+        log.to_str().unwrap(),
+        "run",
+        "--bundle",
+        &bundle,
+        "le1",
+    ]));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("landlock: enforce: fully enforced"), "{text}");
+    // A kernel without Landlock, simulated by the test-only switch (cargo feature _test, which
+    // scripts/test.sh enables).
+    if !cfg!(feature = "_test") {
+        panic!("run the suite with --features _test (scripts/test.sh does)");
+    }
+    let mut cmd = b.cmd(&["run", "--bundle", &bundle, "le2"]);
+    cmd.env("BERTH_TEST_NO_LANDLOCK", "1");
+    let e = fails(&output(&mut cmd, b.tmp.path()));
+    assert!(
+        e.contains("berth.landlock=enforce") && e.contains("does not support Landlock"),
+        "{e}"
+    );
+    assert!(!b.state.join("le2").exists());
+    // best-effort goes on, and says so.
+    b.spec["annotations"] = json!({"berth.landlock": "best-effort"});
+    let mut cmd = b.cmd(&[
+        "--log",
+        log.to_str().unwrap(),
+        "run",
+        "--bundle",
+        &bundle,
+        "le3",
+    ]);
+    cmd.env("BERTH_TEST_NO_LANDLOCK", "1");
+    ok(&output(&mut cmd, b.tmp.path()));
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("best-effort: not enforced")
+    );
+    b.spec["annotations"] = json!({"berth.landlock": "sometimes"});
+    assert!(fails(&b.run("le4")).contains("annotations.berth.landlock"));
+}

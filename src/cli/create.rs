@@ -6,6 +6,7 @@ use super::Global;
 use crate::error::{Context, Error, Result, io_err};
 use crate::policy::{Enforcer, Policy};
 use crate::process::spawn::{self, Spawned};
+use crate::security::landlock::Mode;
 use crate::spec::{self, ValidSpec};
 use crate::state::{Container, Saved};
 use std::path::{Path, PathBuf};
@@ -133,7 +134,8 @@ pub fn create_container(
         crate::logging::warn(&w);
     }
     let mut c = Container::create(&g.root, id)?;
-    match spawn_and_save(&mut c, a, vs, &plan, launch, enforcer.as_ref()) {
+    let landlock = Mode::for_spec(vs, enforcer.as_ref().and_then(|e| e.policy.landlock))?;
+    match spawn_and_save(&mut c, a, vs, &plan, launch, enforcer.as_ref(), landlock) {
         Ok(s) => Ok((c, s)),
         Err(e) => {
             if let Err(e2) = c.remove() {
@@ -151,6 +153,7 @@ fn spawn_and_save(
     plan: &[crate::mount::plan::MountOp],
     launch: Launch,
     policy: Option<&Enforcer>,
+    landlock: Mode,
 ) -> Result<Spawned> {
     let created = crate::logging::now_rfc3339();
     let id = a.id()?.to_string();
@@ -177,6 +180,7 @@ fn spawn_and_save(
         lock_fd: Some(c.lock_fd()),
         new_keyring: !a.no_new_keyring,
         policy,
+        landlock,
         state_json: &state_json,
     };
     let s = spawn::spawn(vs, plan, &opts)?;

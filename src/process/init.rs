@@ -60,6 +60,8 @@ pub struct InitArgs<'a> {
     pub new_keyring: bool,
     /// The host mount policy, enforced again on the fds actually mounted.
     pub policy: Option<&'a crate::policy::Enforcer>,
+    /// How hard to apply Landlock.
+    pub landlock: crate::security::landlock::Mode,
 }
 
 /// Runs the recipe; never returns.
@@ -181,7 +183,25 @@ fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
         rootfs::make_root_readonly()?;
     }
 
-    // 9. Limits, then identity: rlimits while still privileged (raising a hard limit needs
+    // 9. Landlock, from the final mount table, now that every mount exists (a Landlocked process
+    //    cannot mount) and while CAP_SYS_ADMIN still allows it without no_new_privs; the exec fifo
+    //    stays writable for start. What it enforced goes to the parent's log.
+    let fifo = match &a.gate {
+        Gate::Fifo(dir) => Some(sys::openat2(
+            Some(dir.as_fd()),
+            Path::new(crate::state::EXEC_FIFO),
+            libc::O_PATH,
+            0,
+            sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS,
+        )?),
+        Gate::Socket => None,
+    };
+    let rules = crate::security::landlock::derive(vs, a.plan);
+    let note = crate::security::landlock::apply(a.landlock, &root, &rules, fifo.as_ref())?;
+    drop(fifo);
+    a.chan.send(&Msg::Note(note))?;
+
+    // 10. Limits, then identity: rlimits while still privileged (raising a hard limit needs
     //    CAP_SYS_RESOURCE), capabilities' bounding set while CAP_SETPCAP is effective, the uid change
     //    with keepcaps, the other capability sets, then no_new_privs.
     set_rlimits(vs)?;
@@ -196,7 +216,7 @@ fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
             .map_err(|e| Error::sys("prctl(PR_SET_NO_NEW_PRIVS)", e))?;
     }
 
-    // 10. The working directory, resolved inside the root, as the process's user; then check it is
+    // 11. The working directory, resolved inside the root, as the process's user; then check it is
     //     inside the container (a leaked host fd as cwd is runc CVE-2024-21626).
     let cwd = step(
         "process.cwd",
@@ -214,17 +234,17 @@ fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
     }
     drop(root);
 
-    // 11. The program, found now so a typo fails create rather than start.
+    // 12. The program, found now so a typo fails create rather than start.
     let (path, argv, envp) = program(vs)?;
 
-    // 12. Every fd but stdio and the preserved ones is close-on-exec (leaked-fd CVE class).
+    // 13. Every fd but stdio and the preserved ones is close-on-exec (leaked-fd CVE class).
     sys::cloexec_from(3 + a.preserve_fds)?;
 
-    // 13. Sync point 3: ready. From here the parent (create) may exit, so stop dying with it.
+    // 14. Sync point 3: ready. From here the parent (create) may exit, so stop dying with it.
     sys::set_parent_death_signal(0)?;
     a.chan.send(&Msg::Ready)?;
 
-    // 14. Wait for start.
+    // 15. Wait for start.
     match &a.gate {
         Gate::Fifo(dir) => {
             let fifo = sys::openat2(
@@ -239,15 +259,15 @@ fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
         Gate::Socket => a.chan.expect(Msg::Continue)?,
     }
 
-    // 15. startContainer hooks, in the container, before the user's program.
+    // 16. startContainer hooks, in the container, before the user's program.
     if let Some(h) = &vs.spec.hooks {
         crate::hooks::run_list("startContainer", &h.start_container, &state)?;
     }
 
-    // 16. The umask and signals the process should start with.
+    // 17. The umask and signals the process should start with.
     sys::umask(p.user.umask.unwrap_or(0o022));
     sys::reset_signals();
-    // 17. seccomp last, so that it filters the user's program and nothing of berth's but execve; then
+    // 18. seccomp last, so that it filters the user's program and nothing of berth's but execve; then
     //     exec.
     if let Some(c) = vs.seccomp.as_ref().filter(|_| p.no_new_privileges) {
         crate::security::seccomp::install(c)?;

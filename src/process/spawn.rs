@@ -40,6 +40,8 @@ pub struct Options<'a> {
     pub new_keyring: bool,
     /// The host mount policy.
     pub policy: Option<&'a crate::policy::Enforcer>,
+    /// How hard to apply Landlock.
+    pub landlock: crate::security::landlock::Mode,
     /// The state JSON for hooks, given the init's pid and a status.
     pub state_json: &'a dyn Fn(i32, &str) -> String,
 }
@@ -200,6 +202,7 @@ pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spa
                 lock_fd: opts.lock_fd,
                 new_keyring: opts.new_keyring,
                 policy: opts.policy,
+                landlock: opts.landlock,
             })
         }
         Forked::Parent(pid) => pid,
@@ -247,7 +250,18 @@ pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spa
         }
     }
     // Sync point 3: everything that can fail before the user's program has succeeded.
-    parent_end.expect(Msg::Ready)?;
+    loop {
+        match parent_end.recv()? {
+            Msg::Ready => break,
+            Msg::Note(n) => crate::logging::info(&n),
+            Msg::Error { errno, msg } => return Err(Error::Child { msg, errno }),
+            other => {
+                return Err(Error::State(format!(
+                    "sync socket: expected Ready, got {other:?}"
+                )));
+            }
+        }
+    }
     guard.0 = None;
     Ok(Spawned {
         pid,

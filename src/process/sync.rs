@@ -27,6 +27,8 @@ pub enum Msg {
     Ready,
     /// Child → parent: a terminal's master side follows as SCM_RIGHTS.
     Fd,
+    /// Child → parent: something to log (what a security layer enforced).
+    Note(String),
     /// Child → parent: setup failed; the child exits after sending this.
     Error {
         /// errno, 0 when none.
@@ -64,6 +66,7 @@ impl Channel {
             Msg::State(s) => (3, 0, s),
             Msg::Ready => (4, 0, ""),
             Msg::Fd => (5, 0, ""),
+            Msg::Note(s) => (7, 0, s),
             Msg::Error { errno, msg } => (6, *errno, msg),
         };
         let mut v = Vec::with_capacity(5 + payload.len());
@@ -90,6 +93,7 @@ impl Channel {
                 errno,
                 msg: payload,
             },
+            7 => Msg::Note(payload),
             _ => return Err(bad()),
         })
     }

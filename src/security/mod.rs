@@ -2,4 +2,5 @@
 //! refused with a clear error; none is skipped silently.
 
 pub mod apparmor;
+pub mod landlock;
 pub mod seccomp;
