@@ -9,6 +9,7 @@
 //! - every mount of the spec at its destination: read and execute when it is read-only (`ro`/`rro`,
 //!   readonlyPaths), everything when it is writable (rw volumes, tmpfs, /dev, /proc...);
 //! - the exec fifo, write only, so `start` can still release the process.
+//!
 //! Everything else, e.g. a host directory reached through a leaked fd or /proc/<pid>/root, is denied.
 //! Rules are added on fds opened inside the root with `RESOLVE_IN_ROOT`, never on host path strings.
 //! Mode from the annotation `berth.landlock` (`off`, `best-effort`, `enforce`; the policy may set the
