@@ -1,5 +1,5 @@
 //! `berth features`: features.json (runtime-spec features.md), listing exactly what this build
-//! enforces and nothing more: seccomp on x86_64; no cgroup support, no AppArmor, no SELinux, no idmapped
+//! enforces and nothing more: seccomp on x86_64, AppArmor when the host has it; no cgroup support, no SELinux, no idmapped
 //! mounts yet.
 
 use crate::error::Result;
@@ -38,7 +38,7 @@ pub fn run() -> Result<i32> {
                 "knownFlags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC"],
                 "supportedFlags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC"]
             },
-            "apparmor": { "enabled": false },
+            "apparmor": { "enabled": crate::security::apparmor::enabled() },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },
             "mountExtensions": { "idmap": { "enabled": false } }

@@ -183,7 +183,13 @@ fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
         rootfs::make_root_readonly()?;
     }
 
-    // 9. Landlock, from the final mount table, now that every mount exists (a Landlocked process
+    // 9. The AppArmor label for the next execve, first of the security layers (the ones after it can
+    //    only narrow what the process may do), through berth's own procfs.
+    if let Some(profile) = p.apparmor_profile.as_deref().filter(|s| !s.is_empty()) {
+        crate::security::apparmor::apply(profile, &rootfs::private_proc()?)?;
+    }
+
+    //    Landlock, from the final mount table, now that every mount exists (a Landlocked process
     //    cannot mount) and while CAP_SYS_ADMIN still allows it without no_new_privs; the exec fifo
     //    stays writable for start. What it enforced goes to the parent's log.
     let fifo = match &a.gate {

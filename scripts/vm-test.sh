@@ -1,0 +1,122 @@
+#!/bin/sh
+# AppArmor for real: boots Debian's kernel (AppArmor built in; extracted from the .deb, never
+# installed into the host's /boot) under QEMU with TCG only, with an initramfs holding the static
+# berth, busybox and apparmor_parser. /init moves itself into a tmpfs and switch_roots (pivot_root
+# does not work with / on the initramfs), loads a test profile that denies reading /secret, runs a
+# container with process.apparmorProfile and one without, and prints PASS or FAIL.
+#   scripts/vm-test.sh            (as root; about 20-60 s)
+set -eu
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "vm-test.sh: run as root" >&2; exit 1; }
+need=""
+for p in qemu-system-x86 busybox-static cpio; do
+    dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
+done
+if [ -n "$need" ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
+fi
+cargo build --release -q
+berth=$PWD/target/x86_64-unknown-linux-gnu/release/berth
+work=$(mktemp -d /tmp/berth-vm.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+
+# The kernel and apparmor_parser, from Debian's packages (downloaded, extracted, not installed).
+image=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+apt-get download -q "$image" apparmor >/dev/null 2>&1
+dpkg-deb -x "$image"_*.deb kernel
+dpkg-deb -x apparmor_*.deb apparmor
+vmlinuz=$(ls kernel/boot/vmlinuz-*)
+
+# The initramfs.
+mkdir -p root/bin root/sbin root/lib/x86_64-linux-gnu root/lib64 root/proc root/sys root/dev root/run \
+    root/tmp root/bundle/rootfs/bin root/bundle/rootfs/proc root/bundle/rootfs/dev root/bundle/rootfs/tmp
+cp /bin/busybox root/bin/busybox
+cp "$berth" root/berth
+cp apparmor/sbin/apparmor_parser root/sbin/
+cp /lib/x86_64-linux-gnu/libc.so.6 root/lib/x86_64-linux-gnu/
+cp /lib64/ld-linux-x86-64.so.2 root/lib64/
+cp /bin/busybox root/bundle/rootfs/bin/busybox
+ln -s busybox root/bundle/rootfs/bin/sh
+ln -s busybox root/bundle/rootfs/bin/cat
+echo "the secret" > root/bundle/rootfs/secret
+cat > root/profile <<'PROFILE'
+profile berth-test flags=(attach_disconnected,mediate_deleted) {
+  file,
+  capability,
+  signal,
+  unix,
+  network,
+  deny /secret r,
+}
+PROFILE
+for mode in confined free; do
+    profile='"apparmorProfile": "berth-test",'
+    [ "$mode" = free ] && profile=""
+    cat > root/bundle/config-$mode.json <<JSON
+{
+  "ociVersion": "1.2.0",
+  "process": {
+    "user": { "uid": 0, "gid": 0 },
+    "args": ["/bin/sh", "-c", "cat /secret 2>/dev/null && echo RESULT-$mode-READ || echo RESULT-$mode-DENIED"],
+    "env": ["PATH=/bin"],
+    "cwd": "/",
+    $profile
+    "noNewPrivileges": true
+  },
+  "root": { "path": "rootfs" },
+  "mounts": [
+    { "destination": "/proc", "type": "proc", "source": "proc" },
+    { "destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"] }
+  ],
+  "linux": { "namespaces": [ { "type": "pid" }, { "type": "mount" }, { "type": "ipc" }, { "type": "uts" } ] }
+}
+JSON
+done
+cat > root/init <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t devtmpfs dev /dev
+if [ ! -e /.switched ]; then
+    # pivot_root refuses the initramfs as /: move everything into a tmpfs and switch_root there.
+    mkdir /newroot
+    mount -t tmpfs -o size=256m root /newroot
+    for f in /*; do
+        case "$f" in /proc|/dev|/newroot|/sys) mkdir -p "/newroot$f" ;; *) cp -a "$f" /newroot/ ;; esac
+    done
+    touch /newroot/.switched
+    umount /proc
+    umount /dev
+    exec switch_root /newroot /init
+fi
+mount -t sysfs sys /sys
+mount -t securityfs securityfs /sys/kernel/security
+echo "apparmor enabled: $(cat /sys/module/apparmor/parameters/enabled)"
+apparmor_parser -r /profile && echo "profile loaded"
+for mode in confined free; do
+    cp /bundle/config-$mode.json /bundle/config.json
+    /berth --root /run/berth run --bundle /bundle vm-$mode 2>&1
+done > /run/out 2>&1
+cat /run/out
+if grep -q RESULT-confined-DENIED /run/out && grep -q RESULT-free-READ /run/out; then
+    echo "VM-TEST: PASS"
+else
+    echo "VM-TEST: FAIL"
+fi
+poweroff -f
+INIT
+chmod +x root/init
+(cd root && find . | cpio -o -H newc 2>/dev/null | gzip -1) > initrd.gz
+
+# TCG only: KVM on these machines cannot boot stock kernels, so it is never picked.
+timeout 600 qemu-system-x86_64 -accel tcg -m 1024 -smp 1 -nographic -no-reboot \
+    -kernel "$vmlinuz" -initrd initrd.gz \
+    -append "console=ttyS0 apparmor=1 security=apparmor panic=-1 quiet" > console.log 2>&1 || true
+grep -E "apparmor enabled|profile loaded|RESULT-|berth: error|VM-TEST" console.log || tail -30 console.log
+if grep -q "VM-TEST: PASS" console.log; then
+    echo PASS
+else
+    echo FAIL
+    exit 1
+fi
