@@ -259,6 +259,12 @@ fn features_and_version() {
     assert_eq!(f["linux"]["seccomp"]["enabled"], true);
     assert_eq!(f["linux"]["apparmor"]["enabled"], false);
     assert!(
+        f["annotations"]["io.github.berth.landlock"]
+            .as_str()
+            .unwrap()
+            .starts_with("available, ABI ")
+    );
+    assert!(
         f["mountOptions"]
             .as_array()
             .unwrap()

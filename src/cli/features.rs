@@ -44,7 +44,12 @@ pub fn run() -> Result<i32> {
             "mountExtensions": { "idmap": { "enabled": false } }
         },
         "annotations": {
-            "io.github.berth.version": env!("CARGO_PKG_VERSION")
+            "io.github.berth.version": env!("CARGO_PKG_VERSION"),
+            "io.github.berth.landlock": match crate::sys::landlock_abi() {
+                Some(abi) => format!("available, ABI {abi}"),
+                None => "unavailable".to_string(),
+            },
+            "io.github.berth.apparmor": if crate::security::apparmor::enabled() { "available" } else { "unavailable" }
         }
     });
     println!("{}", serde_json::to_string_pretty(&f).unwrap_or_default());

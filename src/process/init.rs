@@ -189,37 +189,25 @@ fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
         crate::security::apparmor::apply(profile, &rootfs::private_proc()?)?;
     }
 
-    //    Landlock, from the final mount table, now that every mount exists (a Landlocked process
-    //    cannot mount) and while CAP_SYS_ADMIN still allows it without no_new_privs; the exec fifo
-    //    stays writable for start. What it enforced goes to the parent's log.
-    let fifo = match &a.gate {
-        Gate::Fifo(dir) => Some(sys::openat2(
-            Some(dir.as_fd()),
-            Path::new(crate::state::EXEC_FIFO),
-            libc::O_PATH,
-            0,
-            sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS,
-        )?),
-        Gate::Socket => None,
-    };
-    let rules = crate::security::landlock::derive(vs, a.plan);
-    let note = crate::security::landlock::apply(a.landlock, &root, &rules, fifo.as_ref())?;
-    drop(fifo);
-    a.chan.send(&Msg::Note(note))?;
-
     // 10. Limits, then identity: rlimits while still privileged (raising a hard limit needs
     //    CAP_SYS_RESOURCE), capabilities' bounding set while CAP_SETPCAP is effective, the uid change
     //    with keepcaps, the other capability sets, then no_new_privs.
+    //    Landlock and seccomp come after no_new_privs (Landlock from the final mount table, now that
+    //    every mount exists: a Landlocked process cannot mount). Without no_new_privs both need
+    //    CAP_SYS_ADMIN, which the identity step may drop: then they go in before it (and a seccomp
+    //    profile must allow what berth still does, as with runc).
     set_rlimits(vs)?;
-    // Without no_new_privs, installing a seccomp filter needs CAP_SYS_ADMIN, which the identity step
-    // may drop: then the filter goes in first (and must allow what berth still does, as with runc).
-    if let Some(c) = vs.seccomp.as_ref().filter(|_| !p.no_new_privileges) {
-        crate::security::seccomp::install(c)?;
+    if !p.no_new_privileges {
+        apply_landlock(a, &root)?;
+        if let Some(c) = &vs.seccomp {
+            crate::security::seccomp::install(c)?;
+        }
     }
     set_identity(vs)?;
     if p.no_new_privileges {
         nix::sys::prctl::set_no_new_privs()
             .map_err(|e| Error::sys("prctl(PR_SET_NO_NEW_PRIVS)", e))?;
+        apply_landlock(a, &root)?;
     }
 
     // 11. The working directory, resolved inside the root, as the process's user; then check it is
@@ -279,6 +267,24 @@ fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
         crate::security::seccomp::install(c)?;
     }
     Err(sys::execve(&path, &argv, &envp).into())
+}
+
+/// Landlock rules derived from the mount plan, applied inside the root; the exec fifo stays writable
+/// for start. What was enforced goes to the parent's log.
+fn apply_landlock(a: &InitArgs<'_>, root: &Root) -> Result<()> {
+    let fifo = match &a.gate {
+        Gate::Fifo(dir) => Some(sys::openat2(
+            Some(dir.as_fd()),
+            Path::new(crate::state::EXEC_FIFO),
+            libc::O_PATH,
+            0,
+            sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS,
+        )?),
+        Gate::Socket => None,
+    };
+    let rules = crate::security::landlock::derive(a.vs, a.plan);
+    let note = crate::security::landlock::apply(a.landlock, root, &rules, fifo.as_ref())?;
+    a.chan.send(&Msg::Note(note))
 }
 
 /// setresgid/setresuid 0 inside a new user namespace (the process was unmapped until now).

@@ -143,7 +143,15 @@ fn open(root: &Root, path: &Path) -> Result<Option<(OwnedFd, bool)>> {
             let dir = sys::fstat(&fd)?.st_mode & libc::S_IFMT == libc::S_IFDIR;
             Ok(Some((fd, dir)))
         }
-        Err(e) if e.errno() == Some(nix::errno::Errno::ENOENT) => Ok(None),
+        // Missing, or not reachable by the process's user: no rule, so no access (fail closed).
+        Err(e)
+            if matches!(
+                e.errno(),
+                Some(nix::errno::Errno::ENOENT | nix::errno::Errno::EACCES)
+            ) =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(e),
     }
 }
@@ -158,17 +166,17 @@ fn simulated_absent() -> bool {
     false
 }
 
-/// The fds and rights to add, with write grants above read-only paths split into their children.
-fn resolve(root: &Root, rules: &Rules) -> Result<Vec<(OwnedFd, bool, Grant)>> {
+/// The paths and grants to add, with write grants above read-only paths split into their children.
+/// (Paths, not fds: each is opened only when its rule is added and closed right after, so thousands
+/// of mounts stay within RLIMIT_NOFILE.)
+fn resolve(rules: &Rules) -> Vec<(PathBuf, Grant)> {
     let above = rules.ancestors();
     let read_only: std::collections::HashSet<&Path> =
         rules.read_only.iter().map(PathBuf::as_path).collect();
     let mut out = Vec::new();
     for (path, g) in &rules.grants {
         if *g == Grant::Read || !above.contains(path.as_path()) {
-            if let Some((fd, dir)) = open(root, path)? {
-                out.push((fd, dir, *g));
-            }
+            out.push((path.clone(), *g));
             continue;
         }
         // Grant write on each child that is neither a read-only path nor above one, recursively.
@@ -184,13 +192,13 @@ fn resolve(root: &Root, rules: &Rules) -> Result<Vec<(OwnedFd, bool, Grant)>> {
                 }
                 if above.contains(child.as_path()) {
                     stack.push(child);
-                } else if let Some((fd, dir)) = open(root, &child)? {
-                    out.push((fd, dir, Grant::Write));
+                } else {
+                    out.push((child, Grant::Write));
                 }
             }
         }
     }
-    Ok(out)
+    out
 }
 
 /// Applies the rules (inside the container, after pivot_root; `root` is the container's `/`). `fifo`
@@ -228,7 +236,10 @@ pub fn apply(mode: Mode, root: &Root, rules: &Rules, fifo: Option<&OwnedFd>) -> 
     // One rule per inode and grant: many mounts of one source are one object to Landlock, and adding
     // the same rule again costs the kernel a merge each time (quadratic for thousands of mounts).
     let mut seen = std::collections::HashSet::new();
-    for (fd, dir, g) in resolve(root, rules)? {
+    for (path, g) in resolve(rules) {
+        let Some((fd, dir)) = open(root, &path)? else {
+            continue;
+        };
         let st = sys::fstat(&fd)?;
         if !seen.insert((st.st_dev, st.st_ino, g)) {
             continue;

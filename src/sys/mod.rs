@@ -669,3 +669,20 @@ pub fn seccomp_set_filter(prog: &[seccompiler::sock_filter], flags: u32) -> Resu
         )
     })
 }
+
+/// landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION): the kernel's Landlock ABI, or
+/// None when the kernel lacks Landlock or has it disabled.
+pub fn landlock_abi() -> Option<i64> {
+    const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1;
+    // SAFETY: with the VERSION flag the kernel reads no attribute (null pointer, size 0) and returns
+    // an integer, not an fd.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    (ret > 0).then_some(ret)
+}
