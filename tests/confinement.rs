@@ -180,18 +180,8 @@ fn landlock_makes_a_whole_ro_volume_read_only() {
         .unwrap()
         .push(json!({"destination": "/tmp", "type": "tmpfs", "source": "t"}));
     b.write();
-    let run = |b: &Bundle, id: &str| {
-        let script = format!(
-            "mount -t tmpfs -o size=1m sub {} && exec {} --root {} run --bundle {} {id}",
-            v.join("sub").display(),
-            BERTH,
-            b.state.display(),
-            b.dir.display()
-        );
-        let mut cmd = std::process::Command::new("unshare");
-        cmd.args(["-m", "--propagation", "private", "sh", "-c", &script]);
-        output(&mut cmd, b.tmp.path())
-    };
+    let setup = format!("mount -t tmpfs -o size=1m sub {}", v.join("sub").display());
+    let run = |b: &Bundle, id: &str| run_in_private_ns(b, id, &setup);
     assert_eq!(ok(&run(&b, "lv1")), "sub-ro\ntmp-rw\n");
     b.spec["annotations"] = json!({"berth.landlock": "off"});
     b.write();

@@ -14,21 +14,6 @@ fn bind(src: &Path, dest: &str, opts: &[&str]) -> serde_json::Value {
     json!({"destination": dest, "type": "bind", "source": src, "options": opts})
 }
 
-/// Runs `berth run` inside a private mount namespace after `setup` (shell commands, e.g. mounts on
-/// the host side of a volume), so whatever setup mounts dies with that namespace.
-fn run_in_private_ns(b: &Bundle, id: &str, setup: &str) -> std::process::Output {
-    b.write();
-    let script = format!(
-        "set -e; {setup}; exec {} --root {} run --bundle {} {id}",
-        BERTH,
-        b.state.display(),
-        b.dir.display()
-    );
-    let mut cmd = std::process::Command::new("unshare");
-    cmd.args(["-m", "--propagation", "private", "sh", "-c", &script]);
-    output(&mut cmd, b.tmp.path())
-}
-
 #[test]
 fn ro_and_rw_volumes() {
     let mut b = Bundle::new(
@@ -300,8 +285,6 @@ fn ten_thousand_mounts_under_rlimit_nofile_1024() {
 
 #[test]
 fn rename_exchange_race_never_escapes_the_rootfs() {
-    use nix::fcntl::{RenameFlags, renameat2};
-    use std::sync::atomic::{AtomicBool, Ordering};
     let mut b = Bundle::new("true");
     let outside = b.host_path("race-target");
     let race = b.rootfs.join("race");
@@ -310,25 +293,7 @@ fn rename_exchange_race_never_escapes_the_rootfs() {
     symlink(&outside, race.join("link")).unwrap();
     b.add_mount(json!({"destination": "/race/dir/sub", "type": "tmpfs", "source": "race"}));
     b.write();
-    let stop = std::sync::Arc::new(AtomicBool::new(false));
-    let swapper = {
-        let stop = stop.clone();
-        let race = race.clone();
-        std::thread::spawn(move || {
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let _ = renameat2(
-                    None,
-                    &race.join("dir"),
-                    None,
-                    &race.join("link"),
-                    RenameFlags::RENAME_EXCHANGE,
-                );
-                n += 1;
-            }
-            n
-        })
-    };
+    let swapper = Swapper::start(race.join("dir"), race.join("link"));
     let (mut ok_runs, mut failed_runs) = (0, 0);
     for i in 0..300 {
         let o = b.run(&format!("race{i}"));
@@ -343,8 +308,7 @@ fn rename_exchange_race_never_escapes_the_rootfs() {
             );
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    let swaps = swapper.join().unwrap();
+    let swaps = swapper.stop();
     assert!(swaps > 1000, "the swapper barely ran ({swaps} swaps)");
     assert!(ok_runs > 0, "no run succeeded ({failed_runs} failed)");
     assert_eq!(

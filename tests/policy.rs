@@ -132,32 +132,13 @@ fn symlinks_and_dotdot_out_of_the_root_are_refused() {
 
 #[test]
 fn a_source_swapped_while_berth_runs_never_reaches_outside() {
-    use nix::fcntl::{RenameFlags, renameat2};
-    use std::sync::atomic::{AtomicBool, Ordering};
     let mut w = world("cat /v/secret 2>/dev/null; true", rw_policy());
     std::fs::create_dir(w.vol.join("a")).unwrap();
     symlink(&w.outside, w.vol.join("b")).unwrap();
     let src = w.vol.join("a");
     w.mount(&src, "/v", &["rbind", "ro"]);
     w.b.write();
-    let stop = std::sync::Arc::new(AtomicBool::new(false));
-    let swapper = {
-        let (stop, vol) = (stop.clone(), w.vol.clone());
-        std::thread::spawn(move || {
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let _ = renameat2(
-                    None,
-                    &vol.join("a"),
-                    None,
-                    &vol.join("b"),
-                    RenameFlags::RENAME_EXCHANGE,
-                );
-                n += 1;
-            }
-            n
-        })
-    };
+    let swapper = Swapper::start(w.vol.join("a"), w.vol.join("b"));
     let (mut allowed, mut refused) = (0, 0);
     for i in 0..200 {
         let o = w.run(&format!("sw{i}"), &[]);
@@ -176,8 +157,7 @@ fn a_source_swapped_while_berth_runs_never_reaches_outside() {
             refused += 1;
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    assert!(swapper.join().unwrap() > 1000);
+    assert!(swapper.stop() > 1000);
     assert!(
         allowed > 0 && refused > 0,
         "the race was not exercised: {allowed} allowed, {refused} refused"

@@ -316,7 +316,7 @@ fn set_identity(vs: &ValidSpec) -> Result<()> {
     if let Some(c) = caps {
         step(
             "process.capabilities.bounding",
-            super::caps::apply_bounding(c),
+            crate::security::caps::apply_bounding(c),
         )?;
     }
     nix::sys::prctl::set_keepcaps(true).map_err(|e| Error::sys("prctl(PR_SET_KEEPCAPS)", e))?;
@@ -342,7 +342,7 @@ fn set_identity(vs: &ValidSpec) -> Result<()> {
         .with_context(|| "process.user.uid".into())?;
     nix::sys::prctl::set_keepcaps(false).map_err(|e| Error::sys("prctl(PR_SET_KEEPCAPS, 0)", e))?;
     if let Some(c) = caps {
-        step("process.capabilities", super::caps::apply_sets(c))?;
+        step("process.capabilities", crate::security::caps::apply_sets(c))?;
     }
     Ok(())
 }

@@ -100,8 +100,11 @@ impl Channel {
 
     /// Sends `msg`, with `fd` attached as SCM_RIGHTS when given.
     pub fn send_with(&self, msg: &Msg, fd: Option<RawFd>) -> Result<()> {
-        let frame = Self::encode(msg);
-        let iov = [IoSlice::new(&frame)];
+        self.sendmsg(&Self::encode(msg), fd, "sendmsg(sync socket)")
+    }
+
+    fn sendmsg(&self, bytes: &[u8], fd: Option<RawFd>, what: &str) -> Result<()> {
+        let iov = [IoSlice::new(bytes)];
         let fds = fd.map(|f| [f]);
         let cmsg: Vec<ControlMessage> = fds
             .as_ref()
@@ -115,7 +118,7 @@ impl Channel {
             MsgFlags::MSG_NOSIGNAL,
             None,
         )
-        .map_err(|e| Error::sys("sendmsg(sync socket)", e))?;
+        .map_err(|e| Error::sys(what, e))?;
         Ok(())
     }
 
@@ -169,18 +172,7 @@ impl Channel {
 
     /// Sends raw bytes with an fd attached (the console-socket convention: the pty's name + its master).
     pub fn send_raw_fd(&self, bytes: &[u8], fd: RawFd) -> Result<()> {
-        let iov = [IoSlice::new(bytes)];
-        let fds = [fd];
-        let cmsg = [ControlMessage::ScmRights(&fds)];
-        sendmsg::<()>(
-            self.fd.as_raw_fd(),
-            &iov,
-            &cmsg,
-            MsgFlags::MSG_NOSIGNAL,
-            None,
-        )
-        .map_err(|e| Error::sys("sendmsg(console socket)", e))?;
-        Ok(())
+        self.sendmsg(bytes, Some(fd), "sendmsg(console socket)")
     }
 
     /// Receives one message.

@@ -2,5 +2,6 @@
 //! refused with a clear error; none is skipped silently.
 
 pub mod apparmor;
+pub mod caps;
 pub mod landlock;
 pub mod seccomp;

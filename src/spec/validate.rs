@@ -201,7 +201,7 @@ fn check_process(p: &Process) -> Result<()> {
         ];
         for (set, list) in sets {
             for (i, name) in list.iter().flatten().enumerate() {
-                crate::process::caps::parse(name).map_err(|_| {
+                crate::security::caps::parse(name).map_err(|_| {
                     invalid(format!(
                         "process.capabilities.{set}[{i}]: unknown capability {name:?}"
                     ))

@@ -244,3 +244,53 @@ pub fn fails(o: &Output) -> String {
     );
     stderr(o)
 }
+
+/// Runs `berth run` inside a private mount namespace after `setup` (shell commands, e.g. mounts on
+/// the host side of a volume), so whatever setup mounts dies with that namespace.
+pub fn run_in_private_ns(b: &Bundle, id: &str, setup: &str) -> Output {
+    b.write();
+    let script = format!(
+        "set -e; {setup}; exec {} --root {} run --bundle {} {id}",
+        BERTH,
+        b.state.display(),
+        b.dir.display()
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c", &script]);
+    output(&mut cmd, b.tmp.path())
+}
+
+/// A thread that swaps two paths with renameat2(RENAME_EXCHANGE) as fast as it can.
+pub struct Swapper {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<u64>,
+}
+
+impl Swapper {
+    pub fn start(a: PathBuf, b: PathBuf) -> Swapper {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !flag.load(Ordering::Relaxed) {
+                let _ = nix::fcntl::renameat2(
+                    None,
+                    &a,
+                    None,
+                    &b,
+                    nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+                );
+                n += 1;
+            }
+            n
+        });
+        Swapper { stop, handle }
+    }
+
+    /// Stops the thread; returns how many swaps it made.
+    pub fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().unwrap()
+    }
+}
