@@ -82,11 +82,20 @@ fn step<T>(name: &str, r: Result<T>) -> Result<T> {
     r.with_context(|| name.to_string())
 }
 
+/// The recipe: four stages in this order, each a run of numbered steps. Why the order: namespaces
+/// before anything that depends on them; every mount before pivot_root (host paths are reachable only
+/// until then) and before Landlock (a Landlocked process cannot mount); identity and confinement before
+/// "ready", so every error still reaches the caller of create; the exec fifo last.
 fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
-    let vs = a.vs;
-    let p = &vs.process;
-    let linux = vs.linux();
+    enter_namespaces(a)?;
+    let (root, state) = build_rootfs(a)?;
+    confine(a, &root)?;
+    ready_and_exec(a, root, &state)
+}
 
+/// Steps 1-4: hygiene, id maps, joined user namespace, session.
+fn enter_namespaces(a: &InitArgs<'_>) -> Result<()> {
+    let vs = a.vs;
     // 1. Drop the parent's lock on the state directory (an inherited copy would block `start`).
     //    Not dumpable: while this process holds the runtime's memory inside the container's namespaces,
     //    nothing there may ptrace it or open /proc/<pid>/exe (runc CVE-2019-5736). execve resets it.
@@ -124,7 +133,15 @@ fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
     if a.new_keyring {
         sys::join_new_session_keyring()?;
     }
+    Ok(())
+}
 
+/// Steps 5-8: the rootfs on fds, hooks, sysctls and read-only/masked paths, pivot_root. Returns the
+/// container's `/` and the state JSON for in-container hooks.
+fn build_rootfs(a: &InitArgs<'_>) -> Result<(Root, String)> {
+    let vs = a.vs;
+    let p = &vs.process;
+    let linux = vs.linux();
     // 5. The rootfs, all on fds: propagation, rootfs bound onto itself, the spec's mounts in order,
     //    /dev, devices. Host paths (the verified /dev/null) are opened now, while the host is reachable.
     let root = step("rootfs", rootfs::bind_rootfs(vs))?;
@@ -182,7 +199,14 @@ fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
     if vs.spec.root.as_ref().is_some_and(|r| r.readonly) {
         rootfs::make_root_readonly()?;
     }
+    Ok((root, state))
+}
 
+/// Steps 9-10: AppArmor, limits, identity, no_new_privs, Landlock (and seccomp without
+/// no_new_privs).
+fn confine(a: &InitArgs<'_>, root: &Root) -> Result<()> {
+    let vs = a.vs;
+    let p = &vs.process;
     // 9. The AppArmor label for the next execve, first of the security layers (the ones after it can
     //    only narrow what the process may do), through berth's own procfs.
     if let Some(profile) = p.apparmor_profile.as_deref().filter(|s| !s.is_empty()) {
@@ -198,7 +222,7 @@ fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
     //    profile must allow what berth still does, as with runc).
     set_rlimits(vs)?;
     if !p.no_new_privileges {
-        apply_landlock(a, &root)?;
+        apply_landlock(a, root)?;
         if let Some(c) = &vs.seccomp {
             crate::security::seccomp::install(c)?;
         }
@@ -207,9 +231,15 @@ fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
     if p.no_new_privileges {
         nix::sys::prctl::set_no_new_privs()
             .map_err(|e| Error::sys("prctl(PR_SET_NO_NEW_PRIVS)", e))?;
-        apply_landlock(a, &root)?;
+        apply_landlock(a, root)?;
     }
+    Ok(())
+}
 
+/// Steps 11-18: cwd, program, fds, ready, the wait for start, startContainer hooks, seccomp, execve.
+fn ready_and_exec(a: &InitArgs<'_>, root: Root, state: &str) -> Result<Infallible> {
+    let vs = a.vs;
+    let p = &vs.process;
     // 11. The working directory, resolved inside the root, as the process's user; then check it is
     //     inside the container (a leaked host fd as cwd is runc CVE-2024-21626).
     let cwd = step(
@@ -255,7 +285,7 @@ fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
 
     // 16. startContainer hooks, in the container, before the user's program.
     if let Some(h) = &vs.spec.hooks {
-        crate::hooks::run_list("startContainer", &h.start_container, &state)?;
+        crate::hooks::run_list("startContainer", &h.start_container, state)?;
     }
 
     // 17. The umask and signals the process should start with.
