@@ -136,9 +136,9 @@ fn has_any_hooks(vs: &ValidSpec) -> bool {
     })
 }
 
-/// Clones the init and drives it to ready. On error nothing is left running.
-pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spawned> {
-    let (parent_end, child_end) = sync::pair()?;
+/// The state directory's fd (with the exec fifo made in it for create) and the connected console
+/// socket, checked before anything else happens.
+fn prepare(vs: &ValidSpec, opts: &Options<'_>) -> Result<(OwnedFd, Option<OwnedFd>)> {
     let state_dir = sys::openat2(None, opts.state_dir, libc::O_PATH | libc::O_DIRECTORY, 0, 0)?;
     if opts.fifo_gate {
         nix::unistd::mkfifo(
@@ -169,50 +169,17 @@ pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spa
                 .into(),
         ));
     }
-    join_in_parent(vs)?;
-    new_time_ns(vs)?;
-    let join_user = vs.joins.iter().find(|j| j.typ == "user");
-    // With a user namespace to join, the child must join it before it creates the others.
-    let (clone_flags, unshare_later) = match join_user {
-        Some(_) => (
-            vs.clone_flags & CloneFlags::CLONE_NEWPID,
-            vs.clone_flags - CloneFlags::CLONE_NEWPID,
-        ),
-        None => (vs.clone_flags, CloneFlags::empty()),
-    };
-    let hooks = has_any_hooks(vs);
-    let pid = match sys::clone_fork(clone_flags.bits() as libc::c_ulong)? {
-        Forked::Child => {
-            drop(parent_end);
-            init::run(InitArgs {
-                vs,
-                plan,
-                chan: child_end,
-                gate: if opts.fifo_gate {
-                    Gate::Fifo(state_dir)
-                } else {
-                    Gate::Socket
-                },
-                console,
-                preserve_fds: opts.preserve_fds,
-                no_pivot: opts.no_pivot,
-                join_user,
-                unshare_later,
-                hooks,
-                lock_fd: opts.lock_fd,
-                new_keyring: opts.new_keyring,
-                policy: opts.policy,
-                landlock: opts.landlock,
-            })
-        }
-        Forked::Parent(pid) => pid,
-    };
-    drop(child_end);
-    drop(console);
-    let mut guard = ChildGuard(Some(Pid::from_raw(pid)));
-    // A zombie still has its start time; if the child already failed, its error is on the socket.
-    let start_time = sys::process_start(pid).map_or(0, |(t, _)| t);
+    Ok((state_dir, console))
+}
 
+/// The parent's side of sync points 1-3; returns the terminal's master side when the parent relays it.
+fn drive(
+    vs: &ValidSpec,
+    opts: &Options<'_>,
+    pid: i32,
+    parent_end: &Channel,
+    hooks: bool,
+) -> Result<Option<OwnedFd>> {
     // Sync point 1: the id maps are written, the child may become root in its user namespace.
     if vs.clone_flags.contains(CloneFlags::CLONE_NEWUSER) {
         let l = vs.linux();
@@ -262,6 +229,58 @@ pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spa
             }
         }
     }
+    Ok(pty)
+}
+
+/// Clones the init and drives it to ready. On error nothing is left running.
+pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spawned> {
+    let (parent_end, child_end) = sync::pair()?;
+    let (state_dir, console) = prepare(vs, opts)?;
+    join_in_parent(vs)?;
+    new_time_ns(vs)?;
+    let join_user = vs.joins.iter().find(|j| j.typ == "user");
+    // With a user namespace to join, the child must join it before it creates the others.
+    let (clone_flags, unshare_later) = match join_user {
+        Some(_) => (
+            vs.clone_flags & CloneFlags::CLONE_NEWPID,
+            vs.clone_flags - CloneFlags::CLONE_NEWPID,
+        ),
+        None => (vs.clone_flags, CloneFlags::empty()),
+    };
+    let hooks = has_any_hooks(vs);
+    let pid = match sys::clone_fork(clone_flags.bits() as libc::c_ulong)? {
+        Forked::Child => {
+            drop(parent_end);
+            init::run(InitArgs {
+                vs,
+                plan,
+                chan: child_end,
+                gate: if opts.fifo_gate {
+                    Gate::Fifo(state_dir)
+                } else {
+                    Gate::Socket
+                },
+                console,
+                preserve_fds: opts.preserve_fds,
+                no_pivot: opts.no_pivot,
+                join_user,
+                unshare_later,
+                hooks,
+                lock_fd: opts.lock_fd,
+                new_keyring: opts.new_keyring,
+                policy: opts.policy,
+                landlock: opts.landlock,
+            })
+        }
+        Forked::Parent(pid) => pid,
+    };
+    drop(child_end);
+    drop(console);
+    let mut guard = ChildGuard(Some(Pid::from_raw(pid)));
+    // A zombie still has its start time; if the child already failed, its error is on the socket.
+    let start_time = sys::process_start(pid).map_or(0, |(t, _)| t);
+
+    let pty = drive(vs, opts, pid, &parent_end, hooks)?;
     guard.0 = None;
     Ok(Spawned {
         pid,

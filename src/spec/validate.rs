@@ -212,6 +212,84 @@ fn check_process(p: &Process) -> Result<()> {
     Ok(())
 }
 
+/// The hostname, time, sysctl, device and propagation rules, which depend on the namespaces.
+fn check_linux(
+    spec: &Spec,
+    linux: &super::Linux,
+    clone_flags: CloneFlags,
+    new_time: bool,
+    joins: &[JoinNs],
+) -> Result<()> {
+    let new_uts = clone_flags.contains(CloneFlags::CLONE_NEWUTS);
+    if spec.hostname.as_deref().is_some_and(|h| !h.is_empty()) && !new_uts {
+        return Err(invalid(
+            "hostname: setting it needs a new uts namespace".into(),
+        ));
+    }
+    if spec.domainname.as_deref().is_some_and(|h| !h.is_empty()) && !new_uts {
+        return Err(invalid(
+            "domainname: setting it needs a new uts namespace".into(),
+        ));
+    }
+    if linux.time_offsets.as_ref().is_some_and(|t| !t.is_empty()) && !new_time {
+        return Err(invalid(
+            "linux.timeOffsets: needs a new time namespace".into(),
+        ));
+    }
+    for key in linux.time_offsets.iter().flat_map(|t| t.keys()) {
+        if key != "monotonic" && key != "boottime" {
+            return Err(invalid(format!(
+                "linux.timeOffsets.{key}: only monotonic and boottime can be offset"
+            )));
+        }
+    }
+    for key in linux.sysctl.keys() {
+        let need = sysctl_namespace(key).ok_or_else(|| {
+            invalid(format!(
+                "linux.sysctl.{key}: not a namespaced sysctl, so setting it would change the host"
+            ))
+        })?;
+        let flag = ns_flag(need).unwrap_or(CloneFlags::empty());
+        if !clone_flags.contains(flag) && !joins.iter().any(|j| j.flag == flag) {
+            return Err(invalid(format!(
+                "linux.sysctl.{key}: needs a {need} namespace of the container's own"
+            )));
+        }
+    }
+    for (i, d) in linux.devices.iter().enumerate() {
+        if !matches!(d.typ.as_str(), "c" | "u" | "b" | "p") {
+            return Err(invalid(format!(
+                "linux.devices[{i}].type: {:?} (expected c, u, b or p)",
+                d.typ
+            )));
+        }
+        if !d.path.starts_with("/dev/") {
+            return Err(invalid(format!(
+                "linux.devices[{i}].path: {:?} is not under /dev",
+                d.path
+            )));
+        }
+    }
+    if let Some(r) = linux.rootfs_propagation.as_deref().filter(|r| {
+        !matches!(
+            *r,
+            "" | "private"
+                | "rprivate"
+                | "slave"
+                | "rslave"
+                | "shared"
+                | "rshared"
+                | "unbindable"
+                | "runbindable"
+        )
+    }) {
+        return Err(invalid(format!(
+            "linux.rootfsPropagation: unknown propagation {r:?}"
+        )));
+    }
+    Ok(())
+}
+
 impl ValidSpec {
     /// Validates `spec` of the bundle in `bundle`.
     pub fn new(spec: Spec, bundle: &Path) -> Result<ValidSpec> {
@@ -252,73 +330,7 @@ impl ValidSpec {
                 "linux.uidMappings: mappings given without a new user namespace".into(),
             ));
         }
-        let new_uts = clone_flags.contains(CloneFlags::CLONE_NEWUTS);
-        if spec.hostname.as_deref().is_some_and(|h| !h.is_empty()) && !new_uts {
-            return Err(invalid(
-                "hostname: setting it needs a new uts namespace".into(),
-            ));
-        }
-        if spec.domainname.as_deref().is_some_and(|h| !h.is_empty()) && !new_uts {
-            return Err(invalid(
-                "domainname: setting it needs a new uts namespace".into(),
-            ));
-        }
-        if linux.time_offsets.as_ref().is_some_and(|t| !t.is_empty()) && !new_time {
-            return Err(invalid(
-                "linux.timeOffsets: needs a new time namespace".into(),
-            ));
-        }
-        for key in linux.time_offsets.iter().flat_map(|t| t.keys()) {
-            if key != "monotonic" && key != "boottime" {
-                return Err(invalid(format!(
-                    "linux.timeOffsets.{key}: only monotonic and boottime can be offset"
-                )));
-            }
-        }
-        for key in linux.sysctl.keys() {
-            let need = sysctl_namespace(key).ok_or_else(|| {
-                invalid(format!(
-                    "linux.sysctl.{key}: not a namespaced sysctl, so setting it would change the host"
-                ))
-            })?;
-            let flag = ns_flag(need).unwrap_or(CloneFlags::empty());
-            if !clone_flags.contains(flag) && !joins.iter().any(|j| j.flag == flag) {
-                return Err(invalid(format!(
-                    "linux.sysctl.{key}: needs a {need} namespace of the container's own"
-                )));
-            }
-        }
-        for (i, d) in linux.devices.iter().enumerate() {
-            if !matches!(d.typ.as_str(), "c" | "u" | "b" | "p") {
-                return Err(invalid(format!(
-                    "linux.devices[{i}].type: {:?} (expected c, u, b or p)",
-                    d.typ
-                )));
-            }
-            if !d.path.starts_with("/dev/") {
-                return Err(invalid(format!(
-                    "linux.devices[{i}].path: {:?} is not under /dev",
-                    d.path
-                )));
-            }
-        }
-        if let Some(r) = linux.rootfs_propagation.as_deref().filter(|r| {
-            !matches!(
-                *r,
-                "" | "private"
-                    | "rprivate"
-                    | "slave"
-                    | "rslave"
-                    | "shared"
-                    | "rshared"
-                    | "unbindable"
-                    | "runbindable"
-            )
-        }) {
-            return Err(invalid(format!(
-                "linux.rootfsPropagation: unknown propagation {r:?}"
-            )));
-        }
+        check_linux(&spec, &linux, clone_flags, new_time, &joins)?;
         let seccomp = match &linux.seccomp {
             Some(v) if !v.is_null() => Some(crate::security::seccomp::compile(v)?),
             _ => None,
