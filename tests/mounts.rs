@@ -239,6 +239,12 @@ fn destinations_in_procfs_are_refused_except_the_allow_list() {
     b.add_mount(bind(&src, "/data/core_pattern", &["bind"]));
     let e = fails(&b.run("p2"));
     assert!(e.contains("procfs"), "{e}");
+    // sysfs too, except the cgroup mount point.
+    let mut b = Bundle::new("true");
+    let src = f(&b);
+    b.add_mount(bind(&src, "/sys/kernel/rcu_expedited", &["bind"]));
+    let e = fails(&b.run("p4"));
+    assert!(e.contains("sysfs") && e.contains("mounts[7]"), "{e}");
     // lxcfs-style /proc/uptime is allowed.
     let mut b = Bundle::new("cat /proc/uptime");
     let src = f(&b);
