@@ -1,7 +1,7 @@
 //! runc-compatible logging: `--log FILE` and `--log-format text|json`, JSON lines
 //! `{"level":"warning","msg":"...","time":"2026-11-23T09:00:00Z"}` as runc (logrus) writes them, because
 //! orchestrators such as containerd read the last error from that file. Without `--log`, messages go to
-//! stderr. Set up once in `main`; the library only calls [`warn`], [`info`] and [`debug`].
+//! stderr. Set up once in `main`; the library only calls [`warn`] and [`info`] (info reaches stderr only with --debug).
 
 use std::io::Write;
 use std::sync::OnceLock;
@@ -80,9 +80,6 @@ fn emit(level: &str, msg: &str) {
         eprintln!("berth: {level}: {msg}");
         return;
     };
-    if level == "debug" && !l.debug {
-        return;
-    }
     let time = now_rfc3339();
     let line = match l.format {
         Format::Json => format!(
@@ -117,11 +114,6 @@ pub fn warn(msg: &str) {
 /// Information.
 pub fn info(msg: &str) {
     emit("info", msg);
-}
-
-/// Debug output (only with --debug).
-pub fn debug(msg: &str) {
-    emit("debug", msg);
 }
 
 #[cfg(test)]

@@ -136,17 +136,13 @@ fn notify_and_bad_profiles_fail_clearly() {
 
 /// Runs berth from a host shell that opened `dir` as fd 3 (passed on with --preserve-fds 1).
 fn run_with_dir_fd(b: &Bundle, id: &str, dir: &std::path::Path) -> std::process::Output {
-    b.write();
-    let inner = format!(
-        "exec 3<{}; exec {} --root {} run --preserve-fds 1 --bundle {} {id}",
-        dir.display(),
-        BERTH,
-        b.state.display(),
-        b.dir.display()
-    );
-    let mut cmd = std::process::Command::new("/bin/sh");
-    cmd.args(["-c", &inner]);
-    output(&mut cmd, b.tmp.path())
+    run_from_shell(
+        b,
+        id,
+        &format!("exec 3<{}", dir.display()),
+        "--preserve-fds 1",
+        false,
+    )
 }
 
 #[test]

@@ -286,16 +286,13 @@ fn linux_devices() {
 /// Runs berth from a host shell that first opens /etc/hostname as fd 3 and fd 7 without
 /// close-on-exec, as a careless caller would leave them.
 fn run_with_inherited_fds(b: &Bundle, id: &str, extra: &str) -> String {
-    b.write();
-    let inner = format!(
-        "exec 3</etc/hostname 7</etc/hostname; exec {} --root {} run {extra} --bundle {} {id}",
-        BERTH,
-        b.state.display(),
-        b.dir.display()
-    );
-    let mut cmd = std::process::Command::new("/bin/sh");
-    cmd.args(["-c", &inner]);
-    ok(&output(&mut cmd, b.tmp.path()))
+    ok(&run_from_shell(
+        b,
+        id,
+        "exec 3</etc/hostname 7</etc/hostname",
+        extra,
+        false,
+    ))
 }
 
 #[test]

@@ -97,11 +97,6 @@ impl Root {
         self.fd.as_fd()
     }
 
-    /// The host path it was opened from, for messages.
-    pub fn display(&self) -> &Path {
-        &self.display
-    }
-
     /// openat2 from the root with bounded EAGAIN retries; errors carry only the errno (see
     /// [`Root::err`] for the message).
     fn openat2_retry(&self, path: &Path, flags: i32, resolve: u64) -> Result<OwnedFd, Errno> {

@@ -245,19 +245,32 @@ pub fn fails(o: &Output) -> String {
     stderr(o)
 }
 
-/// Runs `berth run` inside a private mount namespace after `setup` (shell commands, e.g. mounts on
-/// the host side of a volume), so whatever setup mounts dies with that namespace.
-pub fn run_in_private_ns(b: &Bundle, id: &str, setup: &str) -> Output {
+/// Runs `berth run OPTS --bundle B ID` from a host shell after `setup` (shell commands: opening fds
+/// a careless caller would leak, mounts on the host side of a volume...). With `private_ns` the shell
+/// runs under `unshare -m`, so whatever setup mounts dies with that namespace.
+pub fn run_from_shell(b: &Bundle, id: &str, setup: &str, opts: &str, private_ns: bool) -> Output {
     b.write();
     let script = format!(
-        "set -e; {setup}; exec {} --root {} run --bundle {} {id}",
+        "set -e; {setup}; exec {} --root {} run {opts} --bundle {} {id}",
         BERTH,
         b.state.display(),
         b.dir.display()
     );
-    let mut cmd = Command::new("unshare");
-    cmd.args(["-m", "--propagation", "private", "sh", "-c", &script]);
+    let mut cmd = if private_ns {
+        let mut c = Command::new("unshare");
+        c.args(["-m", "--propagation", "private", "sh", "-c", &script]);
+        c
+    } else {
+        let mut c = Command::new("/bin/sh");
+        c.args(["-c", &script]);
+        c
+    };
     output(&mut cmd, b.tmp.path())
+}
+
+/// [`run_from_shell`] in a private mount namespace.
+pub fn run_in_private_ns(b: &Bundle, id: &str, setup: &str) -> Output {
+    run_from_shell(b, id, setup, "", true)
 }
 
 /// A thread that swaps two paths with renameat2(RENAME_EXCHANGE) as fast as it can.
