@@ -28,10 +28,14 @@ pub fn run_one(kind: &str, index: usize, hook: &Hook, state: &str) -> Result<()>
     if let Some((argv0, rest)) = hook.args.split_first() {
         cmd.arg0(argv0).args(rest);
     }
-    cmd.env_clear().stdin(Stdio::piped());
-    for kv in &hook.env {
-        if let Some((k, v)) = kv.split_once('=') {
-            cmd.env(k, v);
+    cmd.stdin(Stdio::piped());
+    // A hook without `env` gets the runtime's environment, as runc gives it (Go's exec with a nil Env).
+    if !hook.env.is_empty() {
+        cmd.env_clear();
+        for kv in &hook.env {
+            if let Some((k, v)) = kv.split_once('=') {
+                cmd.env(k, v);
+            }
         }
     }
     let mut child = cmd

@@ -1,7 +1,8 @@
 //! runc-compatible logging: `--log FILE` and `--log-format text|json`, JSON lines
 //! `{"level":"warning","msg":"...","time":"2026-11-23T09:00:00Z"}` as runc (logrus) writes them, because
 //! orchestrators such as containerd read the last error from that file. Without `--log`, messages go to
-//! stderr. Set up once in `main`; the library only calls [`warn`] and [`info`] (info reaches stderr only with --debug).
+//! stderr. Set up once in `main`; the library only calls [`warn`], [`info`] (reaches stderr only with
+//! --debug) and [`debug`] (only with --debug, to the log or stderr).
 
 use std::io::Write;
 use std::sync::OnceLock;
@@ -114,6 +115,13 @@ pub fn warn(msg: &str) {
 /// Information.
 pub fn info(msg: &str) {
     emit("info", msg);
+}
+
+/// Detail for `--debug` only (what berth accepted and ignored, as runc logs it).
+pub fn debug(msg: &str) {
+    if LOGGER.get().is_some_and(|l| l.debug) {
+        emit("debug", msg);
+    }
 }
 
 #[cfg(test)]

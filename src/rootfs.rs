@@ -30,41 +30,53 @@ fn propagation_flag(name: &str) -> (u64, bool) {
     }
 }
 
-/// Makes `/` rslave (or linux.rootfsPropagation) so nothing propagates back to the host, then binds the
-/// rootfs onto itself, recursively. The returned [`Root`] is the fd of that new mount: every later mount
+/// Makes `/` rslave so nothing the runtime mounts propagates back to the host, then binds the rootfs
+/// onto itself, recursively. The returned [`Root`] is the fd of that new mount: every later mount
 /// attaches below it rather than below the host's `/` mount (which is quadratic in the kernel for
-/// thousands of mounts), and pivot_root needs the new root to be a mount point.
+/// thousands of mounts), and pivot_root needs the new root to be a mount point. Since nothing here is
+/// shared, pivot_root's "no shared parent" rule holds too. linux.rootfsPropagation is applied to the
+/// container's `/` once it is the root ([`set_root_propagation`]), as runc does, so a `shared` or
+/// `unbindable` request never touches the host's mounts.
 pub fn bind_rootfs(vs: &ValidSpec) -> Result<Root> {
-    let (flag, rec) = propagation_flag(vs.linux().rootfs_propagation.as_deref().unwrap_or(""));
-    // Always make the whole tree a slave first: a private or shared request then applies on top.
     let slave = MountAttr {
         propagation: libc::MS_SLAVE,
         ..Default::default()
     };
     sys::mount_setattr_path(Path::new("/"), true, &slave)
         .with_context(|| "making / rslave".into())?;
-    if flag != libc::MS_SLAVE || !rec {
-        let attr = MountAttr {
-            propagation: flag,
-            ..Default::default()
-        };
-        sys::mount_setattr_path(Path::new("/"), rec, &attr)
-            .with_context(|| "linux.rootfsPropagation".into())?;
-    }
     let dir = sys::openat2(None, &vs.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0, 0)
         .with_context(|| format!("opening the rootfs {}", vs.rootfs.display()))?;
     let tree = clone_tree(&dir, true).with_context(|| "binding the rootfs onto itself".into())?;
     sys::move_mount(&tree, &dir).with_context(|| "binding the rootfs onto itself".into())?;
-    if flag == libc::MS_SHARED {
-        // pivot_root refuses a shared new root's parent; the rootfs mount itself stays as asked.
-        let attr = MountAttr {
-            propagation: libc::MS_PRIVATE,
-            ..Default::default()
-        };
-        sys::mount_setattr(&dir, false, &attr)
-            .with_context(|| "making the rootfs parent private".into())?;
-    }
     Ok(Root::from_fd(tree, &vs.rootfs))
+}
+
+/// linux.rootfsPropagation on the container's `/`, after pivot_root (everything was a slave of the
+/// host until then). `shared` gives the root a peer group of its own (it stays a slave of the host, so
+/// nothing flows back); the default, rslave, is already in place.
+pub fn set_root_propagation(vs: &ValidSpec) -> Result<()> {
+    let (flag, rec) = propagation_flag(vs.linux().rootfs_propagation.as_deref().unwrap_or(""));
+    if flag == libc::MS_SLAVE {
+        return Ok(());
+    }
+    let attr = MountAttr {
+        propagation: flag,
+        ..Default::default()
+    };
+    sys::mount_setattr_path(Path::new("/"), rec, &attr)
+        .with_context(|| "linux.rootfsPropagation".into())
+}
+
+/// In a joined mount namespace: no mount is made (they would be shared with whoever made it); the init
+/// chroots into root.path as that namespace sees it (chroot, unlike pivot_root, moves no other
+/// process of the namespace) and returns its `/`.
+pub fn chroot_joined(vs: &ValidSpec) -> Result<Root> {
+    let dir = sys::openat2(None, &vs.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0, 0)
+        .with_context(|| format!("opening the rootfs {}", vs.rootfs.display()))?;
+    nix::unistd::fchdir(dir.as_raw_fd()).map_err(|e| Error::sys("fchdir(rootfs)", e))?;
+    nix::unistd::chroot(".").map_err(|e| Error::sys("chroot(\".\")", e))?;
+    nix::unistd::chdir("/").map_err(|e| Error::sys("chdir(\"/\")", e))?;
+    Root::open(Path::new("/"))
 }
 
 /// The host's /dev/null, opened by berth and checked to be the 1:3 character device.

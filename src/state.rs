@@ -127,8 +127,8 @@ fn lock(dir: &Path) -> Result<Flock<File>> {
 }
 
 impl Container {
-    /// Makes `<root>/<id>` (mode 0711, so an init in a user namespace can still reach its exec fifo)
-    /// and locks it; an existing id is an error.
+    /// Makes `<root>/<id>` (mode 0700: only root reaches the exec fifo; the init holds it open from
+    /// before the clone, whatever user it becomes) and locks it; an existing id is an error.
     pub fn create(root: &Path, id: &str) -> Result<Container> {
         check_id(id)?;
         std::fs::DirBuilder::new()
@@ -137,7 +137,7 @@ impl Container {
             .create(root)
             .map_err(|e| io_err("mkdir", root, e))?;
         let dir = root.join(id);
-        match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(Error::State(format!("container {id:?} already exists")));

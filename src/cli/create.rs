@@ -124,13 +124,23 @@ pub fn create_container(
         ));
     }
     let id = a.id()?;
-    let plan = crate::mount::plan::plan(&vs.spec.mounts, &vs.bundle)?;
+    // In a joined mount namespace berth mounts nothing (see rootfs::chroot_joined).
+    let plan = if vs.joins_mount() {
+        Vec::new()
+    } else {
+        crate::mount::plan::plan(&vs.spec.mounts, &vs.bundle)?
+    };
     // Every policy refusal is found here, before a state directory or a process exists.
     let enforcer = enforcer(g, a.tenant.as_deref(), vs)?;
     if let Some(e) = &enforcer {
+        if vs.joins_mount() {
+            return Err(Error::Policy(
+                "linux.namespaces: joining a mount namespace by path is refused under a host mount policy (its mounts are not the bundle's to check)".into(),
+            ));
+        }
         e.check_all(&plan, &vs.rootfs)?;
     }
-    for w in vs.warnings() {
+    if let Some(w) = vs.unenforced() {
         crate::logging::warn(&w);
     }
     let mut c = Container::create(&g.root, id)?;

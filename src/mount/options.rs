@@ -76,7 +76,8 @@ pub const TABLE: &[(&str, Opt)] = &[
     ("atime", a(MOUNT_ATTR_RELATIME, ATIME)),
     ("noatime", a(MOUNT_ATTR_NOATIME, ATIME)),
     ("relatime", a(MOUNT_ATTR_RELATIME, ATIME)),
-    ("norelatime", a(MOUNT_ATTR_STRICTATIME, ATIME)),
+    // norelatime clears MS_RELATIME, which leaves the kernel's default: relatime (as mount(8) and runc).
+    ("norelatime", a(MOUNT_ATTR_RELATIME, ATIME)),
     ("strictatime", a(MOUNT_ATTR_STRICTATIME, ATIME)),
     ("nostrictatime", a(MOUNT_ATTR_RELATIME, ATIME)),
     ("diratime", a(0, MOUNT_ATTR_NODIRATIME)),
@@ -94,7 +95,7 @@ pub const TABLE: &[(&str, Opt)] = &[
     ("ratime", r(MOUNT_ATTR_RELATIME, ATIME)),
     ("rnoatime", r(MOUNT_ATTR_NOATIME, ATIME)),
     ("rrelatime", r(MOUNT_ATTR_RELATIME, ATIME)),
-    ("rnorelatime", r(MOUNT_ATTR_STRICTATIME, ATIME)),
+    ("rnorelatime", r(MOUNT_ATTR_RELATIME, ATIME)),
     ("rstrictatime", r(MOUNT_ATTR_STRICTATIME, ATIME)),
     ("rnostrictatime", r(MOUNT_ATTR_RELATIME, ATIME)),
     ("rdiratime", r(0, MOUNT_ATTR_NODIRATIME)),

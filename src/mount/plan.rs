@@ -108,17 +108,18 @@ pub fn plan_one(index: usize, m: &Mount, bundle: &Path) -> Result<MountOp> {
             Some(Opt::Propagation { flag, recursive }) => propagation = Some((flag, recursive)),
             Some(Opt::Bind(r)) => recursive = r,
             Some(Opt::Ignore) => {}
-            Some(Opt::SuperFlag) if !bind => params.push((o.clone(), None)),
-            Some(Opt::SuperFlag) => {
-                return Err(bad(format!(
-                    "option {o:?} changes the source filesystem and cannot be set on a bind mount"
-                )));
-            }
             Some(Opt::Unsupported(why)) => {
                 return Err(Error::NotSupported(format!("{label}: option {o:?}: {why}")));
             }
-            None if bind => return Err(bad(format!("unknown option {o:?} for a bind mount"))),
             None if o.is_empty() => return Err(bad("empty option".into())),
+            // A bind mount makes no filesystem, so filesystem data and superblock options (mode=755,
+            // size=, sync) mean nothing to it; runc and crun ignore them too.
+            Some(Opt::SuperFlag) | None if bind => {
+                crate::logging::debug(&format!(
+                    "{label}: filesystem option {o:?} ignored on a bind mount"
+                ));
+            }
+            Some(Opt::SuperFlag) => params.push((o.clone(), None)),
             None => match o.split_once('=') {
                 Some((k, v)) => params.push((k.to_string(), Some(v.to_string()))),
                 None => params.push((o.clone(), None)),
@@ -151,12 +152,9 @@ pub fn plan_one(index: usize, m: &Mount, bundle: &Path) -> Result<MountOp> {
         } else {
             fstype
         };
-        // Pseudo filesystems take no source; a source of "none" or the type's own name means none.
-        let source = m.source.clone().filter(|s| {
-            !s.is_empty()
-                && s != "none"
-                && !matches!(fstype, "proc" | "sysfs" | "cgroup2" | "mqueue" | "devpts")
-        });
+        // Every filesystem takes `source` (pseudo filesystems only show it in mountinfo, where runc
+        // and crun put the spec's source too).
+        let source = m.source.clone().filter(|s| !s.is_empty());
         OpKind::Fs {
             fstype: fstype.to_string(),
             source,
@@ -226,18 +224,30 @@ mod tests {
     }
 
     #[test]
-    fn unknown_bind_option_names_index_dest_and_option() {
+    fn bind_data_options_are_ignored_and_bad_ones_named() {
+        let op = plan_one(
+            0,
+            &m(
+                "/data",
+                None,
+                "/h",
+                &["bind", "mode=755", "size=1m", "sync", "ro"],
+            ),
+            Path::new("/b"),
+        )
+        .unwrap();
+        assert_eq!(op.attr.attr_set, MOUNT_ATTR_RDONLY);
         let e = plan(
             &[
                 m("/x", Some("bind"), "/s", &[]),
-                m("/data", None, "/h", &["bind", "bogus"]),
+                m("/data", None, "/h", &["bind", "idmap"]),
             ],
             Path::new("/b"),
         )
         .unwrap_err()
         .to_string();
         assert!(
-            e.contains("mounts[1] (/data)") && e.contains("\"bogus\""),
+            e.contains("mounts[1] (/data)") && e.contains("\"idmap\""),
             "{e}"
         );
     }
@@ -295,7 +305,7 @@ mod tests {
         )
         .unwrap();
         assert!(
-            matches!(op.kind, OpKind::Fs { ref fstype, source: None, .. } if fstype == "cgroup2")
+            matches!(op.kind, OpKind::Fs { ref fstype, ref source, .. } if fstype == "cgroup2" && source.as_deref() == Some("cgroup"))
         );
         assert_eq!(op.propagation, Some((libc::MS_SLAVE, true)));
     }

@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 /// How the init waits for start.
 #[derive(Debug)]
 pub enum Gate {
-    /// `create`: open `exec.fifo` in this state directory for writing, which blocks until `start`
-    /// opens it for reading.
+    /// `create`: `exec.fifo`, opened read-write by the parent before the clone; the init reads one
+    /// byte from it, which `start` writes.
     Fifo(OwnedFd),
     /// `run`: a Continue frame on the sync socket.
     Socket,
@@ -85,12 +85,13 @@ fn step<T>(name: &str, r: Result<T>) -> Result<T> {
 /// The recipe: four stages in this order, each a run of numbered steps. Why the order: namespaces
 /// before anything that depends on them; every mount before pivot_root (host paths are reachable only
 /// until then) and before Landlock (a Landlocked process cannot mount); identity and confinement before
-/// "ready", so every error still reaches the caller of create; the exec fifo last.
+/// "ready", so every error still reaches the caller of create; seccomp as late as it can go (see
+/// [`confine`]); the exec fifo last.
 fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
     enter_namespaces(a)?;
     let (root, state) = build_rootfs(a)?;
-    confine(a, &root)?;
-    ready_and_exec(a, root, &state)
+    let program = confine(a, root)?;
+    ready_and_exec(a, program, &state)
 }
 
 /// Steps 1-4: hygiene, id maps, joined user namespace, session.
@@ -117,14 +118,25 @@ fn enter_namespaces(a: &InitArgs<'_>) -> Result<()> {
         become_root()?;
     }
 
-    // 3. A user namespace given by path is joined before any namespace it should own is created.
-    if let Some(j) = a.join_user {
-        let fd = sys::openat2(None, &j.path, libc::O_RDONLY, 0, 0)?;
+    // 3. A user namespace given by path is joined before any namespace it should own is created; a
+    //    mount namespace given by path is joined by the init itself (never by the parent, which still
+    //    has the state directory to write on the host), after the user namespace that may own it.
+    //    Both are opened first, while the paths still resolve in the runtime's namespaces.
+    let open_ns = |j: &JoinNs| sys::openat2(None, &j.path, libc::O_RDONLY, 0, 0);
+    let user_fd = a.join_user.map(open_ns).transpose()?;
+    let mount = vs.joins.iter().find(|j| j.typ == "mount");
+    let mount_fd = mount.map(open_ns).transpose()?;
+    if let (Some(j), Some(fd)) = (a.join_user, user_fd) {
         nix::sched::setns(fd.as_fd(), CloneFlags::CLONE_NEWUSER)
             .map_err(|e| Error::sys(format!("setns({}, user)", j.path.display()), e))?;
         become_root()?;
         nix::sched::unshare(a.unshare_later)
             .map_err(|e| Error::sys(format!("unshare({:?})", a.unshare_later), e))?;
+    }
+    if let (Some(j), Some(fd)) = (mount, mount_fd) {
+        nix::sched::setns(fd.as_fd(), CloneFlags::CLONE_NEWNS)
+            .map_err(|e| Error::sys(format!("setns({}, mount)", j.path.display()), e))
+            .with_context(|| format!("joining the mount namespace {}", j.path.display()))?;
     }
 
     // 4. A session of our own: the container is nobody's job-control child; and a session keyring of
@@ -144,7 +156,14 @@ fn build_rootfs(a: &InitArgs<'_>) -> Result<(Root, String)> {
     let linux = vs.linux();
     // 5. The rootfs, all on fds: propagation, rootfs bound onto itself, the spec's mounts in order,
     //    /dev, devices. Host paths (the verified /dev/null) are opened now, while the host is reachable.
-    let root = step("rootfs", rootfs::bind_rootfs(vs))?;
+    //    In a joined mount namespace nothing is mounted (its mounts are shared with whoever made it):
+    //    the init only chroots into root.path as that namespace sees it.
+    let joined = vs.joins_mount();
+    let root = if joined {
+        step("rootfs", rootfs::chroot_joined(vs))?
+    } else {
+        step("rootfs", rootfs::bind_rootfs(vs))?
+    };
     let policed = a.policy.map(|enforcer| crate::mount::apply::Policed {
         enforcer,
         rootfs: &vs.rootfs,
@@ -153,11 +172,17 @@ fn build_rootfs(a: &InitArgs<'_>) -> Result<(Root, String)> {
     if let Some(dev) = &dev {
         step("populating /dev", rootfs::populate_dev(dev, vs.userns))?;
     }
-    rootfs::create_devices(&root, &linux.devices, vs.userns)?;
+    if !joined {
+        rootfs::create_devices(&root, &linux.devices, vs.userns)?;
+    }
     if p.terminal {
         step("process.terminal", setup_terminal(a, &root, dev.as_ref()))?;
     }
-    let null = step("masking paths", rootfs::host_null())?;
+    let null = if joined {
+        None
+    } else {
+        Some(step("masking paths", rootfs::host_null())?)
+    };
     drop(step("process.cwd", root.mkdir_all(Path::new(&p.cwd)))?);
 
     // 6. Sync point 2: prestart/createRuntime hooks run in the parent now; createContainer hooks run
@@ -182,29 +207,48 @@ fn build_rootfs(a: &InitArgs<'_>) -> Result<(Root, String)> {
     //    read-only and masked paths. Before pivot_root: cloning the host's /dev/null onto masked files
     //    needs its mount in our namespace, which ends when the old root is detached.
     rootfs::write_sysctls(vs)?;
-    rootfs::readonly_paths(&root, &linux.readonly_paths)?;
-    rootfs::mask_paths(&root, &linux.masked_paths, &null)?;
-    drop(null);
-
-    // 8. Into the root. From here on `/` is the container's; the root turns read-only last, since the
-    //    steps before may create mount points in it.
-    step("entering the rootfs", rootfs::enter(&root, a.no_pivot))?;
-    let root = step("opening /", Root::open(Path::new("/")))?;
+    let root = match null {
+        Some(null) => {
+            rootfs::readonly_paths(&root, &linux.readonly_paths)?;
+            rootfs::mask_paths(&root, &linux.masked_paths, &null)?;
+            drop(null);
+            // 8. Into the root. From here on `/` is the container's; the root turns read-only last,
+            //    since the steps before may create mount points in it.
+            step("entering the rootfs", rootfs::enter(&root, a.no_pivot))?;
+            drop(root);
+            step("opening /", Root::open(Path::new("/")))?
+        }
+        None => root,
+    };
     if let Some(h) = vs.spec.hostname.as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).map_err(|e| Error::sys(format!("sethostname({h:?})"), e))?;
     }
     if let Some(d) = vs.spec.domainname.as_deref().filter(|d| !d.is_empty()) {
         sys::set_domainname(d)?;
     }
-    if vs.spec.root.as_ref().is_some_and(|r| r.readonly) {
-        rootfs::make_root_readonly()?;
+    if !joined {
+        if vs.spec.root.as_ref().is_some_and(|r| r.readonly) {
+            rootfs::make_root_readonly()?;
+        }
+        rootfs::set_root_propagation(vs)?;
     }
     Ok((root, state))
 }
 
-/// Steps 9-10: AppArmor, limits, identity, no_new_privs, Landlock (and seccomp without
-/// no_new_privs).
-fn confine(a: &InitArgs<'_>, root: &Root) -> Result<()> {
+/// What is ready to exec: the program's path, argv and envp.
+type Program = (CString, Vec<CString>, Vec<CString>);
+
+/// Steps 9-14: AppArmor, limits, everything berth still does with syscalls an old seccomp profile may
+/// lack (cwd, program lookup, close_range), then identity and the confinement layers.
+///
+/// Why this order: seccomp goes in as late as possible, so that a profile only has to allow what
+/// every profile allows (runc's rule). Without no_new_privs installing it needs CAP_SYS_ADMIN, which
+/// the identity step may drop, so it comes right before identity; with no_new_privs it comes last,
+/// right before "ready" (a SCMP_ACT_NOTIFY listener fd still has to reach the parent). After it berth
+/// makes only setgroups/setres[ug]id/capset/prctl (identity), sendmsg (sync), read (exec fifo),
+/// rt_sigaction/umask and execve. Landlock, like seccomp, needs CAP_SYS_ADMIN without no_new_privs and
+/// comes after every mount (a Landlocked process cannot mount).
+fn confine(a: &InitArgs<'_>, root: Root) -> Result<Program> {
     let vs = a.vs;
     let p = &vs.process;
     // 9. The AppArmor label for the next execve, first of the security layers (the ones after it can
@@ -212,108 +256,122 @@ fn confine(a: &InitArgs<'_>, root: &Root) -> Result<()> {
     if let Some(profile) = p.apparmor_profile.as_deref().filter(|s| !s.is_empty()) {
         crate::security::apparmor::apply(profile, &rootfs::private_proc()?)?;
     }
-
-    // 10. Limits, then identity: rlimits while still privileged (raising a hard limit needs
-    //    CAP_SYS_RESOURCE), capabilities' bounding set while CAP_SETPCAP is effective, the uid change
-    //    with keepcaps, the other capability sets, then no_new_privs.
-    //    Landlock and seccomp come after no_new_privs (Landlock from the final mount table, now that
-    //    every mount exists: a Landlocked process cannot mount). Without no_new_privs both need
-    //    CAP_SYS_ADMIN, which the identity step may drop: then they go in before it (and a seccomp
-    //    profile must allow what berth still does, as with runc).
+    // 10. rlimits while still privileged (raising a hard limit needs CAP_SYS_RESOURCE), and the
+    //     execution domain (linux.personality), before seccomp could refuse personality(2).
     set_rlimits(vs)?;
-    if !p.no_new_privileges {
-        apply_landlock(a, root)?;
-        if let Some(c) = &vs.seccomp {
-            crate::security::seccomp::install(c)?;
-        }
+    if let Some(persona) = vs.personality {
+        step(
+            "linux.personality",
+            sys::set_personality(persona).map_err(Into::into),
+        )?;
     }
+    if !p.no_new_privileges {
+        apply_landlock(a, &root)?;
+    }
+    // 11. The working directory (openat2, getcwd), the program (PATH lookup) and close-on-exec for every
+    //     fd but stdio and the preserved ones (close_range), before seccomp can refuse those calls.
+    enter_cwd(vs, &root)?;
+    let program = program(vs)?;
+    sys::cloexec_from(3 + a.preserve_fds)?;
+    // 12. Without no_new_privs: seccomp while CAP_SYS_ADMIN is still effective.
+    if !p.no_new_privileges {
+        install_seccomp(a)?;
+    }
+    // 13. Identity: bounding set while CAP_SETPCAP is effective, the uid change with keepcaps, the other
+    //     capability sets.
     set_identity(vs)?;
+    // 14. With no_new_privs: set it, then Landlock (on the fds of the final mount table, reopened
+    //     through the root) and seccomp last.
+    //     (`root` is dropped on return: nothing after this resolves a path.)
     if p.no_new_privileges {
         nix::sys::prctl::set_no_new_privs()
             .map_err(|e| Error::sys("prctl(PR_SET_NO_NEW_PRIVS)", e))?;
-        apply_landlock(a, root)?;
+        apply_landlock(a, &root)?;
+        install_seccomp(a)?;
     }
-    Ok(())
+    Ok(program)
 }
 
-/// Steps 11-18: cwd, program, fds, ready, the wait for start, startContainer hooks, seccomp, execve.
-fn ready_and_exec(a: &InitArgs<'_>, root: Root, state: &str) -> Result<Infallible> {
-    let vs = a.vs;
-    let p = &vs.process;
-    // 11. The working directory, resolved inside the root, as the process's user; then check it is
-    //     inside the container (a leaked host fd as cwd is runc CVE-2024-21626).
+/// The working directory, resolved inside the root (as root, before identity, as runc's first chdir
+/// attempt; the process's own permission is the kernel's business once it runs), then checked to be
+/// inside the container (a leaked host fd as cwd is runc CVE-2024-21626).
+fn enter_cwd(vs: &ValidSpec, root: &Root) -> Result<()> {
+    let cwd_path = &vs.process.cwd;
     let cwd = step(
         "process.cwd",
-        root.open_at(Path::new(&p.cwd), libc::O_PATH | libc::O_DIRECTORY),
+        root.open_at(Path::new(cwd_path), libc::O_PATH | libc::O_DIRECTORY),
     )?;
     nix::unistd::fchdir(cwd.as_raw_fd())
-        .map_err(|e| Error::sys(format!("fchdir({})", p.cwd), e))?;
+        .map_err(|e| Error::sys(format!("fchdir({cwd_path})"), e))?;
     drop(cwd);
     let here = nix::unistd::getcwd().map_err(|e| Error::sys("getcwd()", e))?;
     if !here.is_absolute() || here.starts_with("(unreachable)") {
         return Err(Error::SafetyViolation(format!(
-            "process.cwd {:?} is outside the container",
-            p.cwd
+            "process.cwd {cwd_path:?} is outside the container"
         )));
     }
-    drop(root);
+    Ok(())
+}
 
-    // 12. The program, found now so a typo fails create rather than start.
-    let (path, argv, envp) = program(vs)?;
+/// Installs linux.seccomp, if any; a SCMP_ACT_NOTIFY listener fd goes to the parent, which hands it to
+/// the agent at listenerPath.
+fn install_seccomp(a: &InitArgs<'_>) -> Result<()> {
+    let Some(c) = &a.vs.seccomp else {
+        return Ok(());
+    };
+    if let Some(listener) = crate::security::seccomp::install(c)? {
+        a.chan
+            .send_with(&Msg::SeccompFd, Some(listener.as_raw_fd()))?;
+    }
+    Ok(())
+}
 
-    // 13. Every fd but stdio and the preserved ones is close-on-exec (leaked-fd CVE class).
-    sys::cloexec_from(3 + a.preserve_fds)?;
-
-    // 14. Sync point 3: ready. From here the parent (create) may exit, so stop dying with it.
+/// Steps 15-18: ready, the wait for start, startContainer hooks, execve. Only syscalls every seccomp
+/// profile allows from here on.
+fn ready_and_exec(a: &InitArgs<'_>, program: Program, state: &str) -> Result<Infallible> {
+    let vs = a.vs;
+    let p = &vs.process;
+    // 15. Sync point 3: ready. From here the parent (create) may exit, so stop dying with it.
     sys::set_parent_death_signal(0)?;
     a.chan.send(&Msg::Ready)?;
 
-    // 15. Wait for start.
+    // 16. Wait for start: a byte on the exec fifo, which this process has held open read-write since
+    //     the clone (so the read blocks until `start` writes, and no permission check depends on the
+    //     user the process has become), or a Continue frame for `run`.
     match &a.gate {
-        Gate::Fifo(dir) => {
-            let fifo = sys::openat2(
-                Some(dir.as_fd()),
-                Path::new(crate::state::EXEC_FIFO),
-                libc::O_WRONLY,
-                0,
-                sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS,
-            )?;
-            nix::unistd::write(&fifo, b"0").map_err(|e| Error::sys("write(exec.fifo)", e))?;
+        Gate::Fifo(fifo) => {
+            let mut b = [0u8; 1];
+            loop {
+                match nix::unistd::read(fifo.as_raw_fd(), &mut b) {
+                    Ok(1) => break,
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Ok(_) => {
+                        return Err(Error::State("exec.fifo: closed before start".into()));
+                    }
+                    Err(e) => return Err(Error::sys("read(exec.fifo)", e)),
+                }
+            }
         }
         Gate::Socket => a.chan.expect(Msg::Continue)?,
     }
 
-    // 16. startContainer hooks, in the container, before the user's program.
+    // 17. startContainer hooks, in the container, before the user's program.
     if let Some(h) = &vs.spec.hooks {
         crate::hooks::run_list("startContainer", &h.start_container, state)?;
     }
 
-    // 17. The umask and signals the process should start with.
+    // 18. The umask and signals the process should start with; then exec.
     sys::umask(p.user.umask.unwrap_or(0o022));
     sys::reset_signals();
-    // 18. seccomp last, so that it filters the user's program and nothing of berth's but execve; then
-    //     exec.
-    if let Some(c) = vs.seccomp.as_ref().filter(|_| p.no_new_privileges) {
-        crate::security::seccomp::install(c)?;
-    }
+    let (path, argv, envp) = program;
     Err(sys::execve(&path, &argv, &envp).into())
 }
 
-/// Landlock rules derived from the mount plan, applied inside the root; the exec fifo stays writable
-/// for start. What was enforced goes to the parent's log.
+/// Landlock rules derived from the mount plan, applied inside the root. What was enforced goes to the
+/// parent's log.
 fn apply_landlock(a: &InitArgs<'_>, root: &Root) -> Result<()> {
-    let fifo = match &a.gate {
-        Gate::Fifo(dir) => Some(sys::openat2(
-            Some(dir.as_fd()),
-            Path::new(crate::state::EXEC_FIFO),
-            libc::O_PATH,
-            0,
-            sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS,
-        )?),
-        Gate::Socket => None,
-    };
     let rules = crate::security::landlock::derive(a.vs, a.plan);
-    let note = crate::security::landlock::apply(a.landlock, root, &rules, fifo.as_ref())?;
+    let note = crate::security::landlock::apply(a.landlock, root, &rules)?;
     a.chan.send(&Msg::Note(note))
 }
 
@@ -342,13 +400,13 @@ fn set_rlimits(vs: &ValidSpec) -> Result<()> {
 
 fn set_identity(vs: &ValidSpec) -> Result<()> {
     let u = &vs.process.user;
-    let caps = vs.process.capabilities.as_ref();
-    if let Some(c) = caps {
-        step(
-            "process.capabilities.bounding",
-            crate::security::caps::apply_bounding(c),
-        )?;
-    }
+    // An absent process.capabilities (or set) grants nothing, as in runc.
+    let none = crate::spec::Capabilities::default();
+    let caps = vs.process.capabilities.as_ref().unwrap_or(&none);
+    step(
+        "process.capabilities.bounding",
+        crate::security::caps::apply_bounding(caps),
+    )?;
     nix::sys::prctl::set_keepcaps(true).map_err(|e| Error::sys("prctl(PR_SET_KEEPCAPS)", e))?;
     let groups: Vec<Gid> = u
         .additional_gids
@@ -371,10 +429,10 @@ fn set_identity(vs: &ValidSpec) -> Result<()> {
         .map_err(|e| Error::sys(format!("setresuid({})", u.uid), e))
         .with_context(|| "process.user.uid".into())?;
     nix::sys::prctl::set_keepcaps(false).map_err(|e| Error::sys("prctl(PR_SET_KEEPCAPS, 0)", e))?;
-    if let Some(c) = caps {
-        step("process.capabilities", crate::security::caps::apply_sets(c))?;
-    }
-    Ok(())
+    step(
+        "process.capabilities",
+        crate::security::caps::apply_sets(caps),
+    )
 }
 
 fn cstring(s: &[u8], what: &str) -> Result<CString> {
@@ -382,7 +440,7 @@ fn cstring(s: &[u8], what: &str) -> Result<CString> {
 }
 
 /// The path to exec (args[0], or found in the process's PATH), argv and envp.
-fn program(vs: &ValidSpec) -> Result<(CString, Vec<CString>, Vec<CString>)> {
+fn program(vs: &ValidSpec) -> Result<Program> {
     let p = &vs.process;
     let argv = p
         .args

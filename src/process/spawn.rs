@@ -18,7 +18,7 @@ use crate::sys::{self, Forked};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 /// What the caller asks of the init beyond the spec.
@@ -92,9 +92,15 @@ fn map_text(maps: &[IdMapping]) -> String {
         .collect()
 }
 
-/// Joins the namespaces given by path that the parent can join for the child (all but user).
+/// Joins the namespaces given by path that the parent can join for the child (all but user, which
+/// must come before the namespaces the child creates, and mount, which would move the parent's own
+/// view of the state directory).
 fn join_in_parent(vs: &ValidSpec) -> Result<()> {
-    for j in vs.joins.iter().filter(|j| j.typ != "user") {
+    for j in vs
+        .joins
+        .iter()
+        .filter(|j| j.typ != "user" && j.typ != "mount")
+    {
         let label = || format!("joining the {} namespace {}", j.typ, j.path.display());
         let fd = sys::openat2(None, &j.path, libc::O_RDONLY, 0, 0).with_context(label)?;
         nix::sched::setns(fd.as_fd(), j.flag)
@@ -136,25 +142,31 @@ fn has_any_hooks(vs: &ValidSpec) -> bool {
     })
 }
 
-/// The state directory's fd (with the exec fifo made in it for create) and the connected console
-/// socket, checked before anything else happens.
-fn prepare(vs: &ValidSpec, opts: &Options<'_>) -> Result<(OwnedFd, Option<OwnedFd>)> {
-    let state_dir = sys::openat2(None, opts.state_dir, libc::O_PATH | libc::O_DIRECTORY, 0, 0)?;
-    if opts.fifo_gate {
-        nix::unistd::mkfifo(
-            &opts.state_dir.join(crate::state::EXEC_FIFO),
-            nix::sys::stat::Mode::from_bits_truncate(0o622),
+/// The exec fifo for create, opened read-write (never blocks; the init then blocks reading it until
+/// `start` writes its byte), and the connected console socket, checked before anything else happens.
+/// The fifo is 0600 root in a 0700 directory: nobody else on the host can start the container, and the
+/// init needs no permission on it whatever user or user namespace it ends up in.
+fn prepare(vs: &ValidSpec, opts: &Options<'_>) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    let fifo = if opts.fifo_gate {
+        let state_dir = sys::openat2(None, opts.state_dir, libc::O_PATH | libc::O_DIRECTORY, 0, 0)?;
+        let name = Path::new(crate::state::EXEC_FIFO);
+        let what = || format!("mkfifo({})", opts.state_dir.join(name).display());
+        nix::unistd::mkfifoat(
+            Some(state_dir.as_raw_fd()),
+            name,
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
         )
-        .map_err(|e| {
-            Error::sys(
-                format!(
-                    "mkfifo({})",
-                    opts.state_dir.join(crate::state::EXEC_FIFO).display()
-                ),
-                e,
-            )
-        })?;
-    }
+        .map_err(|e| Error::sys(what(), e))?;
+        Some(sys::openat2(
+            Some(state_dir.as_fd()),
+            name,
+            libc::O_RDWR,
+            0,
+            sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS,
+        )?)
+    } else {
+        None
+    };
     let console = match opts.console_socket {
         Some(p) => Some(OwnedFd::from(
             std::os::unix::net::UnixStream::connect(p)
@@ -169,7 +181,7 @@ fn prepare(vs: &ValidSpec, opts: &Options<'_>) -> Result<(OwnedFd, Option<OwnedF
                 .into(),
         ));
     }
-    Ok((state_dir, console))
+    Ok((fifo, console))
 }
 
 /// The parent's side of sync points 1-3; returns the terminal's master side when the parent relays it.
@@ -197,9 +209,13 @@ fn drive(
     // namespaces; the child gets the state for the hooks it runs itself.
     if hooks {
         parent_end.expect(Msg::RunHooks)?;
+        // prestart hooks see status "created", as crun shows them and the runtime-tools suite checks
+        // (runc says "creating"); createRuntime and createContainer run while it is "creating".
         let state = (opts.state_json)(pid, "creating");
         let h = vs.spec.hooks.as_ref().expect("hooks checked above");
-        crate::hooks::run_list("prestart", &h.prestart, &state)?;
+        if !h.prestart.is_empty() {
+            crate::hooks::run_list("prestart", &h.prestart, &(opts.state_json)(pid, "created"))?;
+        }
         crate::hooks::run_list("createRuntime", &h.create_runtime, &state)?;
         parent_end.send(&Msg::State(state))?;
     }
@@ -218,9 +234,16 @@ fn drive(
     }
     // Sync point 3: everything that can fail before the user's program has succeeded.
     loop {
-        match parent_end.recv()? {
+        let (msg, fd) = parent_end.recv_with()?;
+        match msg {
             Msg::Ready => break,
             Msg::Note(n) => crate::logging::info(&n),
+            Msg::SeccompFd => {
+                let fd = fd.ok_or_else(|| {
+                    Error::State("sync socket: a seccomp listener frame without its fd".into())
+                })?;
+                send_to_agent(vs, opts, pid, fd)?;
+            }
             Msg::Error { errno, msg } => return Err(Error::Child { msg, errno }),
             other => {
                 return Err(Error::State(format!(
@@ -232,10 +255,40 @@ fn drive(
     Ok(pty)
 }
 
+/// Hands the seccomp notify listener to the agent at linux.seccomp.listenerPath, as runc does: one
+/// message on a new connection with the container process state (runtime-spec config-linux.md,
+/// "The Container Process State") and the fd as SCM_RIGHTS.
+fn send_to_agent(vs: &ValidSpec, opts: &Options<'_>, pid: i32, fd: OwnedFd) -> Result<()> {
+    let Some(c) = &vs.seccomp else {
+        return Err(Error::State(
+            "sync socket: a seccomp listener without linux.seccomp".into(),
+        ));
+    };
+    let path = c.listener_path.as_deref().ok_or_else(|| {
+        Error::InvalidSpec("linux.seccomp: SCMP_ACT_NOTIFY needs listenerPath".into())
+    })?;
+    let state: serde_json::Value =
+        serde_json::from_str(&(opts.state_json)(pid, "creating")).unwrap_or_default();
+    let msg = serde_json::json!({
+        "ociVersion": crate::spec::OCI_VERSION,
+        "fds": ["seccompFd"],
+        "pid": pid,
+        "metadata": c.listener_metadata.clone().unwrap_or_default(),
+        "state": state,
+    });
+    let label = || "linux.seccomp.listenerPath".to_string();
+    let sock = std::os::unix::net::UnixStream::connect(path)
+        .map_err(|e| io_err("connect", path, e))
+        .with_context(label)?;
+    Channel::from_fd(OwnedFd::from(sock))
+        .send_raw_fd(msg.to_string().as_bytes(), fd.as_raw_fd())
+        .with_context(label)
+}
+
 /// Clones the init and drives it to ready. On error nothing is left running.
 pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spawned> {
     let (parent_end, child_end) = sync::pair()?;
-    let (state_dir, console) = prepare(vs, opts)?;
+    let (fifo, console) = prepare(vs, opts)?;
     join_in_parent(vs)?;
     new_time_ns(vs)?;
     let join_user = vs.joins.iter().find(|j| j.typ == "user");
@@ -255,11 +308,7 @@ pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spa
                 vs,
                 plan,
                 chan: child_end,
-                gate: if opts.fifo_gate {
-                    Gate::Fifo(state_dir)
-                } else {
-                    Gate::Socket
-                },
+                gate: fifo.map_or(Gate::Socket, Gate::Fifo),
                 console,
                 preserve_fds: opts.preserve_fds,
                 no_pivot: opts.no_pivot,
@@ -276,6 +325,7 @@ pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spa
     };
     drop(child_end);
     drop(console);
+    drop(fifo);
     let mut guard = ChildGuard(Some(Pid::from_raw(pid)));
     // A zombie still has its start time; if the child already failed, its error is on the socket.
     let start_time = sys::process_start(pid).map_or(0, |(t, _)| t);

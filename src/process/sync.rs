@@ -1,7 +1,7 @@
 //! The parent/child protocol: typed messages over one `SOCK_SEQPACKET` socketpair.
 //!
 //! SEQPACKET keeps message boundaries, so a frame is one `send`: a one-byte tag, a 4-byte errno and a
-//! UTF-8 payload. An fd (the terminal's master side) travels as SCM_RIGHTS on a `Fd` frame. Each end is
+//! UTF-8 payload. An fd (the terminal's master side, a seccomp listener) travels as SCM_RIGHTS on a `Fd` frame. Each end is
 //! closed in the other process right after clone, so a dead peer reads as EOF instead of a hang.
 //! The sync points are numbered in `process::spawn` and `process::init`. Modelled on crun's sync socket
 //! and youki's `channel.rs`.
@@ -27,6 +27,9 @@ pub enum Msg {
     Ready,
     /// Child → parent: a terminal's master side follows as SCM_RIGHTS.
     Fd,
+    /// Child → parent: the seccomp notify listener follows as SCM_RIGHTS, for the agent at
+    /// linux.seccomp.listenerPath.
+    SeccompFd,
     /// Child → parent: something to log (what a security layer enforced).
     Note(String),
     /// Child → parent: setup failed; the child exits after sending this.
@@ -67,6 +70,7 @@ impl Channel {
             Msg::Ready => (4, 0, ""),
             Msg::Fd => (5, 0, ""),
             Msg::Note(s) => (7, 0, s),
+            Msg::SeccompFd => (8, 0, ""),
             Msg::Error { errno, msg } => (6, *errno, msg),
         };
         let mut v = Vec::with_capacity(5 + payload.len());
@@ -94,6 +98,7 @@ impl Channel {
                 msg: payload,
             },
             7 => Msg::Note(payload),
+            8 => Msg::SeccompFd,
             _ => return Err(bad()),
         })
     }

@@ -4,6 +4,9 @@
 //! effective), the uid/gid change keeps the permitted set (PR_SET_KEEPCAPS, set by the caller), then the
 //! inheritable set (which may only grow within the old permitted set), effective, permitted and last
 //! ambient (which must lie within permitted and inheritable). See capabilities(7).
+//!
+//! An absent set, or an absent `process.capabilities`, means *no* capabilities, as runc reads it: leaving
+//! a set as the host has it would hand a uid-0 container every capability (CAP_SYS_ADMIN included).
 
 use crate::error::{Error, Result};
 use crate::spec::Capabilities;
@@ -25,11 +28,9 @@ fn err(what: &str, _e: caps::errors::CapsError) -> Error {
     Error::sys(format!("capset({what})"), nix::errno::Errno::last())
 }
 
-/// Drops every capability not in the bounding set (before the uid change).
+/// Drops every capability not in the bounding set (before the uid change). An absent set is empty,
+/// as in runc: a spec that grants nothing gets nothing.
 pub fn apply_bounding(c: &Capabilities) -> Result<()> {
-    if c.bounding.is_none() {
-        return Ok(());
-    }
     let keep = set_of(&c.bounding)?;
     // Dropping a capability that is already out of the bounding set succeeds, so no read first (that
     // would be one more prctl per capability).
@@ -40,7 +41,7 @@ pub fn apply_bounding(c: &Capabilities) -> Result<()> {
     Ok(())
 }
 
-/// Sets inheritable, permitted, effective and ambient (after the uid change).
+/// Sets inheritable, permitted, effective and ambient (after the uid change); absent sets are empty.
 pub fn apply_sets(c: &Capabilities) -> Result<()> {
     let inh = set_of(&c.inheritable)?;
     let prm = set_of(&c.permitted)?;

@@ -8,7 +8,6 @@
 //!   mounts, as said);
 //! - every mount of the spec at its destination: read and execute when it is read-only (`ro`/`rro`,
 //!   readonlyPaths), everything when it is writable (rw volumes, tmpfs, /dev, /proc...);
-//! - the exec fifo, write only, so `start` can still release the process.
 //!
 //! Everything else, e.g. a host directory reached through a leaked fd or /proc/<pid>/root, is denied.
 //! Rules are added on fds opened inside the root with `RESOLVE_IN_ROOT`, never on host path strings.
@@ -201,10 +200,10 @@ fn resolve(rules: &Rules) -> Vec<(PathBuf, Grant)> {
     out
 }
 
-/// Applies the rules (inside the container, after pivot_root; `root` is the container's `/`). `fifo`
-/// is the exec fifo, which stays writable so `start` can release the process. Returns a line saying
-/// what was enforced.
-pub fn apply(mode: Mode, root: &Root, rules: &Rules, fifo: Option<&OwnedFd>) -> Result<String> {
+/// Applies the rules (inside the container, after pivot_root; `root` is the container's `/`). The exec
+/// fifo needs no rule: the init holds it open from before the clone. Returns a line saying what was
+/// enforced.
+pub fn apply(mode: Mode, root: &Root, rules: &Rules) -> Result<String> {
     if mode == Mode::Off {
         return Ok("landlock: off".into());
     }
@@ -253,14 +252,6 @@ pub fn apply(mode: Mode, root: &Root, rules: &Rules, fifo: Option<&OwnedFd>) -> 
         }
         ruleset = ruleset
             .add_rule(PathBeneath::new(fd, rights))
-            .map_err(lerr)?;
-    }
-    if let Some(f) = fifo {
-        let fd = f
-            .try_clone()
-            .map_err(|e| crate::error::io_err("dup", Path::new("exec.fifo"), e))?;
-        ruleset = ruleset
-            .add_rule(PathBeneath::new(fd, AccessFs::WriteFile))
             .map_err(lerr)?;
     }
     let status = ruleset.restrict_self().map_err(lerr)?;

@@ -34,9 +34,12 @@ pub struct Profile {
     /// SECCOMP_FILTER_FLAG_* names.
     #[serde(default)]
     pub flags: Vec<String>,
-    /// A seccomp agent's socket (SCMP_ACT_NOTIFY): not supported.
+    /// The seccomp agent's socket, which receives the SCMP_ACT_NOTIFY listener.
     #[serde(default)]
     pub listener_path: Option<String>,
+    /// Opaque metadata passed to the agent.
+    #[serde(default)]
+    pub listener_metadata: Option<String>,
     /// The rules.
     #[serde(default)]
     pub syscalls: Vec<SyscallRule>,
@@ -78,14 +81,52 @@ pub struct ArgRule {
 pub struct Compiled {
     /// BPF programs.
     pub programs: Vec<BpfProgram>,
+    /// Which program (at most one) returns SECCOMP_RET_USER_NOTIF and is installed with a listener.
+    pub notify: Option<usize>,
     /// SECCOMP_FILTER_FLAG_* bits.
     pub flags: u32,
+    /// linux.seccomp.listenerPath (set whenever `notify` is).
+    pub listener_path: Option<std::path::PathBuf>,
+    /// linux.seccomp.listenerMetadata.
+    pub listener_metadata: Option<String>,
+}
+
+/// SCMP_ACT_NOTIFY is compiled as this TRACE action and rewritten to SECCOMP_RET_USER_NOTIF in its own
+/// program (seccompiler has no notify action). `Act` keeps it apart from a real TRACE rule.
+const NOTIFY_PLACEHOLDER: SeccompAction = SeccompAction::Trace(0);
+
+/// An action as the profile means it: seccompiler's, or notify.
+#[derive(Debug, Clone, PartialEq)]
+enum Act {
+    Plain(SeccompAction),
+    Notify,
+}
+
+impl Act {
+    fn seccompiler(&self) -> SeccompAction {
+        match self {
+            Act::Plain(a) => a.clone(),
+            Act::Notify => NOTIFY_PLACEHOLDER,
+        }
+    }
+}
+
+/// Rewrites a notify program's placeholder returns to SECCOMP_RET_USER_NOTIF.
+fn to_notify(mut prog: BpfProgram) -> BpfProgram {
+    const RET_K: u16 = 0x06;
+    let placeholder = libc::SECCOMP_RET_TRACE;
+    for insn in &mut prog {
+        if insn.code == RET_K && insn.k == placeholder {
+            insn.k = libc::SECCOMP_RET_USER_NOTIF;
+        }
+    }
+    prog
 }
 
 const EPERM: u32 = libc::EPERM as u32;
 
-fn action(name: &str, errno: Option<u32>, field: &str) -> Result<SeccompAction> {
-    Ok(match name {
+fn action(name: &str, errno: Option<u32>, field: &str) -> Result<Act> {
+    Ok(Act::Plain(match name {
         "SCMP_ACT_ALLOW" => SeccompAction::Allow,
         "SCMP_ACT_ERRNO" => SeccompAction::Errno(errno.unwrap_or(EPERM)),
         "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => SeccompAction::KillThread,
@@ -93,17 +134,13 @@ fn action(name: &str, errno: Option<u32>, field: &str) -> Result<SeccompAction> 
         "SCMP_ACT_TRAP" => SeccompAction::Trap,
         "SCMP_ACT_TRACE" => SeccompAction::Trace(errno.unwrap_or(EPERM)),
         "SCMP_ACT_LOG" => SeccompAction::Log,
-        "SCMP_ACT_NOTIFY" => {
-            return Err(Error::NotSupported(format!(
-                "{field}: SCMP_ACT_NOTIFY (seccomp agents) is not supported"
-            )));
-        }
+        "SCMP_ACT_NOTIFY" => return Ok(Act::Notify),
         other => {
             return Err(Error::InvalidSpec(format!(
                 "{field}: unknown action {other:?}"
             )));
         }
-    })
+    }))
 }
 
 fn condition(a: &ArgRule, field: &str) -> Result<SeccompCondition> {
@@ -189,11 +226,6 @@ fn x32_filter() -> BpfProgram {
 pub fn compile(value: &serde_json::Value) -> Result<Compiled> {
     let p: Profile = serde_path_to_error::deserialize(value)
         .map_err(|e| Error::InvalidSpec(format!("linux.seccomp.{}: {}", e.path(), e.inner())))?;
-    if p.listener_path.as_deref().is_some_and(|l| !l.is_empty()) {
-        return Err(Error::NotSupported(
-            "linux.seccomp.listenerPath: seccomp agents are not supported".into(),
-        ));
-    }
     for (i, a) in p.architectures.iter().enumerate() {
         if !a.starts_with("SCMP_ARCH_") {
             return Err(Error::InvalidSpec(format!(
@@ -212,7 +244,7 @@ pub fn compile(value: &serde_json::Value) -> Result<Compiled> {
         "linux.seccomp.defaultAction",
     )?;
     // Rules by action, and every named syscall's conditions for the default filter.
-    let mut by_action: Vec<(SeccompAction, BTreeMap<i64, Vec<SeccompRule>>)> = Vec::new();
+    let mut by_action: Vec<(Act, BTreeMap<i64, Vec<SeccompRule>>)> = Vec::new();
     let mut named: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for (i, r) in p.syscalls.iter().enumerate() {
         let field = format!("linux.seccomp.syscalls[{i}]");
@@ -256,37 +288,91 @@ pub fn compile(value: &serde_json::Value) -> Result<Compiled> {
         }
     }
     let arch = TargetArch::x86_64;
-    let build = |rules, mismatch: SeccompAction, matched: SeccompAction| -> Result<BpfProgram> {
-        let f = SeccompFilter::new(rules, mismatch, matched, arch)
+    let build = |rules, mismatch: &Act, matched: &Act| -> Result<BpfProgram> {
+        let f = SeccompFilter::new(rules, mismatch.seccompiler(), matched.seccompiler(), arch)
             .map_err(|e| Error::InvalidSpec(format!("linux.seccomp: {e}")))?;
-        BpfProgram::try_from(f).map_err(|e| Error::InvalidSpec(format!("linux.seccomp: {e}")))
+        let prog = BpfProgram::try_from(f)
+            .map_err(|e| Error::InvalidSpec(format!("linux.seccomp: {e}")))?;
+        // sock_fprog.len is 16 bits and the kernel takes at most BPF_MAXINSNS (4096) instructions.
+        if prog.len() > 4096 {
+            return Err(Error::InvalidSpec(format!(
+                "linux.seccomp: a filter of {} instructions is over the kernel's 4096",
+                prog.len()
+            )));
+        }
+        Ok(if *mismatch == Act::Notify || *matched == Act::Notify {
+            to_notify(prog)
+        } else {
+            prog
+        })
     };
+    let allow = Act::Plain(SeccompAction::Allow);
     let mut programs = Vec::new();
-    if default != SeccompAction::Allow {
-        programs.push(build(named, default, SeccompAction::Allow)?);
+    let mut notify = None;
+    if default != allow {
+        if default == Act::Notify {
+            notify = Some(programs.len());
+        }
+        programs.push(build(named, &default, &allow)?);
     }
     for (act, rules) in by_action {
-        if act != SeccompAction::Allow && !rules.is_empty() {
-            programs.push(build(rules, SeccompAction::Allow, act)?);
+        if act != allow && !rules.is_empty() {
+            if act == Act::Notify {
+                notify = Some(programs.len());
+            }
+            programs.push(build(rules, &allow, &act)?);
         }
     }
     if !programs.is_empty() {
         programs.push(x32_filter());
     }
-    Ok(Compiled { programs, flags })
+    let listener_path = p
+        .listener_path
+        .filter(|l| !l.is_empty())
+        .map(std::path::PathBuf::from);
+    if notify.is_some() && listener_path.is_none() {
+        return Err(Error::InvalidSpec(
+            "linux.seccomp: SCMP_ACT_NOTIFY needs listenerPath (the seccomp agent's socket)".into(),
+        ));
+    }
+    if listener_path.as_deref().is_some_and(|l| !l.is_absolute()) {
+        return Err(Error::InvalidSpec(
+            "linux.seccomp.listenerPath: not an absolute path".into(),
+        ));
+    }
+    Ok(Compiled {
+        programs,
+        notify,
+        flags,
+        listener_path,
+        listener_metadata: p.listener_metadata,
+    })
 }
 
-/// Installs the compiled filters (needs no_new_privs or CAP_SYS_ADMIN).
-pub fn install(c: &Compiled) -> Result<()> {
+/// Installs the compiled filters (needs no_new_privs or CAP_SYS_ADMIN). Returns the notify listener
+/// when the profile has SCMP_ACT_NOTIFY.
+pub fn install(c: &Compiled) -> Result<Option<std::os::fd::OwnedFd>> {
+    const NEW_LISTENER: u32 = 8;
+    const TSYNC: u32 = 1;
+    let mut listener = None;
     for (i, prog) in c.programs.iter().enumerate() {
-        crate::sys::seccomp_set_filter(prog, c.flags)
+        // The kernel refuses TSYNC together with NEW_LISTENER; berth's init has one thread anyway.
+        let flags = if c.notify == Some(i) {
+            (c.flags & !TSYNC) | NEW_LISTENER
+        } else {
+            c.flags
+        };
+        let fd = crate::sys::seccomp_set_filter(prog, flags)
             .map_err(Error::Sys)
             .map_err(|e| Error::Context {
                 what: format!("linux.seccomp: filter {i}"),
                 source: Box::new(e),
             })?;
+        if fd.is_some() {
+            listener = fd;
+        }
     }
-    Ok(())
+    Ok(listener)
 }
 
 /// Syscalls the default profile (`berth spec --seccomp default`) refuses, as Docker's and Podman's do

@@ -43,6 +43,50 @@ pub struct ValidSpec {
     pub dev_is_tmpfs: bool,
     /// linux.seccomp, compiled (before any process exists, so profile errors fail early).
     pub seccomp: Option<crate::security::seccomp::Compiled>,
+    /// linux.personality as personality(2) takes it.
+    pub personality: Option<u32>,
+}
+
+/// SELinux labels: with SELinux off there is nothing to label and the label is ignored, as runc and
+/// crun do (logged with --debug); with SELinux on, berth would have to apply it, and cannot yet.
+fn check_selinux_label(field: &str, label: Option<&str>) -> Result<()> {
+    let Some(label) = label.filter(|l| !l.is_empty()) else {
+        return Ok(());
+    };
+    if Path::new("/sys/fs/selinux/enforce").exists() {
+        return Err(Error::NotSupported(format!(
+            "{field}: applying SELinux labels is not supported yet (label {label:?})"
+        )));
+    }
+    crate::logging::debug(&format!(
+        "{field}: SELinux is not enabled on this host; label {label:?} ignored"
+    ));
+    Ok(())
+}
+
+/// linux.personality: domain LINUX (PER_LINUX, 0) or LINUX32 (PER_LINUX32, 8), as runc supports.
+fn personality(v: &serde_json::Value) -> Result<u32> {
+    #[derive(serde::Deserialize)]
+    struct P {
+        domain: String,
+        #[serde(default)]
+        flags: Vec<String>,
+    }
+    let p: P = serde_path_to_error::deserialize(v)
+        .map_err(|e| invalid(format!("linux.personality.{}: {}", e.path(), e.inner())))?;
+    if !p.flags.is_empty() {
+        return Err(Error::NotSupported(format!(
+            "linux.personality.flags: {:?} (no personality flag is supported, as in runc)",
+            p.flags
+        )));
+    }
+    match p.domain.as_str() {
+        "LINUX" => Ok(0),
+        "LINUX32" => Ok(8),
+        d => Err(invalid(format!(
+            "linux.personality.domain: {d:?} (expected LINUX or LINUX32)"
+        ))),
+    }
 }
 
 fn ns_flag(typ: &str) -> Option<CloneFlags> {
@@ -131,11 +175,6 @@ fn check_namespaces(namespaces: &[Namespace]) -> Result<(CloneFlags, bool, Vec<J
         seen |= flag;
         match ns.path.as_deref().filter(|p| !p.is_empty()) {
             Some(path) => {
-                if ns.typ == "mount" {
-                    return Err(Error::NotSupported(format!(
-                        "linux.namespaces[{i}].path: joining an existing mount namespace ({path}); berth always builds the container's own"
-                    )));
-                }
                 if !path.starts_with('/') {
                     return Err(invalid(format!(
                         "linux.namespaces[{i}].path: {path:?} is not absolute"
@@ -150,6 +189,11 @@ fn check_namespaces(namespaces: &[Namespace]) -> Result<(CloneFlags, bool, Vec<J
             None if ns.typ == "time" => new_time = true,
             None => flags |= flag,
         }
+    }
+    // A spec without a mount namespace still gets one (nothing the runtime mounts may land in the
+    // host's namespace); a mount namespace given by path is joined instead.
+    if joins.iter().any(|j| j.typ == "mount") {
+        flags -= CloneFlags::CLONE_NEWNS;
     }
     // The user namespace must be joined first: it decides what the others may do.
     joins.sort_by_key(|j| j.typ != "user");
@@ -185,11 +229,7 @@ fn check_process(p: &Process) -> Result<()> {
             )));
         }
     }
-    if p.selinux_label.as_deref().is_some_and(|l| !l.is_empty()) {
-        return Err(Error::NotSupported(
-            "process.selinuxLabel: SELinux is not supported".into(),
-        ));
-    }
+    check_selinux_label("process.selinuxLabel", p.selinux_label.as_deref())?;
     crate::security::apparmor::check(p.apparmor_profile.as_deref())?;
     if let Some(caps) = &p.capabilities {
         let sets = [
@@ -220,15 +260,19 @@ fn check_linux(
     new_time: bool,
     joins: &[JoinNs],
 ) -> Result<()> {
-    let new_uts = clone_flags.contains(CloneFlags::CLONE_NEWUTS);
-    if spec.hostname.as_deref().is_some_and(|h| !h.is_empty()) && !new_uts {
+    // A joined uts namespace takes the hostname too, as in runc; without either it would be the host's.
+    let uts = clone_flags.contains(CloneFlags::CLONE_NEWUTS)
+        || joins.iter().any(|j| j.flag == CloneFlags::CLONE_NEWUTS);
+    if spec.hostname.as_deref().is_some_and(|h| !h.is_empty()) && !uts {
         return Err(invalid(
-            "hostname: setting it needs a new uts namespace".into(),
+            "hostname: setting it needs a uts namespace of the container's (linux.namespaces)"
+                .into(),
         ));
     }
-    if spec.domainname.as_deref().is_some_and(|h| !h.is_empty()) && !new_uts {
+    if spec.domainname.as_deref().is_some_and(|h| !h.is_empty()) && !uts {
         return Err(invalid(
-            "domainname: setting it needs a new uts namespace".into(),
+            "domainname: setting it needs a uts namespace of the container's (linux.namespaces)"
+                .into(),
         ));
     }
     if linux.time_offsets.as_ref().is_some_and(|t| !t.is_empty()) && !new_time {
@@ -335,17 +379,16 @@ impl ValidSpec {
             Some(v) if !v.is_null() => Some(crate::security::seccomp::compile(v)?),
             _ => None,
         };
-        if linux.mount_label.as_deref().is_some_and(|l| !l.is_empty()) {
-            return Err(Error::NotSupported(
-                "linux.mountLabel: SELinux is not supported".into(),
-            ));
-        }
+        check_selinux_label("linux.mountLabel", linux.mount_label.as_deref())?;
         if linux.intel_rdt.is_some() {
             return Err(Error::NotSupported("linux.intelRdt".into()));
         }
-        if linux.personality.is_some() {
-            return Err(Error::NotSupported("linux.personality".into()));
-        }
+        let personality = linux
+            .personality
+            .as_ref()
+            .filter(|v| !v.is_null())
+            .map(personality)
+            .transpose()?;
         for (kind, hooks) in spec.hooks.iter().flat_map(crate::hooks::all) {
             for (i, h) in hooks.iter().enumerate() {
                 if !h.path.starts_with('/') {
@@ -369,8 +412,14 @@ impl ValidSpec {
             userns,
             dev_is_tmpfs,
             seccomp,
+            personality,
             spec,
         })
+    }
+
+    /// The container joins a mount namespace by path (and so mounts nothing).
+    pub fn joins_mount(&self) -> bool {
+        self.joins.iter().any(|j| j.typ == "mount")
     }
 
     /// linux (or its default).
@@ -382,20 +431,50 @@ impl ValidSpec {
             .unwrap_or_else(|| EMPTY.get_or_init(Default::default))
     }
 
-    /// The warnings about settings berth accepts but does not act on.
-    pub fn warnings(&self) -> Vec<String> {
-        let mut w = Vec::new();
+    /// What berth accepts but does not act on, as one message (None when nothing matters): said once,
+    /// to the log when there is one. Only settings whose absence changes what the container can do
+    /// count; a bare cgroupsPath (every orchestrator sends one) is a debug note.
+    pub fn unenforced(&self) -> Option<String> {
         let linux = self.linux();
-        if linux.resources.as_ref().is_some_and(|r| !r.is_null()) {
-            w.push(
-                "linux.resources: cgroups are not managed yet; resource limits are NOT applied"
-                    .into(),
+        if linux.cgroups_path.as_deref().is_some_and(|p| !p.is_empty()) {
+            crate::logging::debug(
+                "linux.cgroupsPath: cgroups are not managed yet; no cgroup is made",
             );
         }
-        if linux.cgroups_path.as_deref().is_some_and(|p| !p.is_empty()) {
-            w.push("linux.cgroupsPath: cgroups are not managed yet; no cgroup is created".into());
+        let r = linux.resources.as_ref().and_then(|r| r.as_object())?;
+        let mut missing: Vec<&str> = r
+            .iter()
+            .filter(|(k, v)| *k != "devices" && !is_empty_json(v))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        // Device rules only matter when the container could reach a device berth did not make: with
+        // CAP_MKNOD, or with linux.devices.
+        let mknod = self
+            .process
+            .capabilities
+            .as_ref()
+            .and_then(|c| c.bounding.as_ref())
+            .is_some_and(|b| b.iter().any(|c| c == "CAP_MKNOD"));
+        if r.get("devices").is_some_and(|d| !is_empty_json(d))
+            && (mknod || !linux.devices.is_empty())
+        {
+            missing.push("devices");
         }
-        w
+        (!missing.is_empty()).then(|| {
+            format!(
+                "linux.resources: cgroups are not managed yet; NOT applied: {}",
+                missing.join(", ")
+            )
+        })
+    }
+}
+
+fn is_empty_json(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Null => true,
+        serde_json::Value::Array(a) => a.is_empty(),
+        serde_json::Value::Object(o) => o.values().all(is_empty_json),
+        _ => false,
     }
 }
 

@@ -639,21 +639,37 @@ pub fn copy_winsize(from: impl AsFd, to: impl AsFd) -> Result<(), SysError> {
 }
 
 /// seccomp(SECCOMP_SET_MODE_FILTER, flags, prog): installs one BPF program. Without no_new_privs the
-/// caller needs CAP_SYS_ADMIN.
-pub fn seccomp_set_filter(prog: &[seccompiler::sock_filter], flags: u32) -> Result<(), SysError> {
+/// caller needs CAP_SYS_ADMIN. With SECCOMP_FILTER_FLAG_NEW_LISTENER the kernel returns the notify
+/// listener, owned here.
+pub fn seccomp_set_filter(
+    prog: &[seccompiler::sock_filter],
+    flags: u32,
+) -> Result<Option<OwnedFd>, SysError> {
     /// `struct sock_fprog` (linux/filter.h).
     #[repr(C)]
     struct SockFprog {
         len: libc::c_ushort,
         filter: *const seccompiler::sock_filter,
     }
+    let what = || {
+        format!(
+            "seccomp(SECCOMP_SET_MODE_FILTER, {flags:#x}, {} instructions)",
+            prog.len()
+        )
+    };
+    let len = libc::c_ushort::try_from(prog.len()).map_err(|_| SysError {
+        call: what(),
+        errno: Errno::EINVAL,
+    })?;
     let fprog = SockFprog {
-        len: prog.len() as libc::c_ushort,
+        len,
         filter: prog.as_ptr(),
     };
     const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
+    const NEW_LISTENER: u32 = 8;
     // SAFETY: `fprog` points at `prog`, a slice of #[repr(C)] sock_filter (8 bytes each, as the kernel's
-    // struct sock_filter) that outlives the call; the kernel copies the program.
+    // struct sock_filter) whose length fits the u16 `len`, and it outlives the call; the kernel copies
+    // the program.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_seccomp,
@@ -662,12 +678,25 @@ pub fn seccomp_set_filter(prog: &[seccompiler::sock_filter], flags: u32) -> Resu
             &fprog as *const SockFprog,
         )
     };
-    unit(ret, || {
-        format!(
-            "seccomp(SECCOMP_SET_MODE_FILTER, {flags:#x}, {} instructions)",
-            prog.len()
-        )
-    })
+    if ret < 0 {
+        return Err(SysError {
+            call: what(),
+            errno: Errno::last(),
+        });
+    }
+    if flags & NEW_LISTENER == 0 {
+        return Ok(None);
+    }
+    // SAFETY: with NEW_LISTENER a successful seccomp(2) returns a new fd (close-on-exec) that nothing
+    // else owns.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(ret as RawFd) }))
+}
+
+/// personality(persona): the execution domain (PER_LINUX, PER_LINUX32) for this process and its exec.
+pub fn set_personality(persona: u32) -> Result<(), SysError> {
+    // SAFETY: an integer argument only; personality(2) changes no memory of ours.
+    let ret = unsafe { libc::personality(persona as libc::c_ulong) };
+    unit(ret as libc::c_long, || format!("personality({persona:#x})"))
 }
 
 /// landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION): the kernel's Landlock ABI, or
