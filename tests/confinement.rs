@@ -116,16 +116,15 @@ fn default_profile_runs_busybox_and_refuses_mount() {
 }
 
 #[test]
-fn notify_and_bad_profiles_fail_clearly() {
+fn notify_without_listener_and_bad_profiles_fail_clearly() {
     let mut b = Bundle::new("true");
-    b.spec["linux"]["seccomp"] =
-        json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock"});
-    assert!(fails(&b.run("sc7")).contains("listenerPath"));
     b.spec["linux"]["seccomp"] = profile(
         "SCMP_ACT_ALLOW",
         json!([{"names": ["read"], "action": "SCMP_ACT_NOTIFY"}]),
     );
-    assert!(fails(&b.run("sc8")).contains("not supported"));
+    assert!(fails(&b.run("sc8")).contains("needs listenerPath"));
+    b.spec["linux"]["seccomp"]["listenerPath"] = json!("relative.sock");
+    assert!(fails(&b.run("sc7")).contains("not an absolute path"));
     b.spec["linux"]["seccomp"] = profile(
         "SCMP_ACT_ALLOW",
         json!([{"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": 0, "op": "SCMP_CMP_BOGUS"}]}]),

@@ -493,11 +493,34 @@ mod tests {
         let e = compile(&json!({"defaultAction": "SCMP_ACT_NOTIFY"}))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("not supported"), "{e}");
+        assert!(e.contains("needs listenerPath"), "{e}");
         let e = compile(&json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["BOGUS"]}))
             .unwrap_err()
             .to_string();
         assert!(e.contains("flags"), "{e}");
+    }
+
+    #[test]
+    fn notify_is_its_own_program_returning_user_notif() {
+        let c = compile(
+            &json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/a.sock",
+            "syscalls": [
+                {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"},
+                {"names": ["rmdir"], "action": "SCMP_ACT_TRACE", "errnoRet": 0}
+            ]}),
+        )
+        .unwrap();
+        let n = c.notify.expect("a notify program");
+        let rets = |i: usize, k: u32| c.programs[i].iter().any(|f| f.code == 0x06 && f.k == k);
+        assert!(rets(n, libc::SECCOMP_RET_USER_NOTIF));
+        assert!(!rets(n, libc::SECCOMP_RET_TRACE));
+        // The real TRACE rule keeps its action in its own program.
+        let t = (0..c.programs.len()).find(|i| *i != n && rets(*i, libc::SECCOMP_RET_TRACE));
+        assert!(t.is_some());
+        assert_eq!(
+            c.listener_path.as_deref(),
+            Some(std::path::Path::new("/a.sock"))
+        );
     }
 
     #[test]
