@@ -13,7 +13,8 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/volumes/data" "$work/volumes/out"
 echo "hello from the host" > "$work/volumes/data/greeting"
 cat > "$work/policy.json" <<JSON
-{ "roots": [ { "path": "$work/volumes", "access": "rw" } ] }
+{ "roots": [ { "path": "$work/volumes", "access": "rw" } ],
+  "rootfs": [ { "path": "$PWD/rootfs", "access": "ro" } ] }
 JSON
 "$berth" --root "$work/state" --policy "$work/policy.json" run --rootfs rootfs \
     -v "$work/volumes/data:/data" -v "$work/volumes/out:/out:rw" -- \

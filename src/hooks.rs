@@ -1,6 +1,7 @@
 //! OCI hooks: each runs with the state JSON on stdin, its own argv and env, and is killed when its
 //! timeout passes. Which moments call which list is decided by the callers (process::spawn for
 //! prestart/createRuntime, process::init for createContainer/startContainer, cli for poststart/poststop).
+//! The timeout covers writing the state too (a hook that never reads it cannot hold berth).
 
 use crate::error::{Error, Result};
 use crate::spec::{Hook, Hooks};
@@ -41,22 +42,41 @@ pub fn run_one(kind: &str, index: usize, hook: &Hook, state: &str) -> Result<()>
     let mut child = cmd
         .spawn()
         .map_err(|e| Error::State(format!("{label}: cannot start: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that does not read its stdin is fine (EPIPE is ignored).
-        let _ = stdin.write_all(state.as_bytes());
-    }
     let deadline = hook
         .timeout
         .filter(|t| *t > 0)
         .map(|t| Instant::now() + Duration::from_secs(t as u64));
+    // The state goes in without blocking, inside the same deadline: a hook that never reads a state
+    // larger than a pipe buffer is killed at its timeout like any other (and one that does not read
+    // at all is fine: EPIPE ends the writing).
+    let mut stdin = child.stdin.take();
+    if let Some(f) = &stdin {
+        let _ = nix::fcntl::fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(f),
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
+    }
+    let mut written = 0;
     let mut pause = Duration::from_micros(200);
     let status = loop {
+        if let Some(f) = &mut stdin {
+            match f.write(&state.as_bytes()[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => written = state.len(),
+            }
+            if written >= state.len() {
+                stdin = None;
+            }
+        }
         match child.try_wait() {
             Ok(Some(st)) => break st,
             Ok(None) => {}
             Err(e) => return Err(Error::State(format!("{label}: wait: {e}"))),
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
+            drop(stdin.take());
             let _ = child.kill();
             let _ = child.wait();
             return Err(Error::State(format!(
@@ -64,8 +84,17 @@ pub fn run_one(kind: &str, index: usize, hook: &Hook, state: &str) -> Result<()>
                 hook.timeout.unwrap_or(0)
             )));
         }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(20));
+        if stdin.is_none() {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
+        } else {
+            // Still writing: wait for room in the pipe (or the hook's exit), at most 20 ms.
+            let fd = stdin.as_ref().map(std::os::fd::AsFd::as_fd);
+            if let Some(fd) = fd {
+                let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLOUT)];
+                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(20u8));
+            }
+        }
     };
     if status.success() {
         Ok(())

@@ -37,15 +37,19 @@ fn propagation_flag(name: &str) -> (u64, bool) {
 /// shared, pivot_root's "no shared parent" rule holds too. linux.rootfsPropagation is applied to the
 /// container's `/` once it is the root ([`set_root_propagation`]), as runc does, so a `shared` or
 /// `unbindable` request never touches the host's mounts.
-pub fn bind_rootfs(vs: &ValidSpec) -> Result<Root> {
+/// `dir` is the rootfs as a host mount policy opened and vetted it (else it is opened by path).
+pub fn bind_rootfs(vs: &ValidSpec, dir: Option<OwnedFd>) -> Result<Root> {
     let slave = MountAttr {
         propagation: libc::MS_SLAVE,
         ..Default::default()
     };
     sys::mount_setattr_path(Path::new("/"), true, &slave)
         .with_context(|| "making / rslave".into())?;
-    let dir = sys::openat2(None, &vs.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0, 0)
-        .with_context(|| format!("opening the rootfs {}", vs.rootfs.display()))?;
+    let dir = match dir {
+        Some(d) => d,
+        None => sys::openat2(None, &vs.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0, 0)
+            .with_context(|| format!("opening the rootfs {}", vs.rootfs.display()))?,
+    };
     let tree = clone_tree(&dir, true).with_context(|| "binding the rootfs onto itself".into())?;
     sys::move_mount(&tree, &dir).with_context(|| "binding the rootfs onto itself".into())?;
     Ok(Root::from_fd(tree, &vs.rootfs))

@@ -24,6 +24,11 @@ fn world(script: &str, policy: Value) -> World {
     std::fs::write(outside.join("secret"), "host secret\n").unwrap();
     std::fs::write(vol.join("file"), "volume data\n").unwrap();
     let policy_path = b.tmp.path().join("policy.json");
+    // Every policy vets the rootfs too: this bundle's own directory is the allowed rootfs root.
+    let mut policy = policy;
+    if policy.get("rootfs").is_none() {
+        policy["rootfs"] = json!([{"path": b.dir, "access": "rw"}]);
+    }
     let text = policy.to_string().replace("$VOL", vol.to_str().unwrap());
     std::fs::write(&policy_path, text).unwrap();
     World {
@@ -36,7 +41,9 @@ fn world(script: &str, policy: Value) -> World {
 
 fn rw_policy() -> Value {
     json!({"roots": [{"path": "$VOL", "access": "rw"}],
-           "tenants": {"small": {"roots": ["$VOL"], "access": "ro", "max_volumes": 1}}})
+           "tenants": {"small": {"roots": ["$VOL"], "access": "ro", "max_volumes": 1},
+                       "main": {"roots": ["$VOL"], "access": "rw"}},
+           "default_tenant": "main"})
 }
 
 impl World {
@@ -218,11 +225,15 @@ fn tenants_limit_roots_access_and_count() {
     w.refused("t1", &["--tenant", "small"], "max_volumes");
     let e = fails(&w.run("t2", &["--tenant", "nobody"]));
     assert!(e.contains("tenant \"nobody\" is not in the policy"), "{e}");
-    // The tenant's ro cap applies, named by annotation this time.
-    let mut w = world("true", rw_policy());
+    // The tenant's ro cap applies, named by the orchestrator's annotation this time (the one key the
+    // policy names; the bundle's own berth.tenant may only repeat it).
+    let mut policy = rw_policy();
+    policy["tenant_annotation"] = json!("io.kubernetes.cri.sandbox-namespace");
+    let mut w = world("true", policy);
     let vol = w.vol.clone();
     w.mount(&vol, "/a", &["rbind", "rw"]);
-    w.b.spec["annotations"] = json!({"berth.tenant": "small"});
+    w.b.spec["annotations"] =
+        json!({"io.kubernetes.cri.sandbox-namespace": "small", "berth.tenant": "small"});
     w.refused("t3", &[], "at most ro");
     w.b.spec["mounts"]
         .as_array_mut()
@@ -300,7 +311,7 @@ fn check_reports_each_mount_and_exits_nonzero_on_refusal() {
     ]);
     assert_eq!(o.status.code(), Some(1));
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let last = v.as_array().unwrap().last().unwrap();
+    let last = v["mounts"].as_array().unwrap().last().unwrap();
     assert_eq!(last["verdict"], "refused");
     assert_eq!(last["rule"], "roots");
     assert!(!w.b.state.exists(), "check must not create state");

@@ -1,7 +1,8 @@
 //! `berth check --bundle B [--policy P] [--tenant T] [--format text|json]`: a dry run of the host mount
-//! policy that an orchestrator can call before create. Each mount gets a verdict, the source as it
-//! resolved and the access it would get; the exit code is 1 when any mount is refused. Nothing is
-//! mounted, created or started.
+//! policy that an orchestrator can call before create. The rootfs, hooks, capabilities, devices,
+//! namespaces and masked paths get a verdict each, and each mount one with the source as it resolved
+//! and the access it would get; the exit code is 1 when anything is refused. Nothing is mounted,
+//! created or started.
 
 use super::Global;
 use super::create::{enforcer, load_spec};
@@ -27,16 +28,19 @@ pub struct Args {
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     let vs = load_spec(&a.bundle)?;
     let ops = plan(&vs.spec.mounts, &vs.bundle)?;
-    let verdicts: Vec<Verdict> = match enforcer(g, a.tenant.as_deref(), &vs)? {
+    let enforcer = enforcer(g, a.tenant.as_deref(), &vs)?;
+    let findings = enforcer
+        .as_ref()
+        .map(|e| e.bundle_findings(&vs, &ops))
+        .unwrap_or_default();
+    let verdicts: Vec<Verdict> = match &enforcer {
         Some(e) => e.verdicts(&ops, &vs.rootfs),
         None => ops
             .iter()
             .map(|op| {
                 let (source, access) = match &op.kind {
                     OpKind::Bind { source, .. } => {
-                        let ro = (op.attr.attr_set | op.rattr.attr_set)
-                            & crate::sys::MOUNT_ATTR_RDONLY
-                            != 0;
+                        let ro = op.top_read_only();
                         (
                             Some(source.display().to_string()),
                             Some(if ro { Access::Ro } else { Access::Rw }),
@@ -57,13 +61,24 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
             })
             .collect(),
     };
-    let refused = verdicts.iter().any(|v| v.verdict == "refused");
+    let refused = verdicts.iter().any(|v| v.verdict == "refused")
+        || findings.iter().any(|f| f.verdict == "refused");
     if a.format == "json" {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&verdicts).unwrap_or_default()
-        );
+        let out = serde_json::json!({"mounts": verdicts, "bundle": findings});
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
+        for f in &findings {
+            println!(
+                "{}: {} [{}]{}",
+                f.field,
+                f.verdict,
+                f.rule,
+                f.note
+                    .as_deref()
+                    .map(|n| format!(": {n}"))
+                    .unwrap_or_default()
+            );
+        }
         for v in &verdicts {
             let access = v
                 .access

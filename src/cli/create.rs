@@ -49,7 +49,7 @@ impl CreateArgs {
 }
 
 /// The host mount policy for this container, if there is one: `--policy`, `BERTH_POLICY` or
-/// /etc/berth/policy.json, with the tenant from `--tenant` or the `berth.tenant` annotation.
+/// /etc/berth/policy.json, with the tenant the caller names (see policy::bundle::resolve_tenant).
 pub fn enforcer(g: &Global, tenant: Option<&str>, vs: &ValidSpec) -> Result<Option<Enforcer>> {
     let Some(policy) = Policy::load(g.policy.as_deref())? else {
         if tenant.is_some() {
@@ -57,12 +57,7 @@ pub fn enforcer(g: &Global, tenant: Option<&str>, vs: &ValidSpec) -> Result<Opti
         }
         return Ok(None);
     };
-    let tenant = tenant.map(str::to_string).or_else(|| {
-        vs.spec
-            .annotations
-            .get(crate::policy::TENANT_ANNOTATION)
-            .cloned()
-    });
+    let tenant = crate::policy::bundle::resolve_tenant(&policy, tenant, vs)?;
     Enforcer::new(policy, tenant).map(Some)
 }
 
@@ -109,7 +104,7 @@ impl Launch {
 pub fn create_container(
     g: &Global,
     a: &CreateArgs,
-    vs: &ValidSpec,
+    vs: &mut ValidSpec,
     launch: Launch,
 ) -> Result<(Container, Spawned)> {
     if g.systemd_cgroup
@@ -130,7 +125,9 @@ pub fn create_container(
     } else {
         crate::mount::plan::plan(&vs.spec.mounts, &vs.bundle)?
     };
-    // Every policy refusal is found here, before a state directory or a process exists.
+    let mut plan = plan;
+    // Every policy refusal is found here, before a state directory or a process exists; then the
+    // policy's hardening (recursive ro/nosuid/nodev, a read-only rootfs) goes into the plan and spec.
     let enforcer = enforcer(g, a.tenant.as_deref(), vs)?;
     if let Some(e) = &enforcer {
         if vs.joins_mount() {
@@ -138,13 +135,23 @@ pub fn create_container(
                 "linux.namespaces: joining a mount namespace by path is refused under a host mount policy (its mounts are not the bundle's to check)".into(),
             ));
         }
+        if let Some(err) = e
+            .bundle_findings(vs, &plan)
+            .iter()
+            .find_map(|f| f.to_error())
+        {
+            return Err(err);
+        }
         e.check_all(&plan, &vs.rootfs)?;
+        e.harden(&mut plan);
+        e.harden_root(vs);
     }
     if let Some(w) = vs.unenforced() {
         crate::logging::warn(&w);
     }
     let mut c = Container::create(&g.root, id)?;
     let landlock = Mode::for_spec(vs, enforcer.as_ref().and_then(|e| e.policy.landlock))?;
+    let vs: &ValidSpec = vs;
     match spawn_and_save(&mut c, a, vs, &plan, launch, enforcer.as_ref(), landlock) {
         Ok(s) => Ok((c, s)),
         Err(e) => {
@@ -235,7 +242,7 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 
 /// `berth create`.
 pub fn run(g: &Global, a: CreateArgs) -> Result<i32> {
-    let vs = load_spec(&a.bundle)?;
-    create_container(g, &a, &vs, Launch::Create)?;
+    let mut vs = load_spec(&a.bundle)?;
+    create_container(g, &a, &mut vs, Launch::Create)?;
     Ok(0)
 }

@@ -118,9 +118,9 @@ pub fn run(g: &Global, mut a: Args) -> Result<i32> {
     let mask = signal_mask();
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
         .map_err(|e| Error::sys("sigprocmask", e))?;
-    let vs = spec_for(&mut a)?;
+    let mut vs = spec_for(&mut a)?;
     let id = a.create.id()?.to_string();
-    let (c, spawned) = create_container(g, &a.create, &vs, Launch::Run { detach: a.detach })?;
+    let (c, spawned) = create_container(g, &a.create, &mut vs, Launch::Run { detach: a.detach })?;
     let pid = spawned.pid;
     // Start: release the init; the sync socket then closes on its execve, or carries its last error.
     let started =

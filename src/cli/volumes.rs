@@ -90,7 +90,9 @@ pub fn front_end_spec(rootfs: &Path, volumes: &[Volume], command: &[String]) -> 
                 v.container_path
             )));
         }
-        let access = if v.read_only { "ro" } else { "rw" };
+        // Whole trees: a read-only volume is read-only in every submount too (rro), and no volume
+        // brings set-uid binaries or device nodes into the container (rnosuid, rnodev).
+        let access = if v.read_only { "rro" } else { "rrw" };
         spec.mounts.push(Mount {
             destination: v.container_path.clone(),
             typ: Some("bind".into()),
@@ -98,8 +100,8 @@ pub fn front_end_spec(rootfs: &Path, volumes: &[Volume], command: &[String]) -> 
             options: vec![
                 "rbind".into(),
                 access.into(),
-                "nosuid".into(),
-                "nodev".into(),
+                "rnosuid".into(),
+                "rnodev".into(),
             ],
             ..Default::default()
         });
@@ -131,7 +133,9 @@ mod tests {
         )
         .unwrap();
         let m = vs.spec.mounts.last().unwrap();
-        assert!(m.options.contains(&"ro".to_string()));
+        for o in ["rro", "rnosuid", "rnodev"] {
+            assert!(m.options.contains(&o.to_string()), "{o}");
+        }
         assert!(Path::new(m.source.as_deref().unwrap()).is_absolute());
         assert!(front_end_spec(Path::new("r"), &[parse_volume("/a:rel").unwrap()], &[]).is_err());
     }

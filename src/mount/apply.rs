@@ -37,30 +37,40 @@ fn set_attrs(tree: &OwnedFd, op: &MountOp) -> Result<()> {
     Ok(())
 }
 
+/// Where bind sources come from: opened as an fd that is then cloned and mounted, so whoever vets
+/// a source (the host mount policy) vets the very fd that is mounted. `mount/` depends on no policy.
+pub trait OpenSource {
+    /// Opens the source of the bind mount `op` (O_PATH).
+    fn open_source(&self, op: &MountOp, source: &std::path::Path) -> Result<OwnedFd>;
+}
+
+/// Sources opened as the bundle names them (no policy: plain OCI behaviour).
+#[derive(Debug, Clone, Copy)]
+pub struct HostPath;
+
+impl OpenSource for HostPath {
+    fn open_source(&self, _op: &MountOp, source: &std::path::Path) -> Result<OwnedFd> {
+        Ok(sys::openat2(None, source, libc::O_PATH, 0, 0)?)
+    }
+}
+
 fn bind(
     root: &Root,
     op: &MountOp,
     source: &std::path::Path,
     recursive: bool,
-    policy: Option<&Policed<'_>>,
-) -> Result<OwnedFd> {
-    // Under a policy the source is opened beneath its allowed root and checked; that fd is mounted.
-    let src = match policy {
-        Some(p) => p.enforcer.open_source(op, p.rootfs)?.0,
-        None => sys::openat2(None, source, libc::O_PATH, 0, 0)?,
-    };
-    let kind = if sys::fstat(&src)?.st_mode & libc::S_IFMT == libc::S_IFDIR {
-        Kind::Dir
-    } else {
-        Kind::File
-    };
+    sources: &dyn OpenSource,
+) -> Result<(OwnedFd, bool)> {
+    let src = sources.open_source(op, source)?;
+    let dir = sys::fstat(&src)?.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    let kind = if dir { Kind::Dir } else { Kind::File };
     let tree = clone_tree(&src, recursive)?;
     drop(src);
     set_attrs(&tree, op)?;
     let dest = root.open_or_create(&op.dest, kind)?;
     check_destination(root, op, &dest)?;
     sys::move_mount(&tree, &dest)?;
-    Ok(tree)
+    Ok((tree, dir))
 }
 
 fn new_fs(
@@ -77,7 +87,7 @@ fn new_fs(
     for (k, v) in params {
         ctx.set(k, v.as_deref())?;
     }
-    let mnt = ctx.mount(op.attr.attr_set | op.rattr.attr_set)?;
+    let mnt = ctx.mount(op.effective_top().attr_set)?;
     let dest = if matches!(fstype, "proc" | "sysfs") {
         // proc and sysfs only onto real directories: a symlink here is refused, not followed.
         drop(root.mkdir_all(&op.dest)?);
@@ -129,6 +139,11 @@ fn file_kind(mode: u32) -> &'static str {
 ///   mount under /sys/fs/cgroup, and then only when the path has no symlink in it.
 fn check_destination(root: &Root, op: &MountOp, dest: &OwnedFd) -> Result<()> {
     let st = sys::fstat(dest)?;
+    if (st.st_dev, st.st_ino) == root.id()? {
+        return Err(Error::SafetyViolation(
+            "the destination resolves to the rootfs itself; a mount there would cover it".into(),
+        ));
+    }
     let t = st.st_mode & libc::S_IFMT;
     if t != libc::S_IFDIR && t != libc::S_IFREG {
         return Err(Error::SafetyViolation(format!(
@@ -143,12 +158,13 @@ fn check_destination(root: &Root, op: &MountOp, dest: &OwnedFd) -> Result<()> {
     if fs != PROC_SUPER_MAGIC && fs != SYSFS_MAGIC {
         return Ok(());
     }
+    // Decided on where the path really points (`..` taken, and no symlink on the way, checked below),
+    // never on the raw string: `/sys/fs/cgroup/../../kernel` is /sys/kernel.
+    let at = super::plan::lexical(&op.dest);
     let allowed = if fs == PROC_SUPER_MAGIC {
-        PROC_ALLOWED
-            .iter()
-            .any(|p| op.dest == std::path::Path::new(p))
+        PROC_ALLOWED.iter().any(|p| at == std::path::Path::new(p))
     } else {
-        op.dest.starts_with("/sys/fs/cgroup")
+        at.starts_with("/sys/fs/cgroup")
     };
     // The allow-list speaks of real paths: the destination must be reached without any symlink.
     let literal = root
@@ -170,24 +186,15 @@ fn check_destination(root: &Root, op: &MountOp, dest: &OwnedFd) -> Result<()> {
     }
 }
 
-/// A host mount policy with the rootfs it protects.
-#[derive(Debug, Clone, Copy)]
-pub struct Policed<'a> {
-    /// The policy and tenant.
-    pub enforcer: &'a crate::policy::Enforcer,
-    /// The container's rootfs on the host.
-    pub rootfs: &'a std::path::Path,
-}
-
-/// Makes one mount; returns the fd of the attached mount.
-pub fn apply_one(root: &Root, op: &MountOp, policy: Option<&Policed<'_>>) -> Result<OwnedFd> {
-    let mnt = match &op.kind {
-        OpKind::Bind { source, recursive } => bind(root, op, source, *recursive, policy),
+/// Makes one mount; returns the fd of the attached mount and whether it is a directory.
+pub fn apply_one(root: &Root, op: &MountOp, sources: &dyn OpenSource) -> Result<(OwnedFd, bool)> {
+    let (mnt, dir) = match &op.kind {
+        OpKind::Bind { source, recursive } => bind(root, op, source, *recursive, sources),
         OpKind::Fs {
             fstype,
             source,
             params,
-        } => new_fs(root, op, fstype, source.as_deref(), params),
+        } => new_fs(root, op, fstype, source.as_deref(), params).map(|m| (m, true)),
     }
     .with_context(|| op.label())?;
     if let Some((flag, recursive)) = op.propagation {
@@ -197,19 +204,22 @@ pub fn apply_one(root: &Root, op: &MountOp, policy: Option<&Policed<'_>>) -> Res
         };
         sys::mount_setattr(&mnt, recursive, &attr).with_context(|| op.label())?;
     }
-    Ok(mnt)
+    Ok((mnt, dir))
 }
 
-/// Makes every mount in order. Returns the root of the tmpfs mounted on /dev, if the plan has one, so
-/// that /dev is populated through that fd rather than through a path.
+/// Makes every mount in order, calling `mounted` with each one as attached (its fd, whether it is a
+/// directory) before the fd is closed. Returns the root of the tmpfs mounted on /dev, if the plan has
+/// one, so that /dev is populated through that fd rather than through a path.
 pub fn apply_all(
     root: &Root,
     ops: &[MountOp],
-    policy: Option<&Policed<'_>>,
+    sources: &dyn OpenSource,
+    mounted: &mut dyn FnMut(&MountOp, &OwnedFd, bool) -> Result<()>,
 ) -> Result<Option<OwnedFd>> {
     let mut dev = None;
     for op in ops {
-        let mnt = apply_one(root, op, policy)?;
+        let (mnt, dir) = apply_one(root, op, sources)?;
+        mounted(op, &mnt, dir).with_context(|| op.label())?;
         let is_dev_tmpfs = matches!(&op.kind, OpKind::Fs { fstype, .. } if fstype == "tmpfs")
             && op.dest == std::path::Path::new("/dev");
         if is_dev_tmpfs {

@@ -5,7 +5,7 @@
 use super::options::{self, Opt};
 use crate::error::{Error, Result};
 use crate::spec::Mount;
-use crate::sys::MountAttr;
+use crate::sys::{MOUNT_ATTR_RDONLY, MountAttr};
 use std::path::{Component, Path, PathBuf};
 
 /// What to mount.
@@ -47,6 +47,34 @@ pub struct MountOp {
 }
 
 impl MountOp {
+    /// The attributes the top mount ends up with, computed as the kernel applies them: the top-only
+    /// options first, then the recursive ones over them (`ro` + `rrw` is writable). Policy, `check`,
+    /// Landlock and `apply` all read this one result.
+    pub fn effective_top(&self) -> MountAttr {
+        let (t, r) = (&self.attr, &self.rattr);
+        MountAttr {
+            attr_set: (t.attr_set & !r.attr_clr) | r.attr_set,
+            attr_clr: (t.attr_clr & !r.attr_set) | r.attr_clr,
+            ..Default::default()
+        }
+    }
+
+    /// The top mount is read-only.
+    pub fn top_read_only(&self) -> bool {
+        self.effective_top().attr_set & MOUNT_ATTR_RDONLY != 0
+    }
+
+    /// Every mount of the tree is read-only (the top for a plain bind or a new filesystem; the
+    /// recursive attribute for an rbind, whose submounts keep their own flags otherwise).
+    pub fn tree_read_only(&self) -> bool {
+        match self.kind {
+            OpKind::Bind {
+                recursive: true, ..
+            } => self.rattr.attr_set & MOUNT_ATTR_RDONLY != 0,
+            _ => self.top_read_only(),
+        }
+    }
+
     /// `mounts[3] (/data)`, for messages.
     pub fn label(&self) -> String {
         format!("mounts[{}] ({})", self.index, self.dest.display())
@@ -67,6 +95,23 @@ fn normalise(dest: &str) -> PathBuf {
     p
 }
 
+/// `dest` with each `..` taken lexically (clamped at `/`, as the resolver clamps it): where the path
+/// points when it has no symlink in it. Used for decisions about a destination (is it `/`, is it in an
+/// allow-list), never to resolve it.
+pub fn lexical(dest: &Path) -> PathBuf {
+    let mut p = PathBuf::from("/");
+    for c in dest.components() {
+        match c {
+            Component::Normal(n) => p.push(n),
+            Component::ParentDir => {
+                p.pop();
+            }
+            _ => {}
+        }
+    }
+    p
+}
+
 fn is_bind(m: &Mount) -> bool {
     m.typ.as_deref() == Some("bind") || m.options.iter().any(|o| o == "bind" || o == "rbind")
 }
@@ -79,8 +124,11 @@ pub fn plan_one(index: usize, m: &Mount, bundle: &Path) -> Result<MountOp> {
         return Err(bad("destination is empty".into()));
     }
     let dest = normalise(&m.destination);
-    if dest == Path::new("/") {
-        return Err(bad("destination / would cover the whole rootfs".into()));
+    if lexical(&dest) == Path::new("/") {
+        return Err(bad(format!(
+            "destination {:?} is / and would cover the whole rootfs",
+            m.destination
+        )));
     }
     if m.uid_mappings.is_some() || m.gid_mappings.is_some() {
         return Err(Error::NotSupported(format!(
@@ -183,7 +231,7 @@ pub fn plan(mounts: &[Mount], bundle: &Path) -> Result<Vec<MountOp>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::{MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+    use crate::sys::MOUNT_ATTR_NOSUID;
 
     fn m(dest: &str, typ: Option<&str>, src: &str, opts: &[&str]) -> Mount {
         Mount {
@@ -253,6 +301,19 @@ mod tests {
     }
 
     #[test]
+    fn effective_attributes_apply_recursive_over_top() {
+        let b = Path::new("/b");
+        let op = plan_one(0, &m("/a", None, "/h", &["rbind", "ro", "rrw"]), b).unwrap();
+        assert!(!op.top_read_only() && !op.tree_read_only());
+        let op = plan_one(0, &m("/a", None, "/h", &["rbind", "rro", "rw"]), b).unwrap();
+        assert!(op.top_read_only() && op.tree_read_only());
+        let op = plan_one(0, &m("/a", None, "/h", &["rbind", "ro"]), b).unwrap();
+        assert!(op.top_read_only() && !op.tree_read_only());
+        let op = plan_one(0, &m("/a", None, "/h", &["bind", "ro"]), b).unwrap();
+        assert!(op.tree_read_only());
+    }
+
+    #[test]
     fn fs_params_and_destination_normalised() {
         let op = plan_one(
             2,
@@ -281,7 +342,10 @@ mod tests {
 
     #[test]
     fn root_destination_and_missing_type_refused() {
-        assert!(plan_one(0, &m("/", Some("tmpfs"), "t", &[]), Path::new("/b")).is_err());
+        for d in ["/", "/..", "/x/..", "x/../..", "/./"] {
+            let e = plan_one(0, &m(d, Some("tmpfs"), "t", &[]), Path::new("/b")).unwrap_err();
+            assert!(e.to_string().contains("cover the whole rootfs"), "{d}: {e}");
+        }
         assert!(plan_one(0, &m("/x", None, "t", &[]), Path::new("/b")).is_err());
         assert!(
             plan_one(0, &m("/x", Some("tmpfs"), "t", &["idmap"]), Path::new("/b"))

@@ -7,9 +7,11 @@
 
 use super::sync::{Channel, Msg};
 use crate::error::{Context, Error, Result};
+use crate::mount::apply::{HostPath, OpenSource};
 use crate::mount::plan::MountOp;
 use crate::resolve::Root;
 use crate::rootfs;
+use crate::security::landlock::{Builder as Landlock, Grant};
 use crate::spec::ValidSpec;
 use crate::spec::validate::JoinNs;
 use crate::sys;
@@ -89,8 +91,9 @@ fn step<T>(name: &str, r: Result<T>) -> Result<T> {
 /// [`confine`]); the exec fifo last.
 fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
     enter_namespaces(a)?;
-    let (root, state) = build_rootfs(a)?;
-    let program = confine(a, root)?;
+    let mut landlock = Landlock::new(a.landlock)?;
+    let (root, state) = build_rootfs(a, &mut landlock)?;
+    let program = confine(a, root, landlock)?;
     ready_and_exec(a, program, &state)
 }
 
@@ -150,7 +153,7 @@ fn enter_namespaces(a: &InitArgs<'_>) -> Result<()> {
 
 /// Steps 5-8: the rootfs on fds, hooks, sysctls and read-only/masked paths, pivot_root. Returns the
 /// container's `/` and the state JSON for in-container hooks.
-fn build_rootfs(a: &InitArgs<'_>) -> Result<(Root, String)> {
+fn build_rootfs(a: &InitArgs<'_>, landlock: &mut Landlock) -> Result<(Root, String)> {
     let vs = a.vs;
     let p = &vs.process;
     let linux = vs.linux();
@@ -162,13 +165,40 @@ fn build_rootfs(a: &InitArgs<'_>) -> Result<(Root, String)> {
     let root = if joined {
         step("rootfs", rootfs::chroot_joined(vs))?
     } else {
-        step("rootfs", rootfs::bind_rootfs(vs))?
+        // Under a policy the rootfs is the fd the policy opened beneath its allowed root.
+        let vetted = match a.policy {
+            Some(e) => Some(
+                e.open_rootfs(&vs.rootfs)
+                    .map_err(|f| f.to_error().unwrap_or(Error::Policy("root.path".into())))?
+                    .0,
+            ),
+            None => None,
+        };
+        step("rootfs", rootfs::bind_rootfs(vs, vetted))?
     };
-    let policed = a.policy.map(|enforcer| crate::mount::apply::Policed {
+    // Landlock rules are taken from the mounts as they are attached (see security::landlock).
+    let root_grant = if vs.spec.root.as_ref().is_some_and(|r| r.readonly) {
+        Grant::Read
+    } else {
+        Grant::Write
+    };
+    landlock.allow(root.fd(), true, root_grant)?;
+    let vetted = a.policy.map(|enforcer| crate::policy::Vetted {
         enforcer,
         rootfs: &vs.rootfs,
     });
-    let dev = crate::mount::apply::apply_all(&root, a.plan, policed.as_ref())?;
+    let sources: &dyn OpenSource = match &vetted {
+        Some(v) => v,
+        None => &HostPath,
+    };
+    let dev = crate::mount::apply::apply_all(&root, a.plan, sources, &mut |op, fd, dir| {
+        let grant = if op.top_read_only() {
+            Grant::Read
+        } else {
+            Grant::Write
+        };
+        landlock.allow(fd.as_fd(), dir, grant)
+    })?;
     if let Some(dev) = &dev {
         step("populating /dev", rootfs::populate_dev(dev, vs.userns))?;
     }
@@ -248,7 +278,7 @@ type Program = (CString, Vec<CString>, Vec<CString>);
 /// makes only setgroups/setres[ug]id/capset/prctl (identity), sendmsg (sync), read (exec fifo),
 /// rt_sigaction/umask and execve. Landlock, like seccomp, needs CAP_SYS_ADMIN without no_new_privs and
 /// comes after every mount (a Landlocked process cannot mount).
-fn confine(a: &InitArgs<'_>, root: Root) -> Result<Program> {
+fn confine(a: &InitArgs<'_>, root: Root, landlock: Landlock) -> Result<Program> {
     let vs = a.vs;
     let p = &vs.process;
     // 9. The AppArmor label for the next execve, first of the security layers (the ones after it can
@@ -265,8 +295,9 @@ fn confine(a: &InitArgs<'_>, root: Root) -> Result<Program> {
             sys::set_personality(persona).map_err(Into::into),
         )?;
     }
+    let mut landlock = Some(landlock);
     if !p.no_new_privileges {
-        apply_landlock(a, &root)?;
+        restrict_landlock(a, landlock.take())?;
     }
     // 11. The working directory (openat2, getcwd), the program (PATH lookup) and close-on-exec for every
     //     fd but stdio and the preserved ones (close_range), before seccomp can refuse those calls.
@@ -281,12 +312,12 @@ fn confine(a: &InitArgs<'_>, root: Root) -> Result<Program> {
     //     capability sets.
     set_identity(vs)?;
     // 14. With no_new_privs: set it, then Landlock (on the fds of the final mount table, reopened
-    //     through the root) and seccomp last.
-    //     (`root` is dropped on return: nothing after this resolves a path.)
+    //     taken while mounting) and seccomp last. (`root` is dropped on return: nothing after this
+    //     resolves a path.)
     if p.no_new_privileges {
         nix::sys::prctl::set_no_new_privs()
             .map_err(|e| Error::sys("prctl(PR_SET_NO_NEW_PRIVS)", e))?;
-        apply_landlock(a, &root)?;
+        restrict_landlock(a, landlock.take())?;
         install_seccomp(a)?;
     }
     Ok(program)
@@ -367,12 +398,12 @@ fn ready_and_exec(a: &InitArgs<'_>, program: Program, state: &str) -> Result<Inf
     Err(sys::execve(&path, &argv, &envp).into())
 }
 
-/// Landlock rules derived from the mount plan, applied inside the root. What was enforced goes to the
-/// parent's log.
-fn apply_landlock(a: &InitArgs<'_>, root: &Root) -> Result<()> {
-    let rules = crate::security::landlock::derive(a.vs, a.plan);
-    let note = crate::security::landlock::apply(a.landlock, root, &rules)?;
-    a.chan.send(&Msg::Note(note))
+/// Applies the Landlock ruleset filled while mounting; what was enforced goes to the parent's log.
+fn restrict_landlock(a: &InitArgs<'_>, landlock: Option<Landlock>) -> Result<()> {
+    if let Some(l) = landlock {
+        a.chan.send(&Msg::Note(l.restrict()?))?;
+    }
+    Ok(())
 }
 
 /// setresgid/setresuid 0 inside a new user namespace (the process was unmapped until now).

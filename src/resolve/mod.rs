@@ -44,6 +44,8 @@ pub struct Root {
     fd: OwnedFd,
     /// The host path, for messages only: never used to reach the directory.
     display: PathBuf,
+    /// (st_dev, st_ino) of the root, read once when first asked.
+    id: std::cell::OnceCell<(u64, u64)>,
 }
 
 fn file_type(fd: impl AsFd) -> Result<u32> {
@@ -81,6 +83,7 @@ impl Root {
         Ok(Root {
             fd,
             display: path.to_path_buf(),
+            id: Default::default(),
         })
     }
 
@@ -89,7 +92,17 @@ impl Root {
         Root {
             fd,
             display: display.into(),
+            id: Default::default(),
         }
+    }
+
+    /// (st_dev, st_ino) of the root directory, to recognise it behind another fd.
+    pub fn id(&self) -> Result<(u64, u64)> {
+        if let Some(id) = self.id.get() {
+            return Ok(*id);
+        }
+        let st = sys::fstat(self.fd())?;
+        Ok(*self.id.get_or_init(|| (st.st_dev, st.st_ino)))
     }
 
     /// The handle.

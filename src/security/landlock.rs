@@ -1,30 +1,29 @@
-//! Landlock rules derived from the container's own mount table, so that even a mount mistake cannot
-//! widen what the process may touch (no OCI runtime does this).
+//! Landlock rules taken from the mounts as they were attached, so that a path berth did not mount
+//! (a host directory reached through a leaked fd, /proc/<pid>/root of a host process) stays out of
+//! reach. Defence in depth: no read-only guarantee depends on it (read-only is the kernel's mount
+//! attribute, recursive where a policy caps access).
 //!
-//! Rights are unions over a path's ancestors, so write access is never granted on a directory that has
-//! a read-only mount somewhere beneath it; such a directory gets read/execute only and its children are
-//! granted one by one. The derived rules:
-//! - the rootfs: read and execute; write too when `root.readonly` is false (except above read-only
-//!   mounts, as said);
-//! - every mount of the spec at its destination: read and execute when it is read-only (`ro`/`rro`,
-//!   readonlyPaths), everything when it is writable (rw volumes, tmpfs, /dev, /proc...);
+//! Rules are added on the fds the mounts were attached through, as they are attached (the rootfs
+//! mount, then every spec mount: read/execute where the mount is read-only, everything where it is
+//! writable), never on path strings and never by following a symlink, so an image symlink such as
+//! `/zz -> /` or a symlinked destination cannot steer a rule onto another inode. Landlock rights are
+//! unions over the path's ancestors (across mount points), so what lies beneath the rootfs gets at
+//! least the rootfs's rights; a read-only rootfs gets read/execute and its writable mounts write.
 //!
-//! Everything else, e.g. a host directory reached through a leaked fd or /proc/<pid>/root, is denied.
-//! Rules are added on fds opened inside the root with `RESOLVE_IN_ROOT`, never on host path strings.
-//! Mode from the annotation `berth.landlock` (`off`, `best-effort`, `enforce`; the policy may set the
-//! default, else best-effort): enforce fails without a full Landlock; best-effort reports what it got.
-
+//! Mode from the annotation `berth.landlock` (`off`, `best-effort`, `enforce`). A policy's mode is a
+//! floor the annotation can raise but never lower. Without either, best-effort applies only where it
+//! cannot change OCI semantics: not when the bounding set has CAP_SYS_ADMIN or the container has a user
+//! namespace of its own (a Landlocked process cannot mount). Enforce fails without a full Landlock.
 use crate::error::{Error, Result};
-use crate::mount::plan::{MountOp, OpKind};
-use crate::resolve::Root;
 use crate::spec::ValidSpec;
 use crate::sys;
 use landlock::{
     ABI, Access, AccessFs, BitFlags, CompatLevel, Compatible, PathBeneath, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, RulesetStatus,
+    RulesetCreated, RulesetCreatedAttr, RulesetStatus,
 };
-use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::os::fd::BorrowedFd;
+#[cfg(test)]
+use std::path::Path;
 
 /// The annotation that sets the mode.
 pub const ANNOTATION: &str = "berth.landlock";
@@ -32,7 +31,7 @@ pub const ANNOTATION: &str = "berth.landlock";
 const ABI_WANTED: ABI = ABI::V7;
 
 /// How hard to apply Landlock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// Not at all.
@@ -44,18 +43,42 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// From the annotation, else `default`.
-    pub fn for_spec(vs: &ValidSpec, default: Option<Mode>) -> Result<Mode> {
-        match vs.spec.annotations.get(ANNOTATION).map(String::as_str) {
-            None => Ok(default.unwrap_or(Mode::BestEffort)),
-            Some("off") => Ok(Mode::Off),
-            Some("best-effort") => Ok(Mode::BestEffort),
-            Some("enforce") => Ok(Mode::Enforce),
-            Some(other) => Err(Error::InvalidSpec(format!(
-                "annotations.{ANNOTATION}: {other:?} (expected off, best-effort or enforce)"
-            ))),
-        }
+    /// From the annotation and the policy's mode (a floor the annotation may only raise); without
+    /// either, best-effort where it cannot change OCI semantics, else off.
+    pub fn for_spec(vs: &ValidSpec, policy: Option<Mode>) -> Result<Mode> {
+        let asked = match vs.spec.annotations.get(ANNOTATION).map(String::as_str) {
+            None => None,
+            Some("off") => Some(Mode::Off),
+            Some("best-effort") => Some(Mode::BestEffort),
+            Some("enforce") => Some(Mode::Enforce),
+            Some(other) => {
+                return Err(Error::InvalidSpec(format!(
+                    "annotations.{ANNOTATION}: {other:?} (expected off, best-effort or enforce)"
+                )));
+            }
+        };
+        Ok(match (asked, policy) {
+            (Some(a), Some(p)) => a.max(p),
+            (Some(m), None) | (None, Some(m)) => m,
+            (None, None) if may_mount(vs) => Mode::Off,
+            (None, None) => Mode::BestEffort,
+        })
     }
+}
+
+/// The container may make mounts of its own (CAP_SYS_ADMIN in its bounding set, or a user namespace
+/// of its own), which a Landlocked process cannot.
+fn may_mount(vs: &ValidSpec) -> bool {
+    let admin = vs
+        .process
+        .capabilities
+        .as_ref()
+        .and_then(|c| c.bounding.as_ref())
+        .is_some_and(|b| b.iter().any(|c| c == "CAP_SYS_ADMIN"));
+    admin
+        || vs
+            .clone_flags
+            .contains(nix::sched::CloneFlags::CLONE_NEWUSER)
 }
 
 /// What a rule allows.
@@ -65,94 +88,6 @@ pub enum Grant {
     Read,
     /// Everything.
     Write,
-}
-
-fn is_ro(op: &MountOp) -> bool {
-    (op.attr.attr_set | op.rattr.attr_set) & sys::MOUNT_ATTR_RDONLY != 0
-}
-
-/// Rules as container paths, derived purely from the spec and its mount plan.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Rules {
-    /// Path and what it allows.
-    pub grants: Vec<(PathBuf, Grant)>,
-    /// Read-only paths: no write grant may cover them.
-    pub read_only: Vec<PathBuf>,
-}
-
-/// Derives the rules (pure; unit-tested).
-///
-/// Only top-only read-only rbinds go into `read_only`: their submounts may be writable, and Landlock
-/// makes the whole volume read-only. Every other read-only mount (ro binds without submounts, rro,
-/// readonlyPaths, ro filesystems) is already refused writes by the kernel, so splitting the grants
-/// above it would only cost the process write access to the directories around it.
-pub fn derive(vs: &ValidSpec, ops: &[MountOp]) -> Rules {
-    let read_only: Vec<PathBuf> = ops
-        .iter()
-        .filter(|o| {
-            matches!(
-                o.kind,
-                OpKind::Bind {
-                    recursive: true,
-                    ..
-                }
-            ) && o.attr.attr_set & sys::MOUNT_ATTR_RDONLY != 0
-                && o.rattr.attr_set & sys::MOUNT_ATTR_RDONLY == 0
-        })
-        .map(|o| o.dest.clone())
-        .collect();
-    let root_grant = if vs.spec.root.as_ref().is_some_and(|r| r.readonly) {
-        Grant::Read
-    } else {
-        Grant::Write
-    };
-    let mut grants = vec![
-        (PathBuf::from("/"), Grant::Read),
-        (PathBuf::from("/"), root_grant),
-    ];
-    for op in ops {
-        grants.push((
-            op.dest.clone(),
-            if is_ro(op) { Grant::Read } else { Grant::Write },
-        ));
-    }
-    grants.dedup();
-    Rules { grants, read_only }
-}
-
-impl Rules {
-    /// Every strict ancestor of a read-only path (a set, so thousands of volumes stay linear).
-    fn ancestors(&self) -> std::collections::HashSet<&Path> {
-        self.read_only
-            .iter()
-            .flat_map(|r| r.ancestors().skip(1))
-            .collect()
-    }
-
-    #[cfg(test)]
-    fn above_read_only(&self, p: &Path) -> bool {
-        self.ancestors().contains(p)
-    }
-}
-
-/// Opens `path` in `root`; None when it does not exist.
-fn open(root: &Root, path: &Path) -> Result<Option<(OwnedFd, bool)>> {
-    match root.open_at(path, libc::O_PATH) {
-        Ok(fd) => {
-            let dir = sys::fstat(&fd)?.st_mode & libc::S_IFMT == libc::S_IFDIR;
-            Ok(Some((fd, dir)))
-        }
-        // Missing, or not reachable by the process's user: no rule, so no access (fail closed).
-        Err(e)
-            if matches!(
-                e.errno(),
-                Some(nix::errno::Errno::ENOENT | nix::errno::Errno::EACCES)
-            ) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
 }
 
 #[cfg(feature = "_test")]
@@ -165,114 +100,112 @@ fn simulated_absent() -> bool {
     false
 }
 
-/// The paths and grants to add, with write grants above read-only paths split into their children.
-/// (Paths, not fds: each is opened only when its rule is added and closed right after, so thousands
-/// of mounts stay within RLIMIT_NOFILE.)
-fn resolve(rules: &Rules) -> Vec<(PathBuf, Grant)> {
-    let above = rules.ancestors();
-    let read_only: std::collections::HashSet<&Path> =
-        rules.read_only.iter().map(PathBuf::as_path).collect();
-    let mut out = Vec::new();
-    for (path, g) in &rules.grants {
-        if *g == Grant::Read || !above.contains(path.as_path()) {
-            out.push((path.clone(), *g));
-            continue;
-        }
-        // Grant write on each child that is neither a read-only path nor above one, recursively.
-        let mut stack = vec![path.clone()];
-        while let Some(d) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&d) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let child = d.join(e.file_name());
-                if read_only.contains(child.as_path()) {
-                    continue;
-                }
-                if above.contains(child.as_path()) {
-                    stack.push(child);
-                } else {
-                    out.push((child, Grant::Write));
-                }
-            }
-        }
-    }
-    out
+/// A ruleset being filled as mounts are made; [`Builder::restrict`] applies it.
+pub struct Builder {
+    mode: Mode,
+    ruleset: Option<RulesetCreated>,
+    /// One rule per inode and grant: many mounts of one source are one object to Landlock, and adding
+    /// the same rule again costs the kernel a merge each time (quadratic for thousands of mounts).
+    seen: std::collections::HashSet<(u64, u64, Grant)>,
 }
 
-/// Applies the rules (inside the container, after pivot_root; `root` is the container's `/`). The exec
-/// fifo needs no rule: the init holds it open from before the clone. Returns a line saying what was
-/// enforced.
-pub fn apply(mode: Mode, root: &Root, rules: &Rules) -> Result<String> {
-    if mode == Mode::Off {
-        return Ok("landlock: off".into());
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("mode", &self.mode)
+            .field("rules", &self.seen.len())
+            .finish()
     }
-    if simulated_absent() {
-        return match mode {
-            Mode::Enforce => Err(Error::NotSupported(
-                "annotations.berth.landlock=enforce: this kernel does not support Landlock".into(),
-            )),
-            _ => Ok(
-                "landlock: best-effort: not enforced (this kernel does not support Landlock)"
-                    .into(),
-            ),
+}
+
+fn lerr(e: landlock::RulesetError) -> Error {
+    Error::NotSupported(format!("landlock: {e}"))
+}
+
+impl Builder {
+    /// Creates the ruleset (nothing with `off`, or when the kernel has no Landlock).
+    pub fn new(mode: Mode) -> Result<Builder> {
+        let mut b = Builder {
+            mode,
+            ruleset: None,
+            seen: Default::default(),
         };
-    }
-    let abi = ABI_WANTED;
-    let level = if mode == Mode::Enforce {
-        CompatLevel::HardRequirement
-    } else {
-        CompatLevel::BestEffort
-    };
-    let lerr = |e: landlock::RulesetError| Error::NotSupported(format!("landlock: {e}"));
-    let mut ruleset = Ruleset::default()
-        .set_compatibility(level)
-        .handle_access(AccessFs::from_all(abi))
-        .map_err(lerr)?
-        .create()
-        .map_err(lerr)?
-        .no_new_privs(false);
-    // One rule per inode and grant: many mounts of one source are one object to Landlock, and adding
-    // the same rule again costs the kernel a merge each time (quadratic for thousands of mounts).
-    let mut seen = std::collections::HashSet::new();
-    for (path, g) in resolve(rules) {
-        let Some((fd, dir)) = open(root, &path)? else {
-            continue;
-        };
-        let st = sys::fstat(&fd)?;
-        if !seen.insert((st.st_dev, st.st_ino, g)) {
-            continue;
+        if mode == Mode::Off || simulated_absent() {
+            return Ok(b);
         }
-        let mut rights: BitFlags<AccessFs> = match g {
-            Grant::Read => AccessFs::from_read(abi),
-            Grant::Write => AccessFs::from_all(abi),
+        let level = if mode == Mode::Enforce {
+            CompatLevel::HardRequirement
+        } else {
+            CompatLevel::BestEffort
+        };
+        b.ruleset = Some(
+            Ruleset::default()
+                .set_compatibility(level)
+                .handle_access(AccessFs::from_all(ABI_WANTED))
+                .map_err(lerr)?
+                .create()
+                .map_err(lerr)?
+                .no_new_privs(false),
+        );
+        Ok(b)
+    }
+
+    /// Allows `grant` beneath the directory or file `fd` (a mount root berth attached).
+    pub fn allow(&mut self, fd: BorrowedFd<'_>, dir: bool, grant: Grant) -> Result<()> {
+        if self.ruleset.is_none() {
+            return Ok(());
+        }
+        let st = sys::fstat(fd)?;
+        if !self.seen.insert((st.st_dev, st.st_ino, grant)) {
+            return Ok(());
+        }
+        let mut rights: BitFlags<AccessFs> = match grant {
+            Grant::Read => AccessFs::from_read(ABI_WANTED),
+            Grant::Write => AccessFs::from_all(ABI_WANTED),
         };
         if !dir {
-            rights &= AccessFs::from_file(abi);
+            rights &= AccessFs::from_file(ABI_WANTED);
         }
-        ruleset = ruleset
-            .add_rule(PathBeneath::new(fd, rights))
-            .map_err(lerr)?;
+        let rs = self.ruleset.take().expect("checked above");
+        self.ruleset = Some(rs.add_rule(PathBeneath::new(fd, rights)).map_err(lerr)?);
+        Ok(())
     }
-    let status = ruleset.restrict_self().map_err(lerr)?;
-    let what = match status.ruleset {
-        RulesetStatus::FullyEnforced => "fully enforced",
-        RulesetStatus::PartiallyEnforced => {
-            "partially enforced (the kernel lacks some of ABI 7's rights)"
+
+    /// Restricts this process (needs no_new_privs or CAP_SYS_ADMIN). Returns a line saying what was
+    /// enforced.
+    pub fn restrict(self) -> Result<String> {
+        let name = match self.mode {
+            Mode::Off => return Ok("landlock: off".into()),
+            Mode::Enforce => "enforce",
+            Mode::BestEffort => "best-effort",
+        };
+        let Some(ruleset) = self.ruleset else {
+            return match self.mode {
+                Mode::Enforce => Err(Error::NotSupported(
+                    "annotations.berth.landlock=enforce: this kernel does not support Landlock"
+                        .into(),
+                )),
+                _ => Ok(
+                    "landlock: best-effort: not enforced (this kernel does not support Landlock)"
+                        .into(),
+                ),
+            };
+        };
+        let status = ruleset.restrict_self().map_err(lerr)?;
+        let what = match status.ruleset {
+            RulesetStatus::FullyEnforced => "fully enforced",
+            RulesetStatus::PartiallyEnforced => {
+                "partially enforced (the kernel lacks some of ABI 7's rights)"
+            }
+            RulesetStatus::NotEnforced => "not enforced (this kernel does not support Landlock)",
+        };
+        if self.mode == Mode::Enforce && status.ruleset != RulesetStatus::FullyEnforced {
+            return Err(Error::NotSupported(format!(
+                "annotations.berth.landlock=enforce: Landlock {what}"
+            )));
         }
-        RulesetStatus::NotEnforced => "not enforced (this kernel does not support Landlock)",
-    };
-    if mode == Mode::Enforce && status.ruleset != RulesetStatus::FullyEnforced {
-        return Err(Error::NotSupported(format!(
-            "annotations.berth.landlock=enforce: Landlock {what}"
-        )));
+        Ok(format!("landlock: {name}: {what}"))
     }
-    let name = if mode == Mode::Enforce {
-        "enforce"
-    } else {
-        "best-effort"
-    };
-    Ok(format!("landlock: {name}: {what}"))
 }
 
 #[cfg(test)]
@@ -281,33 +214,33 @@ mod tests {
     use crate::spec::default::default_spec;
 
     #[test]
-    fn read_only_root_and_mounts() {
+    fn annotation_tightens_a_policy_mode_never_loosens_it() {
         let mut spec = default_spec();
-        spec.mounts.push(crate::spec::Mount {
-            destination: "/vol".into(),
-            typ: Some("bind".into()),
-            source: Some("/srv".into()),
-            options: vec!["rbind".into(), "ro".into()],
-            ..Default::default()
-        });
-        spec.mounts.push(crate::spec::Mount {
-            destination: "/rro".into(),
-            typ: Some("bind".into()),
-            source: Some("/srv".into()),
-            options: vec!["rbind".into(), "rro".into()],
-            ..Default::default()
-        });
+        spec.annotations.insert(ANNOTATION.into(), "off".into());
+        let vs = ValidSpec::new(spec.clone(), Path::new("/b")).unwrap();
+        assert_eq!(
+            Mode::for_spec(&vs, Some(Mode::Enforce)).unwrap(),
+            Mode::Enforce
+        );
+        assert_eq!(Mode::for_spec(&vs, None).unwrap(), Mode::Off);
+        spec.annotations.insert(ANNOTATION.into(), "enforce".into());
         let vs = ValidSpec::new(spec, Path::new("/b")).unwrap();
-        let ops = crate::mount::plan::plan(&vs.spec.mounts, &vs.bundle).unwrap();
-        let r = derive(&vs, &ops);
-        assert!(r.grants.contains(&(PathBuf::from("/"), Grant::Read)));
-        assert!(!r.grants.contains(&(PathBuf::from("/"), Grant::Write)));
-        assert!(r.grants.contains(&(PathBuf::from("/dev"), Grant::Write)));
-        assert!(r.grants.contains(&(PathBuf::from("/sys"), Grant::Read)));
-        assert!(r.grants.contains(&(PathBuf::from("/vol"), Grant::Read)));
-        // Only the top-only ro rbind needs Landlock's help; rro is the kernel's business.
-        assert_eq!(r.read_only, vec![PathBuf::from("/vol")]);
-        assert!(r.above_read_only(Path::new("/")));
-        assert!(!r.above_read_only(Path::new("/dev")));
+        assert_eq!(Mode::for_spec(&vs, Some(Mode::Off)).unwrap(), Mode::Enforce);
+    }
+
+    #[test]
+    fn default_stays_off_where_it_would_change_oci_semantics() {
+        let vs = ValidSpec::new(default_spec(), Path::new("/b")).unwrap();
+        assert_eq!(Mode::for_spec(&vs, None).unwrap(), Mode::BestEffort);
+        let mut spec = default_spec();
+        spec.process
+            .as_mut()
+            .unwrap()
+            .capabilities
+            .as_mut()
+            .unwrap()
+            .bounding = Some(vec!["CAP_SYS_ADMIN".into()]);
+        let vs = ValidSpec::new(spec, Path::new("/b")).unwrap();
+        assert_eq!(Mode::for_spec(&vs, None).unwrap(), Mode::Off);
     }
 }

@@ -293,10 +293,17 @@ fn check_linux(
                 "linux.sysctl.{key}: not a namespaced sysctl, so setting it would change the host"
             ))
         })?;
+        // Only a namespace berth creates for the container: a joined one is shared with someone else
+        // (the host's own, at worst), whose settings the bundle must not change.
         let flag = ns_flag(need).unwrap_or(CloneFlags::empty());
-        if !clone_flags.contains(flag) && !joins.iter().any(|j| j.flag == flag) {
+        if !clone_flags.contains(flag) {
+            let how = if joins.iter().any(|j| j.flag == flag) {
+                "the container joins an existing one"
+            } else {
+                "the spec has none"
+            };
             return Err(invalid(format!(
-                "linux.sysctl.{key}: needs a {need} namespace of the container's own"
+                "linux.sysctl.{key}: needs a new {need} namespace of the container's own ({how})"
             )));
         }
     }

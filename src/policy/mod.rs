@@ -13,6 +13,8 @@
 //! gets cloned and mounted (see `mount::apply`). Before any process or state exists, the parent runs
 //! the same checks over every mount ([`Enforcer::check_all`]), so a refusal leaves nothing behind.
 
+pub mod bundle;
+
 use crate::error::{Error, Result};
 use crate::mount::plan::{MountOp, OpKind};
 use crate::sys;
@@ -62,6 +64,16 @@ pub struct Tenant {
     pub max_volumes: Option<usize>,
 }
 
+/// Where a container's rootfs may come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootfsRule {
+    /// Absolute host directory under which rootfs directories may be.
+    pub path: PathBuf,
+    /// rw, or ro (which forces root.readonly).
+    pub access: Access,
+}
+
 /// The policy file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,9 +83,25 @@ pub struct Policy {
     /// Tenants by name.
     #[serde(default)]
     pub tenants: BTreeMap<String, Tenant>,
-    /// The Landlock mode for containers that do not set the `berth.landlock` annotation.
+    /// The Landlock mode, a floor: the `berth.landlock` annotation may raise it, never lower it.
     #[serde(default)]
     pub landlock: Option<crate::security::landlock::Mode>,
+    /// Where rootfs directories may be (none: every bundle is refused).
+    #[serde(default)]
+    pub rootfs: Vec<RootfsRule>,
+    /// Hook executables a bundle may name (absolute paths; none by default: hooks run as host root).
+    #[serde(default)]
+    pub hooks: Vec<PathBuf>,
+    /// The one annotation that names the tenant, set by the orchestrator that writes the bundle
+    /// (e.g. `io.kubernetes.cri.sandbox-namespace`, which pod authors cannot set).
+    #[serde(default)]
+    pub tenant_annotation: Option<String>,
+    /// The tenant of a container that names none (else such a container is refused).
+    #[serde(default)]
+    pub default_tenant: Option<String>,
+    /// What else a bundle may widen.
+    #[serde(default)]
+    pub container: bundle::ContainerRules,
 }
 
 fn is_normal_absolute(p: &Path) -> bool {
@@ -123,6 +151,27 @@ impl Policy {
                 }
             }
         }
+        for (i, r) in self.rootfs.iter().enumerate() {
+            if !is_normal_absolute(&r.path) || r.path == Path::new("/") {
+                return Err(format!(
+                    "rootfs[{i}].path: {:?} must be an absolute path without '.' or '..', and not /",
+                    r.path
+                ));
+            }
+        }
+        for (i, h) in self.hooks.iter().enumerate() {
+            if !is_normal_absolute(h) {
+                return Err(format!("hooks[{i}]: {h:?} is not an absolute path"));
+            }
+        }
+        if let Some(t) = self
+            .default_tenant
+            .as_ref()
+            .filter(|t| !self.tenants.contains_key(*t))
+        {
+            return Err(format!("default_tenant: {t:?} is not one of the tenants"));
+        }
+        self.container.validate()?;
         for (name, t) in &self.tenants {
             if name.is_empty() {
                 return Err("tenants: a tenant needs a name".into());
@@ -200,10 +249,10 @@ pub struct Enforcer {
 /// Filesystems that take no host path and so need no policy rule.
 const PATHLESS_FS: &[&str] = &["proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup2"];
 
-/// Whether a bind mount op asks for write access on its top mount.
+/// Whether a bind mount op leaves any mount of its tree writable (the effective attributes, as the
+/// kernel will apply them: `ro` + `rrw` is writable, and so is a top-only `ro` rbind's submount).
 fn wants_rw(op: &MountOp) -> bool {
-    op.attr.attr_set & sys::MOUNT_ATTR_RDONLY == 0
-        && op.rattr.attr_set & sys::MOUNT_ATTR_RDONLY == 0
+    !op.top_read_only()
 }
 
 impl Enforcer {
@@ -405,6 +454,22 @@ impl Enforcer {
                 v
             })
             .collect()
+    }
+}
+
+/// The policy as the mount code's source of bind sources: every source is opened beneath its allowed
+/// root and checked, and that fd is the one mounted (the child checks again what the parent checked).
+#[derive(Debug, Clone, Copy)]
+pub struct Vetted<'a> {
+    /// The policy and tenant.
+    pub enforcer: &'a Enforcer,
+    /// The container's rootfs on the host, which no source may be or contain.
+    pub rootfs: &'a Path,
+}
+
+impl crate::mount::apply::OpenSource for Vetted<'_> {
+    fn open_source(&self, op: &MountOp, _source: &Path) -> Result<OwnedFd> {
+        Ok(self.enforcer.open_source(op, self.rootfs)?.0)
     }
 }
 
