@@ -1,0 +1,501 @@
+//! Hostile bundles under a host mount policy: each test aims an attack at decoys the test made (a
+//! decoy volume, a decoy character device that is /dev/null's number, a sleeper's namespaces) and
+//! checks that the kernel, not Landlock, refuses it; and that every refusal creates nothing.
+
+mod common;
+use common::*;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+struct World {
+    b: Bundle,
+    vol: PathBuf,
+    policy: PathBuf,
+}
+
+/// A bundle, a decoy volume root `vol`, and a policy whose `$VOL` is that root and whose rootfs root
+/// is the bundle (unless the policy says otherwise).
+fn world(script: &str, mut policy: Value) -> World {
+    let b = Bundle::new(script);
+    let vol = b.host_path("vol");
+    std::fs::create_dir(vol.join("sub")).unwrap();
+    if policy.get("rootfs").is_none() {
+        policy["rootfs"] = json!([{"path": b.dir, "access": "rw"}]);
+    }
+    let path = b.tmp.path().join("policy.json");
+    let text = policy.to_string().replace("$VOL", vol.to_str().unwrap());
+    std::fs::write(&path, text).unwrap();
+    World {
+        b,
+        vol,
+        policy: path,
+    }
+}
+
+fn ro_root() -> Value {
+    json!({"roots": [{"path": "$VOL", "access": "ro"}]})
+}
+
+impl World {
+    fn mount(&mut self, dest: &str, opts: &[&str]) {
+        let src = self.vol.clone();
+        self.b.add_mount(
+            json!({"destination": dest, "type": "bind", "source": src, "options": opts}),
+        );
+    }
+    fn args<'a>(&'a self, verb: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut v = vec!["--policy", self.policy.to_str().unwrap(), verb];
+        v.extend_from_slice(extra);
+        v.extend_from_slice(&["--bundle", self.b.dir.to_str().unwrap()]);
+        v
+    }
+    fn run(&self, id: &str) -> std::process::Output {
+        let mut a = self.args("run", &[]);
+        a.push(id);
+        self.b.berth(&a)
+    }
+    /// `run` in a private mount namespace after `setup` (e.g. a submount in the volume).
+    fn run_with(&self, id: &str, setup: &str) -> std::process::Output {
+        run_from_shell(
+            &self.b,
+            id,
+            setup,
+            &format!("--policy {}", self.policy.display()),
+            true,
+        )
+    }
+    #[track_caller]
+    fn refused(&self, id: &str, needle: &str) -> String {
+        let e = fails(&self.run(id));
+        assert!(e.contains(needle), "expected {needle:?} in: {e}");
+        assert!(
+            !self.b.state.join(id).exists(),
+            "state left after a refusal"
+        );
+        e
+    }
+    fn check_json(&self) -> (Option<i32>, Value) {
+        self.b.write();
+        let o = self.b.berth(&self.args("check", &["--format", "json"]));
+        (
+            o.status.code(),
+            serde_json::from_slice(&o.stdout).unwrap_or(Value::Null),
+        )
+    }
+}
+
+fn mounted_sub(w: &World) -> String {
+    format!(
+        "mount -t tmpfs -o size=1m decoy {}",
+        w.vol.join("sub").display()
+    )
+}
+
+#[test]
+fn ro_plus_rrw_from_an_ro_root_is_refused_and_check_says_so() {
+    let mut w = world("touch /v/x && echo wrote", ro_root());
+    w.mount("/v", &["rbind", "ro", "rrw"]);
+    w.refused("rrw1", "at most ro");
+    let (code, v) = w.check_json();
+    assert_eq!(code, Some(1));
+    let m = v["mounts"].as_array().unwrap().last().unwrap();
+    assert_eq!(m["verdict"], "refused", "{m}");
+    assert!(!w.vol.join("x").exists());
+}
+
+#[test]
+fn an_ro_root_is_read_only_as_a_whole_tree_without_landlock() {
+    // A top-only ro rbind with a writable submount, Landlock switched off by the bundle: the kernel
+    // still refuses writes everywhere in it, and nosuid/nodev hold on the submount too.
+    let mut w = world(
+        "touch /v/sub/x 2>/dev/null && echo sub-written || echo sub-ro; grep ' /v/sub ' /proc/self/mountinfo",
+        ro_root(),
+    );
+    w.mount("/v", &["rbind", "ro"]);
+    w.b.spec["annotations"] = json!({"berth.landlock": "off"});
+    let out = ok(&w.run_with("rro1", &mounted_sub(&w)));
+    assert!(out.starts_with("sub-ro\n"), "{out}");
+    let opts = out
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .nth(5)
+        .unwrap()
+        .to_string();
+    for o in ["ro", "nosuid", "nodev"] {
+        assert!(opts.split(',').any(|x| x == o), "{o} missing in {opts}");
+    }
+}
+
+#[test]
+fn a_device_node_in_a_volume_without_special_files_cannot_be_opened() {
+    // The decoy has /dev/null's numbers, so nothing is harmed if the check fails.
+    let mut w = world(
+        "echo x > /v/decoy 2>/dev/null && echo device-opened || echo device-refused",
+        json!({"roots": [{"path": "$VOL", "access": "rw"}]}),
+    );
+    nix::sys::stat::mknod(
+        &w.vol.join("decoy"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(1, 3),
+    )
+    .unwrap();
+    w.mount("/v", &["rbind", "rw"]);
+    assert_eq!(ok(&w.run("dev1")), "device-refused\n");
+}
+
+#[test]
+fn the_landlock_annotation_cannot_loosen_the_policy() {
+    let mut policy = ro_root();
+    policy["landlock"] = json!("enforce");
+    let mut w = world("true", policy);
+    w.b.spec["annotations"] = json!({"berth.landlock": "off"});
+    let log = w.b.tmp.path().join("log");
+    let mut a = vec!["--log", log.to_str().unwrap()];
+    a.extend(w.args("run", &[]));
+    a.push("ll1");
+    ok(&w.b.berth(&a));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("landlock: enforce"), "{text}");
+}
+
+#[test]
+fn volumes_under_dev_work_with_landlock() {
+    // Landlock rules come from the mounted fds: nothing walks /dev's children (whose stdio links made
+    // the path-based rules fail with ELOOP).
+    let mut w = world("ls /dev/vol >/dev/null && echo listed", ro_root());
+    w.mount("/dev/vol", &["rbind", "ro"]);
+    w.b.spec["annotations"] = json!({"berth.landlock": "enforce"});
+    assert_eq!(ok(&w.run("ldev1")), "listed\n");
+}
+
+#[test]
+fn the_rootfs_is_vetted() {
+    // No rootfs rule: refused.
+    let mut w = world(
+        "true",
+        json!({"roots": [{"path": "$VOL", "access": "rw"}], "rootfs": []}),
+    );
+    w.refused("rootfs1", "root.path");
+    // The host's / as rootfs: refused, even with a rule for the bundle.
+    let mut policy = ro_root();
+    policy["rootfs"] = json!([{"path": "/tmp", "access": "rw"}]);
+    w = world("true", policy);
+    w.b.spec["root"]["path"] = json!("/");
+    w.refused("rootfs2", "root.path");
+    // An ro rootfs root forces root.readonly, and check says so.
+    let mut w = world(
+        "touch /x 2>/dev/null && echo root-written || echo root-ro",
+        json!({
+        "roots": [{"path": "$VOL", "access": "rw"}], "rootfs": [{"path": "$VOL/..", "access": "ro"}]}),
+    );
+    // ($VOL/.. is not a normal path: the policy is refused, naming the key.)
+    assert!(fails(&w.run("rootfs3")).contains("rootfs[0].path"));
+    let parent = w.b.dir.parent().unwrap().to_path_buf();
+    std::fs::write(
+        &w.policy,
+        json!({"roots": [{"path": w.vol, "access": "rw"}],
+        "rootfs": [{"path": parent, "access": "ro"}]})
+        .to_string(),
+    )
+    .unwrap();
+    assert_eq!(ok(&w.run("rootfs4")), "root-ro\n");
+    let (_, v) = w.check_json();
+    let f = &v["bundle"].as_array().unwrap()[0];
+    assert_eq!(f["field"], "root.path");
+    assert_eq!(f["note"], "root.readonly forced");
+    // A rootfs reached through a symlink out of the allowed root is refused.
+    let link = w.b.tmp.path().join("escape");
+    std::os::unix::fs::symlink("/", &link).unwrap();
+    w.b.spec["root"]["path"] = json!(link.join("tmp"));
+    w.refused("rootfs5", "root.path");
+}
+
+#[test]
+fn hooks_run_only_when_the_policy_lists_them() {
+    let mut w = world("true", ro_root());
+    let marker = w.b.tmp.path().join("hook-ran");
+    let sh = w.b.rootfs.join("bin/busybox");
+    w.b.spec["hooks"] = json!({"prestart": [{"path": sh, "args": ["sh", "-c", format!("touch {}", marker.display())]}]});
+    w.refused("hook1", "hooks.prestart[0]");
+    assert!(!marker.exists(), "a refused hook ran");
+    let (code, v) = w.check_json();
+    assert_eq!(code, Some(1));
+    assert!(
+        v["bundle"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["field"] == "hooks.prestart[0]" && f["verdict"] == "refused")
+    );
+    let mut policy: Value =
+        serde_json::from_str(&std::fs::read_to_string(&w.policy).unwrap()).unwrap();
+    policy["hooks"] = json!([sh]);
+    std::fs::write(&w.policy, policy.to_string()).unwrap();
+    ok(&w.run("hook2"));
+    assert!(marker.exists());
+}
+
+#[test]
+fn the_tenant_comes_from_the_caller() {
+    let policy = json!({"roots": [{"path": "$VOL", "access": "rw"}],
+        "tenants": {"ro-team": {"roots": ["$VOL"], "access": "ro"}, "rw-team": {"roots": ["$VOL"], "access": "rw"}}});
+    let mut w = world("touch /v/x && echo wrote", policy);
+    w.mount("/v", &["rbind", "rw"]);
+    // No tenant named by the caller: refused.
+    w.refused("ten1", "no tenant is named");
+    // The bundle naming itself a tenant is not the caller naming one.
+    w.b.spec["annotations"] = json!({"berth.tenant": "rw-team"});
+    w.refused("ten2", "berth.tenant");
+    // BERTH_TENANT from the caller; the bundle cannot claim another.
+    let mut a = w.args("run", &[]);
+    a.push("ten3");
+    let o = output(w.b.cmd(&a).env("BERTH_TENANT", "ro-team"), w.b.tmp.path());
+    assert!(fails(&o).contains("caller's tenant is \"ro-team\""));
+    w.b.spec["annotations"] = json!({});
+    let mut a = w.args("run", &[]);
+    a.push("ten4");
+    let o = output(w.b.cmd(&a).env("BERTH_TENANT", "rw-team"), w.b.tmp.path());
+    assert_eq!(ok(&o), "wrote\n");
+}
+
+#[test]
+fn the_policy_bounds_caps_namespaces_masks_sysfs_and_devices() {
+    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
+        (
+            "caps",
+            Box::new(|s: &mut Value| {
+                s["process"]["capabilities"]["bounding"] = json!(["CAP_SYS_ADMIN"])
+            }),
+            "process.capabilities.bounding",
+        ),
+        (
+            "mknod",
+            Box::new(|s: &mut Value| {
+                s["process"]["capabilities"]["bounding"] = json!(["CAP_MKNOD"])
+            }),
+            "CAP_MKNOD",
+        ),
+        (
+            "nopid",
+            Box::new(|s: &mut Value| {
+                s["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|n| n["type"] != "pid")
+            }),
+            "no pid namespace",
+        ),
+        (
+            "join",
+            Box::new(|s: &mut Value| {
+                s["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .iter_mut()
+                    .filter(|n| n["type"] == "network")
+                    .for_each(|n| n["path"] = json!("/proc/1/ns/net"))
+            }),
+            "container.join_namespaces",
+        ),
+        (
+            "masks",
+            Box::new(|s: &mut Value| s["linux"]["maskedPaths"] = json!(["/proc/kcore"])),
+            "linux.maskedPaths",
+        ),
+        (
+            "sysfs",
+            Box::new(|s: &mut Value| {
+                for m in s["mounts"].as_array_mut().unwrap() {
+                    if m["type"] == "sysfs" {
+                        m["options"] = json!(["nosuid", "noexec", "nodev", "rw"]);
+                    }
+                }
+            }),
+            "container.writable_sysfs",
+        ),
+        (
+            "devices",
+            Box::new(|s: &mut Value| {
+                s["linux"]["devices"] =
+                    json!([{"path": "/dev/decoy", "type": "c", "major": 1, "minor": 3}])
+            }),
+            "linux.devices",
+        ),
+    ];
+    for (name, change, needle) in &cases {
+        let mut w = world("true", ro_root());
+        change(&mut w.b.spec);
+        w.refused(&format!("lim-{name}"), needle);
+        let (code, v) = w.check_json();
+        assert_eq!(code, Some(1), "{name}");
+        assert!(
+            v["bundle"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["verdict"] == "refused"),
+            "{name}: {v}"
+        );
+    }
+    // Each is allowed when the policy says so.
+    let policy = json!({"roots": [{"path": "$VOL", "access": "ro"}], "container": {
+        "max_capabilities": ["CAP_SYS_ADMIN", "CAP_MKNOD", "CAP_KILL", "CAP_AUDIT_WRITE", "CAP_NET_BIND_SERVICE"],
+        "omit_namespaces": true, "relax_masked_paths": true, "writable_sysfs": true, "devices": true}});
+    for (name, change, _) in cases.iter().filter(|c| c.0 != "join") {
+        let mut w = world("true", policy.clone());
+        change(&mut w.b.spec);
+        ok(&w.run(&format!("lim-ok-{name}")));
+    }
+}
+
+/// A process of the test's own in new namespaces, killed by pid on drop.
+struct Sleeper(Child);
+
+impl Sleeper {
+    fn start(args: &[&str]) -> Sleeper {
+        let s = Sleeper(
+            Command::new("unshare")
+                .args(args)
+                .args(["sleep", "1000"])
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+        for _ in 0..500 {
+            let theirs =
+                std::fs::read_link(format!("/proc/{}/ns/net", s.0.id())).unwrap_or_default();
+            if theirs != ours && !theirs.as_os_str().is_empty() {
+                return s;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        panic!("unshare did not start");
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn sysctls_are_refused_for_joined_namespaces() {
+    // The decoy is a sleeper's network namespace, never the host's.
+    let sleeper = Sleeper::start(&["--net"]);
+    let path = format!("/proc/{}/ns/net", sleeper.0.id());
+    let read = || {
+        Command::new("nsenter")
+            .args([
+                "-t",
+                &sleeper.0.id().to_string(),
+                "-n",
+                "cat",
+                "/proc/sys/net/ipv4/ip_default_ttl",
+            ])
+            .output()
+            .unwrap()
+            .stdout
+    };
+    let before = read();
+    let mut b = Bundle::new("true");
+    for ns in b.spec["linux"]["namespaces"].as_array_mut().unwrap() {
+        if ns["type"] == "network" {
+            ns["path"] = json!(path);
+        }
+    }
+    b.spec["linux"]["sysctl"] = json!({"net.ipv4.ip_default_ttl": "99"});
+    let e = fails(&b.run("sysctl1"));
+    assert!(
+        e.contains("linux.sysctl.net.ipv4.ip_default_ttl") && e.contains("joins"),
+        "{e}"
+    );
+    assert_eq!(before, read());
+}
+
+#[test]
+fn a_hook_that_never_reads_a_large_state_is_killed_at_its_timeout() {
+    let mut b = Bundle::new("true");
+    // An annotation of 1 MiB makes the state far larger than a pipe buffer (64 KiB).
+    b.spec["annotations"] = json!({"big": "x".repeat(1 << 20)});
+    let sh = b.rootfs.join("bin/busybox");
+    b.spec["hooks"] =
+        json!({"prestart": [{"path": sh, "args": ["sh", "-c", "sleep 30"], "timeout": 1}]});
+    let start = std::time::Instant::now();
+    // `timeout` is the test's own watchdog: without the fix berth blocks writing the state forever.
+    b.write();
+    let o = output(
+        Command::new("timeout")
+            .args([
+                "-s",
+                "KILL",
+                "20",
+                BERTH,
+                "--root",
+                b.state.to_str().unwrap(),
+                "run",
+                "--bundle",
+                b.dir.to_str().unwrap(),
+                "bigstate",
+            ])
+            .stdin(Stdio::null()),
+        b.tmp.path(),
+    );
+    let e = fails(&o);
+    assert!(e.contains("timed out after 1 s"), "{e}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(15));
+}
+
+#[test]
+fn destinations_are_judged_where_they_point() {
+    let mut b = Bundle::new("true");
+    // Out of the /sys/fs/cgroup allow-list with `..`.
+    b.add_mount(
+        json!({"destination": "/sys/fs/cgroup/../../kernel", "type": "tmpfs", "source": "tmpfs"}),
+    );
+    let e = fails(&b.run("dest1"));
+    assert!(e.contains("sysfs"), "{e}");
+    // Destinations that are / in disguise.
+    for (i, d) in ["/..", "/x/..", "/tmp/../."].iter().enumerate() {
+        b.spec["mounts"].as_array_mut().unwrap().pop();
+        b.add_mount(json!({"destination": d, "type": "tmpfs", "source": "tmpfs"}));
+        let e = fails(&b.run(&format!("dest2-{i}")));
+        assert!(e.contains("cover the whole rootfs"), "{d}: {e}");
+    }
+    // And through an image symlink to /.
+    std::os::unix::fs::symlink("/", b.rootfs.join("zz")).unwrap();
+    b.spec["mounts"].as_array_mut().unwrap().pop();
+    b.add_mount(json!({"destination": "/zz", "type": "tmpfs", "source": "tmpfs"}));
+    let e = fails(&b.run("dest3"));
+    assert!(e.contains("rootfs itself"), "{e}");
+}
+
+#[test]
+fn front_end_volumes_are_whole_trees() {
+    let b = Bundle::new("true");
+    let vol = b.host_path("fe");
+    std::fs::create_dir(vol.join("sub")).unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size=1m decoy {sub}; exec {berth} --root {state} run --rootfs {rootfs} -v {vol}:/v -- sh -c 'touch /v/sub/x 2>/dev/null && echo sub-written || echo sub-ro; grep \" /v/sub \" /proc/self/mountinfo'",
+        sub = vol.join("sub").display(),
+        berth = BERTH,
+        state = b.state.display(),
+        rootfs = b.rootfs.display(),
+        vol = vol.display()
+    );
+    let o = output(
+        Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]),
+        b.tmp.path(),
+    );
+    let out = ok(&o);
+    assert!(out.starts_with("sub-ro\n"), "{out}");
+    let opts = out.lines().nth(1).unwrap().split(' ').nth(5).unwrap();
+    assert!(opts.contains("nosuid") && opts.contains("nodev"), "{opts}");
+    let _ = Path::new("");
+}
