@@ -262,9 +262,12 @@ fn the_tenant_comes_from_the_caller() {
     assert_eq!(ok(&o), "wrote\n");
 }
 
+/// A change to a spec.
+type Change = Box<dyn Fn(&mut Value)>;
+
 #[test]
 fn the_policy_bounds_caps_namespaces_masks_sysfs_and_devices() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
+    let cases: Vec<(&str, Change, &str)> = vec![
         (
             "caps",
             Box::new(|s: &mut Value| {
