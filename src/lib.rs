@@ -17,6 +17,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cgroups;
 pub mod cli;
 pub mod error;
 pub mod hooks;

@@ -45,6 +45,9 @@ pub struct Saved {
     /// The init shares the host's pid namespace (kill --all then cannot reach only its processes).
     #[serde(default)]
     pub own_pid_ns: bool,
+    /// The container's cgroup, removed with the state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<crate::cgroups::Cgroup>,
 }
 
 /// The runtime-spec's statuses.
@@ -270,8 +273,12 @@ impl Container {
         }
     }
 
-    /// Removes the state directory (the lock goes with it).
+    /// Removes the container's cgroup (its processes are gone by now) and the state directory (the
+    /// lock goes with it).
     pub fn remove(self) -> Result<()> {
+        if let Some(cg) = self.saved.as_ref().and_then(|s| s.cgroup.as_ref()) {
+            cg.remove()?;
+        }
         std::fs::remove_dir_all(&self.dir).map_err(|e| io_err("rmdir", &self.dir, e))
     }
 }
@@ -330,6 +337,7 @@ mod tests {
                 annotations: Default::default(),
                 hooks: None,
                 own_pid_ns: true,
+                cgroup: None,
             },
             true,
         )

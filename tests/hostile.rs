@@ -502,3 +502,77 @@ fn front_end_volumes_are_whole_trees() {
     assert!(opts.contains("nosuid") && opts.contains("nodev"), "{opts}");
     let _ = Path::new("");
 }
+
+/// The container's cgroup directory, under `berth-test-<pid>/<name>` so nothing collides.
+fn cgroup_path(name: &str) -> String {
+    format!("/berth-test-{}/{name}", std::process::id())
+}
+
+fn devices_hierarchy() -> std::path::PathBuf {
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "/sys/fs/cgroup".into()
+    } else {
+        "/sys/fs/cgroup/devices".into()
+    }
+}
+
+#[test]
+fn device_rules_are_enforced_even_with_mknod_and_linux_devices() {
+    // The decoy is /dev/zero's number (1:5), made as /dev/decoy and by mknod inside the container.
+    let mut b = Bundle::new(
+        "head -c1 /dev/decoy >/dev/null 2>&1 && echo decoy-read || echo decoy-denied;
+         (mknod /tmp/z c 1 5 2>/dev/null && head -c1 /tmp/z >/dev/null 2>&1) && echo mknod-read || echo mknod-denied;
+         echo x > /dev/null && echo null-ok",
+    );
+    b.spec["linux"]["devices"] =
+        json!([{"path": "/dev/decoy", "type": "c", "major": 1, "minor": 5, "fileMode": 438}]);
+    for set in ["bounding", "effective", "permitted"] {
+        b.spec["process"]["capabilities"][set] = json!(["CAP_MKNOD"]);
+    }
+    b.spec["linux"]["cgroupsPath"] = json!(cgroup_path("dev1"));
+    let dir = devices_hierarchy().join(cgroup_path("dev1").trim_start_matches('/'));
+    let top = dir.parent().unwrap().to_path_buf();
+    // No rules: everything is reachable, and no cgroup is made.
+    assert_eq!(ok(&b.run("devrule0")), "decoy-read\nmknod-read\nnull-ok\n");
+    // Deny all, then the decoy's number explicitly: berth's defaults (null) stay, the decoy does not
+    // come back through linux.devices, and mknod cannot open it either.
+    b.spec["linux"]["resources"] = json!({"devices": [
+        {"allow": false, "access": "rwm"},
+        {"allow": false, "type": "c", "major": 1, "minor": 5, "access": "rwm"}
+    ]});
+    ok(&b.create("devrule1"));
+    assert!(dir.is_dir(), "the cgroup was not made");
+    let pid = b.state("devrule1")["pid"].as_i64().unwrap();
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+    assert!(
+        procs.lines().any(|l| l == pid.to_string()),
+        "init not in {procs}"
+    );
+    ok(&b.berth(&["start", "devrule1"]));
+    for _ in 0..500 {
+        if b.state("devrule1")["status"] == "stopped" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    ok(&b.berth(&["delete", "devrule1"]));
+    assert!(!dir.exists() && !top.exists(), "the cgroup was left behind");
+    assert_eq!(
+        ok(&b.run("devrule2")),
+        "decoy-denied\nmknod-denied\nnull-ok\n"
+    );
+    assert!(!top.exists());
+}
+
+#[test]
+fn a_failed_create_leaves_no_cgroup() {
+    let mut b = Bundle::new("true");
+    b.spec["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    b.spec["linux"]["cgroupsPath"] = json!(cgroup_path("fail1"));
+    b.spec["process"]["args"] = json!(["/no/such/program"]);
+    let top = devices_hierarchy().join(format!("berth-test-{}", std::process::id()));
+    assert!(fails(&b.run("cgfail")).contains("/no/such/program"));
+    assert!(!top.exists(), "a cgroup was left after a failed create");
+    b.spec["linux"]["cgroupsPath"] = json!("/../etc");
+    assert!(fails(&b.run("cgfail2")).contains("linux.cgroupsPath"));
+}

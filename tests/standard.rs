@@ -209,7 +209,7 @@ fn create_is_quiet_for_standard_configs_and_says_what_is_not_done_once() {
     let mut b = Bundle::new("true");
     // What runc's and runtime-tools' default specs carry: deny-all devices and a cgroupsPath.
     b.spec["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
-    b.spec["linux"]["cgroupsPath"] = json!("/berth-test/quiet");
+    b.spec["linux"]["cgroupsPath"] = json!(format!("/berth-test-{}/quiet", std::process::id()));
     let o = b.create("quiet1");
     ok(&o);
     assert_eq!(stderr(&o), "", "create wrote to stderr");

@@ -149,18 +149,45 @@ pub fn create_container(
     if let Some(w) = vs.unenforced() {
         crate::logging::warn(&w);
     }
-    let mut c = Container::create(&g.root, id)?;
     let landlock = Mode::for_spec(vs, enforcer.as_ref().and_then(|e| e.policy.landlock))?;
+    let cgroup = crate::cgroups::Cgroup::for_spec(vs, id)?;
+    let mut c = Container::create(&g.root, id)?;
     let vs: &ValidSpec = vs;
-    match spawn_and_save(&mut c, a, vs, &plan, launch, enforcer.as_ref(), landlock) {
+    let made = match &cgroup {
+        Some((cg, rules)) => cg.create(rules).map(|()| Some(cg)),
+        None => Ok(None),
+    };
+    let result = made.and_then(|cgroup| {
+        let guards = Guards {
+            policy: enforcer.as_ref(),
+            landlock,
+            cgroup,
+        };
+        spawn_and_save(&mut c, a, vs, &plan, launch, &guards)
+    });
+    match result {
         Ok(s) => Ok((c, s)),
         Err(e) => {
-            if let Err(e2) = c.remove() {
+            // The init is already killed and reaped (spawn's guard), so its cgroup is empty.
+            let cleanup = cgroup
+                .as_ref()
+                .filter(|(cg, _)| cg.made_from.is_some())
+                .map_or(Ok(()), |(cg, _)| cg.remove())
+                .and_then(|()| c.remove());
+            if let Err(e2) = cleanup {
                 crate::logging::warn(&format!("cleaning up after a failed create: {e2}"));
             }
             Err(e)
         }
     }
+}
+
+/// What bounds the container beyond its spec: the host policy, Landlock's mode, its cgroup.
+#[derive(Debug, Clone, Copy)]
+struct Guards<'a> {
+    policy: Option<&'a Enforcer>,
+    landlock: Mode,
+    cgroup: Option<&'a crate::cgroups::Cgroup>,
 }
 
 fn spawn_and_save(
@@ -169,9 +196,13 @@ fn spawn_and_save(
     vs: &ValidSpec,
     plan: &[crate::mount::plan::MountOp],
     launch: Launch,
-    policy: Option<&Enforcer>,
-    landlock: Mode,
+    guards: &Guards<'_>,
 ) -> Result<Spawned> {
+    let Guards {
+        policy,
+        landlock,
+        cgroup,
+    } = *guards;
     let created = crate::logging::now_rfc3339();
     let id = a.id()?.to_string();
     let state_json = |pid: i32, status: &str| {
@@ -198,6 +229,7 @@ fn spawn_and_save(
         new_keyring: !a.no_new_keyring,
         policy,
         landlock,
+        cgroup,
         state_json: &state_json,
     };
     let s = spawn::spawn(vs, plan, &opts)?;
@@ -213,6 +245,7 @@ fn spawn_and_save(
         own_pid_ns: vs
             .clone_flags
             .contains(nix::sched::CloneFlags::CLONE_NEWPID),
+        cgroup: cgroup.cloned(),
     };
     let saved_ok = c
         .save(saved, launch.durable())

@@ -64,6 +64,8 @@ pub struct InitArgs<'a> {
     pub policy: Option<&'a crate::policy::Enforcer>,
     /// How hard to apply Landlock.
     pub landlock: crate::security::landlock::Mode,
+    /// The parent moves this process into a cgroup at sync point 1.
+    pub in_cgroup: bool,
 }
 
 /// Runs the recipe; never returns.
@@ -115,9 +117,14 @@ fn enter_namespaces(a: &InitArgs<'_>) -> Result<()> {
     // Modes of what berth creates are exact; the process's umask is set just before exec.
     sys::umask(0);
 
-    // 2. Sync point 1: in a new user namespace, wait for the parent's id maps, then become root there.
-    if vs.clone_flags.contains(CloneFlags::CLONE_NEWUSER) {
+    // 2. Sync point 1: wait until the parent has put this process into the container's cgroup (so
+    //    its device rules hold before anything is opened) and, in a new user namespace, written the
+    //    id maps; then become root there.
+    let new_user = vs.clone_flags.contains(CloneFlags::CLONE_NEWUSER);
+    if new_user || a.in_cgroup {
         a.chan.expect(Msg::Continue)?;
+    }
+    if new_user {
         become_root()?;
     }
 

@@ -42,6 +42,8 @@ pub struct Options<'a> {
     pub policy: Option<&'a crate::policy::Enforcer>,
     /// How hard to apply Landlock.
     pub landlock: crate::security::landlock::Mode,
+    /// The container's cgroup, made and with its rules in place; the child joins it at sync point 1.
+    pub cgroup: Option<&'a crate::cgroups::Cgroup>,
     /// The state JSON for hooks, given the init's pid and a status.
     pub state_json: &'a dyn Fn(i32, &str) -> String,
 }
@@ -192,13 +194,21 @@ fn drive(
     parent_end: &Channel,
     hooks: bool,
 ) -> Result<Option<OwnedFd>> {
-    // Sync point 1: the id maps are written, the child may become root in its user namespace.
-    if vs.clone_flags.contains(CloneFlags::CLONE_NEWUSER) {
+    // Sync point 1: the child is in its cgroup and its id maps are written; it may go on (and become
+    // root in its user namespace).
+    let new_user = vs.clone_flags.contains(CloneFlags::CLONE_NEWUSER);
+    if let Some(cg) = opts.cgroup {
+        cg.join(pid)
+            .with_context(|| "joining the container's cgroup".into())?;
+    }
+    if new_user {
         let l = vs.linux();
         write_proc(pid, "uid_map", &map_text(&l.uid_mappings))
             .with_context(|| "linux.uidMappings".into())?;
         write_proc(pid, "gid_map", &map_text(&l.gid_mappings))
             .with_context(|| "linux.gidMappings".into())?;
+    }
+    if new_user || opts.cgroup.is_some() {
         parent_end.send(&Msg::Continue)?;
     }
     if let Some(adj) = vs.process.oom_score_adj {
@@ -319,6 +329,7 @@ pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spa
                 new_keyring: opts.new_keyring,
                 policy: opts.policy,
                 landlock: opts.landlock,
+                in_cgroup: opts.cgroup.is_some(),
             })
         }
         Forked::Parent(pid) => pid,

@@ -445,28 +445,16 @@ impl ValidSpec {
         let linux = self.linux();
         if linux.cgroups_path.as_deref().is_some_and(|p| !p.is_empty()) {
             crate::logging::debug(
-                "linux.cgroupsPath: cgroups are not managed yet; no cgroup is made",
+                "linux.cgroupsPath: a cgroup is made only for device rules so far",
             );
         }
         let r = linux.resources.as_ref().and_then(|r| r.as_object())?;
-        let mut missing: Vec<&str> = r
+        let missing: Vec<&str> = r
             .iter()
             .filter(|(k, v)| *k != "devices" && !is_empty_json(v))
             .map(|(k, _)| k.as_str())
             .collect();
-        // Device rules only matter when the container could reach a device berth did not make: with
-        // CAP_MKNOD, or with linux.devices.
-        let mknod = self
-            .process
-            .capabilities
-            .as_ref()
-            .and_then(|c| c.bounding.as_ref())
-            .is_some_and(|b| b.iter().any(|c| c == "CAP_MKNOD"));
-        if r.get("devices").is_some_and(|d| !is_empty_json(d))
-            && (mknod || !linux.devices.is_empty())
-        {
-            missing.push("devices");
-        }
+        // Device rules are enforced (cgroups::devices); the other controllers are not yet.
         (!missing.is_empty()).then(|| {
             format!(
                 "linux.resources: cgroups are not managed yet; NOT applied: {}",

@@ -715,3 +715,118 @@ pub fn landlock_abi() -> Option<i64> {
     };
     (ret > 0).then_some(ret)
 }
+
+/// One eBPF instruction, as the kernel's `struct bpf_insn` (8 bytes: code, dst:4|src:4, off, imm).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BpfInsn {
+    /// Opcode.
+    pub code: u8,
+    /// dst_reg in the low nibble, src_reg in the high one.
+    pub regs: u8,
+    /// Jump offset or memory offset.
+    pub off: i16,
+    /// Immediate.
+    pub imm: i32,
+}
+
+/// The prefix of `union bpf_attr` for BPF_PROG_LOAD, padded with zeros (the kernel requires unknown
+/// trailing bytes to be zero).
+#[repr(C)]
+struct BpfProgLoad {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    _pad: [u8; 80],
+}
+
+/// The prefix of `union bpf_attr` for BPF_PROG_ATTACH.
+#[repr(C)]
+struct BpfProgAttach {
+    target_fd: u32,
+    attach_bpf_fd: u32,
+    attach_type: u32,
+    attach_flags: u32,
+    replace_bpf_fd: u32,
+    _pad: [u8; 108],
+}
+
+/// bpf(BPF_PROG_LOAD) of a BPF_PROG_TYPE_CGROUP_DEVICE program.
+pub fn bpf_load_cgroup_device(prog: &[BpfInsn]) -> Result<OwnedFd, SysError> {
+    const BPF_PROG_LOAD: libc::c_long = 5;
+    const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+    let license = c"Apache-2.0";
+    let attr = BpfProgLoad {
+        prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
+        insn_cnt: u32::try_from(prog.len()).unwrap_or(u32::MAX),
+        insns: prog.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level: 0,
+        log_size: 0,
+        log_buf: 0,
+        kern_version: 0,
+        prog_flags: 0,
+        _pad: [0; 80],
+    };
+    // SAFETY: `attr` is a #[repr(C)] prefix of union bpf_attr with zeroed padding; `insns` points at
+    // `prog` (#[repr(C)] 8-byte bpf_insn, insn_cnt of them) and `license` at a NUL-terminated string,
+    // both alive for the call; the kernel copies the program. On success it returns a new fd that we
+    // own.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            &attr as *const BpfProgLoad,
+            std::mem::size_of::<BpfProgLoad>(),
+        )
+    };
+    if ret < 0 {
+        return Err(SysError {
+            call: format!(
+                "bpf(BPF_PROG_LOAD, CGROUP_DEVICE, {} instructions)",
+                prog.len()
+            ),
+            errno: Errno::last(),
+        });
+    }
+    // SAFETY: a successful BPF_PROG_LOAD returns a new fd (close-on-exec) that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+}
+
+/// bpf(BPF_PROG_ATTACH) of a device program to a cgroup directory, BPF_F_ALLOW_MULTI.
+pub fn bpf_attach_cgroup_device(cgroup: impl AsFd, prog: impl AsFd) -> Result<(), SysError> {
+    const BPF_PROG_ATTACH: libc::c_long = 8;
+    const BPF_CGROUP_DEVICE: u32 = 6;
+    const BPF_F_ALLOW_MULTI: u32 = 2;
+    let cg = cgroup.as_fd().as_raw_fd();
+    let attr = BpfProgAttach {
+        target_fd: cg as u32,
+        attach_bpf_fd: prog.as_fd().as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        attach_flags: BPF_F_ALLOW_MULTI,
+        replace_bpf_fd: 0,
+        _pad: [0; 108],
+    };
+    // SAFETY: `attr` is a #[repr(C)] prefix of union bpf_attr with zeroed padding, alive for the call;
+    // both fds are borrowed for its duration.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_ATTACH,
+            &attr as *const BpfProgAttach,
+            std::mem::size_of::<BpfProgAttach>(),
+        )
+    };
+    unit(ret, || {
+        format!(
+            "bpf(BPF_PROG_ATTACH, {}, CGROUP_DEVICE, ALLOW_MULTI)",
+            describe_fd(cg)
+        )
+    })
+}
