@@ -3,7 +3,9 @@
 # installed into the host's /boot) under QEMU with TCG only, with an initramfs holding the static
 # berth, busybox and apparmor_parser. /init moves itself into a tmpfs and switch_roots (pivot_root
 # does not work with / on the initramfs), loads a test profile that denies reading /secret, runs a
-# container with process.apparmorProfile and one without, and prints PASS or FAIL.
+# container with process.apparmorProfile and one without; then mounts cgroup v2 and runs a container
+# whose linux.resources.devices deny a decoy device (berth's BPF device program) and one without
+# rules; prints PASS or FAIL.
 #   scripts/vm-test.sh            (as root; about 20-60 s)
 set -eu
 cd "$(dirname "$0")/.."
@@ -73,6 +75,35 @@ for mode in confined free; do
 }
 JSON
 done
+# cgroup v2 device rules: a decoy /dev/decoy with /dev/zero's number (1:5), readable without rules,
+# refused with a deny-all plus an explicit deny of 1:5; /dev/null (a default) stays usable.
+ln -s busybox root/bundle/rootfs/bin/head
+for mode in devfree devdeny; do
+    resources=""
+    [ "$mode" = devdeny ] && resources='"resources": { "devices": [ { "allow": false, "access": "rwm" },
+        { "allow": false, "type": "c", "major": 1, "minor": 5, "access": "rwm" } ] },
+      "cgroupsPath": "/berth-vm/'$mode'",'
+    cat > root/bundle/config-$mode.json <<JSON
+{
+  "ociVersion": "1.2.0",
+  "process": {
+    "user": { "uid": 0, "gid": 0 },
+    "args": ["/bin/sh", "-c", "head -c1 /dev/decoy >/dev/null 2>&1 && echo RESULT-$mode-READ || echo RESULT-$mode-DENIED; echo x > /dev/null && echo RESULT-$mode-NULL"],
+    "env": ["PATH=/bin"],
+    "cwd": "/",
+    "noNewPrivileges": true
+  },
+  "root": { "path": "rootfs" },
+  "mounts": [
+    { "destination": "/proc", "type": "proc", "source": "proc" },
+    { "destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"] }
+  ],
+  "linux": { $resources
+    "devices": [ { "path": "/dev/decoy", "type": "c", "major": 1, "minor": 5, "fileMode": 438 } ],
+    "namespaces": [ { "type": "pid" }, { "type": "mount" }, { "type": "ipc" }, { "type": "uts" } ] }
+}
+JSON
+done
 cat > root/init <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -94,12 +125,16 @@ mount -t sysfs sys /sys
 mount -t securityfs securityfs /sys/kernel/security
 echo "apparmor enabled: $(cat /sys/module/apparmor/parameters/enabled)"
 apparmor_parser -r /profile && echo "profile loaded"
-for mode in confined free; do
+mount -t cgroup2 cgroup2 /sys/fs/cgroup && echo "cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
+for mode in confined free devfree devdeny; do
     cp /bundle/config-$mode.json /bundle/config.json
     /berth --root /run/berth run --bundle /bundle vm-$mode 2>&1
 done > /run/out 2>&1
+[ -e /sys/fs/cgroup/berth-vm ] && echo "RESULT-cgroup-LEFT" >> /run/out
 cat /run/out
-if grep -q RESULT-confined-DENIED /run/out && grep -q RESULT-free-READ /run/out; then
+if grep -q RESULT-confined-DENIED /run/out && grep -q RESULT-free-READ /run/out &&
+   grep -q RESULT-devfree-READ /run/out && grep -q RESULT-devdeny-DENIED /run/out &&
+   grep -q RESULT-devdeny-NULL /run/out && ! grep -q RESULT-cgroup-LEFT /run/out; then
     echo "VM-TEST: PASS"
 else
     echo "VM-TEST: FAIL"
@@ -113,7 +148,7 @@ chmod +x root/init
 timeout 600 qemu-system-x86_64 -accel tcg -m 1024 -smp 1 -nographic -no-reboot \
     -kernel "$vmlinuz" -initrd initrd.gz \
     -append "console=ttyS0 apparmor=1 security=apparmor panic=-1 quiet" > console.log 2>&1 || true
-grep -E "apparmor enabled|profile loaded|RESULT-|berth: error|VM-TEST" console.log || tail -30 console.log
+grep -E "apparmor enabled|profile loaded|cgroup2|RESULT-|berth: error|VM-TEST" console.log || tail -30 console.log
 if grep -q "VM-TEST: PASS" console.log; then
     echo PASS
 else
