@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 struct World {
     b: Bundle,
@@ -355,49 +355,16 @@ fn the_policy_bounds_caps_namespaces_masks_sysfs_and_devices() {
     }
 }
 
-/// A process of the test's own in new namespaces, killed by pid on drop.
-struct Sleeper(Child);
-
-impl Sleeper {
-    fn start(args: &[&str]) -> Sleeper {
-        let s = Sleeper(
-            Command::new("unshare")
-                .args(args)
-                .args(["sleep", "1000"])
-                .stdin(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
-        for _ in 0..500 {
-            let theirs =
-                std::fs::read_link(format!("/proc/{}/ns/net", s.0.id())).unwrap_or_default();
-            if theirs != ours && !theirs.as_os_str().is_empty() {
-                return s;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        panic!("unshare did not start");
-    }
-}
-
-impl Drop for Sleeper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn sysctls_are_refused_for_joined_namespaces() {
     // The decoy is a sleeper's network namespace, never the host's.
-    let sleeper = Sleeper::start(&["--net"]);
-    let path = format!("/proc/{}/ns/net", sleeper.0.id());
+    let sleeper = Sleeper::start(&["--net"], "net");
+    let path = format!("/proc/{}/ns/net", sleeper.pid());
     let read = || {
         Command::new("nsenter")
             .args([
                 "-t",
-                &sleeper.0.id().to_string(),
+                &sleeper.pid().to_string(),
                 "-n",
                 "cat",
                 "/proc/sys/net/ipv4/ip_default_ttl",
@@ -500,7 +467,6 @@ fn front_end_volumes_are_whole_trees() {
     assert!(out.starts_with("sub-ro\n"), "{out}");
     let opts = out.lines().nth(1).unwrap().split(' ').nth(5).unwrap();
     assert!(opts.contains("nosuid") && opts.contains("nodev"), "{opts}");
-    let _ = Path::new("");
 }
 
 /// The container's cgroup directory, under `berth-test-<pid>/<name>` so nothing collides.

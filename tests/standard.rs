@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 /// The capability lines of /proc/self/status inside the container.
 const CAPS: &str = "grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb):' /proc/self/status";
@@ -292,50 +292,9 @@ fn every_rootfs_propagation_works_and_nothing_reaches_the_host() {
     // The Bundle's drop checks that the host's mount table is unchanged.
 }
 
-/// A process of the test's own in new namespaces (`unshare ARGS sleep`), killed by pid on drop.
-struct Sleeper(Child);
-
-impl Sleeper {
-    fn start(args: &[&str]) -> Sleeper {
-        let child = Command::new("unshare")
-            .args(args)
-            .args(["sleep", "1000"])
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let s = Sleeper(child);
-        // Wait until unshare has exec'd sleep (its namespaces then differ from ours).
-        let ours = std::fs::read_link("/proc/self/ns/uts").unwrap();
-        let mnt = std::fs::read_link("/proc/self/ns/mnt").unwrap();
-        for _ in 0..500 {
-            let exe = std::fs::read_link(format!("/proc/{}/exe", s.pid())).unwrap_or_default();
-            let uts = std::fs::read_link(s.ns("uts")).unwrap_or_default();
-            let m = std::fs::read_link(s.ns("mnt")).unwrap_or_default();
-            if exe.to_string_lossy().contains("sleep") && (uts != ours || m != mnt) {
-                return s;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        panic!("unshare did not start");
-    }
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-    fn ns(&self, typ: &str) -> String {
-        format!("/proc/{}/ns/{typ}", self.pid())
-    }
-}
-
-impl Drop for Sleeper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_mount_namespace_joined_by_path_is_used_as_it_is() {
-    let sleeper = Sleeper::start(&["--mount", "--propagation", "private"]);
+    let sleeper = Sleeper::start(&["--mount", "--propagation", "private"], "mnt");
     let mountinfo = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
     let before = mountinfo(sleeper.pid());
     let mut b = Bundle::new("ls /bin/busybox && echo in-rootfs");
@@ -362,7 +321,7 @@ fn a_mount_namespace_joined_by_path_is_used_as_it_is() {
 
 #[test]
 fn hostname_is_set_in_a_joined_uts_namespace() {
-    let sleeper = Sleeper::start(&["--uts"]);
+    let sleeper = Sleeper::start(&["--uts"], "uts");
     let mut b = Bundle::new("hostname");
     b.spec["hostname"] = json!("joined-host");
     for ns in b.spec["linux"]["namespaces"].as_array_mut().unwrap() {

@@ -186,35 +186,18 @@ impl Enforcer {
                     format!("{} is not under an allowed rootfs root", rootfs.display()),
                 )
             })?;
-        let refuse = |why: String| Finding::refused(field, "rootfs", why);
-        let dir = sys::openat2(
-            None,
-            &rule.path,
-            libc::O_PATH | libc::O_DIRECTORY,
-            0,
-            sys::RESOLVE_NO_SYMLINKS,
-        )
-        .map_err(|e| refuse(format!("the rootfs root cannot be opened: {e}")))?;
-        let rest = rootfs.strip_prefix(&rule.path).unwrap_or(Path::new(""));
-        let rest = if rest.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            rest
-        };
-        let fd = sys::openat2_errno(
-            Some(std::os::fd::AsFd::as_fd(&dir)),
-            rest,
-            libc::O_PATH | libc::O_DIRECTORY,
-            0,
-            sys::RESOLVE_BENEATH | sys::RESOLVE_NO_MAGICLINKS,
-        )
-        .map_err(|e| {
-            refuse(format!(
-                "{} does not resolve beneath {} ({e})",
-                rootfs.display(),
-                rule.path.display()
-            ))
-        })?;
+        let fd = super::open_beneath(&rule.path, rootfs, libc::O_PATH | libc::O_DIRECTORY)
+            .map_err(|e| {
+                let why = match e {
+                    super::Beneath::Root(e) => format!("the rootfs root cannot be opened: {e}"),
+                    super::Beneath::Rest(e) => format!(
+                        "{} does not resolve beneath {} ({e})",
+                        rootfs.display(),
+                        rule.path.display()
+                    ),
+                };
+                Finding::refused(field, "rootfs", why)
+            })?;
         Ok((fd, rule.access))
     }
 

@@ -302,29 +302,9 @@ impl Enforcer {
                 ),
             ));
         }
-        let root = sys::openat2(
-            None,
-            &rule.path,
-            libc::O_PATH | libc::O_DIRECTORY,
-            0,
-            sys::RESOLVE_NO_SYMLINKS,
-        )
-        .map_err(|e| refuse("roots", format!("the allowed root cannot be opened: {e}")))?;
-        let rel = source.strip_prefix(&rule.path).unwrap_or(Path::new("."));
-        let rel = if rel.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            rel
-        };
-        let fd = sys::openat2_errno(
-            Some(std::os::fd::AsFd::as_fd(&root)),
-            rel,
-            libc::O_PATH,
-            0,
-            sys::RESOLVE_BENEATH | sys::RESOLVE_NO_MAGICLINKS,
-        )
-        .map_err(|e| match e {
-            nix::errno::Errno::EXDEV | nix::errno::Errno::ELOOP => refuse(
+        let fd = open_beneath(&rule.path, source, libc::O_PATH).map_err(|e| match e {
+            Beneath::Root(e) => refuse("roots", format!("the allowed root cannot be opened: {e}")),
+            Beneath::Rest(nix::errno::Errno::EXDEV | nix::errno::Errno::ELOOP) => refuse(
                 "roots",
                 format!(
                     "{} leaves the allowed root {} (symlink or ..)",
@@ -332,7 +312,7 @@ impl Enforcer {
                     rule.path.display()
                 ),
             ),
-            e => refuse(
+            Beneath::Rest(e) => refuse(
                 "roots",
                 format!(
                     "opening {} beneath {}: {e}",
@@ -471,6 +451,47 @@ impl crate::mount::apply::OpenSource for Vetted<'_> {
     fn open_source(&self, op: &MountOp, _source: &Path) -> Result<OwnedFd> {
         Ok(self.enforcer.open_source(op, self.rootfs)?.0)
     }
+}
+
+/// Why [`open_beneath`] failed.
+#[derive(Debug)]
+pub(crate) enum Beneath {
+    /// The allowed root itself could not be opened.
+    Root(crate::error::SysError),
+    /// The rest of the path did not resolve beneath it (EXDEV/ELOOP: it leaves the root).
+    Rest(nix::errno::Errno),
+}
+
+/// Opens `path` by opening the allowed `root` (no symlink on the way) and the rest of `path` beneath
+/// it with `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`: a symlink, `..` or magic link that leaves the
+/// root fails, and the fd returned is the one to check and use.
+pub(crate) fn open_beneath(
+    root: &Path,
+    path: &Path,
+    flags: i32,
+) -> std::result::Result<OwnedFd, Beneath> {
+    let dir = sys::openat2(
+        None,
+        root,
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+        sys::RESOLVE_NO_SYMLINKS,
+    )
+    .map_err(Beneath::Root)?;
+    let rest = path.strip_prefix(root).unwrap_or(Path::new(""));
+    let rest = if rest.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rest
+    };
+    sys::openat2_errno(
+        Some(std::os::fd::AsFd::as_fd(&dir)),
+        rest,
+        flags,
+        0,
+        sys::RESOLVE_BENEATH | sys::RESOLVE_NO_MAGICLINKS,
+    )
+    .map_err(Beneath::Rest)
 }
 
 /// Whether the directory `dir` is `rootfs` or one of its ancestors (walking up from the rootfs with

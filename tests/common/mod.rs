@@ -307,3 +307,44 @@ impl Swapper {
         self.handle.join().unwrap()
     }
 }
+
+/// A process of the test's own in new namespaces (`unshare ARGS sleep 1000`), killed by pid on drop.
+pub struct Sleeper(pub std::process::Child);
+
+impl Sleeper {
+    /// Starts it and waits until its `typ` namespace (as in /proc/<pid>/ns/) differs from ours.
+    pub fn start(args: &[&str], typ: &str) -> Sleeper {
+        let child = Command::new("unshare")
+            .args(args)
+            .args(["sleep", "1000"])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let s = Sleeper(child);
+        let ours = std::fs::read_link(format!("/proc/self/ns/{typ}")).unwrap();
+        for _ in 0..500 {
+            let theirs = std::fs::read_link(s.ns(typ)).unwrap_or_default();
+            if theirs != ours && !theirs.as_os_str().is_empty() {
+                return s;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        panic!("unshare did not start");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// /proc/<pid>/ns/<typ>.
+    pub fn ns(&self, typ: &str) -> String {
+        format!("/proc/{}/ns/{typ}", self.pid())
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
