@@ -3,9 +3,14 @@
 //! state.json is written to a temporary file, fsynced and renamed over the old one, so a reader sees
 //! the old or the new state, never half of one. It records the init's pid *and its start time* from
 //! /proc/<pid>/stat, so a pid reused by another process after the container died is never mistaken for
-//! the container. Every command that reads or changes a container holds an exclusive flock on its
-//! directory, so concurrent commands on one id are serialised. The lifecycle rules are methods on
-//! [`Status`]. Modelled on crun's `src/libcrun/status.c`.
+//! the container. Every command that changes a container holds an exclusive flock on its directory,
+//! so concurrent commands on one id are serialised; after the lock is taken the directory must still
+//! be the one at the path (a command that waited while the container was deleted answers "does not
+//! exist" instead of acting on a newer container of the same id). `state` and `list` only read (a
+//! hook can ask for the state while create or start holds the lock), and delete first renames the
+//! directory out of the way, so a reader sees a whole container or none. A `creating` directory
+//! whose lock nobody holds lost its creator: it is `stopped` and removable. The lifecycle rules are
+//! methods on [`Status`]. Modelled on crun's `src/libcrun/status.c`.
 
 use crate::error::{Error, Result, io_err};
 use crate::spec::{Hooks, OCI_VERSION, State};
@@ -109,24 +114,54 @@ pub fn check_id(id: &str) -> Result<()> {
     }
 }
 
-/// A locked state directory.
+/// A state directory, locked (to change it) or only read.
 #[derive(Debug)]
 pub struct Container {
     /// `<root>/<id>`.
     pub dir: PathBuf,
     /// What state.json says (None while creating).
     pub saved: Option<Saved>,
-    _lock: Flock<File>,
+    /// The lock (None for a read-only view).
+    lock: Option<Flock<File>>,
+    /// This process is its creator (create in progress here).
+    creator: bool,
 }
 
+/// The cgroup of a container still being created, recorded before the cgroup is made so that a
+/// `delete` after a crashed create removes it.
+const CGROUP_RECORD: &str = "cgroup.json";
+
+fn same_file(a: &libc::stat, b: &libc::stat) -> bool {
+    a.st_dev == b.st_dev && a.st_ino == b.st_ino
+}
+
+fn gone(dir: &Path) -> Error {
+    let id = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Error::State(format!("container {id:?} does not exist"))
+}
+
+/// Locks `dir` and checks that it is still the directory at that path (not deleted, not replaced
+/// while this process waited for the lock).
 fn lock(dir: &Path) -> Result<Flock<File>> {
-    let f = File::options()
+    let f = match File::options()
         .read(true)
         .custom_flags(libc::O_DIRECTORY)
         .open(dir)
-        .map_err(|e| io_err("open", dir, e))?;
-    Flock::lock(f, FlockArg::LockExclusive)
-        .map_err(|(_, e)| Error::sys(format!("flock({})", dir.display()), e))
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(gone(dir)),
+        Err(e) => return Err(io_err("open", dir, e)),
+    };
+    let f = Flock::lock(f, FlockArg::LockExclusive)
+        .map_err(|(_, e)| Error::sys(format!("flock({})", dir.display()), e))?;
+    let held = crate::sys::fstat(&*f)?;
+    match nix::sys::stat::stat(dir) {
+        Ok(now) if same_file(&held, &now) && held.st_nlink > 0 => Ok(f),
+        _ => Err(gone(dir)),
+    }
 }
 
 impl Container {
@@ -151,35 +186,78 @@ impl Container {
         Ok(Container {
             dir,
             saved: None,
-            _lock: lock,
+            lock: Some(lock),
+            creator: true,
         })
+    }
+
+    fn read_saved(dir: &Path) -> Result<Option<Saved>> {
+        let path = dir.join(STATE_FILE);
+        match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| Error::State(format!("{}: corrupt state: {e}", path.display()))),
+            // The directory was made but create has not written the state yet (or died doing so).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("read", &path, e)),
+        }
     }
 
     /// Opens and locks an existing container.
     pub fn load(root: &Path, id: &str) -> Result<Container> {
         check_id(id)?;
         let dir = root.join(id);
-        let lock = match lock(&dir) {
-            Err(e) if e.errno() == Some(nix::errno::Errno::ENOENT) => {
-                return Err(Error::State(format!("container {id:?} does not exist")));
-            }
-            other => other?,
-        };
-        let path = dir.join(STATE_FILE);
-        let saved = match std::fs::read(&path) {
-            Ok(b) => Some(
-                serde_json::from_slice(&b)
-                    .map_err(|e| Error::State(format!("{}: corrupt state: {e}", path.display())))?,
-            ),
-            // The directory was made but create has not written the state yet (or died doing so).
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(io_err("read", &path, e)),
-        };
+        let lock = lock(&dir)?;
+        let saved = Self::read_saved(&dir)?;
         Ok(Container {
             dir,
             saved,
-            _lock: lock,
+            lock: Some(lock),
+            creator: false,
         })
+    }
+
+    /// Reads an existing container without locking it (state.json is replaced atomically and a
+    /// deleted container's directory is renamed away first, so this sees a whole state or none).
+    pub fn peek(root: &Path, id: &str) -> Result<Container> {
+        check_id(id)?;
+        let dir = root.join(id);
+        if !dir.is_dir() {
+            return Err(gone(&dir));
+        }
+        let saved = Self::read_saved(&dir)?;
+        Ok(Container {
+            dir,
+            saved,
+            lock: None,
+            creator: false,
+        })
+    }
+
+    /// Records the cgroup about to be made for this container (see [`CGROUP_RECORD`]).
+    pub fn record_cgroup(&self, cg: &crate::cgroups::Cgroup) -> Result<()> {
+        let path = self.dir.join(CGROUP_RECORD);
+        let bytes = serde_json::to_vec(cg).map_err(|e| Error::State(format!("encoding: {e}")))?;
+        std::fs::write(&path, bytes).map_err(|e| io_err("write", &path, e))
+    }
+
+    /// Whether the creator of a state-less directory still runs: it holds the lock until create
+    /// ends, so a lock nobody holds means it died.
+    fn creator_alive(&self) -> bool {
+        if self.creator {
+            return true;
+        }
+        if self.lock.is_some() {
+            return false;
+        }
+        let Ok(f) = File::options()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(&self.dir)
+        else {
+            return false;
+        };
+        Flock::lock(f, FlockArg::LockExclusiveNonblock).is_err()
     }
 
     /// Writes state.json atomically: temp file, fsync (when `durable`), rename.
@@ -205,9 +283,9 @@ impl Container {
     }
 
     /// The lock's fd (a forked child closes it so it does not keep the lock).
-    pub fn lock_fd(&self) -> std::os::fd::RawFd {
+    pub fn lock_fd(&self) -> Option<std::os::fd::RawFd> {
         use std::os::fd::AsRawFd;
-        self._lock.as_raw_fd()
+        self.lock.as_ref().map(|l| l.as_raw_fd())
     }
 
     /// Where the exec fifo lives.
@@ -219,7 +297,11 @@ impl Container {
     /// has its exec fifo.
     pub fn status(&self) -> Status {
         let Some(s) = &self.saved else {
-            return Status::Creating;
+            return if self.creator_alive() {
+                Status::Creating
+            } else {
+                Status::Stopped
+            };
         };
         if s.pid <= 0 || crate::sys::process_start_time(s.pid) != Some(s.start_time) {
             return Status::Stopped;
@@ -274,12 +356,26 @@ impl Container {
     }
 
     /// Removes the container's cgroup (its processes are gone by now) and the state directory (the
-    /// lock goes with it).
+    /// lock goes with it). The directory is first renamed out of the way, so readers see the whole
+    /// container or nothing.
     pub fn remove(self) -> Result<()> {
-        if let Some(cg) = self.saved.as_ref().and_then(|s| s.cgroup.as_ref()) {
+        let recorded = || -> Option<crate::cgroups::Cgroup> {
+            let b = std::fs::read(self.dir.join(CGROUP_RECORD)).ok()?;
+            serde_json::from_slice(&b).ok()
+        };
+        let cg = self
+            .saved
+            .as_ref()
+            .and_then(|s| s.cgroup.clone())
+            .or_else(recorded);
+        let mut tomb = self.dir.clone().into_os_string();
+        tomb.push(format!("~deleting.{}", std::process::id()));
+        let tomb = PathBuf::from(tomb);
+        std::fs::rename(&self.dir, &tomb).map_err(|e| io_err("rename", &self.dir, e))?;
+        if let Some(cg) = cg {
             cg.remove()?;
         }
-        std::fs::remove_dir_all(&self.dir).map_err(|e| io_err("rmdir", &self.dir, e))
+        std::fs::remove_dir_all(&tomb).map_err(|e| io_err("rmdir", &tomb, e))
     }
 }
 
@@ -292,8 +388,10 @@ pub fn list_ids(root: &Path) -> Result<Vec<String>> {
         Err(e) => return Err(io_err("readdir", root, e)),
     };
     for e in rd.flatten() {
-        if e.file_type().is_ok_and(|t| t.is_dir()) {
-            ids.push(e.file_name().to_string_lossy().into_owned());
+        let name = e.file_name().to_string_lossy().into_owned();
+        // `<id>~deleting.<pid>`: a delete in progress (or one that crashed): not a container.
+        if e.file_type().is_ok_and(|t| t.is_dir()) && !name.contains('~') {
+            ids.push(name);
         }
     }
     ids.sort();

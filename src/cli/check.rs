@@ -65,10 +65,10 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         || findings.iter().any(|f| f.verdict == "refused");
     if a.format == "json" {
         let out = serde_json::json!({"mounts": verdicts, "bundle": findings});
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        super::out(&serde_json::to_string_pretty(&out).unwrap_or_default())?;
     } else {
         for f in &findings {
-            println!(
+            super::out(&format!(
                 "{}: {} [{}]{}",
                 f.field,
                 f.verdict,
@@ -77,13 +77,13 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                     .as_deref()
                     .map(|n| format!(": {n}"))
                     .unwrap_or_default()
-            );
+            ))?;
         }
         for v in &verdicts {
             let access = v
                 .access
                 .map_or("-", |a| if a == Access::Ro { "ro" } else { "rw" });
-            println!(
+            super::out(&format!(
                 "mounts[{}] {} <- {}: {} ({access}) [{}]{}",
                 v.index,
                 v.destination,
@@ -94,7 +94,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                     .as_deref()
                     .map(|r| format!(": {r}"))
                     .unwrap_or_default()
-            );
+            ))?;
         }
     }
     Ok(if refused { 1 } else { 0 })

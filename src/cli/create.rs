@@ -6,6 +6,7 @@ use super::Global;
 use crate::error::{Context, Error, Result, io_err};
 use crate::policy::{Enforcer, Policy};
 use crate::process::spawn::{self, Spawned};
+use crate::process::sync::Msg;
 use crate::security::landlock::Mode;
 use crate::spec::{self, ValidSpec};
 use crate::state::{Container, Saved};
@@ -153,8 +154,13 @@ pub fn create_container(
     let cgroup = crate::cgroups::Cgroup::for_spec(vs, id)?;
     let mut c = Container::create(&g.root, id)?;
     let vs: &ValidSpec = vs;
+    // The cgroup is recorded in the state directory before it exists, so a delete after a create
+    // killed at any moment removes it.
     let made = match &cgroup {
-        Some((cg, rules)) => cg.create(rules).map(|()| Some(cg)),
+        Some((cg, rules)) => c
+            .record_cgroup(cg)
+            .and_then(|()| cg.create(rules))
+            .map(|()| Some(cg)),
         None => Ok(None),
     };
     let result = made.and_then(|cgroup| {
@@ -225,7 +231,7 @@ fn spawn_and_save(
         console_socket: a.console_socket.as_deref(),
         preserve_fds: a.preserve_fds + listen_fds(),
         no_pivot: a.no_pivot,
-        lock_fd: Some(c.lock_fd()),
+        lock_fd: c.lock_fd(),
         new_keyring: !a.no_new_keyring,
         policy,
         landlock,
@@ -247,11 +253,20 @@ fn spawn_and_save(
             .contains(nix::sched::CloneFlags::CLONE_NEWPID),
         cgroup: cgroup.cloned(),
     };
+    // Once the state is durable the init may outlive this process (create): it stops dying with us
+    // and says so, and only then may create exit.
     let saved_ok = c
         .save(saved, launch.durable())
         .and_then(|()| match &a.pid_file {
             Some(p) => write_pid_file(p, s.pid),
             None => Ok(()),
+        })
+        .and_then(|()| {
+            if launch == Launch::Create {
+                s.channel.send(&Msg::Saved)?;
+                s.channel.expect(Msg::Detached)?;
+            }
+            Ok(())
         });
     if let Err(e) = saved_ok {
         let _ = nix::sys::signal::kill(

@@ -52,6 +52,6 @@ pub fn run() -> Result<i32> {
             "io.github.berth.apparmor": if crate::security::apparmor::enabled() { "available" } else { "unavailable" }
         }
     });
-    println!("{}", serde_json::to_string_pretty(&f).unwrap_or_default());
+    super::out(&serde_json::to_string_pretty(&f).unwrap_or_default())?;
     Ok(0)
 }

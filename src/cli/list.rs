@@ -19,27 +19,38 @@ pub struct Args {
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     let mut states = Vec::new();
     for id in list_ids(&g.root)? {
-        // A container deleted meanwhile is simply not listed.
-        if let Ok(c) = Container::load(&g.root, &id) {
-            states.push(c.oci_state());
+        match Container::peek(&g.root, &id) {
+            Ok(c) => states.push(c.oci_state()),
+            // A container deleted meanwhile is simply not listed.
+            Err(e) if e.to_string().contains("does not exist") => {}
+            // A corrupt one is listed, and said so once on stderr (as runc does).
+            Err(e) => {
+                crate::logging::warn(&format!("container {id:?}: {e}"));
+                states.push(crate::spec::State {
+                    oci_version: crate::spec::OCI_VERSION.into(),
+                    id,
+                    status: "unknown".into(),
+                    ..Default::default()
+                });
+            }
         }
     }
     if a.quiet {
         for s in &states {
-            println!("{}", s.id);
+            super::out(&s.id)?;
         }
     } else if a.format == "json" {
-        println!("{}", serde_json::to_string(&states).unwrap_or_default());
+        super::out(&serde_json::to_string(&states).unwrap_or_default())?;
     } else {
-        println!(
+        super::out(&format!(
             "{:<12} {:<8} {:<10} {:<40} {:<30} OWNER",
             "ID", "PID", "STATUS", "BUNDLE", "CREATED"
-        );
+        ))?;
         for s in &states {
-            println!(
+            super::out(&format!(
                 "{:<12} {:<8} {:<10} {:<40} {:<30} root",
                 s.id, s.pid, s.status, s.bundle, s.created
-            );
+            ))?;
         }
     }
     Ok(0)

@@ -89,6 +89,22 @@ pub enum Command {
     Check(check::Args),
 }
 
+/// Writes `text` and a newline to stdout. A reader that went away (EPIPE: `berth list | head`) ends
+/// berth quietly, as any Unix filter; another write error is an error naming stdout. Never a panic.
+pub fn out(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let r = o
+        .write_all(text.as_bytes())
+        .and_then(|()| o.write_all(b"\n"))
+        .and_then(|()| o.flush());
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(crate::error::io_err("write", std::path::Path::new("stdout"), e)),
+    }
+}
+
 /// Runs a parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     let g = &cli.global;

@@ -13,8 +13,9 @@ pub struct Args {
 
 /// `berth state`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
-    let c = Container::load(&g.root, &a.id)?;
+    // A read, without the lock: a hook may ask while create or start holds it.
+    let c = Container::peek(&g.root, &a.id)?;
     let s = serde_json::to_string_pretty(&c.oci_state()).unwrap_or_default();
-    println!("{s}");
+    super::out(&s)?;
     Ok(0)
 }

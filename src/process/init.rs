@@ -369,15 +369,23 @@ fn install_seccomp(a: &InitArgs<'_>) -> Result<()> {
 fn ready_and_exec(a: &InitArgs<'_>, program: Program, state: &str) -> Result<Infallible> {
     let vs = a.vs;
     let p = &vs.process;
-    // 15. Sync point 3: ready. From here the parent (create) may exit, so stop dying with it.
-    sys::set_parent_death_signal(0)?;
+    // 15. Sync point 3: ready. The init still dies with the parent until the parent says the state
+    //     that names it is saved: a create killed at any moment before leaves no orphan, one killed
+    //     after leaves a container `state`, `kill` and `delete` know. (The identity change cleared the
+    //     parent-death signal, so it is set again; a parent that died before that fails the send.)
+    sys::set_parent_death_signal(libc::SIGKILL)?;
     a.chan.send(&Msg::Ready)?;
 
-    // 16. Wait for start: a byte on the exec fifo, which this process has held open read-write since
-    //     the clone (so the read blocks until `start` writes, and no permission check depends on the
-    //     user the process has become), or a Continue frame for `run`.
+    // 16. Wait for start: for create, after the parent's word that the state is saved (answered once
+    //     the parent-death signal is off, so create may exit), a byte on the exec fifo, which this
+    //     process has held open read-write since the clone (so the read blocks until `start` writes,
+    //     and no permission check depends on the user the process has become); for run, a Continue
+    //     frame, sent once the state is saved.
     match &a.gate {
         Gate::Fifo(fifo) => {
+            a.chan.expect(Msg::Saved)?;
+            sys::set_parent_death_signal(0)?;
+            a.chan.send(&Msg::Detached)?;
             let mut b = [0u8; 1];
             loop {
                 match nix::unistd::read(fifo.as_raw_fd(), &mut b) {
@@ -390,7 +398,10 @@ fn ready_and_exec(a: &InitArgs<'_>, program: Program, state: &str) -> Result<Inf
                 }
             }
         }
-        Gate::Socket => a.chan.expect(Msg::Continue)?,
+        Gate::Socket => {
+            a.chan.expect(Msg::Continue)?;
+            sys::set_parent_death_signal(0)?;
+        }
     }
 
     // 17. startContainer hooks, in the container, before the user's program.

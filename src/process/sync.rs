@@ -30,6 +30,10 @@ pub enum Msg {
     /// Child → parent: the seccomp notify listener follows as SCM_RIGHTS, for the agent at
     /// linux.seccomp.listenerPath.
     SeccompFd,
+    /// Parent → child (create): state.json is saved durably; the init may outlive the parent now.
+    Saved,
+    /// Child → parent: the init no longer dies with the parent.
+    Detached,
     /// Child → parent: something to log (what a security layer enforced).
     Note(String),
     /// Child → parent: setup failed; the child exits after sending this.
@@ -71,6 +75,8 @@ impl Channel {
             Msg::Fd => (5, 0, ""),
             Msg::Note(s) => (7, 0, s),
             Msg::SeccompFd => (8, 0, ""),
+            Msg::Saved => (9, 0, ""),
+            Msg::Detached => (10, 0, ""),
             Msg::Error { errno, msg } => (6, *errno, msg),
         };
         let mut v = Vec::with_capacity(5 + payload.len());
@@ -99,6 +105,8 @@ impl Channel {
             },
             7 => Msg::Note(payload),
             8 => Msg::SeccompFd,
+            9 => Msg::Saved,
+            10 => Msg::Detached,
             _ => return Err(bad()),
         })
     }

@@ -332,7 +332,7 @@ pub struct Device {
 }
 
 /// The state JSON of the runtime-spec, as `runc state` prints it and hooks read it on stdin.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct State {
     /// Spec version.

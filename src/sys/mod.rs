@@ -548,11 +548,19 @@ pub fn set_domainname(name: &str) -> Result<(), SysError> {
     unit(ret as libc::c_long, || format!("setdomainname({name:?})"))
 }
 
-/// Undoes what berth changed about signals before execve: the Rust runtime sets SIGPIPE to SIG_IGN
+/// Resets signals before execve: the Rust runtime sets SIGPIPE to SIG_IGN
 /// (an ignored disposition survives exec), and `berth run` blocks the signals it forwards.
 pub fn reset_signals() {
-    // SAFETY: SIG_DFL is a valid disposition for SIGPIPE; no handler of ours is replaced.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    // Every disposition back to the default, the ignored ones included (`nohup berth run` or a
+    // script's `&` leave SIGINT/SIGHUP/SIGQUIT ignored, and an ignored disposition survives execve).
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL is valid for every catchable signal; berth installs no handler whose state
+        // could be left half-updated (the init is single-threaded and about to exec).
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
     let empty = nix::sys::signal::SigSet::empty();
     let _ = nix::sys::signal::sigprocmask(
         nix::sys::signal::SigmaskHow::SIG_SETMASK,
