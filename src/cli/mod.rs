@@ -101,7 +101,11 @@ pub fn out(text: &str) -> Result<()> {
     match r {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
-        Err(e) => Err(crate::error::io_err("write", std::path::Path::new("stdout"), e)),
+        Err(e) => Err(crate::error::io_err(
+            "write",
+            std::path::Path::new("stdout"),
+            e,
+        )),
     }
 }
 

@@ -553,13 +553,38 @@ pub fn set_domainname(name: &str) -> Result<(), SysError> {
 pub fn reset_signals() {
     // Every disposition back to the default, the ignored ones included (`nohup berth run` or a
     // script's `&` leave SIGINT/SIGHUP/SIGQUIT ignored, and an ignored disposition survives execve).
-    for sig in 1..=libc::SIGRTMAX() {
+    // The raw syscall, since glibc refuses the two real-time signals it keeps for itself (32, 33),
+    // which a caller may have ignored too.
+    /// The kernel's `struct sigaction` on x86_64.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction {
+        handler: 0, // SIG_DFL
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: SIG_DFL is valid for every catchable signal; berth installs no handler whose state
-        // could be left half-updated (the init is single-threaded and about to exec).
-        unsafe { libc::signal(sig, libc::SIG_DFL) };
+        // SAFETY: `dfl` is the kernel's 32-byte x86_64 sigaction with the SIG_DFL handler and lives
+        // for the call; a null old-action pointer is allowed; sigsetsize is 8 as the kernel expects.
+        // The init is single-threaded and about to exec, so no handler of berth's is in use.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KernelSigaction,
+                std::ptr::null::<KernelSigaction>(),
+                8usize,
+            )
+        };
     }
     let empty = nix::sys::signal::SigSet::empty();
     let _ = nix::sys::signal::sigprocmask(

@@ -1,0 +1,281 @@
+//! Crash safety and lifecycle races: `create` killed at every syscall it makes (strace fault
+//! injection) leaves nothing that `delete -f` does not remove; a command that waited for a deleted
+//! container's lock does not act on a newer one; ignored signals do not reach the container; hooks
+//! can ask for the state; a closed stdout ends berth quietly; corrupt and orphaned entries are listed.
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Pids of processes whose command line contains `needle` (zombies have none and do not count).
+fn pids_with(needle: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| *p != me)
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .contains(needle)
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+fn wait_gone(needle: &str) -> Vec<i32> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let left = pids_with(needle);
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn devices_hierarchy() -> std::path::PathBuf {
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "/sys/fs/cgroup".into()
+    } else {
+        "/sys/fs/cgroup/devices".into()
+    }
+}
+
+/// The (syscall, occurrence) pairs `create` makes, in order, from one strace run.
+fn create_syscalls(b: &Bundle, id: &str) -> Vec<(String, usize)> {
+    let trace = b.tmp.path().join("trace");
+    let o = output(
+        Command::new("strace")
+            .args(["-qq", "-o"])
+            .arg(&trace)
+            .arg(BERTH)
+            .args([
+                "--root",
+                b.state.to_str().unwrap(),
+                "create",
+                "--bundle",
+                b.dir.to_str().unwrap(),
+                id,
+            ])
+            .stdin(Stdio::null()),
+        b.tmp.path(),
+    );
+    ok(&o);
+    ok(&b.berth(&["delete", "-f", id]));
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split('(').next())
+        .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .map(|n| {
+            let k = seen.entry(n.to_string()).or_default();
+            *k += 1;
+            (n.to_string(), *k)
+        })
+        .collect()
+}
+
+#[test]
+fn create_killed_at_every_syscall_leaves_nothing_after_delete() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        panic!("strace is needed (.ci/run installs it)");
+    }
+    let marker = format!("berth-crash-{}", std::process::id());
+    let mut b = Bundle::new(&format!("sleep 1000; : {marker}"));
+    // A cgroup too (device rules), so that every kind of leftover is looked for.
+    let cg = format!("/berth-crash-{}/c", std::process::id());
+    b.spec["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    b.spec["linux"]["cgroupsPath"] = json!(cg);
+    b.write();
+    let cg_top = devices_hierarchy().join(format!("berth-crash-{}", std::process::id()));
+    let id = format!("crash{}", std::process::id());
+    let mounts_before = mountinfo();
+    let calls = create_syscalls(&b, &id);
+    assert!(calls.len() > 50, "only {} syscalls traced", calls.len());
+    let mut orphans = Vec::new();
+    for (name, n) in &calls {
+        let _ = output(
+            Command::new("strace")
+                .args(["-qq", "-o", "/dev/null", "-e"])
+                .arg(format!("inject={name}:signal=KILL:when={n}"))
+                .arg(BERTH)
+                .args([
+                    "--root",
+                    b.state.to_str().unwrap(),
+                    "create",
+                    "--bundle",
+                    b.dir.to_str().unwrap(),
+                    &id,
+                ])
+                .stdin(Stdio::null()),
+            b.tmp.path(),
+        );
+        let at = format!("killed at {name}#{n}");
+        // Whatever the moment, delete -f cleans up, and then nothing is left.
+        ok(&b.berth(&["delete", "-f", &id]));
+        let left = wait_gone(&marker)
+            .into_iter()
+            .chain(wait_gone(&format!("create --bundle {}", b.dir.display())))
+            .collect::<Vec<_>>();
+        if !left.is_empty() {
+            orphans.push(format!("{at}: pids {left:?}"));
+            for p in left {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p),
+                    nix::sys::signal::SIGKILL,
+                );
+            }
+        }
+        let entries: Vec<_> = std::fs::read_dir(&b.state)
+            .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(entries.is_empty(), "{at}: state left: {entries:?}");
+        assert!(!cg_top.exists(), "{at}: cgroup left");
+        assert_eq!(mounts_before, mountinfo(), "{at}: the host's mount table changed");
+        // The id is reusable.
+        ok(&b.create(&id));
+        ok(&b.berth(&["delete", "-f", &id]));
+    }
+    assert!(orphans.is_empty(), "orphans: {orphans:#?}");
+    assert!(wait_gone(&marker).is_empty());
+}
+
+#[test]
+fn a_command_that_waited_for_a_deleted_container_does_not_touch_its_successor() {
+    let b = Bundle::new("sleep 1000");
+    ok(&b.create("succ"));
+    let dir = b.state.join("succ");
+    let old_pid = b.state("succ")["pid"].as_i64().unwrap() as i32;
+    // Hold the old container's lock, as a delete in progress would.
+    let old = std::fs::File::open(&dir).unwrap();
+    let held = nix::fcntl::Flock::lock(old, nix::fcntl::FlockArg::LockExclusive).unwrap();
+    let mut kill = b.cmd(&["kill", "succ", "KILL"]);
+    let waiting = kill
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // Meanwhile the container is deleted (its directory goes away) and a new one takes its id.
+    let tomb = b.state.join("succ-old");
+    std::fs::rename(&dir, &tomb).unwrap();
+    ok(&b.create("succ"));
+    let new_pid = b.state("succ")["pid"].as_i64().unwrap();
+    drop(held);
+    let o = waiting.wait_with_output().unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("does not exist"));
+    // The successor was not touched.
+    assert_eq!(b.state("succ")["status"], "created");
+    assert_eq!(b.state("succ")["pid"].as_i64().unwrap(), new_pid);
+    // Clean up the old one by hand (its init is ours to kill: we created it).
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(old_pid),
+        nix::sys::signal::SIGKILL,
+    );
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(old_pid), None);
+    std::fs::remove_dir_all(&tomb).unwrap();
+}
+
+#[test]
+fn ignored_signals_are_not_inherited_by_the_container() {
+    // grep itself reads its status (a shell would set dispositions of its own).
+    let mut b = Bundle::new("true");
+    b.spec["process"]["args"] = json!(["grep", "-E", "^Sig(Ign|Blk):", "/proc/self/status"]);
+    let o = run_from_shell(&b, "sig1", "trap '' INT HUP QUIT TERM", "", false);
+    let out = ok(&o);
+    assert!(out.contains("SigIgn:\t0000000000000000"), "{out}");
+    assert!(out.contains("SigBlk:\t0000000000000000"), "{out}");
+}
+
+#[test]
+fn hooks_can_ask_for_the_state() {
+    let mut b = Bundle::new("true");
+    let out = b.host_path("hook-out");
+    let sh = b.rootfs.join("bin/busybox");
+    let hook = |name: &str| {
+        json!({"path": sh, "timeout": 5, "args": ["sh", "-c", format!(
+            "{} --root {} state $(sed 's/.*\"id\":\"\\([^\"]*\\)\".*/\\1/') > {}/{name}",
+            BERTH, b.state.display(), out.display())]})
+    };
+    b.spec["hooks"] = json!({"prestart": [hook("prestart")], "poststart": [hook("poststart")]});
+    let start = Instant::now();
+    ok(&b.create("hk"));
+    ok(&b.berth(&["start", "hk"]));
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "a hook waited for the lock"
+    );
+    let read = |n: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(out.join(n)).unwrap()).unwrap()
+    };
+    assert_eq!(read("prestart")["status"], "creating");
+    assert!(matches!(
+        read("poststart")["status"].as_str(),
+        Some("running" | "stopped")
+    ));
+    ok(&b.berth(&["delete", "-f", "hk"]));
+}
+
+#[test]
+fn a_closed_stdout_ends_berth_quietly() {
+    let b = Bundle::new("true");
+    for args in [&["features"][..], &["list"][..], &["spec", "--help"][..]] {
+        let mut child = b
+            .cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !e.contains("panicked") && !e.contains("Broken pipe"),
+            "{args:?}: {e}"
+        );
+        assert_ne!(o.status.code(), Some(101), "{args:?} panicked");
+    }
+}
+
+#[test]
+fn corrupt_and_orphaned_entries_are_listed() {
+    let b = Bundle::new("sleep 1000");
+    ok(&b.create("fine"));
+    // A state file that is not JSON.
+    std::fs::create_dir_all(b.state.join("broken")).unwrap();
+    std::fs::write(b.state.join("broken/state.json"), "{not json").unwrap();
+    // A directory whose creator died before writing the state.
+    std::fs::create_dir_all(b.state.join("orphan")).unwrap();
+    let o = b.berth(&["list", "--format", "json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let status = |id: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .map(|s| s["status"].as_str().unwrap().to_string())
+    };
+    assert_eq!(status("fine").as_deref(), Some("created"));
+    assert_eq!(status("broken").as_deref(), Some("unknown"));
+    assert_eq!(status("orphan").as_deref(), Some("stopped"));
+    assert!(
+        stderr(&o).contains("broken") && stderr(&o).contains("corrupt"),
+        "{}",
+        stderr(&o)
+    );
+    // The orphan is removable without --force.
+    ok(&b.berth(&["delete", "orphan"]));
+    std::fs::remove_dir_all(b.state.join("broken")).unwrap();
+    ok(&b.berth(&["delete", "-f", "fine"]));
+}
