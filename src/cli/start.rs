@@ -1,5 +1,5 @@
 //! `berth start ID`: writes one byte into the exec fifo, which releases the init blocked reading it,
-//! removes the fifo (the container is now `running`) and runs the poststart hooks.
+//! removes the fifo (the container is now `running`) and runs the poststart hooks (without the lock).
 
 use super::Global;
 use crate::error::{Error, Result, io_err};
@@ -49,8 +49,11 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     }
     drop(fifo);
     std::fs::remove_file(&fifo_path).map_err(|e| io_err("unlink", &fifo_path, e))?;
-    if let Some(h) = c.saved.as_ref().and_then(|s| s.hooks.as_ref()) {
-        let state = serde_json::to_string(&c.oci_state()).unwrap_or_default();
+    // poststart hooks run without the container's lock, so one may call berth on this container.
+    let hooks = c.saved.as_ref().and_then(|s| s.hooks.clone());
+    let state = serde_json::to_string(&c.oci_state()).unwrap_or_default();
+    drop(c);
+    if let Some(h) = hooks {
         crate::hooks::run_list_warn("poststart", &h.poststart, &state);
     }
     Ok(0)
