@@ -231,6 +231,14 @@ pub fn create_devices(root: &Root, devices: &[Device], userns: bool) -> Result<(
                     nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
                 )
                 .map_err(|e| Error::sys(format!("fstatat({})", d.path), e))?;
+                // /dev/ptmx stays berth's link to the container's own devpts (as runc makes it after
+                // the devices), whatever node the spec lists (`--privileged` lists the host's).
+                let ptmx_link =
+                    path == Path::new("/dev/ptmx") && st.st_mode & libc::S_IFMT == libc::S_IFLNK;
+                if ptmx_link {
+                    crate::logging::debug(&format!("{}: kept as the link to pts/ptmx", label()));
+                    continue;
+                }
                 if st.st_mode & libc::S_IFMT != typ.bits() || st.st_rdev != dev {
                     return Err(e).with_context(label);
                 }

@@ -140,7 +140,11 @@ fn create_killed_at_every_syscall_leaves_nothing_after_delete() {
             .unwrap_or_default();
         assert!(entries.is_empty(), "{at}: state left: {entries:?}");
         assert!(!cg_top.exists(), "{at}: cgroup left");
-        assert_eq!(mounts_before, mountinfo(), "{at}: the host's mount table changed");
+        assert_eq!(
+            mounts_before,
+            mountinfo(),
+            "{at}: the host's mount table changed"
+        );
         // The id is reusable.
         ok(&b.create(&id));
         ok(&b.berth(&["delete", "-f", &id]));

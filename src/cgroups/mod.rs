@@ -166,6 +166,15 @@ impl Cgroup {
         std::fs::write(&procs, pid.to_string()).map_err(|e| io_err("write", &procs, e))
     }
 
+    /// The pids in the cgroup now.
+    pub fn pids(&self) -> Vec<i32> {
+        std::fs::read_to_string(self.dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
     /// Removes the directory (once the last process has left it; a few retries for the kernel to
     /// notice an exit), then the ancestors berth made for it while they are empty.
     pub fn remove(&self) -> Result<()> {

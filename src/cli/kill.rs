@@ -50,8 +50,13 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     let c = Container::load(&g.root, &a.id)?;
     let status = c.status();
     let Some(pid) = c.live_pid().filter(|_| status.can_kill()) else {
+        // runc's contract, which containerd matches on: `kill --all` of a stopped container succeeds
+        // (nothing is left to signal); a plain kill fails with "container not running".
+        if a.all {
+            return Ok(0);
+        }
         return Err(Error::State(format!(
-            "cannot kill container {:?}: it is {}",
+            "cannot kill container {:?}: container not running (it is {})",
             a.id,
             status.as_str()
         )));
@@ -69,9 +74,21 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                 let _ = kill(Pid::from_raw(p), sig);
             }
         }
+    } else if let Some(cg) = c
+        .saved
+        .as_ref()
+        .and_then(|s| s.cgroup.as_ref())
+        .filter(|_| a.all)
+    {
+        // No pid namespace of its own: its cgroup says which processes are the container's.
+        for p in cg.pids() {
+            if p != pid {
+                let _ = kill(Pid::from_raw(p), sig);
+            }
+        }
     } else if a.all {
         crate::logging::warn(
-            "kill --all: the container shares a pid namespace; only its init is signalled",
+            "kill --all: the container shares a pid namespace and has no cgroup; only its init is signalled",
         );
     }
     kill(Pid::from_raw(pid), sig).map_err(|e| Error::sys(format!("kill({pid}, {sig})"), e))?;

@@ -120,6 +120,11 @@ pub fn run(g: &Global, mut a: Args) -> Result<i32> {
         .map_err(|e| Error::sys("sigprocmask", e))?;
     let mut vs = spec_for(&mut a)?;
     let id = a.create.id()?.to_string();
+    if a.detach && vs.process.terminal && a.create.console_socket.is_none() {
+        return Err(Error::InvalidSpec(
+            "process.terminal is true: cannot allocate a tty for run --detach without --console-socket (it would be lost)".into(),
+        ));
+    }
     let (c, spawned) = create_container(g, &a.create, &mut vs, Launch::Run { detach: a.detach })?;
     let pid = spawned.pid;
     // Start: release the init; the sync socket then closes on its execve, or carries its last error.

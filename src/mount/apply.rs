@@ -54,19 +54,35 @@ impl OpenSource for HostPath {
     }
 }
 
+/// The detached, configured tree of a bind mount (not attached anywhere yet) and whether its root is a
+/// directory. The parent makes these for a container in a new user namespace, whose root may not reach
+/// the sources; see process::spawn.
+pub fn bind_tree(op: &MountOp, sources: &dyn OpenSource) -> Result<(OwnedFd, bool)> {
+    let OpKind::Bind { source, recursive } = &op.kind else {
+        return Err(Error::State(format!("{}: not a bind mount", op.label())));
+    };
+    let src = sources.open_source(op, source)?;
+    let dir = sys::fstat(&src)?.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    let tree = clone_tree(&src, *recursive)?;
+    drop(src);
+    set_attrs(&tree, op)?;
+    Ok((tree, dir))
+}
+
 fn bind(
     root: &Root,
     op: &MountOp,
-    source: &std::path::Path,
-    recursive: bool,
     sources: &dyn OpenSource,
+    made: Option<OwnedFd>,
 ) -> Result<(OwnedFd, bool)> {
-    let src = sources.open_source(op, source)?;
-    let dir = sys::fstat(&src)?.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    let (tree, dir) = match made {
+        Some(t) => {
+            let dir = sys::fstat(&t)?.st_mode & libc::S_IFMT == libc::S_IFDIR;
+            (t, dir)
+        }
+        None => bind_tree(op, sources)?,
+    };
     let kind = if dir { Kind::Dir } else { Kind::File };
-    let tree = clone_tree(&src, recursive)?;
-    drop(src);
-    set_attrs(&tree, op)?;
     let dest = root.open_or_create(&op.dest, kind)?;
     check_destination(root, op, &dest)?;
     sys::move_mount(&tree, &dest)?;
@@ -80,14 +96,23 @@ fn new_fs(
     source: Option<&str>,
     params: &[(String, Option<String>)],
 ) -> Result<OwnedFd> {
-    let ctx = FsContext::open(fstype)?;
-    if let Some(s) = source {
-        ctx.set("source", Some(s))?;
-    }
-    for (k, v) in params {
-        ctx.set(k, v.as_deref())?;
-    }
-    let mnt = ctx.mount(op.effective_top().attr_set)?;
+    let mnt = match make_fs(fstype, source, params, op.effective_top().attr_set) {
+        // cgroup2 in a user namespace without a cgroup namespace of its own is refused; as runc, the
+        // container gets a read-only stand-in rather than no container at all.
+        Err(e) if fstype == "cgroup2" && e.errno == nix::errno::Errno::EPERM => {
+            crate::logging::debug(&format!(
+                "{}: {e}; an empty read-only tmpfs stands in",
+                op.label()
+            ));
+            make_fs(
+                "tmpfs",
+                Some("cgroup"),
+                &[("mode".into(), Some("0555".into()))],
+                op.effective_top().attr_set | sys::MOUNT_ATTR_RDONLY,
+            )?
+        }
+        r => r?,
+    };
     let dest = if matches!(fstype, "proc" | "sysfs") {
         // proc and sysfs only onto real directories: a symlink here is refused, not followed.
         drop(root.mkdir_all(&op.dest)?);
@@ -99,8 +124,27 @@ fn new_fs(
         root.mkdir_all(&op.dest)?
     };
     check_destination(root, op, &dest)?;
+    if op.copy_up {
+        super::copyup::copy_up(&dest, &mnt).with_context(|| "tmpcopyup".into())?;
+    }
     sys::move_mount(&mnt, &dest)?;
     Ok(mnt)
+}
+
+fn make_fs(
+    fstype: &str,
+    source: Option<&str>,
+    params: &[(String, Option<String>)],
+    attr: u64,
+) -> std::result::Result<OwnedFd, crate::error::SysError> {
+    let ctx = FsContext::open(fstype)?;
+    if let Some(s) = source {
+        ctx.set("source", Some(s))?;
+    }
+    for (k, v) in params {
+        ctx.set(k, v.as_deref())?;
+    }
+    ctx.mount(attr)
 }
 
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
@@ -187,9 +231,14 @@ fn check_destination(root: &Root, op: &MountOp, dest: &OwnedFd) -> Result<()> {
 }
 
 /// Makes one mount; returns the fd of the attached mount and whether it is a directory.
-pub fn apply_one(root: &Root, op: &MountOp, sources: &dyn OpenSource) -> Result<(OwnedFd, bool)> {
+pub fn apply_one(
+    root: &Root,
+    op: &MountOp,
+    sources: &dyn OpenSource,
+    made: Option<OwnedFd>,
+) -> Result<(OwnedFd, bool)> {
     let (mnt, dir) = match &op.kind {
-        OpKind::Bind { source, recursive } => bind(root, op, source, *recursive, sources),
+        OpKind::Bind { .. } => bind(root, op, sources, made),
         OpKind::Fs {
             fstype,
             source,
@@ -207,18 +256,20 @@ pub fn apply_one(root: &Root, op: &MountOp, sources: &dyn OpenSource) -> Result<
     Ok((mnt, dir))
 }
 
-/// Makes every mount in order, calling `mounted` with each one as attached (its fd, whether it is a
+/// Makes every mount in order (binds from `made`, the trees the parent made, when there is one),
+/// calling `mounted` with each one as attached (its fd, whether it is a
 /// directory) before the fd is closed. Returns the root of the tmpfs mounted on /dev, if the plan has
 /// one, so that /dev is populated through that fd rather than through a path.
 pub fn apply_all(
     root: &Root,
     ops: &[MountOp],
     sources: &dyn OpenSource,
+    made: &mut std::collections::HashMap<usize, OwnedFd>,
     mounted: &mut dyn FnMut(&MountOp, &OwnedFd, bool) -> Result<()>,
 ) -> Result<Option<OwnedFd>> {
     let mut dev = None;
     for op in ops {
-        let (mnt, dir) = apply_one(root, op, sources)?;
+        let (mnt, dir) = apply_one(root, op, sources, made.remove(&op.index))?;
         mounted(op, &mnt, dir).with_context(|| op.label())?;
         let is_dev_tmpfs = matches!(&op.kind, OpKind::Fs { fstype, .. } if fstype == "tmpfs")
             && op.dest == std::path::Path::new("/dev");

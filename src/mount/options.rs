@@ -38,6 +38,8 @@ pub enum Opt {
     Ignore,
     /// Known but not implemented: the reason.
     Unsupported(&'static str),
+    /// tmpcopyup: the image's content at the destination is copied into the new tmpfs.
+    CopyUp,
 }
 
 const fn a(set: u64, clr: u64) -> Opt {
@@ -180,10 +182,7 @@ pub const TABLE: &[(&str, Opt)] = &[
         "ridmap",
         Opt::Unsupported("idmapped mounts are not implemented"),
     ),
-    (
-        "tmpcopyup",
-        Opt::Unsupported("tmpcopyup is not implemented"),
-    ),
+    ("tmpcopyup", Opt::CopyUp),
 ];
 
 /// Looks an option up; None means a filesystem parameter (`key` or `key=value`).

@@ -44,6 +44,8 @@ pub struct MountOp {
     pub rattr: MountAttr,
     /// Propagation to set after attaching, and whether recursively.
     pub propagation: Option<(u64, bool)>,
+    /// tmpcopyup: copy what the image has at the destination into the new tmpfs.
+    pub copy_up: bool,
 }
 
 impl MountOp {
@@ -141,6 +143,7 @@ pub fn plan_one(index: usize, m: &Mount, bundle: &Path) -> Result<MountOp> {
     let mut rattr = MountAttr::default();
     let mut propagation = None;
     let mut params = Vec::new();
+    let mut copy_up = false;
     for o in &m.options {
         match options::lookup(o) {
             Some(Opt::Attr {
@@ -155,6 +158,7 @@ pub fn plan_one(index: usize, m: &Mount, bundle: &Path) -> Result<MountOp> {
             }) => options::merge(&mut rattr, set, clr),
             Some(Opt::Propagation { flag, recursive }) => propagation = Some((flag, recursive)),
             Some(Opt::Bind(r)) => recursive = r,
+            Some(Opt::CopyUp) => copy_up = true,
             Some(Opt::Ignore) => {}
             Some(Opt::Unsupported(why)) => {
                 return Err(Error::NotSupported(format!("{label}: option {o:?}: {why}")));
@@ -209,6 +213,9 @@ pub fn plan_one(index: usize, m: &Mount, bundle: &Path) -> Result<MountOp> {
             params,
         }
     };
+    if copy_up && !matches!(&kind, OpKind::Fs { fstype, .. } if fstype == "tmpfs") {
+        return Err(bad("option \"tmpcopyup\" is for tmpfs mounts only".into()));
+    }
     Ok(MountOp {
         index,
         dest,
@@ -216,6 +223,7 @@ pub fn plan_one(index: usize, m: &Mount, bundle: &Path) -> Result<MountOp> {
         attr,
         rattr,
         propagation,
+        copy_up,
     })
 }
 

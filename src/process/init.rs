@@ -92,15 +92,15 @@ fn step<T>(name: &str, r: Result<T>) -> Result<T> {
 /// "ready", so every error still reaches the caller of create; seccomp as late as it can go (see
 /// [`confine`]); the exec fifo last.
 fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
-    enter_namespaces(a)?;
+    let mut made = enter_namespaces(a)?;
     let mut landlock = Landlock::new(a.landlock)?;
-    let (root, state) = build_rootfs(a, &mut landlock)?;
+    let (root, state) = build_rootfs(a, &mut landlock, &mut made)?;
     let program = confine(a, root, landlock)?;
     ready_and_exec(a, program, &state)
 }
 
 /// Steps 1-4: hygiene, id maps, joined user namespace, session.
-fn enter_namespaces(a: &InitArgs<'_>) -> Result<()> {
+fn enter_namespaces(a: &InitArgs<'_>) -> Result<Made> {
     let vs = a.vs;
     // 1. Drop the parent's lock on the state directory (an inherited copy would block `start`).
     //    Not dumpable: while this process holds the runtime's memory inside the container's namespaces,
@@ -120,9 +120,24 @@ fn enter_namespaces(a: &InitArgs<'_>) -> Result<()> {
     // 2. Sync point 1: wait until the parent has put this process into the container's cgroup (so
     //    its device rules hold before anything is opened) and, in a new user namespace, written the
     //    id maps; then become root there.
+    //    In a new user namespace the parent also hands over the bind mounts it made with the host's
+    //    view of their sources (this process's root may not reach them).
     let new_user = vs.clone_flags.contains(CloneFlags::CLONE_NEWUSER);
+    let mut made = std::collections::HashMap::new();
     if new_user || a.in_cgroup {
-        a.chan.expect(Msg::Continue)?;
+        loop {
+            match a.chan.recv_with()? {
+                (Msg::Continue, _) => break,
+                (Msg::Tree(i), Some(fd)) => {
+                    made.insert(i as usize, fd);
+                }
+                (other, _) => {
+                    return Err(Error::State(format!(
+                        "sync socket: expected Continue, got {other:?}"
+                    )));
+                }
+            }
+        }
     }
     if new_user {
         become_root()?;
@@ -155,12 +170,19 @@ fn enter_namespaces(a: &InitArgs<'_>) -> Result<()> {
     if a.new_keyring {
         sys::join_new_session_keyring()?;
     }
-    Ok(())
+    Ok(made)
 }
+
+/// The bind mounts the parent made, by mount index.
+type Made = std::collections::HashMap<usize, OwnedFd>;
 
 /// Steps 5-8: the rootfs on fds, hooks, sysctls and read-only/masked paths, pivot_root. Returns the
 /// container's `/` and the state JSON for in-container hooks.
-fn build_rootfs(a: &InitArgs<'_>, landlock: &mut Landlock) -> Result<(Root, String)> {
+fn build_rootfs(
+    a: &InitArgs<'_>,
+    landlock: &mut Landlock,
+    made: &mut Made,
+) -> Result<(Root, String)> {
     let vs = a.vs;
     let p = &vs.process;
     let linux = vs.linux();
@@ -198,7 +220,7 @@ fn build_rootfs(a: &InitArgs<'_>, landlock: &mut Landlock) -> Result<(Root, Stri
         Some(v) => v,
         None => &HostPath,
     };
-    let dev = crate::mount::apply::apply_all(&root, a.plan, sources, &mut |op, fd, dir| {
+    let dev = crate::mount::apply::apply_all(&root, a.plan, sources, made, &mut |op, fd, dir| {
         let grant = if op.top_read_only() {
             Grant::Read
         } else {

@@ -190,6 +190,7 @@ fn prepare(vs: &ValidSpec, opts: &Options<'_>) -> Result<(Option<OwnedFd>, Optio
 fn drive(
     vs: &ValidSpec,
     opts: &Options<'_>,
+    plan: &[MountOp],
     pid: i32,
     parent_end: &Channel,
     hooks: bool,
@@ -207,6 +208,7 @@ fn drive(
             .with_context(|| "linux.uidMappings".into())?;
         write_proc(pid, "gid_map", &map_text(&l.gid_mappings))
             .with_context(|| "linux.gidMappings".into())?;
+        hand_over_binds(vs, opts, plan, pid, parent_end)?;
     }
     if new_user || opts.cgroup.is_some() {
         parent_end.send(&Msg::Continue)?;
@@ -263,6 +265,57 @@ fn drive(
         }
     }
     Ok(pty)
+}
+
+/// Binds beyond this count are left to the child (each handed-over tree is an fd it holds until it
+/// mounts it).
+const MAX_HANDED_OVER: usize = 256;
+
+/// For a container in a new user namespace, whose root (an unprivileged host uid) may not reach bind
+/// sources below root-only directories (Podman's 0700 userdata, as crun and runc handle it): the
+/// parent enters the child's mount namespace, opens each source with the host's credentials (vetted
+/// by the policy when there is one), clones and configures the tree there, hands the detached tree
+/// to the child, and returns to its own namespace, root and working directory.
+fn hand_over_binds(
+    vs: &ValidSpec,
+    opts: &Options<'_>,
+    plan: &[MountOp],
+    pid: i32,
+    chan: &Channel,
+) -> Result<()> {
+    let binds: Vec<&MountOp> = plan
+        .iter()
+        .filter(|op| matches!(op.kind, crate::mount::plan::OpKind::Bind { .. }))
+        .collect();
+    if binds.is_empty() || binds.len() > MAX_HANDED_OVER {
+        return Ok(());
+    }
+    let open = |p: &str| sys::openat2(None, Path::new(p), libc::O_RDONLY | libc::O_CLOEXEC, 0, 0);
+    let own_ns = open("/proc/self/ns/mnt")?;
+    let own_root = open("/proc/self/root")?;
+    let own_cwd = open("/proc/self/cwd")?;
+    let theirs = open(&format!("/proc/{pid}/ns/mnt"))?;
+    nix::sched::setns(theirs.as_fd(), CloneFlags::CLONE_NEWNS)
+        .map_err(|e| Error::sys(format!("setns(/proc/{pid}/ns/mnt)"), e))?;
+    let vetted = opts.policy.map(|enforcer| crate::policy::Vetted {
+        enforcer,
+        rootfs: &vs.rootfs,
+    });
+    let sources: &dyn crate::mount::apply::OpenSource = match &vetted {
+        Some(v) => v,
+        None => &crate::mount::apply::HostPath,
+    };
+    let handed = binds.iter().try_for_each(|op| {
+        let (tree, _) = crate::mount::apply::bind_tree(op, sources).with_context(|| op.label())?;
+        chan.send_with(&Msg::Tree(op.index as u32), Some(tree.as_raw_fd()))
+    });
+    // Back home whatever happened: namespace, then root and working directory (setns reset both).
+    nix::sched::setns(own_ns.as_fd(), CloneFlags::CLONE_NEWNS)
+        .map_err(|e| Error::sys("setns(back to the runtime's mount namespace)", e))?;
+    nix::unistd::fchdir(own_root.as_raw_fd()).map_err(|e| Error::sys("fchdir(own root)", e))?;
+    nix::unistd::chroot(".").map_err(|e| Error::sys("chroot(own root)", e))?;
+    nix::unistd::fchdir(own_cwd.as_raw_fd()).map_err(|e| Error::sys("fchdir(own cwd)", e))?;
+    handed
 }
 
 /// Hands the seccomp notify listener to the agent at linux.seccomp.listenerPath, as runc does: one
@@ -341,7 +394,7 @@ pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spa
     // A zombie still has its start time; if the child already failed, its error is on the socket.
     let start_time = sys::process_start(pid).map_or(0, |(t, _)| t);
 
-    let pty = drive(vs, opts, pid, &parent_end, hooks)?;
+    let pty = drive(vs, opts, plan, pid, &parent_end, hooks)?;
     guard.0 = None;
     Ok(Spawned {
         pid,

@@ -30,6 +30,9 @@ pub enum Msg {
     /// Child → parent: the seccomp notify listener follows as SCM_RIGHTS, for the agent at
     /// linux.seccomp.listenerPath.
     SeccompFd,
+    /// Parent → child: the bind mount of `mounts[N]`, made by the parent with the host's view of its
+    /// source (a user namespace's root may not reach it), follows as SCM_RIGHTS.
+    Tree(u32),
     /// Parent → child (create): state.json is saved durably; the init may outlive the parent now.
     Saved,
     /// Child → parent: the init no longer dies with the parent.
@@ -77,6 +80,7 @@ impl Channel {
             Msg::SeccompFd => (8, 0, ""),
             Msg::Saved => (9, 0, ""),
             Msg::Detached => (10, 0, ""),
+            Msg::Tree(i) => (11, *i as i32, ""),
             Msg::Error { errno, msg } => (6, *errno, msg),
         };
         let mut v = Vec::with_capacity(5 + payload.len());
@@ -107,6 +111,7 @@ impl Channel {
             8 => Msg::SeccompFd,
             9 => Msg::Saved,
             10 => Msg::Detached,
+            11 => Msg::Tree(errno as u32),
             _ => return Err(bad()),
         })
     }

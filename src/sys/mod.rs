@@ -541,6 +541,13 @@ pub fn own_received_fd(fd: RawFd) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
+/// Takes ownership of an fd that a successful open-like call (nix's `openat`) just returned to us.
+pub fn adopt_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: the fd was just created for this process by the call whose result the caller passes,
+    // and nothing else has it, so the OwnedFd is its sole owner.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
 /// setdomainname(2).
 pub fn set_domainname(name: &str) -> Result<(), SysError> {
     // SAFETY: the pointer and length describe `name`'s bytes, which outlive the call; the kernel copies.

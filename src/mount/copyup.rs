@@ -1,0 +1,126 @@
+//! `tmpcopyup` (Podman's `--read-only` /run, `--tmpfs`, `--mount type=tmpfs`): what the image has at a
+//! tmpfs destination is copied into the new tmpfs before the tmpfs is attached over it.
+//!
+//! The image is hostile: the walk goes only through fds, one component at a time with `O_NOFOLLOW`,
+//! symlinks are copied as symlinks (never followed), anything that is not a directory, regular file or
+//! symlink is skipped, and the depth is bounded. Modes and owners are kept.
+
+use crate::error::{Error, Result};
+use nix::fcntl::{AtFlags, OFlag, openat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstatat};
+use nix::unistd::{Gid, Uid, fchown, fchownat};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+const MAX_DEPTH: usize = 64;
+
+fn open(dir: RawFd, name: &std::ffi::OsStr, flags: OFlag) -> Result<OwnedFd> {
+    let fd = openat(
+        Some(dir),
+        name,
+        flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::sys(format!("openat({name:?}) for tmpcopyup"), e))?;
+    Ok(crate::sys::adopt_fd(fd))
+}
+
+fn keep_owner(fd: &OwnedFd, st: &FileStat) -> Result<()> {
+    fchown(
+        fd.as_raw_fd(),
+        Some(Uid::from_raw(st.st_uid)),
+        Some(Gid::from_raw(st.st_gid)),
+    )
+    .map_err(|e| Error::sys("fchown (tmpcopyup)", e))?;
+    fchmod(
+        fd.as_raw_fd(),
+        Mode::from_bits_truncate(st.st_mode & 0o7777),
+    )
+    .map_err(|e| Error::sys("fchmod (tmpcopyup)", e))
+}
+
+/// Copies the directory `src` (an O_PATH fd in the rootfs) into the root of the tmpfs `dst`.
+pub fn copy_up(src: impl AsFd, dst: impl AsFd) -> Result<()> {
+    let src = open(
+        src.as_fd().as_raw_fd(),
+        ".".as_ref(),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+    )?;
+    let dst = open(
+        dst.as_fd().as_raw_fd(),
+        ".".as_ref(),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+    )?;
+    let st =
+        nix::sys::stat::fstat(src.as_raw_fd()).map_err(|e| Error::sys("fstat (tmpcopyup)", e))?;
+    keep_owner(&dst, &st)?;
+    copy_dir(&src, &dst, 0)
+}
+
+fn copy_dir(src: &OwnedFd, dst: &OwnedFd, depth: usize) -> Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(Error::InvalidSpec(format!(
+            "tmpcopyup: the image's tree is deeper than {MAX_DEPTH} directories"
+        )));
+    }
+    let dup = src
+        .try_clone()
+        .map_err(|e| crate::error::io_err("dup", Path::new("tmpcopyup"), e))?;
+    let mut dir = nix::dir::Dir::from_fd(std::os::fd::IntoRawFd::into_raw_fd(dup))
+        .map_err(|e| Error::sys("fdopendir (tmpcopyup)", e))?;
+    let names: Vec<std::ffi::CString> = dir
+        .iter()
+        .flatten()
+        .map(|e| e.file_name().to_owned())
+        .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
+        .collect();
+    for name in names {
+        let name = std::ffi::OsStr::from_bytes(name.as_bytes());
+        let st = fstatat(Some(src.as_raw_fd()), name, AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_err(|e| Error::sys(format!("fstatat({name:?}) for tmpcopyup"), e))?;
+        match SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT) {
+            SFlag::S_IFDIR => {
+                nix::sys::stat::mkdirat(
+                    Some(dst.as_raw_fd()),
+                    name,
+                    Mode::from_bits_truncate(0o700),
+                )
+                .map_err(|e| Error::sys(format!("mkdirat({name:?}) for tmpcopyup"), e))?;
+                let s = open(src.as_raw_fd(), name, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
+                let d = open(dst.as_raw_fd(), name, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
+                copy_dir(&s, &d, depth + 1)?;
+                keep_owner(&d, &st)?;
+            }
+            SFlag::S_IFREG => {
+                let s = open(src.as_raw_fd(), name, OFlag::O_RDONLY)?;
+                let d = open(
+                    dst.as_raw_fd(),
+                    name,
+                    OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL,
+                )?;
+                let mut from = std::fs::File::from(s);
+                let mut to = std::fs::File::from(d);
+                std::io::copy(&mut from, &mut to)
+                    .map_err(|e| crate::error::io_err("copy", Path::new(name), e))?;
+                keep_owner(&OwnedFd::from(to), &st)?;
+            }
+            SFlag::S_IFLNK => {
+                let target = nix::fcntl::readlinkat(Some(src.as_raw_fd()), name)
+                    .map_err(|e| Error::sys(format!("readlinkat({name:?}) for tmpcopyup"), e))?;
+                nix::unistd::symlinkat(target.as_os_str(), Some(dst.as_raw_fd()), name)
+                    .map_err(|e| Error::sys(format!("symlinkat({name:?}) for tmpcopyup"), e))?;
+                fchownat(
+                    Some(dst.as_raw_fd()),
+                    name,
+                    Some(Uid::from_raw(st.st_uid)),
+                    Some(Gid::from_raw(st.st_gid)),
+                    AtFlags::AT_SYMLINK_NOFOLLOW,
+                )
+                .map_err(|e| Error::sys(format!("fchownat({name:?}) for tmpcopyup"), e))?;
+            }
+            _ => crate::logging::debug(&format!("tmpcopyup: special file {name:?} not copied")),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,453 @@
+//! Real clients drive the freshly built berth: Podman (through conmon) and containerd (`ctr` through the
+//! runc v2 shim), each with private storage, state and sockets in a temp dir, started and stopped by
+//! the test (containerd by pid). They need the Debian packages `podman` and `containerd`, which
+//! `.ci/run` installs; without them the tests fail (set BERTH_SKIP_CLIENTS=1 to skip them on purpose).
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The client tests run one at a time: Podman mounts each container's /dev/shm on the host, which
+/// the other test's check of the host's mount table would see.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn have(tool: &str) -> bool {
+    if Command::new(tool).arg("--version").output().is_ok() {
+        return true;
+    }
+    if std::env::var_os("BERTH_SKIP_CLIENTS").is_some() {
+        eprintln!("skipped: {tool} is not installed and BERTH_SKIP_CLIENTS is set");
+        return false;
+    }
+    panic!("{tool} is not installed (.ci/run installs it; BERTH_SKIP_CLIENTS=1 skips these tests)");
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Podman with its own containers.conf (berth registered as the runtime) and storage in `dir`.
+struct Podman {
+    dir: PathBuf,
+    rootfs: PathBuf,
+    /// /run/containers did not exist before: Podman 4.3 makes its empty network run directory there
+    /// whatever the configuration says, and the test removes it again.
+    made_run_dir: bool,
+}
+
+impl Podman {
+    fn new(tmp: &Path) -> Podman {
+        let dir = tmp.join("podman");
+        std::fs::create_dir_all(dir.join("tmp")).unwrap();
+        std::fs::create_dir_all(dir.join("networks")).unwrap();
+        let rootfs = tmp.join("podman-rootfs");
+        make_rootfs(&rootfs);
+        std::fs::write(
+            dir.join("containers.conf"),
+            format!(
+                r#"[containers]
+netns = "none"
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[network]
+network_config_dir = "{d}/networks"
+[engine]
+runtime = "berth"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "{d}/events.log"
+runtime_supports_json = ["berth"]
+tmp_dir = "{d}/tmp"
+[engine.runtimes]
+berth = ["{BERTH}"]
+"#,
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("storage.conf"),
+            format!(
+                "[storage]\ndriver = \"vfs\"\nrunroot = \"{d}/runroot\"\ngraphroot = \"{d}/root\"\n",
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        Podman {
+            dir,
+            rootfs,
+            made_run_dir: !Path::new("/run/containers").exists(),
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("podman");
+        c.env("CONTAINERS_CONF", self.dir.join("containers.conf"))
+            .env("CONTAINERS_STORAGE_CONF", self.dir.join("storage.conf"))
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// `podman run --rm OPTS --rootfs ROOTFS sh -c SCRIPT`.
+    fn run(&self, opts: &[&str], script: &str) -> Output {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(opts);
+        a.extend_from_slice(&[
+            "--rootfs",
+            self.rootfs.to_str().unwrap(),
+            "sh",
+            "-c",
+            script,
+        ]);
+        output(&mut self.cmd(&a), &self.dir)
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["rm", "-a", "-f"]).output();
+        if self.made_run_dir {
+            let _ = std::fs::remove_dir("/run/containers/networks");
+            let _ = std::fs::remove_dir("/run/containers");
+        }
+    }
+}
+
+#[track_caller]
+fn ran(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}: {}",
+        o.status.code(),
+        text(o)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn podman_drives_berth() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !have("podman") {
+        return;
+    }
+    let b = Bundle::new("true");
+    // The user-namespaced case needs the mapped root to reach the rootfs and Podman's files (as with
+    // crun and runc): the test's directory is made traversable.
+    std::fs::set_permissions(
+        b.tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let p = Podman::new(b.tmp.path());
+    // Exit codes.
+    let o = p.run(&[], "exit 7");
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    // --cap-drop all: no capability at all.
+    let out = ran(&p.run(&["--cap-drop", "all"], "grep CapEff /proc/self/status"));
+    assert!(out.contains("CapEff:\t0000000000000000"), "{out}");
+    // --cap-add sys_admin: the container may mount (the default Landlock stays off then).
+    assert_eq!(
+        ran(&p.run(
+            &["--cap-add", "sys_admin"],
+            "mount -t tmpfs t /tmp && echo mounted; unshare -m true && echo unshared"
+        )),
+        "mounted\nunshared\n"
+    );
+    // --user: create/start split with a non-root init.
+    assert_eq!(ran(&p.run(&["--user", "1000:1000"], "id -u")), "1000\n");
+    // --read-only (with Podman's tmpcopyup /run etc.), --tmpfs, --mount type=tmpfs.
+    let out = ran(&p.run(
+        &["--read-only"],
+        "touch /x 2>/dev/null || echo root-ro; touch /tmp/y && echo tmp-ok",
+    ));
+    assert_eq!(out, "root-ro\ntmp-ok\n");
+    assert_eq!(
+        ran(&p.run(
+            &["--tmpfs", "/etc"],
+            "cat /etc/passwd | head -c4; echo; echo > /etc/new && echo etc-ok"
+        )),
+        "root\netc-ok\n"
+    );
+    assert_eq!(
+        ran(&p.run(
+            &["--mount", "type=tmpfs,destination=/m"],
+            "echo > /m/x && echo m-ok"
+        )),
+        "m-ok\n"
+    );
+    // Volumes, ro and rw, one under /dev (Landlock rules no longer walk /dev).
+    let vol = b.host_path("pvol");
+    std::fs::write(vol.join("f"), "vol\n").unwrap();
+    let v = vol.display();
+    let out = ran(&p.run(&["-v", &format!("{v}:/ro:ro"), "-v", &format!("{v}:/rw:rw"), "-v", &format!("{v}:/dev/vol:ro")],
+        "cat /ro/f /dev/vol/f; touch /ro/x 2>/dev/null || echo ro-refused; echo w > /rw/w && echo rw-ok"));
+    assert_eq!(out, "vol\nvol\nro-refused\nrw-ok\n");
+    assert!(vol.join("w").exists() && !vol.join("x").exists());
+    assert_eq!(
+        ran(&p.run(
+            &[
+                "--mount",
+                &format!("type=bind,src={v},dst=/bp,bind-propagation=rslave")
+            ],
+            "cat /bp/f"
+        )),
+        "vol\n"
+    );
+    // --privileged (the host's /dev/ptmx in linux.devices) and --device.
+    assert_eq!(
+        ran(&p.run(&["--privileged"], "readlink /dev/ptmx")),
+        "pts/ptmx\n"
+    );
+    assert_eq!(
+        ran(&p.run(
+            &["--device", "/dev/zero:/dev/myzero"],
+            "head -c2 /dev/myzero | wc -c"
+        )),
+        "2\n"
+    );
+    // --uidmap: the cgroup mount falls back to a read-only stand-in.
+    let out = ran(&p.run(
+        &["--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536"],
+        "id -u; grep -c ' /sys/fs/cgroup ' /proc/self/mountinfo",
+    ));
+    assert_eq!(out, "0\n1\n");
+    // seccomp: Podman's default profile, and unconfined.
+    assert_eq!(
+        ran(&p.run(&[], "grep Seccomp: /proc/self/status")),
+        "Seccomp:\t2\n"
+    );
+    assert_eq!(
+        ran(&p.run(
+            &["--security-opt", "seccomp=unconfined"],
+            "grep Seccomp: /proc/self/status"
+        )),
+        "Seccomp:\t0\n"
+    );
+    // -t through a pty.
+    let script_cmd = format!(
+        "CONTAINERS_CONF={} CONTAINERS_STORAGE_CONF={} podman run --rm -t --rootfs {} sh -c 'tty; echo t-ok'",
+        p.dir.join("containers.conf").display(),
+        p.dir.join("storage.conf").display(),
+        p.rootfs.display()
+    );
+    let o = output(
+        Command::new("script")
+            .args(["-qec", &script_cmd, "/dev/null"])
+            .stdin(Stdio::null()),
+        b.tmp.path(),
+    );
+    let out = text(&o);
+    assert!(out.contains("/dev/pts/0") && out.contains("t-ok"), "{out}");
+    // -d, logs, stop, rm.
+    let o = output(
+        &mut p.cmd(&[
+            "run",
+            "-d",
+            "--name",
+            "pd1",
+            "--rootfs",
+            p.rootfs.to_str().unwrap(),
+            "sh",
+            "-c",
+            "echo started; trap 'exit 0' TERM; while :; do sleep 0.1; done",
+        ]),
+        &p.dir,
+    );
+    ran(&o);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let logs = text(&output(&mut p.cmd(&["logs", "pd1"]), &p.dir));
+        if logs.contains("started") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no logs: {logs}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ran(&output(&mut p.cmd(&["stop", "-t", "5", "pd1"]), &p.dir));
+    ran(&output(&mut p.cmd(&["rm", "pd1"]), &p.dir));
+}
+
+/// A private containerd (own root, state and sockets in `dir`), stopped by pid on drop.
+struct Containerd {
+    dir: PathBuf,
+    child: std::process::Child,
+    ns: String,
+}
+
+impl Containerd {
+    fn start(tmp: &Path) -> Containerd {
+        let dir = tmp.join("containerd");
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.display();
+        std::fs::write(
+            dir.join("config.toml"),
+            format!(
+                "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = \"{d}/c.sock\"\n[ttrpc]\n  address = \"{d}/c.sock.ttrpc\"\n[debug]\n  address = \"{d}/debug.sock\"\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(dir.join("config.toml"))
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.join("log")).unwrap())
+            .stderr(std::fs::File::create(dir.join("log.err")).unwrap())
+            .spawn()
+            .unwrap();
+        let c = Containerd {
+            dir,
+            child,
+            ns: format!("berthtest{}", std::process::id()),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !c.ctr(&["version"]).status.success() {
+            assert!(Instant::now() < deadline, "containerd did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        c
+    }
+
+    fn ctr(&self, args: &[&str]) -> Output {
+        let sock = self.dir.join("c.sock");
+        let mut a = vec!["--address", sock.to_str().unwrap(), "-n", &self.ns];
+        a.extend_from_slice(args);
+        output(Command::new("ctr").args(&a).stdin(Stdio::null()), &self.dir)
+    }
+
+    /// `ctr run OPTS --runc-binary berth --rootfs ROOTFS ID sh -c SCRIPT`.
+    fn run(&self, opts: &[&str], rootfs: &Path, id: &str, script: &str) -> Output {
+        let mut a = vec!["run"];
+        a.extend_from_slice(opts);
+        a.extend_from_slice(&[
+            "--runc-binary",
+            BERTH,
+            "--rootfs",
+            rootfs.to_str().unwrap(),
+            id,
+            "sh",
+            "-c",
+            script,
+        ]);
+        self.ctr(&a)
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+        // Shims of this test's namespace (they name the test's socket), by pid.
+        let sock = self.dir.join("c.sock").display().to_string();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&sock) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn containerd_drives_berth_through_the_runc_shim() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !have("containerd") {
+        return;
+    }
+    let b = Bundle::new("true");
+    let rootfs = b.tmp.path().join("ctr-rootfs");
+    make_rootfs(&rootfs);
+    let c = Containerd::start(b.tmp.path());
+    // run --rm and its exit code.
+    let o = c.run(&["--rm"], &rootfs, "c1", "echo hello; exit 3");
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("hello"));
+    // rbind ro and rw mounts.
+    let vol = b.host_path("cvol");
+    std::fs::write(vol.join("f"), "vol\n").unwrap();
+    let v = vol.display();
+    let out = ran(&c.run(
+        &[
+            "--rm",
+            "--mount",
+            &format!("type=bind,src={v},dst=/ro,options=rbind:ro"),
+            "--mount",
+            &format!("type=bind,src={v},dst=/rw,options=rbind:rw"),
+        ],
+        &rootfs,
+        "c2",
+        "cat /ro/f; touch /ro/x 2>/dev/null || echo ro-refused; echo w > /rw/w && echo rw-ok",
+    ));
+    assert_eq!(out, "vol\nro-refused\nrw-ok\n");
+    // --read-only and --privileged.
+    assert_eq!(
+        ran(&c.run(
+            &["--rm", "--read-only"],
+            &rootfs,
+            "c3",
+            "touch /x 2>/dev/null || echo root-ro"
+        )),
+        "root-ro\n"
+    );
+    assert_eq!(
+        ran(&c.run(
+            &["--rm", "--privileged"],
+            &rootfs,
+            "c4",
+            "readlink /dev/ptmx"
+        )),
+        "pts/ptmx\n"
+    );
+    // -t through a pty.
+    let sock = c.dir.join("c.sock");
+    let cmd = format!(
+        "ctr --address {} -n {} run --rm -t --runc-binary {BERTH} --rootfs {} c5 sh -c 'tty; echo t-ok'",
+        sock.display(),
+        c.ns,
+        rootfs.display()
+    );
+    let o = output(
+        Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(Stdio::null()),
+        b.tmp.path(),
+    );
+    assert!(
+        text(&o).contains("/dev/pts/0") && text(&o).contains("t-ok"),
+        "{}",
+        text(&o)
+    );
+    // kill and kill --all of a running task, then of a stopped one (runc's contract: a plain kill says
+    // "not running" and fails, --all succeeds), then delete.
+    ran(&c.run(&["-d"], &rootfs, "c6", "sleep 100"));
+    ran(&c.ctr(&["task", "kill", "-a", "-s", "KILL", "c6"]));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !text(&c.ctr(&["task", "ls"])).contains("STOPPED") {
+        assert!(Instant::now() < deadline, "task did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = c.ctr(&["task", "kill", "-s", "KILL", "c6"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("not running") || text(&o).contains("not found"),
+        "{}",
+        text(&o)
+    );
+    ran(&c.ctr(&["task", "kill", "-a", "-s", "KILL", "c6"]));
+    ran(&c.ctr(&["task", "rm", "c6"]));
+    ran(&c.ctr(&["container", "rm", "c6"]));
+}
