@@ -64,6 +64,8 @@ pub enum Status {
     Created,
     /// The user's process runs.
     Running,
+    /// Its cgroup is frozen (`pause`).
+    Paused,
     /// The process exited (or never will run).
     Stopped,
 }
@@ -75,6 +77,7 @@ impl Status {
             Status::Creating => "creating",
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Stopped => "stopped",
         }
     }
@@ -86,7 +89,7 @@ impl Status {
 
     /// `kill` needs a live process.
     pub fn can_kill(self) -> bool {
-        matches!(self, Status::Created | Status::Running)
+        matches!(self, Status::Created | Status::Running | Status::Paused)
     }
 
     /// `delete` without --force: stopped containers, and created ones (whose init never ran user code,
@@ -309,14 +312,19 @@ impl Container {
         if self.fifo().exists() {
             Status::Created
         } else {
-            Status::Running
+            match s.cgroup.as_ref().and_then(|c| c.frozen()) {
+                Some(true) => Status::Paused,
+                _ => Status::Running,
+            }
         }
     }
 
     /// The live pid, or None when the container's process is gone.
     pub fn live_pid(&self) -> Option<i32> {
         match self.status() {
-            Status::Created | Status::Running => self.saved.as_ref().map(|s| s.pid),
+            Status::Created | Status::Running | Status::Paused => {
+                self.saved.as_ref().map(|s| s.pid)
+            }
             _ => None,
         }
     }

@@ -221,15 +221,6 @@ fn bad_id_refused() {
 }
 
 #[test]
-fn resources_warn_not_silently_skipped() {
-    let mut b = Bundle::new("exit 0");
-    b.spec["linux"]["resources"] = json!({"memory": {"limit": 1048576}});
-    let o = b.run("w1");
-    ok(&o);
-    assert!(stderr(&o).contains("linux.resources"), "{}", stderr(&o));
-}
-
-#[test]
 fn json_log_lines() {
     let b = Bundle::new("true");
     let log = b.tmp.path().join("log.json");

@@ -1,81 +1,160 @@
-//! The container's cgroup: where it is (runc's path rules), made and joined before the init can open
-//! anything, device rules enforced through it, removed on delete. Nothing else in berth writes cgroup
-//! files. Today it carries the device controller (so a config's device denials hold even with
-//! CAP_MKNOD, linux.devices or a device node inside a volume, as in runc and crun); the other
-//! controllers build on the same plumbing.
+//! The container's cgroup, with the cgroupfs driver, on both layouts hosts have: cgroup v2 (the unified
+//! hierarchy at /sys/fs/cgroup) and cgroup v1 (one directory per controller hierarchy; also the
+//! hybrid layout of this project's CI host, where /sys/fs/cgroup/unified is left alone).
 //!
-//! Layouts: cgroup v2 (the unified hierarchy mounted at /sys/fs/cgroup), where device rules are a
-//! `BPF_PROG_TYPE_CGROUP_DEVICE` program berth emits ([`bpf`]); cgroup v1 (and the hybrid layout of
-//! this project's CI host), where they are `devices.deny`/`devices.allow` lines ([`devices`]).
+//! Where it is follows runc ([`path_for`]); it is made and its limits and device rules written before
+//! the init is placed in it at sync point 1, before the init can open anything, so no process of the
+//! container ever runs outside it; it is recorded in the state directory before it is made, removed
+//! with the state, and carries pause/resume (freezer), `kill --all` and `ps`. Nothing else in berth
+//! writes cgroup files.
+//!
+//! [`resources`] turns `linux.resources` into file writes (v1/v2 conversions as runc), [`devices`] the
+//! device rules into v1 lines, [`bpf`] into the v2 device program.
 
 pub mod bpf;
 pub mod devices;
+pub mod resources;
 
 use crate::error::{Context, Error, Result, io_err};
 use crate::spec::ValidSpec;
 use devices::Rule;
 use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
 
 const MOUNT: &str = "/sys/fs/cgroup";
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
-/// Which hierarchy holds the device controller.
+/// The host's layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Version {
-    /// The v1 `devices` hierarchy.
+    /// One hierarchy per controller (or group of controllers).
     V1,
     /// The unified hierarchy.
     V2,
 }
 
-/// The layout of this host.
-pub fn detect() -> Result<(Version, PathBuf)> {
-    if Path::new(MOUNT).join("cgroup.controllers").exists() {
-        return Ok((Version::V2, PathBuf::from(MOUNT)));
-    }
-    let v1 = Path::new(MOUNT).join("devices");
-    if v1.join("devices.allow").exists() {
-        return Ok((Version::V1, v1));
-    }
-    Err(Error::NotSupported(
-        "linux.resources.devices: no cgroup device controller (neither cgroup v2 at /sys/fs/cgroup nor a v1 devices hierarchy)".into(),
-    ))
+/// One hierarchy the container gets a directory in.
+#[derive(Debug, Clone)]
+struct Hierarchy {
+    controllers: Vec<String>,
+    mount: PathBuf,
+    own: PathBuf,
 }
 
-/// This process's own cgroup in the hierarchy of `version` (relative paths are taken against it, as
-/// runc does).
-fn own_cgroup(version: Version) -> Result<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/cgroup")
-        .map_err(|e| io_err("read", Path::new("/proc/self/cgroup"), e))?;
-    for line in text.lines() {
-        let mut f = line.splitn(3, ':');
-        let (_, ctrl, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or("/"));
-        let hit = match version {
-            Version::V2 => ctrl.is_empty(),
-            Version::V1 => ctrl.split(',').any(|c| c == "devices"),
-        };
-        if hit {
-            return Ok(PathBuf::from(path));
-        }
+fn read(path: &str) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| io_err("read", Path::new(path), e))
+}
+
+/// The hierarchies of this host (read from /proc/self/mountinfo and /proc/self/cgroup once).
+fn layout() -> Result<(Version, Vec<Hierarchy>)> {
+    let own = read("/proc/self/cgroup")?;
+    let own_of = |pred: &dyn Fn(&str) -> bool| -> PathBuf {
+        own.lines()
+            .filter_map(|l| {
+                let mut f = l.splitn(3, ':');
+                let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
+                pred(ctrl).then(|| PathBuf::from(path))
+            })
+            .next()
+            .unwrap_or_else(|| PathBuf::from("/"))
+    };
+    let fs = nix::sys::statfs::statfs(MOUNT)
+        .map_err(|e| Error::sys(format!("statfs({MOUNT})"), e))?
+        .filesystem_type()
+        .0 as i64;
+    if fs == CGROUP2_SUPER_MAGIC {
+        let controllers = read(&format!("{MOUNT}/cgroup.controllers"))?
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        return Ok((
+            Version::V2,
+            vec![Hierarchy {
+                controllers,
+                mount: PathBuf::from(MOUNT),
+                own: own_of(&|c| c.is_empty()),
+            }],
+        ));
     }
-    Ok(PathBuf::from("/"))
+    let mut out = Vec::new();
+    for line in read("/proc/self/mountinfo")?.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut post = post.split(' ');
+        if post.next() != Some("cgroup") {
+            continue;
+        }
+        let opts = post.nth(1).unwrap_or("");
+        let controllers: Vec<String> = opts
+            .split(',')
+            .filter(|o| !matches!(*o, "rw" | "ro") && !o.contains('='))
+            .filter(|o| !o.starts_with("no") && *o != "xattr" && *o != "clone_children")
+            .map(str::to_string)
+            .collect();
+        let Some(mount) = pre.split(' ').nth(4) else {
+            continue;
+        };
+        if controllers.is_empty() || out.iter().any(|h: &Hierarchy| h.controllers == controllers) {
+            continue;
+        }
+        let set = controllers.clone();
+        let own = own_of(&|c| {
+            let mut a: Vec<&str> = c.split(',').collect();
+            let mut b: Vec<&str> = set.iter().map(String::as_str).collect();
+            a.sort_unstable();
+            b.sort_unstable();
+            a == b
+        });
+        out.push(Hierarchy {
+            controllers,
+            mount: PathBuf::from(mount),
+            own,
+        });
+    }
+    if out.is_empty() {
+        return Err(Error::NotSupported(format!(
+            "linux.resources: no cgroup hierarchy is mounted (neither cgroup v2 at {MOUNT} nor v1 controllers)"
+        )));
+    }
+    Ok((Version::V1, out))
+}
+
+/// One directory of the container's cgroup.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Dir {
+    /// The controllers of its hierarchy.
+    pub controllers: Vec<String>,
+    /// The directory.
+    pub path: PathBuf,
+    /// The topmost directory berth made for it (it or an ancestor), removed with it; None when it
+    /// existed already.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub made_from: Option<PathBuf>,
 }
 
 /// The container's cgroup (saved in its state so delete removes it).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Cgroup {
-    /// Its directory.
-    pub dir: PathBuf,
-    /// Its hierarchy.
+    /// The layout.
     pub version: Version,
-    /// The topmost directory berth made for it (the cgroup itself or an ancestor), removed with it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub made_from: Option<PathBuf>,
+    /// One directory (v2) or one per hierarchy (v1).
+    pub dirs: Vec<Dir>,
+}
+
+/// What goes into a new cgroup.
+#[derive(Debug, Clone, Default)]
+pub struct Setup {
+    /// linux.resources.devices, with berth's defaults (None: no device rules).
+    pub devices: Option<Vec<Rule>>,
+    /// The other resources.
+    pub resources: resources::Plan,
 }
 
 /// The cgroup path inside the hierarchy, by runc's rules: linux.cgroupsPath absolute (from the
 /// hierarchy's root) or relative (to the runtime's own cgroup), `/berth/<id>` when absent. `..` and
-/// the root itself are refused.
+/// the root itself are refused, and so is systemd's `slice:prefix:name` form (no systemd driver yet).
 pub fn path_for(vs: &ValidSpec, id: &str, own: &Path) -> Result<PathBuf> {
     let given = vs
         .linux()
@@ -83,6 +162,11 @@ pub fn path_for(vs: &ValidSpec, id: &str, own: &Path) -> Result<PathBuf> {
         .clone()
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| format!("/berth/{id}"));
+    if !given.starts_with('/') && given.matches(':').count() == 2 {
+        return Err(Error::NotSupported(format!(
+            "linux.cgroupsPath: {given:?} is a systemd slice:prefix:name path; berth has no systemd cgroup driver yet"
+        )));
+    }
     let p = Path::new(&given);
     if p.components()
         .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
@@ -108,96 +192,285 @@ pub fn path_for(vs: &ValidSpec, id: &str, own: &Path) -> Result<PathBuf> {
     Ok(rel)
 }
 
+/// The spec asks for a cgroup: it names one, or it has resources.
+fn wanted(vs: &ValidSpec) -> bool {
+    let l = vs.linux();
+    l.cgroups_path.as_deref().is_some_and(|p| !p.is_empty())
+        || l.resources
+            .as_ref()
+            .and_then(|r| r.as_object())
+            .is_some_and(|o| o.values().any(|v| !v.is_null()))
+}
+
+fn write(path: &Path, value: &str) -> Result<()> {
+    std::fs::write(path, value).map_err(|e| io_err("write", path, e))
+}
+
 impl Cgroup {
-    /// The cgroup a container needs, if any: today one exists when the spec has device rules.
-    pub fn for_spec(vs: &ValidSpec, id: &str) -> Result<Option<(Cgroup, Vec<Rule>)>> {
-        let Some(rules) = devices::rules(vs)? else {
+    /// The cgroup a container needs, if any (a cgroupsPath or resources), with what goes into it.
+    /// Every resource field is checked here, before anything exists.
+    pub fn for_spec(vs: &ValidSpec, id: &str) -> Result<Option<(Cgroup, Setup)>> {
+        if !wanted(vs) {
             return Ok(None);
+        }
+        let (version, hierarchies) = layout()?;
+        let resources = match &vs.linux().resources {
+            Some(r) => resources::plan(r, version)?,
+            None => Default::default(),
         };
-        let (version, mount) = detect()?;
-        let rel = path_for(vs, id, &own_cgroup(version)?)?;
-        Ok(Some((
-            Cgroup {
-                made_from: mount
-                    .join(&rel)
-                    .ancestors()
-                    .take_while(|a| *a != mount && !a.exists())
-                    .last()
-                    .map(Path::to_path_buf),
-                dir: mount.join(rel),
-                version,
-            },
-            rules,
-        )))
+        for i in &resources.ignored {
+            crate::logging::info(&format!("linux.resources.{i}: ignored"));
+        }
+        let mut dirs = Vec::new();
+        for h in &hierarchies {
+            let path = h.mount.join(path_for(vs, id, &h.own)?);
+            let made_from = path
+                .ancestors()
+                .take_while(|a| *a != h.mount && !a.exists())
+                .last()
+                .map(Path::to_path_buf);
+            dirs.push(Dir {
+                controllers: h.controllers.clone(),
+                path,
+                made_from,
+            });
+        }
+        let cg = Cgroup { version, dirs };
+        for w in &resources.writes {
+            if cg.dir_for(w.controller).is_none() {
+                return Err(Error::NotSupported(format!(
+                    "linux.resources.{}: this host has no {} controller (for {})",
+                    w.field, w.controller, w.file
+                )));
+            }
+        }
+        let devices = devices::rules(vs)?;
+        Ok(Some((cg, Setup { devices, resources })))
     }
 
-    /// Makes the directory (an existing one is refused: it may hold another container) and applies
-    /// the device rules, before any process is in it.
-    pub fn create(&self, rules: &[Rule]) -> Result<()> {
-        if self.made_from.is_none() {
-            return Err(Error::State(format!(
-                "linux.cgroupsPath: {} already exists (another container's?)",
-                self.dir.display()
-            )));
+    /// The directory whose hierarchy holds `controller`.
+    pub fn dir_for(&self, controller: &str) -> Option<&Path> {
+        match self.version {
+            Version::V2 => self
+                .dirs
+                .first()
+                .filter(|d| controller.is_empty() || d.controllers.iter().any(|c| c == controller))
+                .map(|d| d.path.as_path()),
+            Version::V1 => self
+                .dirs
+                .iter()
+                .find(|d| d.controllers.iter().any(|c| c == controller))
+                .map(|d| d.path.as_path()),
         }
+    }
+
+    /// The directory listing the container's processes.
+    fn procs_dir(&self) -> Option<&Path> {
+        self.dir_for("pids")
+            .or_else(|| self.dir_for("freezer"))
+            .or_else(|| self.dirs.first().map(|d| d.path.as_path()))
+    }
+
+    /// Makes the directories (an existing one is refused: it may hold another container), then writes
+    /// the limits and device rules, before any process is in it.
+    pub fn create(&self, setup: &Setup) -> Result<()> {
         let label = || "linux.cgroupsPath".to_string();
-        if let Some(parent) = self.dir.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| io_err("mkdir", parent, e))
-                .with_context(label)?;
+        for d in &self.dirs {
+            if d.made_from.is_none() {
+                return Err(Error::State(format!(
+                    "linux.cgroupsPath: {} already exists (another container's?)",
+                    d.path.display()
+                )));
+            }
         }
-        std::fs::create_dir(&self.dir)
-            .map_err(|e| io_err("mkdir", &self.dir, e))
-            .with_context(label)?;
-        let applied = match self.version {
-            Version::V1 => devices::apply_v1(&self.dir, rules),
-            Version::V2 => bpf::attach(&self.dir, &bpf::program(rules)),
-        };
+        let made = self.make_dirs().with_context(label);
+        let applied = made.and_then(|()| self.apply(setup));
         if let Err(e) = applied {
             let _ = self.remove();
-            return Err(e).with_context(|| "linux.resources.devices".into());
+            return Err(e);
         }
         Ok(())
     }
 
-    /// Moves `pid` into the cgroup.
+    fn make_dirs(&self) -> Result<()> {
+        for d in &self.dirs {
+            let top = d.made_from.as_deref().unwrap_or(&d.path);
+            let mut chain: Vec<&Path> = d
+                .path
+                .ancestors()
+                .take_while(|a| a.starts_with(top))
+                .collect();
+            chain.reverse();
+            for dir in chain {
+                if self.version == Version::V2 {
+                    enable_controllers(dir.parent().unwrap_or(dir));
+                }
+                std::fs::create_dir(dir).map_err(|e| io_err("mkdir", dir, e))?;
+                if d.controllers.iter().any(|c| c == "cpuset") && self.version == Version::V1 {
+                    inherit_cpuset(dir)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&self, setup: &Setup) -> Result<()> {
+        for w in &setup.resources.writes {
+            let dir = self.dir_for(w.controller).ok_or_else(|| {
+                Error::NotSupported(format!(
+                    "linux.resources.{}: no {} controller",
+                    w.field, w.controller
+                ))
+            })?;
+            write(&dir.join(&w.file), &w.value)
+                .with_context(|| format!("linux.resources.{}", w.field))?;
+        }
+        if let Some(rules) = &setup.devices {
+            let applied = match self.version {
+                Version::V1 => match self.dir_for("devices") {
+                    Some(dir) => devices::apply_v1(dir, rules),
+                    None => Err(Error::NotSupported("no devices controller".into())),
+                },
+                Version::V2 => match self.dirs.first() {
+                    Some(d) => bpf::attach(&d.path, &bpf::program(rules)),
+                    None => Err(Error::NotSupported("no cgroup".into())),
+                },
+            };
+            applied.with_context(|| "linux.resources.devices".into())?;
+        }
+        Ok(())
+    }
+
+    /// Moves `pid` into the cgroup (every hierarchy).
     pub fn join(&self, pid: i32) -> Result<()> {
-        let procs = self.dir.join("cgroup.procs");
-        std::fs::write(&procs, pid.to_string()).map_err(|e| io_err("write", &procs, e))
+        for d in &self.dirs {
+            write(&d.path.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
     }
 
     /// The pids in the cgroup now.
     pub fn pids(&self) -> Vec<i32> {
-        std::fs::read_to_string(self.dir.join("cgroup.procs"))
+        self.procs_dir()
+            .and_then(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
             .unwrap_or_default()
             .lines()
             .filter_map(|l| l.trim().parse().ok())
             .collect()
     }
 
-    /// Removes the directory (once the last process has left it; a few retries for the kernel to
-    /// notice an exit), then the ancestors berth made for it while they are empty.
-    pub fn remove(&self) -> Result<()> {
-        rmdir_retrying(&self.dir)?;
-        let Some(top) = &self.made_from else {
-            return Ok(());
+    /// Signals every process in the cgroup (v2's cgroup.kill for SIGKILL).
+    pub fn signal_all(&self, sig: nix::sys::signal::Signal) {
+        if self.version == Version::V2
+            && sig == nix::sys::signal::Signal::SIGKILL
+            && let Some(d) = self.dirs.first()
+            && write(&d.path.join("cgroup.kill"), "1").is_ok()
+        {
+            return;
+        }
+        for p in self.pids() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), sig);
+        }
+    }
+
+    /// Freezes (pause) or thaws (resume), and waits until the kernel says it is done.
+    pub fn freeze(&self, frozen: bool) -> Result<()> {
+        let (file, value) = match self.version {
+            Version::V2 => ("cgroup.freeze", if frozen { "1" } else { "0" }),
+            Version::V1 => ("freezer.state", if frozen { "FROZEN" } else { "THAWED" }),
         };
-        for dir in self.dir.ancestors().skip(1) {
-            if !dir.starts_with(top) || std::fs::remove_dir(dir).is_err() {
-                break;
+        let dir = match self.version {
+            Version::V2 => self.dirs.first().map(|d| d.path.as_path()),
+            Version::V1 => self.dir_for("freezer"),
+        }
+        .ok_or_else(|| Error::NotSupported("pause: this host has no freezer controller".into()))?;
+        write(&dir.join(file), value)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.frozen() != Some(frozen) {
+            if Instant::now() > deadline {
+                return Err(Error::State(format!(
+                    "{}: the cgroup did not become {}",
+                    dir.display(),
+                    if frozen { "frozen" } else { "thawed" }
+                )));
             }
+            std::thread::sleep(Duration::from_millis(1));
         }
         Ok(())
     }
+
+    /// Whether the cgroup is frozen (None: no freezer).
+    pub fn frozen(&self) -> Option<bool> {
+        match self.version {
+            Version::V2 => {
+                let d = self.dirs.first()?;
+                let ev = std::fs::read_to_string(d.path.join("cgroup.events")).ok()?;
+                Some(ev.lines().any(|l| l == "frozen 1"))
+            }
+            Version::V1 => {
+                let d = self.dir_for("freezer")?;
+                let s = std::fs::read_to_string(d.join("freezer.state")).ok()?;
+                Some(s.trim() == "FROZEN")
+            }
+        }
+    }
+
+    /// Removes the directories (once the last process has left; a few retries for the kernel to
+    /// notice exits), then the ancestors berth made for them while they are empty.
+    pub fn remove(&self) -> Result<()> {
+        let mut first_err = None;
+        for d in &self.dirs {
+            let Some(top) = &d.made_from else {
+                continue;
+            };
+            if let Err(e) = rmdir_retrying(&d.path) {
+                first_err.get_or_insert(e);
+                continue;
+            }
+            for dir in d.path.ancestors().skip(1) {
+                if !dir.starts_with(top) || std::fs::remove_dir(dir).is_err() {
+                    break;
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+/// cgroup v2: lets the children of `dir` use every controller `dir` has (best effort: a cgroup with
+/// processes of its own cannot, and the writes that need a controller then fail naming the field).
+fn enable_controllers(dir: &Path) {
+    let Ok(have) = std::fs::read_to_string(dir.join("cgroup.controllers")) else {
+        return;
+    };
+    let want: Vec<String> = have.split_whitespace().map(|c| format!("+{c}")).collect();
+    if !want.is_empty() {
+        let _ = std::fs::write(dir.join("cgroup.subtree_control"), want.join(" "));
+    }
+}
+
+/// cgroup v1's cpuset starts empty in a new cgroup (and no process may join it then): it takes its
+/// parent's cpus and mems, as runc does.
+fn inherit_cpuset(dir: &Path) -> Result<()> {
+    let parent = dir.parent().unwrap_or(dir);
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        let cur = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+        if cur.trim().is_empty() {
+            let v = std::fs::read_to_string(parent.join(f))
+                .map_err(|e| io_err("read", &parent.join(f), e))?;
+            write(&dir.join(f), v.trim())?;
+        }
+    }
+    Ok(())
 }
 
 fn rmdir_retrying(dir: &Path) -> Result<()> {
-    for _ in 0..100 {
+    for _ in 0..200 {
         match std::fs::remove_dir(dir) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                std::thread::sleep(std::time::Duration::from_millis(5));
+                std::thread::sleep(Duration::from_millis(5));
             }
             Err(e) => return Err(io_err("rmdir", dir, e)),
         }
@@ -236,5 +509,11 @@ mod tests {
         );
         assert!(path_for(&vs(Some("/a/../../etc")), "c", own).is_err());
         assert!(path_for(&vs(Some("/")), "c", own).is_err());
+        assert!(
+            path_for(&vs(Some("system.slice:berth:c1")), "c", own)
+                .unwrap_err()
+                .to_string()
+                .contains("systemd")
+        );
     }
 }

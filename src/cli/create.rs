@@ -147,9 +147,6 @@ pub fn create_container(
         e.harden(&mut plan);
         e.harden_root(vs);
     }
-    if let Some(w) = vs.unenforced() {
-        crate::logging::warn(&w);
-    }
     let landlock = Mode::for_spec(vs, enforcer.as_ref().and_then(|e| e.policy.landlock))?;
     let cgroup = crate::cgroups::Cgroup::for_spec(vs, id)?;
     let mut c = Container::create(&g.root, id)?;
@@ -157,9 +154,9 @@ pub fn create_container(
     // The cgroup is recorded in the state directory before it exists, so a delete after a create
     // killed at any moment removes it.
     let made = match &cgroup {
-        Some((cg, rules)) => c
+        Some((cg, setup)) => c
             .record_cgroup(cg)
-            .and_then(|()| cg.create(rules))
+            .and_then(|()| cg.create(setup))
             .map(|()| Some(cg)),
         None => Ok(None),
     };
@@ -177,7 +174,6 @@ pub fn create_container(
             // The init is already killed and reaped (spawn's guard), so its cgroup is empty.
             let cleanup = cgroup
                 .as_ref()
-                .filter(|(cg, _)| cg.made_from.is_some())
                 .map_or(Ok(()), |(cg, _)| cg.remove())
                 .and_then(|()| c.remove());
             if let Err(e2) = cleanup {

@@ -39,6 +39,13 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
             status.as_str()
         )));
     }
+    // Whatever is left in its cgroup dies too (a paused one is thawed first, or it could not).
+    if let Some(cg) = c.saved.as_ref().and_then(|s| s.cgroup.as_ref()) {
+        if cg.frozen() == Some(true) {
+            let _ = cg.freeze(false);
+        }
+        cg.signal_all(Signal::SIGKILL);
+    }
     if let Some(pid) = c.live_pid() {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         let deadline = Instant::now() + Duration::from_secs(10);

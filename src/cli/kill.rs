@@ -62,6 +62,16 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         )));
     };
     let own_ns = c.saved.as_ref().is_some_and(|s| s.own_pid_ns);
+    let cgroup = c.saved.as_ref().and_then(|s| s.cgroup.as_ref());
+    if let (true, Some(cg)) = (a.all, cgroup) {
+        // Its cgroup says which processes are the container's (v2: cgroup.kill for SIGKILL). A paused
+        // container is thawed for a fatal signal, or its processes could not act on it.
+        if sig == Signal::SIGKILL && cg.frozen() == Some(true) {
+            cg.freeze(false)?;
+        }
+        cg.signal_all(sig);
+        return Ok(0);
+    }
     if a.all && own_ns {
         // Every process whose pid namespace is the init's. The init goes last, since its death takes
         // the namespace (and the others) with it.
@@ -71,18 +81,6 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                 continue;
             };
             if p != pid && ns.is_some() && pid_ns_ino(p) == ns {
-                let _ = kill(Pid::from_raw(p), sig);
-            }
-        }
-    } else if let Some(cg) = c
-        .saved
-        .as_ref()
-        .and_then(|s| s.cgroup.as_ref())
-        .filter(|_| a.all)
-    {
-        // No pid namespace of its own: its cgroup says which processes are the container's.
-        for p in cg.pids() {
-            if p != pid {
                 let _ = kill(Pid::from_raw(p), sig);
             }
         }

@@ -7,6 +7,8 @@ mod delete;
 mod features;
 mod kill;
 mod list;
+mod pause;
+mod ps;
 mod run;
 mod spec;
 mod start;
@@ -87,6 +89,12 @@ pub enum Command {
     Features,
     /// Check a bundle's mounts against the host mount policy without running anything.
     Check(check::Args),
+    /// Freeze every process of the container (its cgroup).
+    Pause(pause::Args),
+    /// Thaw a paused container.
+    Resume(pause::Args),
+    /// List the processes of a container.
+    Ps(ps::Args),
 }
 
 /// Writes `text` and a newline to stdout. A reader that went away (EPIPE: `berth list | head`) ends
@@ -123,5 +131,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::List(a) => list::run(g, a),
         Command::Features => features::run(),
         Command::Check(a) => check::run(g, a),
+        Command::Pause(a) => pause::run(g, a, true),
+        Command::Resume(a) => pause::run(g, a, false),
+        Command::Ps(a) => ps::run(g, a),
     }
 }

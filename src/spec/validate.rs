@@ -437,40 +437,6 @@ impl ValidSpec {
             .as_ref()
             .unwrap_or_else(|| EMPTY.get_or_init(Default::default))
     }
-
-    /// What berth accepts but does not act on, as one message (None when nothing matters): said once,
-    /// to the log when there is one. Only settings whose absence changes what the container can do
-    /// count; a bare cgroupsPath (every orchestrator sends one) is a debug note.
-    pub fn unenforced(&self) -> Option<String> {
-        let linux = self.linux();
-        if linux.cgroups_path.as_deref().is_some_and(|p| !p.is_empty()) {
-            crate::logging::debug(
-                "linux.cgroupsPath: a cgroup is made only for device rules so far",
-            );
-        }
-        let r = linux.resources.as_ref().and_then(|r| r.as_object())?;
-        let missing: Vec<&str> = r
-            .iter()
-            .filter(|(k, v)| *k != "devices" && !is_empty_json(v))
-            .map(|(k, _)| k.as_str())
-            .collect();
-        // Device rules are enforced (cgroups::devices); the other controllers are not yet.
-        (!missing.is_empty()).then(|| {
-            format!(
-                "linux.resources: cgroups are not managed yet; NOT applied: {}",
-                missing.join(", ")
-            )
-        })
-    }
-}
-
-fn is_empty_json(v: &serde_json::Value) -> bool {
-    match v {
-        serde_json::Value::Null => true,
-        serde_json::Value::Array(a) => a.is_empty(),
-        serde_json::Value::Object(o) => o.values().all(is_empty_json),
-        _ => false,
-    }
 }
 
 #[cfg(test)]
