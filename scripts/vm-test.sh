@@ -104,6 +104,50 @@ for mode in devfree devdeny; do
 }
 JSON
 done
+# cgroup v2 resources and lifecycle: limits written, pause/resume, kill --all, delete cleanup.
+ln -s busybox root/bundle/rootfs/bin/sleep
+cat > root/bundle/config-cg.json <<'JSON'
+{
+  "ociVersion": "1.2.0",
+  "process": {
+    "user": { "uid": 0, "gid": 0 },
+    "args": ["/bin/sh", "-c", "sleep 100 & sleep 100"],
+    "env": ["PATH=/bin"],
+    "cwd": "/",
+    "noNewPrivileges": true
+  },
+  "root": { "path": "rootfs" },
+  "mounts": [ { "destination": "/proc", "type": "proc", "source": "proc" },
+    { "destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"] } ],
+  "linux": {
+    "cgroupsPath": "/berth-vm/cg",
+    "resources": { "memory": { "limit": 67108864 }, "pids": { "limit": 20 }, "cpu": { "shares": 512 } },
+    "namespaces": [ { "type": "mount" }, { "type": "ipc" }, { "type": "uts" } ] }
+}
+JSON
+cat > root/cg-test <<'CG'
+#!/bin/busybox sh
+B="/berth --root /run/berth"
+cg=/sys/fs/cgroup/berth-vm/cg
+cp /bundle/config-cg.json /bundle/config.json
+$B create --bundle /bundle vm-cg || echo "RESULT-cg-CREATE-FAILED"
+echo "RESULT-cg-memory.max-$(cat $cg/memory.max)"
+echo "RESULT-cg-pids.max-$(cat $cg/pids.max)"
+echo "RESULT-cg-cpu.weight-$(cat $cg/cpu.weight)"
+$B start vm-cg
+sleep 1
+$B pause vm-cg && $B state vm-cg | grep -q '"paused"' && grep -q "frozen 1" $cg/cgroup.events && echo "RESULT-cg-PAUSED"
+$B resume vm-cg && $B state vm-cg | grep -q '"running"' && echo "RESULT-cg-RESUMED"
+echo "RESULT-cg-ps $($B ps --format json vm-cg 2>&1)"
+n=$($B ps --format json vm-cg | tr ',' '\n' | grep -c '[0-9]')
+[ "$n" -ge 2 ] && echo "RESULT-cg-PROCS-OK"
+$B kill --all vm-cg KILL
+sleep 1
+$B state vm-cg | grep -q '"stopped"' && echo "RESULT-cg-KILLED"
+$B delete vm-cg
+[ -e /sys/fs/cgroup/berth-vm ] && echo "RESULT-cg-LEFT" || echo "RESULT-cg-CLEAN"
+CG
+chmod +x root/cg-test
 cat > root/init <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -131,10 +175,15 @@ for mode in confined free devfree devdeny; do
     /berth --root /run/berth run --bundle /bundle vm-$mode 2>&1
 done > /run/out 2>&1
 [ -e /sys/fs/cgroup/berth-vm ] && echo "RESULT-cgroup-LEFT" >> /run/out
+/cg-test >> /run/out 2>&1
 cat /run/out
 if grep -q RESULT-confined-DENIED /run/out && grep -q RESULT-free-READ /run/out &&
    grep -q RESULT-devfree-READ /run/out && grep -q RESULT-devdeny-DENIED /run/out &&
-   grep -q RESULT-devdeny-NULL /run/out && ! grep -q RESULT-cgroup-LEFT /run/out; then
+   grep -q RESULT-devdeny-NULL /run/out && ! grep -q RESULT-cgroup-LEFT /run/out &&
+   grep -q RESULT-cg-memory.max-67108864 /run/out && grep -q RESULT-cg-pids.max-20 /run/out &&
+   grep -q RESULT-cg-cpu.weight-20 /run/out && grep -q RESULT-cg-PAUSED /run/out &&
+   grep -q RESULT-cg-RESUMED /run/out && grep -q RESULT-cg-PROCS-OK /run/out &&
+   grep -q RESULT-cg-KILLED /run/out && grep -q RESULT-cg-CLEAN /run/out; then
     echo "VM-TEST: PASS"
 else
     echo "VM-TEST: FAIL"
