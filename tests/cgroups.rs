@@ -213,3 +213,22 @@ fn bad_values_and_missing_controllers_are_clear_errors_and_leave_nothing() {
     b.spec["linux"]["cgroupsPath"] = json!("system.slice:berth:x");
     assert!(fails(&b.run("bad3")).contains("systemd"));
 }
+
+#[test]
+fn the_container_sees_its_own_cgroup_read_only() {
+    let path = cg_path("view");
+    let mut b = Bundle::new(
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max;
+         grep -E '(:memory:|^0::)' /proc/self/cgroup | head -1;
+         touch /sys/fs/cgroup/x 2>/dev/null || echo ro",
+    );
+    b.spec["linux"]["cgroupsPath"] = json!(path);
+    b.spec["linux"]["resources"] = json!({"memory": {"limit": 33554432}});
+    let out = ok(&b.run("view1"));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "33554432", "{out}");
+    // The cgroup namespace is made after the init joined its cgroup: that cgroup is its root.
+    assert!(lines[1].ends_with(":/"), "{out}");
+    assert_eq!(lines[2], "ro", "{out}");
+    assert_no_cgroup_left("view");
+}

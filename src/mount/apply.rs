@@ -69,6 +69,18 @@ pub fn bind_tree(op: &MountOp, sources: &dyn OpenSource) -> Result<(OwnedFd, boo
     Ok((tree, dir))
 }
 
+/// What mounts are made from, beyond the plan.
+#[allow(missing_debug_implementations)]
+pub struct Env<'a> {
+    /// Where bind sources come from.
+    pub sources: &'a dyn OpenSource,
+    /// Bind trees the parent made, by mount index.
+    pub made: std::collections::HashMap<usize, OwnedFd>,
+    /// On a cgroup v1 host: the container's directory in each hierarchy, by name (`memory`,
+    /// `cpu,cpuacct`); a `cgroup` mount becomes a tmpfs with each of them bound in, as runc does.
+    pub cgroup_v1: Vec<(String, std::path::PathBuf)>,
+}
+
 fn bind(
     root: &Root,
     op: &MountOp,
@@ -95,7 +107,11 @@ fn new_fs(
     fstype: &str,
     source: Option<&str>,
     params: &[(String, Option<String>)],
+    cgroup_v1: &[(String, std::path::PathBuf)],
 ) -> Result<OwnedFd> {
+    if fstype == "cgroup2" && !cgroup_v1.is_empty() {
+        return cgroup_v1_tree(root, op, cgroup_v1);
+    }
     let mnt = match make_fs(fstype, source, params, op.effective_top().attr_set) {
         // cgroup2 in a user namespace without a cgroup namespace of its own is refused; as runc, the
         // container gets a read-only stand-in rather than no container at all.
@@ -129,6 +145,65 @@ fn new_fs(
     }
     sys::move_mount(&mnt, &dest)?;
     Ok(mnt)
+}
+
+/// cgroup v1: a tmpfs at the destination with the container's directory of each hierarchy bound in
+/// (read-only unless the mount asks rw), and a link for each controller of a combined hierarchy.
+fn cgroup_v1_tree(
+    root: &Root,
+    op: &MountOp,
+    dirs: &[(String, std::path::PathBuf)],
+) -> Result<OwnedFd> {
+    let attr = op.effective_top().attr_set;
+    let tmpfs = make_fs(
+        "tmpfs",
+        Some("cgroup"),
+        &[("mode".into(), Some("0755".into()))],
+        attr & !sys::MOUNT_ATTR_RDONLY,
+    )?;
+    for (name, host) in dirs {
+        nix::sys::stat::mkdirat(
+            Some(std::os::fd::AsRawFd::as_raw_fd(&tmpfs)),
+            name.as_str(),
+            nix::sys::stat::Mode::from_bits_truncate(0o755),
+        )
+        .map_err(|e| Error::sys(format!("mkdirat(cgroup/{name})"), e))?;
+        let dest = sys::openat2(
+            Some(tmpfs.as_fd()),
+            std::path::Path::new(name),
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+            sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS,
+        )?;
+        let src = sys::openat2(None, host, libc::O_PATH | libc::O_DIRECTORY, 0, 0)?;
+        let tree = clone_tree(&src, false)?;
+        let ro = MountAttr {
+            attr_set: attr | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
+            ..Default::default()
+        };
+        sys::mount_setattr(&tree, false, &ro)?;
+        sys::move_mount(&tree, &dest)?;
+        if name.contains(',') {
+            for c in name.split(',') {
+                let _ = nix::unistd::symlinkat(
+                    name.as_str(),
+                    Some(std::os::fd::AsRawFd::as_raw_fd(&tmpfs)),
+                    c,
+                );
+            }
+        }
+    }
+    if attr & sys::MOUNT_ATTR_RDONLY != 0 {
+        let ro = MountAttr {
+            attr_set: sys::MOUNT_ATTR_RDONLY,
+            ..Default::default()
+        };
+        sys::mount_setattr(&tmpfs, false, &ro)?;
+    }
+    let dest = root.mkdir_all(&op.dest)?;
+    check_destination(root, op, &dest)?;
+    sys::move_mount(&tmpfs, &dest)?;
+    Ok(tmpfs)
 }
 
 fn make_fs(
@@ -231,19 +306,15 @@ fn check_destination(root: &Root, op: &MountOp, dest: &OwnedFd) -> Result<()> {
 }
 
 /// Makes one mount; returns the fd of the attached mount and whether it is a directory.
-pub fn apply_one(
-    root: &Root,
-    op: &MountOp,
-    sources: &dyn OpenSource,
-    made: Option<OwnedFd>,
-) -> Result<(OwnedFd, bool)> {
+pub fn apply_one(root: &Root, op: &MountOp, env: &mut Env<'_>) -> Result<(OwnedFd, bool)> {
     let (mnt, dir) = match &op.kind {
-        OpKind::Bind { .. } => bind(root, op, sources, made),
+        OpKind::Bind { .. } => bind(root, op, env.sources, env.made.remove(&op.index)),
         OpKind::Fs {
             fstype,
             source,
             params,
-        } => new_fs(root, op, fstype, source.as_deref(), params).map(|m| (m, true)),
+        } => new_fs(root, op, fstype, source.as_deref(), params, &env.cgroup_v1)
+            .map(|m| (m, true)),
     }
     .with_context(|| op.label())?;
     if let Some((flag, recursive)) = op.propagation {
@@ -256,20 +327,19 @@ pub fn apply_one(
     Ok((mnt, dir))
 }
 
-/// Makes every mount in order (binds from `made`, the trees the parent made, when there is one),
-/// calling `mounted` with each one as attached (its fd, whether it is a
-/// directory) before the fd is closed. Returns the root of the tmpfs mounted on /dev, if the plan has
-/// one, so that /dev is populated through that fd rather than through a path.
+/// Makes every mount in order (binds from `env.made`, the trees the parent made, when there is one),
+/// calling `mounted` with each one as attached (its fd, whether it is a directory) before the fd is
+/// closed. Returns the root of the tmpfs mounted on /dev, if the plan has one, so that /dev is
+/// populated through that fd rather than through a path.
 pub fn apply_all(
     root: &Root,
     ops: &[MountOp],
-    sources: &dyn OpenSource,
-    made: &mut std::collections::HashMap<usize, OwnedFd>,
+    env: &mut Env<'_>,
     mounted: &mut dyn FnMut(&MountOp, &OwnedFd, bool) -> Result<()>,
 ) -> Result<Option<OwnedFd>> {
     let mut dev = None;
     for op in ops {
-        let (mnt, dir) = apply_one(root, op, sources, made.remove(&op.index))?;
+        let (mnt, dir) = apply_one(root, op, env)?;
         mounted(op, &mnt, dir).with_context(|| op.label())?;
         let is_dev_tmpfs = matches!(&op.kind, OpKind::Fs { fstype, .. } if fstype == "tmpfs")
             && op.dest == std::path::Path::new("/dev");

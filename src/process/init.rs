@@ -66,6 +66,10 @@ pub struct InitArgs<'a> {
     pub landlock: crate::security::landlock::Mode,
     /// The parent moves this process into a cgroup at sync point 1.
     pub in_cgroup: bool,
+    /// Make the cgroup namespace after sync point 1 (so the container's cgroup is its root).
+    pub cgroupns_later: bool,
+    /// The container's cgroup (its v1 directories are bound where the spec mounts cgroup).
+    pub cgroup: Option<&'a crate::cgroups::Cgroup>,
 }
 
 /// Runs the recipe; never returns.
@@ -141,6 +145,10 @@ fn enter_namespaces(a: &InitArgs<'_>) -> Result<Made> {
     }
     if new_user {
         become_root()?;
+    }
+    if a.cgroupns_later {
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| Error::sys("unshare(CLONE_NEWCGROUP)", e))?;
     }
 
     // 3. A user namespace given by path is joined before any namespace it should own is created; a
@@ -220,7 +228,21 @@ fn build_rootfs(
         Some(v) => v,
         None => &HostPath,
     };
-    let dev = crate::mount::apply::apply_all(&root, a.plan, sources, made, &mut |op, fd, dir| {
+    let mut env = crate::mount::apply::Env {
+        sources,
+        made: std::mem::take(made),
+        cgroup_v1: a
+            .cgroup
+            .filter(|c| c.version == crate::cgroups::Version::V1)
+            .map(|c| {
+                c.dirs
+                    .iter()
+                    .map(|d| (d.controllers.join(","), d.path.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    let dev = crate::mount::apply::apply_all(&root, a.plan, &mut env, &mut |op, fd, dir| {
         let grant = if op.top_read_only() {
             Grant::Read
         } else {

@@ -363,6 +363,15 @@ pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spa
         ),
         None => (vs.clone_flags, CloneFlags::empty()),
     };
+    // The cgroup namespace is made once the init is in its cgroup (sync point 1), so that cgroup is
+    // its root.
+    let cgroupns_later =
+        opts.cgroup.is_some() && clone_flags.contains(CloneFlags::CLONE_NEWCGROUP);
+    let clone_flags = if cgroupns_later {
+        clone_flags - CloneFlags::CLONE_NEWCGROUP
+    } else {
+        clone_flags
+    };
     let hooks = has_any_hooks(vs);
     let pid = match sys::clone_fork(clone_flags.bits() as libc::c_ulong)? {
         Forked::Child => {
@@ -383,6 +392,8 @@ pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spa
                 policy: opts.policy,
                 landlock: opts.landlock,
                 in_cgroup: opts.cgroup.is_some(),
+                cgroupns_later,
+                cgroup: opts.cgroup,
             })
         }
         Forked::Parent(pid) => pid,
