@@ -232,3 +232,43 @@ fn the_container_sees_its_own_cgroup_read_only() {
     assert_eq!(lines[2], "ro", "{out}");
     assert_no_cgroup_left("view");
 }
+
+#[test]
+fn update_changes_limits_of_a_running_container() {
+    if v2() {
+        return;
+    }
+    let path = cg_path("update");
+    let mut b = Bundle::new("sleep 100");
+    b.spec["linux"]["cgroupsPath"] = json!(path);
+    b.spec["linux"]["resources"] = json!({"memory": {"limit": 33554432}, "pids": {"limit": 10}});
+    ok(&b.create("up1"));
+    ok(&b.berth(&["start", "up1"]));
+    ok(&b.berth(&[
+        "update",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "20",
+        "--cpu-share",
+        "256",
+        "up1",
+    ]));
+    assert_eq!(
+        read(&dir("memory", &path).join("memory.limit_in_bytes")),
+        "67108864"
+    );
+    assert_eq!(read(&dir("pids", &path).join("pids.max")), "20");
+    assert_eq!(read(&dir("cpu", &path).join("cpu.shares")), "256");
+    let r = b.tmp.path().join("r.json");
+    std::fs::write(&r, r#"{"pids": {"limit": 30}}"#).unwrap();
+    ok(&b.berth(&["update", "-r", r.to_str().unwrap(), "up1"]));
+    assert_eq!(read(&dir("pids", &path).join("pids.max")), "30");
+    let e = fails(&b.berth(&["update", "--memory", "lots", "up1"]));
+    assert!(e.contains("--memory"), "{e}");
+    let e = fails(&b.berth(&["update", "--cpu-quota", "0", "up1"]));
+    assert!(e.contains("cpu.quota"), "{e}");
+    ok(&b.berth(&["delete", "-f", "up1"]));
+    assert!(fails(&b.berth(&["update", "--pids-limit", "5", "up1"])).contains("does not exist"));
+    assert_no_cgroup_left("update");
+}

@@ -134,17 +134,8 @@ fn number(n: Option<i64>, field: &str) -> Result<Option<u32>> {
     }
 }
 
-/// The rule list for the spec: None when it has no device rules (then no cgroup is needed for them).
-pub fn rules(vs: &ValidSpec) -> Result<Option<Vec<Rule>>> {
-    let Some(list) = vs
-        .linux()
-        .resources
-        .as_ref()
-        .and_then(|r| r.get("devices"))
-        .filter(|d| !d.is_null())
-    else {
-        return Ok(None);
-    };
+/// linux.resources.devices as rules, in order (without berth's defaults).
+pub fn parse(list: &serde_json::Value) -> Result<Vec<Rule>> {
     let spec: Vec<SpecRule> = serde_path_to_error::deserialize(list).map_err(|e| {
         Error::InvalidSpec(format!(
             "linux.resources.devices{}: {}",
@@ -152,9 +143,6 @@ pub fn rules(vs: &ValidSpec) -> Result<Option<Vec<Rule>>> {
             e.inner()
         ))
     })?;
-    if spec.is_empty() {
-        return Ok(None);
-    }
     let mut out = Vec::with_capacity(spec.len() + DEFAULT_ALLOWED.len());
     for (i, r) in spec.iter().enumerate() {
         let field = format!("linux.resources.devices[{i}]");
@@ -175,6 +163,24 @@ pub fn rules(vs: &ValidSpec) -> Result<Option<Vec<Rule>>> {
             minor: number(r.minor, &format!("{field}.minor"))?,
             access: parse_access(r.access.as_deref().unwrap_or("rwm"), &field)?,
         });
+    }
+    Ok(out)
+}
+
+/// The rule list for the spec: None when it has no device rules (then no cgroup is needed for them).
+pub fn rules(vs: &ValidSpec) -> Result<Option<Vec<Rule>>> {
+    let Some(list) = vs
+        .linux()
+        .resources
+        .as_ref()
+        .and_then(|r| r.get("devices"))
+        .filter(|d| !d.is_null())
+    else {
+        return Ok(None);
+    };
+    let mut out = parse(list)?;
+    if out.is_empty() {
+        return Ok(None);
     }
     let denied =
         |typ: char, major: u32, minor: u32| out.iter().any(|r| r.denies_device(typ, major, minor));

@@ -341,6 +341,22 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Applies a new `linux.resources` to the existing cgroup (`update`), checked as at create.
+    pub fn update(&self, r: &serde_json::Value) -> Result<()> {
+        let plan = resources::plan(r, self.version)?;
+        for i in &plan.ignored {
+            crate::logging::info(&format!("linux.resources.{i}: ignored"));
+        }
+        let devices = match r.get("devices").filter(|d| !d.is_null()) {
+            Some(d) => Some(devices::parse(d)?),
+            None => None,
+        };
+        self.apply(&Setup {
+            devices,
+            resources: plan,
+        })
+    }
+
     /// Moves `pid` into the cgroup (every hierarchy).
     pub fn join(&self, pid: i32) -> Result<()> {
         for d in &self.dirs {

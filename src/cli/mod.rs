@@ -13,6 +13,7 @@ mod run;
 mod spec;
 mod start;
 mod state;
+mod update;
 mod volumes;
 
 use crate::error::Result;
@@ -95,6 +96,8 @@ pub enum Command {
     Resume(pause::Args),
     /// List the processes of a container.
     Ps(ps::Args),
+    /// Change the resource limits of a container.
+    Update(update::Args),
 }
 
 /// Writes `text` and a newline to stdout. A reader that went away (EPIPE: `berth list | head`) ends
@@ -134,5 +137,6 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Pause(a) => pause::run(g, a, true),
         Command::Resume(a) => pause::run(g, a, false),
         Command::Ps(a) => ps::run(g, a),
+        Command::Update(a) => update::run(g, a),
     }
 }

@@ -178,7 +178,10 @@ fn cgroup_v1_tree(
         let src = sys::openat2(None, host, libc::O_PATH | libc::O_DIRECTORY, 0, 0)?;
         let tree = clone_tree(&src, false)?;
         let ro = MountAttr {
-            attr_set: attr | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
+            attr_set: attr
+                | sys::MOUNT_ATTR_NOSUID
+                | sys::MOUNT_ATTR_NODEV
+                | sys::MOUNT_ATTR_NOEXEC,
             ..Default::default()
         };
         sys::mount_setattr(&tree, false, &ro)?;
@@ -313,8 +316,7 @@ pub fn apply_one(root: &Root, op: &MountOp, env: &mut Env<'_>) -> Result<(OwnedF
             fstype,
             source,
             params,
-        } => new_fs(root, op, fstype, source.as_deref(), params, &env.cgroup_v1)
-            .map(|m| (m, true)),
+        } => new_fs(root, op, fstype, source.as_deref(), params, &env.cgroup_v1).map(|m| (m, true)),
     }
     .with_context(|| op.label())?;
     if let Some((flag, recursive)) = op.propagation {

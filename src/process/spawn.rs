@@ -365,8 +365,7 @@ pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spa
     };
     // The cgroup namespace is made once the init is in its cgroup (sync point 1), so that cgroup is
     // its root.
-    let cgroupns_later =
-        opts.cgroup.is_some() && clone_flags.contains(CloneFlags::CLONE_NEWCGROUP);
+    let cgroupns_later = opts.cgroup.is_some() && clone_flags.contains(CloneFlags::CLONE_NEWCGROUP);
     let clone_flags = if cgroupns_later {
         clone_flags - CloneFlags::CLONE_NEWCGROUP
     } else {
