@@ -39,6 +39,22 @@ struct Podman {
     /// /run/containers did not exist before: Podman 4.3 makes its empty network run directory there
     /// whatever the configuration says, and the test removes it again.
     made_run_dir: bool,
+    /// Neither did Podman's cgroup parent (`libpod_parent`, with conmon's cgroup in it).
+    made_cgroup_parent: bool,
+}
+
+/// Podman's cgroupfs parent in each hierarchy.
+fn libpod_parents() -> Vec<PathBuf> {
+    std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("libpod_parent"))
+        .chain(std::iter::once(PathBuf::from(
+            "/sys/fs/cgroup/libpod_parent",
+        )))
+        .filter(|p| p.is_dir())
+        .collect()
 }
 
 impl Podman {
@@ -82,6 +98,7 @@ berth = ["{BERTH}"]
             dir,
             rootfs,
             made_run_dir: !Path::new("/run/containers").exists(),
+            made_cgroup_parent: libpod_parents().is_empty(),
         }
     }
 
@@ -115,6 +132,12 @@ impl Drop for Podman {
         if self.made_run_dir {
             let _ = std::fs::remove_dir("/run/containers/networks");
             let _ = std::fs::remove_dir("/run/containers");
+        }
+        if self.made_cgroup_parent {
+            for p in libpod_parents() {
+                let _ = std::fs::remove_dir(p.join("conmon"));
+                let _ = std::fs::remove_dir(&p);
+            }
         }
     }
 }
@@ -269,8 +292,32 @@ fn podman_drives_berth() {
         assert!(Instant::now() < deadline, "no logs: {logs}");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // pause/unpause (the freezer), stats (read from the cgroup berth made where Podman said).
+    ran(&output(&mut p.cmd(&["pause", "pd1"]), &p.dir));
+    let st = ran(&output(
+        &mut p.cmd(&["inspect", "--format", "{{.State.Status}}", "pd1"]),
+        &p.dir,
+    ));
+    assert_eq!(st.trim(), "paused");
+    ran(&output(&mut p.cmd(&["unpause", "pd1"]), &p.dir));
+    let stats = ran(&output(
+        &mut p.cmd(&["stats", "--no-stream", "--format", "{{.PIDs}}", "pd1"]),
+        &p.dir,
+    ));
+    assert!(stats.trim().parse::<u32>().is_ok_and(|n| n >= 1), "{stats}");
     ran(&output(&mut p.cmd(&["stop", "-t", "5", "pd1"]), &p.dir));
     ran(&output(&mut p.cmd(&["rm", "pd1"]), &p.dir));
+    // --memory: an allocation beyond it is OOM-killed; --pids-limit: a fork beyond it fails.
+    let out = ran(&p.run(
+        &["--memory", "16m", "--memory-swap", "16m"],
+        "dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; echo dd=$?",
+    ));
+    assert_eq!(out, "dd=137\n");
+    let out = ran(&p.run(
+        &["--pids-limit", "3"],
+        "for i in 1 2 3 4 5; do sleep 2 & done 2>&1 | grep -c -i -e fork -e resource; true",
+    ));
+    assert_ne!(out.trim(), "0", "{out}");
 }
 
 /// A private containerd (own root, state and sockets in `dir`), stopped by pid on drop.
@@ -433,7 +480,35 @@ fn containerd_drives_berth_through_the_runc_shim() {
     );
     // kill and kill --all of a running task, then of a stopped one (runc's contract: a plain kill says
     // "not running" and fails, --all succeeds), then delete.
-    ran(&c.run(&["-d"], &rootfs, "c6", "sleep 100"));
+    // --memory-limit: an allocation beyond it is OOM-killed.
+    let out = ran(&c.run(
+        &["--rm", "--memory-limit", "16777216"],
+        &rootfs,
+        "cm",
+        "dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; echo dd=$?",
+    ));
+    assert_eq!(out, "dd=137\n");
+    ran(&c.run(
+        &[
+            "-d",
+            "--cgroup",
+            &format!("/berth-ctr-{}/c6", std::process::id()),
+        ],
+        &rootfs,
+        "c6",
+        "sleep 100",
+    ));
+    // pause/resume and ps through the shim.
+    ran(&c.ctr(&["task", "pause", "c6"]));
+    assert!(
+        text(&c.ctr(&["task", "ls"])).contains("PAUSED"),
+        "{}",
+        text(&c.ctr(&["task", "ls"]))
+    );
+    ran(&c.ctr(&["task", "resume", "c6"]));
+    assert!(text(&c.ctr(&["task", "ls"])).contains("RUNNING"));
+    let ps = ran(&c.ctr(&["task", "ps", "c6"]));
+    assert!(ps.lines().count() >= 2, "{ps}");
     ran(&c.ctr(&["task", "kill", "-a", "-s", "KILL", "c6"]));
     let deadline = Instant::now() + Duration::from_secs(10);
     while !text(&c.ctr(&["task", "ls"])).contains("STOPPED") {
