@@ -11,8 +11,21 @@ RUNTIMES = {"berth": BERTH, "crun": shutil.which("crun"), "runc": shutil.which("
 GLOBAL = {"berth": [], "crun": ["--cgroup-manager=disabled"], "runc": []}
 
 
-def bundle(work, extra_mounts=0):
-    b = os.path.join(work, f"bundle-{extra_mounts}")
+# A typical Podman resources block (memory, pids, cpu shares, devices), for `bench.sh cgroups`.
+PODMAN_RESOURCES = {
+    "memory": {"limit": 536870912},
+    "pids": {"limit": 2048},
+    "cpu": {"shares": 1024},
+    "devices": [{"allow": False, "access": "rwm"},
+                {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+                {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
+                {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
+                {"allow": True, "type": "c", "major": 136, "access": "rwm"}],
+}
+
+
+def bundle(work, extra_mounts=0, resources=None):
+    b = os.path.join(work, f"bundle-{extra_mounts}-{'r' if resources else 'n'}")
     os.makedirs(b)
     subprocess.run([BERTH, "spec", "--bundle", b], check=True)
     # A copy, not a symlink: runc refuses a symlinked rootfs.
@@ -22,6 +35,8 @@ def bundle(work, extra_mounts=0):
     c["ociVersion"] = "1.0.2-dev"  # crun 1.8.1 refuses "1.2.0"
     c["process"]["terminal"] = False
     c["process"]["args"] = ["/bin/true"]
+    if resources:
+        c["linux"]["resources"] = resources
     if extra_mounts:
         src = os.path.join(work, "src")
         os.makedirs(src, exist_ok=True)
@@ -62,10 +77,13 @@ def launcher(i):
     return time.perf_counter() - t, ru.ru_utime + ru.ru_stime, int(err.strip().splitlines()[-1])
 
 
-def startup(runs):
+def startup(runs, resources=None):
     work = tempfile.mkdtemp(prefix="berth-bench-")
+    if resources:
+        # Every runtime manages its cgroups (crun's cgroupfs driver; berth and runc by default).
+        GLOBAL["crun"] = []
     try:
-        b = bundle(work)
+        b = bundle(work, 0, resources)
         res = {rt: {"wall": [], "cpu": [], "rss": []} for rt in list(RUNTIMES) + ["(harness)"]}
         for i in range(runs):
             wall, cpu, rss = launcher(i)
@@ -77,7 +95,8 @@ def startup(runs):
                 res[rt]["wall"].append(wall)
                 res[rt]["cpu"].append(cpu)
                 res[rt]["rss"].append(rss)
-        print(f"run of /bin/true, default `berth spec` bundle (terminal off), {runs} interleaved runs each")
+        what = "with a Podman-like linux.resources block, cgroups managed by every runtime" if resources else "default `berth spec` bundle"
+        print(f"run of /bin/true, {what} (terminal off), {runs} interleaved runs each")
         print(f"{'runtime':8} {'wall ms':>9} {'CPU ms':>9} {'peak RSS MiB':>13}")
         med = {}
         for rt, r in res.items():
@@ -137,5 +156,7 @@ if __name__ == "__main__":
     args = sys.argv[1:]
     if args and args[0] == "mounts":
         mounts(int(args[1]) if len(args) > 1 else 5)
+    elif args and args[0] == "cgroups":
+        startup(int(args[1]) if len(args) > 1 else 200, PODMAN_RESOURCES)
     else:
         startup(int(args[0]) if args else 200)

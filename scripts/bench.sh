@@ -5,6 +5,7 @@
 # and everything it waited for) and peak RSS, and the ratios to crun and runc.
 #   scripts/bench.sh [RUNS]          (default 200)
 #   scripts/bench.sh mounts [RUNS]   mount scaling (see scripts/bench.py)
+#   scripts/bench.sh cgroups [RUNS]  the same with a Podman-like resources block, cgroups managed
 set -eu
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench.sh: run as root" >&2; exit 1; }

@@ -125,6 +125,12 @@ cat > root/bundle/config-cg.json <<'JSON'
     "namespaces": [ { "type": "mount" }, { "type": "ipc" }, { "type": "uts" } ] }
 }
 JSON
+sed -e 's|"sleep 100 \& sleep 100"|"cat /sys/fs/cgroup/memory.max; touch /sys/fs/cgroup/x 2>/dev/null \|\| echo RO"|' \
+    -e 's|"source": "proc" },|"source": "proc" }, { "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro"] },|' \
+    -e 's|/berth-vm/cg|/berth-vm/view|' root/bundle/config-cg.json > root/bundle/config-view.json
+sed -e 's|{ "type": "mount" },|{ "type": "mount" }, { "type": "cgroup" },|' -e 's|/berth-vm/view|/berth-vm/viewns|' \
+    root/bundle/config-view.json > root/bundle/config-viewns.json
+ln -s busybox root/bundle/rootfs/bin/touch
 cat > root/cg-test <<'CG'
 #!/bin/busybox sh
 B="/berth --root /run/berth"
@@ -141,10 +147,16 @@ $B resume vm-cg && $B state vm-cg | grep -q '"running"' && echo "RESULT-cg-RESUM
 echo "RESULT-cg-ps $($B ps --format json vm-cg 2>&1)"
 n=$($B ps --format json vm-cg | tr ',' '\n' | grep -c '[0-9]')
 [ "$n" -ge 2 ] && echo "RESULT-cg-PROCS-OK"
+$B events --stats vm-cg | grep -q '"current":2' && echo "RESULT-cg-STATS"
 $B kill --all vm-cg KILL
 sleep 1
 $B state vm-cg | grep -q '"stopped"' && echo "RESULT-cg-KILLED"
 $B delete vm-cg
+# The container sees its own cgroup (cgroup namespace made after it joined), read-only.
+cp /bundle/config-view.json /bundle/config.json
+echo "RESULT-cg-view $($B run --bundle /bundle vm-view 2>&1 | tr '\n' ' ')"
+cp /bundle/config-viewns.json /bundle/config.json
+echo "RESULT-cg-viewns $($B run --bundle /bundle vm-viewns 2>&1 | tr '\n' ' ')"
 [ -e /sys/fs/cgroup/berth-vm ] && echo "RESULT-cg-LEFT" || echo "RESULT-cg-CLEAN"
 CG
 chmod +x root/cg-test
@@ -183,7 +195,9 @@ if grep -q RESULT-confined-DENIED /run/out && grep -q RESULT-free-READ /run/out 
    grep -q RESULT-cg-memory.max-67108864 /run/out && grep -q RESULT-cg-pids.max-20 /run/out &&
    grep -q RESULT-cg-cpu.weight-20 /run/out && grep -q RESULT-cg-PAUSED /run/out &&
    grep -q RESULT-cg-RESUMED /run/out && grep -q RESULT-cg-PROCS-OK /run/out &&
-   grep -q RESULT-cg-KILLED /run/out && grep -q RESULT-cg-CLEAN /run/out; then
+   grep -q RESULT-cg-KILLED /run/out && grep -q RESULT-cg-CLEAN /run/out &&
+   grep -q RESULT-cg-STATS /run/out && grep -q "RESULT-cg-view 67108864 RO" /run/out &&
+   grep -q "RESULT-cg-viewns 67108864 RO" /run/out; then
     echo "VM-TEST: PASS"
 else
     echo "VM-TEST: FAIL"

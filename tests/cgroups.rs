@@ -150,6 +150,15 @@ fn pause_resume_ps_and_kill_all() {
     assert!(e.contains("paused"), "{e}");
     ok(&b.berth(&["resume", "pz"]));
     assert_eq!(b.state("pz")["status"], "running");
+    // runc's stats event, read from the cgroup.
+    let ev: serde_json::Value =
+        serde_json::from_str(&ok(&b.berth(&["events", "--stats", "pz"]))).unwrap();
+    assert_eq!(ev["type"], "stats");
+    assert!(ev["data"]["pids"]["current"].as_u64().unwrap() >= 3, "{ev}");
+    assert!(
+        ev["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0,
+        "{ev}"
+    );
     // The table form is ps(1)'s, limited to the container's processes.
     let table = ok(&b.berth(&["ps", "pz"]));
     assert!(

@@ -14,6 +14,7 @@
 pub mod bpf;
 pub mod devices;
 pub mod resources;
+pub mod stats;
 
 use crate::error::{Context, Error, Result, io_err};
 use crate::spec::ValidSpec;
@@ -221,12 +222,25 @@ impl Cgroup {
         for i in &resources.ignored {
             crate::logging::info(&format!("linux.resources.{i}: ignored"));
         }
+        let has_path = vs
+            .linux()
+            .cgroups_path
+            .as_deref()
+            .is_some_and(|p| !p.is_empty());
         let mut dirs = Vec::new();
         for h in &hierarchies {
             let path = h.mount.join(path_for(vs, id, &h.own)?);
+            // The default parent (`/berth`) is shared by every container without a cgroupsPath and
+            // stays, as runc's and Podman's parents do: only the container's own directory (and
+            // ancestors of a given cgroupsPath) come and go with it.
+            let keep = if has_path {
+                h.mount.clone()
+            } else {
+                h.mount.join("berth")
+            };
             let made_from = path
                 .ancestors()
-                .take_while(|a| *a != h.mount && !a.exists())
+                .take_while(|a| *a != keep && *a != h.mount && !a.exists())
                 .last()
                 .map(Path::to_path_buf);
             dirs.push(Dir {
@@ -294,18 +308,22 @@ impl Cgroup {
 
     fn make_dirs(&self) -> Result<()> {
         for d in &self.dirs {
-            let top = d.made_from.as_deref().unwrap_or(&d.path);
-            let mut chain: Vec<&Path> = d
-                .path
-                .ancestors()
-                .take_while(|a| a.starts_with(top))
-                .collect();
+            // Every missing directory from the hierarchy's root down (a kept parent such as /berth
+            // included), each set up before its child: v2 controllers enabled, v1 cpuset filled.
+            let mut chain: Vec<&Path> = d.path.ancestors().take_while(|a| !a.exists()).collect();
             chain.reverse();
             for dir in chain {
                 if self.version == Version::V2 {
                     enable_controllers(dir.parent().unwrap_or(dir));
                 }
-                std::fs::create_dir(dir).map_err(|e| io_err("mkdir", dir, e))?;
+                match std::fs::create_dir(dir) {
+                    Ok(()) => {}
+                    // A kept parent made meanwhile by another container.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir != d.path => {
+                        continue;
+                    }
+                    Err(e) => return Err(io_err("mkdir", dir, e)),
+                }
                 if d.controllers.iter().any(|c| c == "cpuset") && self.version == Version::V1 {
                     inherit_cpuset(dir)?;
                 }

@@ -4,6 +4,7 @@
 mod check;
 mod create;
 mod delete;
+mod events;
 mod features;
 mod kill;
 mod list;
@@ -98,6 +99,8 @@ pub enum Command {
     Ps(ps::Args),
     /// Change the resource limits of a container.
     Update(update::Args),
+    /// Stats of a container (runc's events).
+    Events(events::Args),
 }
 
 /// Writes `text` and a newline to stdout. A reader that went away (EPIPE: `berth list | head`) ends
@@ -138,5 +141,6 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Resume(a) => pause::run(g, a, false),
         Command::Ps(a) => ps::run(g, a),
         Command::Update(a) => update::run(g, a),
+        Command::Events(a) => events::run(g, a),
     }
 }

@@ -79,6 +79,9 @@ pub struct Env<'a> {
     /// On a cgroup v1 host: the container's directory in each hierarchy, by name (`memory`,
     /// `cpu,cpuacct`); a `cgroup` mount becomes a tmpfs with each of them bound in, as runc does.
     pub cgroup_v1: Vec<(String, std::path::PathBuf)>,
+    /// On cgroup v2 without a cgroup namespace: the container's cgroup directory, bound (read-only
+    /// unless asked rw) where the spec mounts cgroup, so it sees its own cgroup and not the host's.
+    pub cgroup_v2_bind: Option<std::path::PathBuf>,
 }
 
 fn bind(
@@ -145,6 +148,24 @@ fn new_fs(
     }
     sys::move_mount(&mnt, &dest)?;
     Ok(mnt)
+}
+
+/// cgroup v2 without a cgroup namespace: the container's own cgroup directory bound in.
+fn cgroup_v2_bind(root: &Root, op: &MountOp, host: &std::path::Path) -> Result<OwnedFd> {
+    let src = sys::openat2(None, host, libc::O_PATH | libc::O_DIRECTORY, 0, 0)?;
+    let tree = clone_tree(&src, false)?;
+    let attr = MountAttr {
+        attr_set: op.effective_top().attr_set
+            | sys::MOUNT_ATTR_NOSUID
+            | sys::MOUNT_ATTR_NODEV
+            | sys::MOUNT_ATTR_NOEXEC,
+        ..Default::default()
+    };
+    sys::mount_setattr(&tree, false, &attr)?;
+    let dest = root.mkdir_all(&op.dest)?;
+    check_destination(root, op, &dest)?;
+    sys::move_mount(&tree, &dest)?;
+    Ok(tree)
 }
 
 /// cgroup v1: a tmpfs at the destination with the container's directory of each hierarchy bound in
@@ -312,6 +333,10 @@ fn check_destination(root: &Root, op: &MountOp, dest: &OwnedFd) -> Result<()> {
 pub fn apply_one(root: &Root, op: &MountOp, env: &mut Env<'_>) -> Result<(OwnedFd, bool)> {
     let (mnt, dir) = match &op.kind {
         OpKind::Bind { .. } => bind(root, op, env.sources, env.made.remove(&op.index)),
+        OpKind::Fs { fstype, .. } if fstype == "cgroup2" && env.cgroup_v2_bind.is_some() => {
+            let host = env.cgroup_v2_bind.clone().unwrap_or_default();
+            cgroup_v2_bind(root, op, &host).map(|m| (m, true))
+        }
         OpKind::Fs {
             fstype,
             source,

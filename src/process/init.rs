@@ -241,6 +241,12 @@ fn build_rootfs(
                     .collect()
             })
             .unwrap_or_default(),
+        cgroup_v2_bind: a
+            .cgroup
+            .filter(|c| c.version == crate::cgroups::Version::V2)
+            .filter(|_| !vs.clone_flags.contains(CloneFlags::CLONE_NEWCGROUP) && !a.cgroupns_later)
+            .and_then(|c| c.dirs.first())
+            .map(|d| d.path.clone()),
     };
     let dev = crate::mount::apply::apply_all(&root, a.plan, &mut env, &mut |op, fd, dir| {
         let grant = if op.top_read_only() {

@@ -1,0 +1,67 @@
+//! `berth events [--stats] [--interval D] ID`: runc's event stream: with --stats one stats event, else
+//! a stats event every interval until the container stops.
+
+use super::Global;
+use crate::error::{Error, Result};
+use crate::state::{Container, Status};
+
+/// `events` options.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// One stats event, then exit.
+    #[arg(long)]
+    pub stats: bool,
+    /// Between stats events (e.g. 5s, 500ms).
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+    /// Container id.
+    pub id: String,
+}
+
+fn interval(s: &str) -> Result<std::time::Duration> {
+    let bad = || Error::InvalidSpec(format!("--interval: {s:?} (e.g. 5s, 500ms)"));
+    let (n, unit) = match s.strip_suffix("ms") {
+        Some(n) => (n, 1u64),
+        None => (s.strip_suffix('s').unwrap_or(s), 1000),
+    };
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    if n == 0 {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_millis(n * unit))
+}
+
+/// `berth events`.
+pub fn run(g: &Global, a: Args) -> Result<i32> {
+    let every = interval(&a.interval)?;
+    loop {
+        let c = Container::peek(&g.root, &a.id)?;
+        if c.status() == Status::Stopped {
+            return if a.stats {
+                Err(Error::State(format!(
+                    "container {:?}: container not running",
+                    a.id
+                )))
+            } else {
+                Ok(0)
+            };
+        }
+        let cg = c
+            .saved
+            .as_ref()
+            .and_then(|s| s.cgroup.as_ref())
+            .ok_or_else(|| {
+                Error::NotSupported(format!(
+                    "events {:?}: the container has no cgroup (give it linux.cgroupsPath or resources)",
+                    a.id
+                ))
+            })?;
+        let ev = serde_json::json!({"type": "stats", "id": a.id, "data": cg.stats()});
+        super::out(&ev.to_string())?;
+        if a.stats {
+            return Ok(0);
+        }
+        drop(c);
+        std::thread::sleep(every);
+    }
+}
