@@ -246,7 +246,9 @@ fn json_log_lines() {
 fn features_and_version() {
     let b = Bundle::new("true");
     let f: serde_json::Value = serde_json::from_str(&ok(&b.berth(&["features"]))).unwrap();
-    assert_eq!(f["linux"]["cgroup"]["v2"], false);
+    assert_eq!(f["linux"]["cgroup"]["v1"], true);
+    assert_eq!(f["linux"]["cgroup"]["v2"], true);
+    assert_eq!(f["linux"]["cgroup"]["systemd"], false);
     assert_eq!(f["linux"]["seccomp"]["enabled"], true);
     assert_eq!(f["linux"]["apparmor"]["enabled"], false);
     assert!(
