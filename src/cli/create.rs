@@ -116,7 +116,7 @@ pub fn create_container(
             .is_some_and(|p| !p.is_empty())
     {
         return Err(Error::NotSupported(
-            "linux.cgroupsPath with --systemd-cgroup: berth manages no cgroups yet".into(),
+            "--systemd-cgroup: berth has only the cgroupfs driver so far (drop the flag to manage the cgroup directly)".into(),
         ));
     }
     let id = a.id()?;
