@@ -65,12 +65,28 @@ fn limits_are_written_and_hold() {
     let path = cg_path("limits");
     let mut b = Bundle::new("sleep 100");
     b.spec["linux"]["cgroupsPath"] = json!(path);
+    // The block device of / for a throttle rule.
+    let dev = nix::sys::stat::stat("/").unwrap().st_dev;
+    let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
     b.spec["linux"]["resources"] = json!({
-        "memory": {"limit": 33554432},
-        "cpu": {"shares": 512, "quota": 20000, "period": 100000, "cpus": "0"},
-        "pids": {"limit": 16}
+        "memory": {"limit": 33554432, "reservation": 16777216, "swappiness": 10},
+        "cpu": {"shares": 512, "quota": 20000, "period": 100000, "burst": 1000, "idle": 0, "cpus": "0", "mems": "0"},
+        "pids": {"limit": 16},
+        "blockIO": {"throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}]}
     });
     ok(&b.create("lim1"));
+    assert_eq!(
+        read(&dir("memory", &path).join("memory.soft_limit_in_bytes")),
+        "16777216"
+    );
+    assert_eq!(read(&dir("memory", &path).join("memory.swappiness")), "10");
+    assert_eq!(read(&dir("cpu", &path).join("cpu.cfs_burst_us")), "1000");
+    assert_eq!(read(&dir("cpu", &path).join("cpu.idle")), "0");
+    assert_eq!(read(&dir("cpuset", &path).join("cpuset.mems")), "0");
+    assert_eq!(
+        read(&dir("blkio", &path).join("blkio.throttle.read_bps_device")),
+        format!("{major}:{minor} 1048576")
+    );
     assert_eq!(
         read(&dir("memory", &path).join("memory.limit_in_bytes")),
         "33554432"
@@ -280,4 +296,37 @@ fn update_changes_limits_of_a_running_container() {
     ok(&b.berth(&["delete", "-f", "up1"]));
     assert!(fails(&b.berth(&["update", "--pids-limit", "5", "up1"])).contains("does not exist"));
     assert_no_cgroup_left("update");
+}
+
+#[test]
+fn events_report_an_oom_kill() {
+    if v2() {
+        return;
+    }
+    if std::fs::read_to_string("/proc/swaps")
+        .unwrap_or_default()
+        .lines()
+        .count()
+        > 1
+    {
+        eprintln!("skipped: this host has swap");
+        return;
+    }
+    let mut b = Bundle::new("sleep 1; dd if=/dev/zero of=/dev/null bs=64M count=1; sleep 100");
+    b.spec["linux"]["cgroupsPath"] = json!(cg_path("oomev"));
+    b.spec["linux"]["resources"] = json!({"memory": {"limit": 16777216}});
+    ok(&b.create("oomev"));
+    let mut events = b
+        .cmd(&["events", "--interval", "1s", "oomev"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    ok(&b.berth(&["start", "oomev"]));
+    std::thread::sleep(Duration::from_millis(2500));
+    ok(&b.berth(&["delete", "-f", "oomev"]));
+    let o = events.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(r#""type":"oom""#), "{out}");
+    assert!(out.contains(r#""type":"stats""#), "{out}");
+    assert_no_cgroup_left("oomev");
 }

@@ -340,8 +340,17 @@ impl Cgroup {
                     w.field, w.controller
                 ))
             })?;
-            write(&dir.join(&w.file), &w.value)
-                .with_context(|| format!("linux.resources.{}", w.field))?;
+            // A weight goes to whichever IO scheduler's file the kernel offers (as runc).
+            let mut file = dir.join(&w.file);
+            let alt = match w.file.as_str() {
+                "blkio.weight" => Some("blkio.bfq.weight"),
+                "io.bfq.weight" => Some("io.weight"),
+                _ => None,
+            };
+            if let Some(alt) = alt.filter(|_| !file.exists()) {
+                file = dir.join(alt);
+            }
+            write(&file, &w.value).with_context(|| format!("linux.resources.{}", w.field))?;
         }
         if let Some(rules) = &setup.devices {
             let applied = match self.version {

@@ -28,6 +28,18 @@ fn keyed(dir: Option<&Path>, file: &str) -> serde_json::Map<String, Value> {
 }
 
 impl Cgroup {
+    /// How many times the OOM killer acted in the cgroup (v2 memory.events, v1 memory.oom_control).
+    pub fn oom_kills(&self) -> u64 {
+        let (dir, file) = match self.version {
+            Version::V2 => (self.dirs.first().map(|d| d.path.as_path()), "memory.events"),
+            Version::V1 => (self.dir_for("memory"), "memory.oom_control"),
+        };
+        keyed(dir, file)
+            .get("oom_kill")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    }
+
     /// cpu, memory and pids usage, as runc's `events --stats` reports them.
     pub fn stats(&self) -> Value {
         match self.version {

@@ -1,5 +1,6 @@
 //! `berth events [--stats] [--interval D] ID`: runc's event stream: with --stats one stats event, else
-//! a stats event every interval until the container stops.
+//! a stats event every interval and an `oom` event whenever the OOM killer acted in the container's
+//! cgroup (checked every 100 ms), until the container stops.
 
 use super::Global;
 use crate::error::{Error, Result};
@@ -34,6 +35,9 @@ fn interval(s: &str) -> Result<std::time::Duration> {
 /// `berth events`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     let every = interval(&a.interval)?;
+    let tick = std::time::Duration::from_millis(100).min(every);
+    let mut ooms = None;
+    let mut next_stats = std::time::Instant::now();
     loop {
         let c = Container::peek(&g.root, &a.id)?;
         if c.status() == Status::Stopped {
@@ -56,12 +60,22 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                     a.id
                 ))
             })?;
-        let ev = serde_json::json!({"type": "stats", "id": a.id, "data": cg.stats()});
-        super::out(&ev.to_string())?;
         if a.stats {
+            let ev = serde_json::json!({"type": "stats", "id": a.id, "data": cg.stats()});
+            super::out(&ev.to_string())?;
             return Ok(0);
         }
+        let kills = cg.oom_kills();
+        if ooms.is_some_and(|before| kills > before) {
+            super::out(&serde_json::json!({"type": "oom", "id": a.id}).to_string())?;
+        }
+        ooms = Some(kills);
+        if std::time::Instant::now() >= next_stats {
+            let ev = serde_json::json!({"type": "stats", "id": a.id, "data": cg.stats()});
+            super::out(&ev.to_string())?;
+            next_stats += every;
+        }
         drop(c);
-        std::thread::sleep(every);
+        std::thread::sleep(tick);
     }
 }
