@@ -316,7 +316,7 @@ fn events_report_an_oom_kill() {
     b.spec["linux"]["cgroupsPath"] = json!(cg_path("oomev"));
     b.spec["linux"]["resources"] = json!({"memory": {"limit": 16777216}});
     ok(&b.create("oomev"));
-    let mut events = b
+    let events = b
         .cmd(&["events", "--interval", "1s", "oomev"])
         .stdout(std::process::Stdio::piped())
         .spawn()
