@@ -22,6 +22,8 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+/// The container's config.json as it was created (what `exec` confines its processes by).
+pub const CONFIG_FILE: &str = "config.json";
 /// The exec fifo's name inside the state directory.
 pub const EXEC_FIFO: &str = "exec.fifo";
 const STATE_FILE: &str = "state.json";
@@ -53,6 +55,9 @@ pub struct Saved {
     /// The container's cgroup, removed with the state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<crate::cgroups::Cgroup>,
+    /// The Landlock mode the init got (exec gives its processes the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub landlock: Option<crate::security::landlock::Mode>,
 }
 
 /// The runtime-spec's statuses.
@@ -444,6 +449,7 @@ mod tests {
                 hooks: None,
                 own_pid_ns: true,
                 cgroup: None,
+                landlock: None,
             },
             true,
         )

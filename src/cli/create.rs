@@ -248,11 +248,16 @@ fn spawn_and_save(
             .clone_flags
             .contains(nix::sched::CloneFlags::CLONE_NEWPID),
         cgroup: cgroup.cloned(),
+        landlock: Some(landlock),
     };
     // Once the state is durable the init may outlive this process (create): it stops dying with us
     // and says so, and only then may create exit.
-    let saved_ok = c
-        .save(saved, launch.durable())
+    // The spec as created (policy hardening included), for exec.
+    let config = c.dir.join(crate::state::CONFIG_FILE);
+    let saved_ok = serde_json::to_vec(&vs.spec)
+        .map_err(|e| Error::State(format!("encoding the config: {e}")))
+        .and_then(|b| std::fs::write(&config, b).map_err(|e| io_err("write", &config, e)))
+        .and_then(|()| c.save(saved, launch.durable()))
         .and_then(|()| match &a.pid_file {
             Some(p) => write_pid_file(p, s.pid),
             None => Ok(()),

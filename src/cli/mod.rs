@@ -5,6 +5,7 @@ mod check;
 mod create;
 mod delete;
 mod events;
+mod exec;
 mod features;
 mod kill;
 mod list;
@@ -101,6 +102,8 @@ pub enum Command {
     Update(update::Args),
     /// Stats of a container (runc's events).
     Events(events::Args),
+    /// Run a new process inside a running container.
+    Exec(exec::Args),
 }
 
 /// Writes `text` and a newline to stdout. A reader that went away (EPIPE: `berth list | head`) ends
@@ -142,5 +145,6 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Ps(a) => ps::run(g, a),
         Command::Update(a) => update::run(g, a),
         Command::Events(a) => events::run(g, a),
+        Command::Exec(a) => exec::run(g, a),
     }
 }

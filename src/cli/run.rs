@@ -92,7 +92,7 @@ const FORWARDED: &[Signal] = &[
     Signal::SIGVTALRM,
 ];
 
-fn signal_mask() -> SigSet {
+pub(super) fn signal_mask() -> SigSet {
     let mut m = SigSet::empty();
     for s in FORWARDED {
         m.add(*s);
@@ -226,7 +226,7 @@ fn relay(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> bool {
 }
 
 /// Waits for the process, forwarding signals and relaying the terminal; returns its exit code.
-fn wait(pid: i32, mask: &SigSet, pty: Option<OwnedFd>) -> Result<i32> {
+pub(super) fn wait(pid: i32, mask: &SigSet, pty: Option<OwnedFd>) -> Result<i32> {
     let sfd =
         SignalFd::with_flags(mask, SfdFlags::SFD_CLOEXEC).map_err(|e| Error::sys("signalfd", e))?;
     let stdin = std::io::stdin();

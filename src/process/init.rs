@@ -99,7 +99,7 @@ fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
     let mut made = enter_namespaces(a)?;
     let mut landlock = Landlock::new(a.landlock)?;
     let (root, state) = build_rootfs(a, &mut landlock, &mut made)?;
-    let program = confine(a, root, landlock)?;
+    let program = confine(a.vs, &a.chan, root, landlock, a.preserve_fds)?;
     ready_and_exec(a, program, &state)
 }
 
@@ -323,7 +323,7 @@ fn build_rootfs(
 }
 
 /// What is ready to exec: the program's path, argv and envp.
-type Program = (CString, Vec<CString>, Vec<CString>);
+pub(crate) type Program = (CString, Vec<CString>, Vec<CString>);
 
 /// Steps 9-14: AppArmor, limits, everything berth still does with syscalls an old seccomp profile may
 /// lack (cwd, program lookup, close_range), then identity and the confinement layers.
@@ -335,8 +335,13 @@ type Program = (CString, Vec<CString>, Vec<CString>);
 /// makes only setgroups/setres[ug]id/capset/prctl (identity), sendmsg (sync), read (exec fifo),
 /// rt_sigaction/umask and execve. Landlock, like seccomp, needs CAP_SYS_ADMIN without no_new_privs and
 /// comes after every mount (a Landlocked process cannot mount).
-fn confine(a: &InitArgs<'_>, root: Root, landlock: Landlock) -> Result<Program> {
-    let vs = a.vs;
+pub(crate) fn confine(
+    vs: &ValidSpec,
+    chan: &Channel,
+    root: Root,
+    landlock: Landlock,
+    preserve_fds: u32,
+) -> Result<Program> {
     let p = &vs.process;
     // 9. The AppArmor label for the next execve, first of the security layers (the ones after it can
     //    only narrow what the process may do), through berth's own procfs.
@@ -354,16 +359,16 @@ fn confine(a: &InitArgs<'_>, root: Root, landlock: Landlock) -> Result<Program> 
     }
     let mut landlock = Some(landlock);
     if !p.no_new_privileges {
-        restrict_landlock(a, landlock.take())?;
+        restrict_landlock(chan, landlock.take())?;
     }
     // 11. The working directory (openat2, getcwd), the program (PATH lookup) and close-on-exec for every
     //     fd but stdio and the preserved ones (close_range), before seccomp can refuse those calls.
     enter_cwd(vs, &root)?;
     let program = program(vs)?;
-    sys::cloexec_from(3 + a.preserve_fds)?;
+    sys::cloexec_from(3 + preserve_fds)?;
     // 12. Without no_new_privs: seccomp while CAP_SYS_ADMIN is still effective.
     if !p.no_new_privileges {
-        install_seccomp(a)?;
+        install_seccomp(vs, chan)?;
     }
     // 13. Identity: bounding set while CAP_SETPCAP is effective, the uid change with keepcaps, the other
     //     capability sets.
@@ -374,8 +379,8 @@ fn confine(a: &InitArgs<'_>, root: Root, landlock: Landlock) -> Result<Program> 
     if p.no_new_privileges {
         nix::sys::prctl::set_no_new_privs()
             .map_err(|e| Error::sys("prctl(PR_SET_NO_NEW_PRIVS)", e))?;
-        restrict_landlock(a, landlock.take())?;
-        install_seccomp(a)?;
+        restrict_landlock(chan, landlock.take())?;
+        install_seccomp(vs, chan)?;
     }
     Ok(program)
 }
@@ -403,13 +408,12 @@ fn enter_cwd(vs: &ValidSpec, root: &Root) -> Result<()> {
 
 /// Installs linux.seccomp, if any; a SCMP_ACT_NOTIFY listener fd goes to the parent, which hands it to
 /// the agent at listenerPath.
-fn install_seccomp(a: &InitArgs<'_>) -> Result<()> {
-    let Some(c) = &a.vs.seccomp else {
+fn install_seccomp(vs: &ValidSpec, chan: &Channel) -> Result<()> {
+    let Some(c) = &vs.seccomp else {
         return Ok(());
     };
     if let Some(listener) = crate::security::seccomp::install(c)? {
-        a.chan
-            .send_with(&Msg::SeccompFd, Some(listener.as_raw_fd()))?;
+        chan.send_with(&Msg::SeccompFd, Some(listener.as_raw_fd()))?;
     }
     Ok(())
 }
@@ -467,9 +471,9 @@ fn ready_and_exec(a: &InitArgs<'_>, program: Program, state: &str) -> Result<Inf
 }
 
 /// Applies the Landlock ruleset filled while mounting; what was enforced goes to the parent's log.
-fn restrict_landlock(a: &InitArgs<'_>, landlock: Option<Landlock>) -> Result<()> {
+fn restrict_landlock(chan: &Channel, landlock: Option<Landlock>) -> Result<()> {
     if let Some(l) = landlock {
-        a.chan.send(&Msg::Note(l.restrict()?))?;
+        chan.send(&Msg::Note(l.restrict()?))?;
     }
     Ok(())
 }
@@ -591,6 +595,16 @@ fn program(vs: &ValidSpec) -> Result<Program> {
 /// A pseudo-terminal from the container's own devpts: the master goes to the console socket (or to
 /// the parent for `run`), the slave becomes stdio, the controlling terminal and /dev/console.
 fn setup_terminal(a: &InitArgs<'_>, root: &Root, dev: Option<&OwnedFd>) -> Result<()> {
+    terminal(&a.chan, a.console.as_ref(), root, dev)
+}
+
+/// The terminal, for the init or an exec'd process: see [`setup_terminal`].
+pub(crate) fn terminal(
+    chan: &Channel,
+    console_socket: Option<&OwnedFd>,
+    root: &Root,
+    dev: Option<&OwnedFd>,
+) -> Result<()> {
     // The master comes from the devpts instance mounted at /dev/pts, never from a node the image put
     // there (a "ptmx" with another device number would open that device).
     let pts = root.open_at(Path::new("/dev/pts"), libc::O_PATH | libc::O_DIRECTORY)?;
@@ -620,7 +634,7 @@ fn setup_terminal(a: &InitArgs<'_>, root: &Root, dev: Option<&OwnedFd>) -> Resul
         let tree = crate::mount::apply::clone_tree(&slave, false)?;
         sys::move_mount(&tree, &console)?;
     }
-    match &a.console {
+    match console_socket {
         Some(sock) => {
             let ch = Channel::from_fd(sock.try_clone().map_err(|e| {
                 Error::sys(
@@ -630,7 +644,7 @@ fn setup_terminal(a: &InitArgs<'_>, root: &Root, dev: Option<&OwnedFd>) -> Resul
             })?);
             ch.send_raw_fd(b"/dev/ptmx", master.as_raw_fd())?;
         }
-        None => a.chan.send_with(&Msg::Fd, Some(master.as_raw_fd()))?,
+        None => chan.send_with(&Msg::Fd, Some(master.as_raw_fd()))?,
     }
     drop(master);
     for fd in 0..3 {

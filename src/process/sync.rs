@@ -33,6 +33,8 @@ pub enum Msg {
     /// Parent → child: the bind mount of `mounts[N]`, made by the parent with the host's view of its
     /// source (a user namespace's root may not reach it), follows as SCM_RIGHTS.
     Tree(u32),
+    /// Child → parent (exec): the pid of the process that will exec, on the host.
+    Pid(u32),
     /// Parent → child (create): state.json is saved durably; the init may outlive the parent now.
     Saved,
     /// Child → parent: the init no longer dies with the parent.
@@ -81,6 +83,7 @@ impl Channel {
             Msg::Saved => (9, 0, ""),
             Msg::Detached => (10, 0, ""),
             Msg::Tree(i) => (11, *i as i32, ""),
+            Msg::Pid(p) => (12, *p as i32, ""),
             Msg::Error { errno, msg } => (6, *errno, msg),
         };
         let mut v = Vec::with_capacity(5 + payload.len());
@@ -112,6 +115,7 @@ impl Channel {
             9 => Msg::Saved,
             10 => Msg::Detached,
             11 => Msg::Tree(errno as u32),
+            12 => Msg::Pid(errno as u32),
             _ => return Err(bad()),
         })
     }

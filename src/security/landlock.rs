@@ -31,7 +31,9 @@ pub const ANNOTATION: &str = "berth.landlock";
 const ABI_WANTED: ABI = ABI::V7;
 
 /// How hard to apply Landlock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// Not at all.

@@ -200,7 +200,8 @@ fn check_namespaces(namespaces: &[Namespace]) -> Result<(CloneFlags, bool, Vec<J
     Ok((flags, new_time, joins))
 }
 
-fn check_process(p: &Process) -> Result<()> {
+/// Checks a process object (the spec's, or one `exec` runs).
+pub fn check_process(p: &Process) -> Result<()> {
     if p.args.is_empty() || p.args[0].is_empty() {
         return Err(invalid("process.args: must name a program".into()));
     }

@@ -870,3 +870,11 @@ pub fn bpf_attach_cgroup_device(cgroup: impl AsFd, prog: impl AsFd) -> Result<()
         )
     })
 }
+
+/// pidfd_open(pid, 0): a handle on the process that stays valid (and never names another process)
+/// even if the pid is reused.
+pub fn pidfd_open(pid: i32) -> Result<OwnedFd, SysError> {
+    // SAFETY: integer arguments only; on success the kernel returns a new close-on-exec fd we own.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    owned(ret, || format!("pidfd_open({pid})"))
+}

@@ -1,0 +1,247 @@
+//! exec into real containers: the namespaces really joined, the same confinement as the init
+//! (capabilities, seccomp, Landlock), the cwd resolved inside the root, no leaked fd, exit codes,
+//! users, paused and stopped containers, bad process objects, --detach with a pid file, a terminal.
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::time::Duration;
+
+/// A running container (`sleep 100`) started with create/start.
+fn running(b: &Bundle, id: &str) -> i64 {
+    ok(&b.create(id));
+    ok(&b.berth(&["start", id]));
+    b.state(id)["pid"].as_i64().unwrap()
+}
+
+#[test]
+fn exec_joins_every_namespace_with_the_inits_confinement() {
+    let mut b = Bundle::new("sleep 100");
+    b.spec["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]});
+    let init = running(&b, "ex1");
+    let out = ok(&b.berth(&["exec", "ex1", "sh", "-c",
+        "for n in mnt pid net ipc uts cgroup; do readlink /proc/self/ns/$n; done; hostname; grep -E '^(CapBnd|CapEff|Seccomp):' /proc/self/status; mkdir /tmp/x 2>&1 | head -1; cat /proc/1/cmdline | tr '\\0' ' '"]));
+    let lines: Vec<&str> = out.lines().collect();
+    for (i, n) in ["mnt", "pid", "net", "ipc", "uts", "cgroup"]
+        .iter()
+        .enumerate()
+    {
+        let theirs = std::fs::read_link(format!("/proc/{init}/ns/{n}")).unwrap();
+        assert_eq!(lines[i], theirs.to_str().unwrap(), "{n}");
+    }
+    assert_eq!(lines[6], "berth");
+    let status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
+    for key in ["CapBnd:", "CapEff:"] {
+        let init_line = status.lines().find(|l| l.starts_with(key)).unwrap();
+        assert!(
+            out.contains(init_line),
+            "{key}: init {init_line:?}, exec {out}"
+        );
+    }
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+    assert!(
+        out.contains("Permission denied"),
+        "the container's seccomp filter: {out}"
+    );
+    assert!(
+        out.contains("sleep 100"),
+        "pid 1 is the container's init: {out}"
+    );
+    ok(&b.berth(&["delete", "-f", "ex1"]));
+}
+
+#[test]
+fn exec_options_exit_codes_and_users() {
+    let b = Bundle::new("sleep 100");
+    running(&b, "ex2");
+    assert_eq!(
+        b.berth(&["exec", "ex2", "sh", "-c", "exit 5"])
+            .status
+            .code(),
+        Some(5)
+    );
+    assert_eq!(
+        b.berth(&["exec", "ex2", "sh", "-c", "kill -9 $$"])
+            .status
+            .code(),
+        Some(137)
+    );
+    assert_eq!(
+        ok(&b.berth(&[
+            "exec",
+            "-e",
+            "FOO=bar",
+            "--cwd",
+            "/tmp",
+            "ex2",
+            "sh",
+            "-c",
+            "echo $FOO $(pwd)"
+        ])),
+        "bar /tmp\n"
+    );
+    assert_eq!(
+        ok(&b.berth(&["exec", "-u", "1000:1000", "-g", "5", "ex2", "id"])),
+        "uid=1000 gid=1000 groups=5\n"
+    );
+    // A process object, and one with a bad field.
+    let p = b.tmp.path().join("process.json");
+    std::fs::write(&p, json!({"args": ["sh", "-c", "echo from-json"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}).to_string()).unwrap();
+    assert_eq!(
+        ok(&b.berth(&["exec", "--process", p.to_str().unwrap(), "ex2"])),
+        "from-json\n"
+    );
+    std::fs::write(
+        &p,
+        json!({"args": ["true"], "cwd": "relative", "user": {"uid": 0, "gid": 0}}).to_string(),
+    )
+    .unwrap();
+    assert!(
+        fails(&b.berth(&["exec", "--process", p.to_str().unwrap(), "ex2"])).contains("process.cwd")
+    );
+    std::fs::write(
+        &p,
+        json!({"args": ["true"], "cwd": "/", "user": {"uid": "root"}}).to_string(),
+    )
+    .unwrap();
+    assert!(
+        fails(&b.berth(&["exec", "--process", p.to_str().unwrap(), "ex2"]))
+            .contains("process.user.uid")
+    );
+    // --detach writes the pid file once the process runs.
+    let pidfile = b.tmp.path().join("exec.pid");
+    ok(&b.berth(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        "ex2",
+        "sleep",
+        "30",
+    ]));
+    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().parse().unwrap();
+    let cmdline = || std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    for _ in 0..200 {
+        if cmdline().starts_with("sleep") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(cmdline().starts_with("sleep"), "{:?}", cmdline());
+    ok(&b.berth(&["delete", "-f", "ex2"]));
+}
+
+#[test]
+fn the_cwd_stays_inside_and_no_host_fd_leaks() {
+    let b = Bundle::new("sleep 100");
+    std::os::unix::fs::symlink("../../../../..", b.rootfs.join("escape")).unwrap();
+    running(&b, "ex3");
+    // A symlink out of the root resolves inside it.
+    assert_eq!(
+        ok(&b.berth(&[
+            "exec",
+            "--cwd",
+            "/escape",
+            "ex3",
+            "sh",
+            "-c",
+            "pwd; ls / | grep -c escape"
+        ])),
+        "/\n1\n"
+    );
+    // A host directory open in berth's caller is not reachable (no --preserve-fds).
+    let o = run_shell(
+        &b,
+        "exec 7</etc; exec berth-exec ex3 sh -c 'ls /proc/self/fd | wc -l; cat /proc/self/fd/7/hostname 2>&1 | head -1'",
+    );
+    let out = ok(&o);
+    assert!(
+        out.starts_with("4\n") && out.contains("No such file"),
+        "{out}"
+    );
+    ok(&b.berth(&["delete", "-f", "ex3"]));
+}
+
+/// Runs `script` in a host shell where `berth-exec` is `berth --root <state> exec`.
+fn run_shell(b: &Bundle, script: &str) -> std::process::Output {
+    let script = script.replace(
+        "berth-exec",
+        &format!("{BERTH} --root {} exec", b.state.display()),
+    );
+    output(
+        std::process::Command::new("/bin/sh").args(["-c", &script]),
+        b.tmp.path(),
+    )
+}
+
+#[test]
+fn landlock_holds_for_exec_as_for_the_init() {
+    let mut b = Bundle::new("sleep 100");
+    let host = b.host_path("secret-dir");
+    std::fs::write(host.join("secret"), "host secret\n").unwrap();
+    b.spec["annotations"] = json!({"berth.landlock": "enforce"});
+    running(&b, "ex4");
+    let script = format!(
+        "exec 3<{}; exec berth-exec --preserve-fds 1 ex4 sh -c 'cat /proc/self/fd/3/secret 2>&1 || echo denied; echo ok > /tmp/t && echo tmp-rw'",
+        host.display()
+    );
+    let out = ok(&run_shell(&b, &script));
+    assert!(
+        out.contains("denied") && !out.contains("host secret") && out.contains("tmp-rw"),
+        "{out}"
+    );
+    ok(&b.berth(&["delete", "-f", "ex4"]));
+    // The same without Landlock reads it: the ruleset, not something else, denied it.
+    b.spec["annotations"] = json!({"berth.landlock": "off"});
+    running(&b, "ex5");
+    let script = format!(
+        "exec 3<{}; exec berth-exec --preserve-fds 1 ex5 cat /proc/self/fd/3/secret",
+        host.display()
+    );
+    assert_eq!(ok(&run_shell(&b, &script)), "host secret\n");
+    ok(&b.berth(&["delete", "-f", "ex5"]));
+}
+
+#[test]
+fn paused_and_stopped_containers() {
+    let mut b = Bundle::new("sleep 100");
+    b.spec["linux"]["cgroupsPath"] = json!(format!("/berth-exec-{}/c", std::process::id()));
+    running(&b, "ex6");
+    ok(&b.berth(&["pause", "ex6"]));
+    assert!(fails(&b.berth(&["exec", "ex6", "true"])).contains("paused"));
+    // --ignore-paused: the process waits frozen until the container is resumed.
+    let mut cmd = b.cmd(&["exec", "--ignore-paused", "ex6", "echo", "ran"]);
+    let child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    ok(&b.berth(&["resume", "ex6"]));
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "ran\n");
+    ok(&b.berth(&["kill", "ex6", "KILL"]));
+    for _ in 0..300 {
+        if b.state("ex6")["status"] == "stopped" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let e = fails(&b.berth(&["exec", "ex6", "true"]));
+    assert!(e.contains("cannot exec in a stopped container"), "{e}");
+    ok(&b.berth(&["delete", "ex6"]));
+}
+
+#[test]
+fn exec_with_a_terminal() {
+    let b = Bundle::new("sleep 100");
+    running(&b, "ex7");
+    let cmd = format!(
+        "{BERTH} --root {} exec -t ex7 sh -c 'tty; echo t-ok'",
+        b.state.display()
+    );
+    let o = output(
+        std::process::Command::new("script").args(["-qec", &cmd, "/dev/null"]),
+        b.tmp.path(),
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(out.contains("/dev/pts/") && out.contains("t-ok"), "{out}");
+    ok(&b.berth(&["delete", "-f", "ex7"]));
+}
