@@ -58,10 +58,10 @@ fn namespaces_of(pid: i32) -> CloneFlags {
     for (name, flag) in types {
         let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{name}"));
         let ours = std::fs::read_link(format!("/proc/self/ns/{name}"));
-        if let (Ok(t), Ok(o)) = (theirs, ours) {
-            if t != o {
-                flags |= flag;
-            }
+        if let (Ok(t), Ok(o)) = (theirs, ours)
+            && t != o
+        {
+            flags |= flag;
         }
     }
     flags
