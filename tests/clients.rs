@@ -292,6 +292,44 @@ fn podman_drives_berth() {
         assert!(Instant::now() < deadline, "no logs: {logs}");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // exec: plain, with a terminal (-t through conmon's console socket, -it through a pty), a
+    // healthcheck.
+    assert_eq!(
+        ran(&output(
+            &mut p.cmd(&[
+                "exec",
+                "pd1",
+                "sh",
+                "-c",
+                "echo exec-ok; cat /proc/1/cmdline | head -c2"
+            ]),
+            &p.dir
+        )),
+        "exec-ok\nsh"
+    );
+    let o = output(&mut p.cmd(&["exec", "pd1", "sh", "-c", "exit 4"]), &p.dir);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    let exec_t = format!(
+        "CONTAINERS_CONF={} CONTAINERS_STORAGE_CONF={} podman exec -it pd1 sh -c 'tty; echo it-ok'",
+        p.dir.join("containers.conf").display(),
+        p.dir.join("storage.conf").display()
+    );
+    let o = output(
+        Command::new("script")
+            .args(["-qec", &exec_t, "/dev/null"])
+            .stdin(Stdio::null()),
+        b.tmp.path(),
+    );
+    assert!(
+        text(&o).contains("/dev/pts/") && text(&o).contains("it-ok"),
+        "{}",
+        text(&o)
+    );
+    let o = output(
+        &mut p.cmd(&["exec", "-t", "pd1", "sh", "-c", "tty"]),
+        &p.dir,
+    );
+    assert!(text(&o).contains("/dev/pts/"), "{}", text(&o));
     // pause/unpause (the freezer), stats (read from the cgroup berth made where Podman said).
     ran(&output(&mut p.cmd(&["pause", "pd1"]), &p.dir));
     let st = ran(&output(
@@ -307,6 +345,24 @@ fn podman_drives_berth() {
     assert!(stats.trim().parse::<u32>().is_ok_and(|n| n >= 1), "{stats}");
     ran(&output(&mut p.cmd(&["stop", "-t", "5", "pd1"]), &p.dir));
     ran(&output(&mut p.cmd(&["rm", "pd1"]), &p.dir));
+    // A healthcheck is an exec.
+    ran(&output(
+        &mut p.cmd(&[
+            "run",
+            "-d",
+            "--name",
+            "pd2",
+            "--health-cmd",
+            "test -d /proc/1",
+            "--rootfs",
+            p.rootfs.to_str().unwrap(),
+            "sleep",
+            "100",
+        ]),
+        &p.dir,
+    ));
+    ran(&output(&mut p.cmd(&["healthcheck", "run", "pd2"]), &p.dir));
+    ran(&output(&mut p.cmd(&["rm", "-f", "-t", "0", "pd2"]), &p.dir));
     // --memory: an allocation beyond it is OOM-killed; --pids-limit: a fork beyond it fails.
     let out = ran(&p.run(
         &["--memory", "16m", "--memory-swap", "16m"],
@@ -498,6 +554,35 @@ fn containerd_drives_berth_through_the_runc_shim() {
         "c6",
         "sleep 100",
     ));
+    // exec through the shim, plain and with a terminal.
+    let o = c.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        "c6",
+        "sh",
+        "-c",
+        "echo exec-ok; exit 3",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("exec-ok"));
+    let cmd = format!(
+        "ctr --address {} -n {} task exec -t --exec-id e2 c6 sh -c 'tty; echo t-ok'",
+        c.dir.join("c.sock").display(),
+        c.ns
+    );
+    let o = output(
+        Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(Stdio::null()),
+        b.tmp.path(),
+    );
+    assert!(
+        text(&o).contains("/dev/pts/") && text(&o).contains("t-ok"),
+        "{}",
+        text(&o)
+    );
     // pause/resume and ps through the shim.
     ran(&c.ctr(&["task", "pause", "c6"]));
     assert!(
