@@ -152,10 +152,63 @@ def mounts(runs, sizes=(0, 10, 100, 1000, 10000)):
         subprocess.run(["rm", "-rf", work])
 
 
+def exec_bench(runs):
+    """`exec` of /bin/true into a running container of each runtime, interleaved."""
+    work = tempfile.mkdtemp(prefix="berth-bench-")
+    started = []
+    try:
+        b = bundle(work)
+        with open(os.path.join(b, "config.json")) as f:
+            c = json.load(f)
+        c["process"]["args"] = ["/bin/sleep", "100000"]
+        with open(os.path.join(b, "config.json"), "w") as f:
+            json.dump(c, f)
+        for rt in RUNTIMES:
+            state = os.path.join(work, "state-" + rt)
+            subprocess.run([RUNTIMES[rt], *GLOBAL[rt], "--root", state, "run", "-d", "--bundle", b,
+                            f"exec-{rt}"], check=True, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            started.append((rt, state))
+        res = {rt: {"wall": [], "cpu": [], "rss": []} for rt in RUNTIMES}
+        for i in range(runs):
+            for rt in RUNTIMES:
+                state = os.path.join(work, "state-" + rt)
+                t = time.perf_counter()
+                p = subprocess.Popen(["/usr/bin/time", "-f", "%M", RUNTIMES[rt], *GLOBAL[rt], "--root",
+                                      state, "exec", f"exec-{rt}", "/bin/true"],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+                err = p.stderr.read().decode(errors="replace")
+                _, status, ru = os.wait4(p.pid, 0)
+                p.stderr.close()
+                if os.waitstatus_to_exitcode(status) != 0:
+                    raise SystemExit(f"{rt} exec failed: {err.strip()[-300:]}")
+                res[rt]["wall"].append(time.perf_counter() - t)
+                res[rt]["cpu"].append(ru.ru_utime + ru.ru_stime)
+                res[rt]["rss"].append(int(err.strip().splitlines()[-1]))
+        print(f"exec of /bin/true into a running container, {runs} interleaved runs each")
+        print(f"{'runtime':8} {'wall ms':>9} {'CPU ms':>9} {'peak RSS MiB':>13}")
+        med = {}
+        for rt, r in res.items():
+            med[rt] = (statistics.median(r["wall"]) * 1e3, statistics.median(r["cpu"]) * 1e3,
+                       statistics.median(r["rss"]) / 1024)
+            print(f"{rt:8} {med[rt][0]:9.2f} {med[rt][1]:9.2f} {med[rt][2]:13.2f}")
+        for other in ("crun", "runc"):
+            w, cp, m = (med["berth"][k] / med[other][k] for k in range(3))
+            print(f"berth/{other}: wall {w:.2f}x  CPU {cp:.2f}x  RSS {m:.2f}x")
+    finally:
+        for rt, state in started:
+            subprocess.run([RUNTIMES[rt], *GLOBAL[rt], "--root", state, "delete", "-f", f"exec-{rt}"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(["rm", "-rf", work])
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
     if args and args[0] == "mounts":
         mounts(int(args[1]) if len(args) > 1 else 5)
+    elif args and args[0] == "exec":
+        exec_bench(int(args[1]) if len(args) > 1 else 200)
     elif args and args[0] == "cgroups":
         startup(int(args[1]) if len(args) > 1 else 200, PODMAN_RESOURCES)
     else:

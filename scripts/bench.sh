@@ -6,6 +6,7 @@
 #   scripts/bench.sh [RUNS]          (default 200)
 #   scripts/bench.sh mounts [RUNS]   mount scaling (see scripts/bench.py)
 #   scripts/bench.sh cgroups [RUNS]  the same with a Podman-like resources block, cgroups managed
+#   scripts/bench.sh exec [RUNS]     exec of /bin/true into a running container
 set -eu
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench.sh: run as root" >&2; exit 1; }
