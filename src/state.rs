@@ -334,6 +334,17 @@ impl Container {
         }
     }
 
+    /// The state poststart hooks get: `running` with the init's pid, as runc gives it, even when the
+    /// process already exited by the time the hook runs.
+    pub fn poststart_state(&self) -> State {
+        let mut s = self.oci_state();
+        s.status = Status::Running.as_str().into();
+        if let Some(saved) = &self.saved {
+            s.pid = saved.pid;
+        }
+        s
+    }
+
     /// The runtime-spec state JSON.
     pub fn oci_state(&self) -> State {
         let status = self.status();

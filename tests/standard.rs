@@ -343,6 +343,7 @@ fn hooks_get_the_runtime_environment_and_runc_like_states() {
     b.spec["hooks"] = json!({
         "prestart": [hook("prestart")],
         "createRuntime": [hook("createRuntime")],
+        "poststart": [hook("poststart")],
         "poststop": [hook("poststop")]
     });
     let o = output(
@@ -362,6 +363,9 @@ fn hooks_get_the_runtime_environment_and_runc_like_states() {
         serde_json::from_slice(&std::fs::read(out.join(format!("{h}.json"))).unwrap()).unwrap()
     };
     assert_eq!(state("prestart")["status"], "created");
+    // poststart sees `running` with the pid, as runc shows it, even though `true` may be gone by then.
+    assert_eq!(state("poststart")["status"], "running");
+    assert!(state("poststart")["pid"].as_i64().unwrap() > 0);
     assert_eq!(state("createRuntime")["status"], "creating");
     assert!(state("prestart")["pid"].as_i64().unwrap() > 0);
     // A hook with its own env gets only that.

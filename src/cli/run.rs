@@ -140,7 +140,7 @@ pub fn run(g: &Global, mut a: Args) -> Result<i32> {
                 Err(_) => Ok(()),
             });
     let hooks = c.saved.as_ref().and_then(|s| s.hooks.clone());
-    let state = serde_json::to_string(&c.oci_state()).unwrap_or_default();
+    let state = serde_json::to_string(&c.poststart_state()).unwrap_or_default();
     // Other commands (state, kill) must not wait on our lock while the container runs.
     drop(c);
     if let Err(e) = started {

@@ -51,7 +51,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     std::fs::remove_file(&fifo_path).map_err(|e| io_err("unlink", &fifo_path, e))?;
     // poststart hooks run without the container's lock, so one may call berth on this container.
     let hooks = c.saved.as_ref().and_then(|s| s.hooks.clone());
-    let state = serde_json::to_string(&c.oci_state()).unwrap_or_default();
+    let state = serde_json::to_string(&c.poststart_state()).unwrap_or_default();
     drop(c);
     if let Some(h) = hooks {
         crate::hooks::run_list_warn("poststart", &h.poststart, &state);
