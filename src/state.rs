@@ -334,6 +334,23 @@ impl Container {
         }
     }
 
+    /// The container's cgroup, or an error saying that `verb` needs one.
+    pub fn cgroup_for(&self, verb: &str) -> Result<&crate::cgroups::Cgroup> {
+        self.saved
+            .as_ref()
+            .and_then(|s| s.cgroup.as_ref())
+            .ok_or_else(|| {
+                let id = self
+                    .dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                Error::NotSupported(format!(
+                    "{verb} {id:?}: the container has no cgroup (give it linux.cgroupsPath or resources)"
+                ))
+            })
+    }
+
     /// The state poststart hooks get: `running` with the init's pid, as runc gives it, even when the
     /// process already exited by the time the hook runs.
     pub fn poststart_state(&self) -> State {

@@ -50,16 +50,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                 Ok(0)
             };
         }
-        let cg = c
-            .saved
-            .as_ref()
-            .and_then(|s| s.cgroup.as_ref())
-            .ok_or_else(|| {
-                Error::NotSupported(format!(
-                    "events {:?}: the container has no cgroup (give it linux.cgroupsPath or resources)",
-                    a.id
-                ))
-            })?;
+        let cg = c.cgroup_for("events")?;
         if a.stats {
             let ev = serde_json::json!({"type": "stats", "id": a.id, "data": cg.stats()});
             super::out(&ev.to_string())?;

@@ -29,16 +29,7 @@ pub fn run(g: &Global, a: Args, frozen: bool) -> Result<i32> {
             want.as_str()
         )));
     }
-    let cg = c
-        .saved
-        .as_ref()
-        .and_then(|s| s.cgroup.as_ref())
-        .ok_or_else(|| {
-            Error::NotSupported(format!(
-                "cannot {verb} container {:?}: it has no cgroup (give it linux.cgroupsPath or resources)",
-                a.id
-            ))
-        })?;
+    let cg = c.cgroup_for(verb)?;
     cg.freeze(frozen)?;
     Ok(0)
 }

@@ -22,16 +22,7 @@ pub struct Args {
 /// `berth ps`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     let c = Container::peek(&g.root, &a.id)?;
-    let cg = c
-        .saved
-        .as_ref()
-        .and_then(|s| s.cgroup.as_ref())
-        .ok_or_else(|| {
-            Error::NotSupported(format!(
-                "ps {:?}: the container has no cgroup (give it linux.cgroupsPath or resources)",
-                a.id
-            ))
-        })?;
+    let cg = c.cgroup_for("ps")?;
     let pids = cg.pids();
     if a.format == "json" {
         return super::out(&serde_json::to_string(&pids).unwrap_or_default()).map(|()| 0);

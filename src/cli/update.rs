@@ -145,16 +145,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
             status.as_str()
         )));
     }
-    let cg = c
-        .saved
-        .as_ref()
-        .and_then(|s| s.cgroup.as_ref())
-        .ok_or_else(|| {
-            Error::NotSupported(format!(
-                "cannot update container {:?}: it has no cgroup (give it linux.cgroupsPath or resources)",
-                a.id
-            ))
-        })?;
+    let cg = c.cgroup_for("update")?;
     if r.get("devices").is_some_and(|d| !d.is_null()) && cg.version == Version::V2 {
         return Err(Error::NotSupported(
             "update: device rules of a running container on cgroup v2 (its device program is fixed at create)".into(),
