@@ -144,6 +144,13 @@ $B start vm-cg
 sleep 1
 $B pause vm-cg && $B state vm-cg | grep -q '"paused"' && grep -q "frozen 1" $cg/cgroup.events && echo "RESULT-cg-PAUSED"
 $B resume vm-cg && $B state vm-cg | grep -q '"running"' && echo "RESULT-cg-RESUMED"
+# exec, and device rules replaced by update (the BPF program swapped).
+probe() { $B exec vm-cg sh -c 'head -c1 /dev/zero >/dev/null 2>&1 && echo zero-read || echo zero-denied'; }
+echo "RESULT-cg-exec-$(probe)"
+echo '{"devices":[{"allow":false,"type":"c","major":1,"minor":5,"access":"rw"}]}' > /tmp/deny.json
+echo '{"devices":[{"allow":true,"type":"c","major":1,"minor":5,"access":"rw"}]}' > /tmp/allow.json
+$B update -r /tmp/deny.json vm-cg && echo "RESULT-cg-upd1-$(probe)"
+$B update -r /tmp/allow.json vm-cg && echo "RESULT-cg-upd2-$(probe)"
 echo "RESULT-cg-ps $($B ps --format json vm-cg 2>&1)"
 n=$($B ps --format json vm-cg | tr ',' '\n' | grep -c '[0-9]')
 [ "$n" -ge 2 ] && echo "RESULT-cg-PROCS-OK"
@@ -197,7 +204,8 @@ if grep -q RESULT-confined-DENIED /run/out && grep -q RESULT-free-READ /run/out 
    grep -q RESULT-cg-RESUMED /run/out && grep -q RESULT-cg-PROCS-OK /run/out &&
    grep -q RESULT-cg-KILLED /run/out && grep -q RESULT-cg-CLEAN /run/out &&
    grep -q RESULT-cg-STATS /run/out && grep -q "RESULT-cg-view 67108864 RO" /run/out &&
-   grep -q "RESULT-cg-viewns 67108864 RO" /run/out; then
+   grep -q "RESULT-cg-viewns 67108864 RO" /run/out && grep -q RESULT-cg-exec-zero-read /run/out &&
+   grep -q RESULT-cg-upd1-zero-denied /run/out && grep -q RESULT-cg-upd2-zero-read /run/out; then
     echo "VM-TEST: PASS"
 else
     echo "VM-TEST: FAIL"

@@ -330,3 +330,41 @@ fn events_report_an_oom_kill() {
     assert!(out.contains(r#""type":"stats""#), "{out}");
     assert_no_cgroup_left("oomev");
 }
+
+#[test]
+fn update_replaces_device_rules() {
+    let mut b = Bundle::new("sleep 100");
+    b.spec["linux"]["cgroupsPath"] = json!(cg_path("devupd"));
+    // /dev/zero (1:5, made by berth) denied by number (read and write; the node itself is made).
+    b.spec["linux"]["resources"] =
+        json!({"devices": [{"allow": false, "type": "c", "major": 1, "minor": 5, "access": "rw"}]});
+    ok(&b.create("du"));
+    ok(&b.berth(&["start", "du"]));
+    let probe = |b: &Bundle| {
+        ok(&b.berth(&[
+            "exec",
+            "du",
+            "sh",
+            "-c",
+            "head -c1 /dev/zero >/dev/null 2>&1 && echo zero-read || echo zero-denied",
+        ]))
+    };
+    assert_eq!(probe(&b), "zero-denied\n");
+    let r = b.tmp.path().join("dev.json");
+    std::fs::write(
+        &r,
+        r#"{"devices": [{"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"}]}"#,
+    )
+    .unwrap();
+    ok(&b.berth(&["update", "-r", r.to_str().unwrap(), "du"]));
+    assert_eq!(probe(&b), "zero-read\n");
+    std::fs::write(
+        &r,
+        r#"{"devices": [{"allow": false, "type": "c", "major": 1, "minor": 5, "access": "rw"}]}"#,
+    )
+    .unwrap();
+    ok(&b.berth(&["update", "-r", r.to_str().unwrap(), "du"]));
+    assert_eq!(probe(&b), "zero-denied\n");
+    ok(&b.berth(&["delete", "-f", "du"]));
+    assert_no_cgroup_left("devupd");
+}

@@ -107,6 +107,18 @@ pub fn program(rules: &[Rule]) -> Vec<Insn> {
     p
 }
 
+/// Replaces the device program of the cgroup directory `dir` (`update`): the new one is attached
+/// before the old ones are detached, so no moment is without rules.
+pub fn replace(dir: &Path, prog: &[Insn]) -> Result<()> {
+    let cg = crate::sys::openat2(None, dir, libc::O_RDONLY | libc::O_DIRECTORY, 0, 0)?;
+    let old = crate::sys::bpf_query_cgroup_device(&cg)?;
+    attach(dir, prog)?;
+    for id in old {
+        crate::sys::bpf_detach_cgroup_device(&cg, id)?;
+    }
+    Ok(())
+}
+
 /// Loads `prog` and attaches it to the cgroup directory `dir` (BPF_F_ALLOW_MULTI, as runc: programs
 /// of parent cgroups still apply). The attachment lives as long as the cgroup.
 pub fn attach(dir: &Path, prog: &[Insn]) -> Result<()> {

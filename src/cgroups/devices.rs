@@ -178,10 +178,16 @@ pub fn rules(vs: &ValidSpec) -> Result<Option<Vec<Rule>>> {
     else {
         return Ok(None);
     };
-    let mut out = parse(list)?;
+    let out = parse(list)?;
     if out.is_empty() {
         return Ok(None);
     }
+    Ok(Some(with_defaults(out, vs)))
+}
+
+/// The spec's rules followed by berth's default devices and the spec's linux.devices, except those
+/// the rules deny by number.
+pub fn with_defaults(mut out: Vec<Rule>, vs: &ValidSpec) -> Vec<Rule> {
     let denied =
         |typ: char, major: u32, minor: u32| out.iter().any(|r| r.denies_device(typ, major, minor));
     let mut extra: Vec<Rule> = DEFAULT_ALLOWED
@@ -212,7 +218,7 @@ pub fn rules(vs: &ValidSpec) -> Result<Option<Vec<Rule>>> {
         }
     }
     out.extend(extra);
-    Ok(Some(out))
+    out
 }
 
 /// Writes the rules into a v1 devices cgroup, in order.

@@ -369,19 +369,35 @@ impl Cgroup {
     }
 
     /// Applies a new `linux.resources` to the existing cgroup (`update`), checked as at create.
-    pub fn update(&self, r: &serde_json::Value) -> Result<()> {
+    /// Device rules on v2 replace the container's device program (`defaults` are berth's default
+    /// devices, appended as at create).
+    pub fn update(&self, r: &serde_json::Value, vs: &ValidSpec) -> Result<()> {
         let plan = resources::plan(r, self.version)?;
         for i in &plan.ignored {
             crate::logging::info(&format!("linux.resources.{i}: ignored"));
         }
         let devices = match r.get("devices").filter(|d| !d.is_null()) {
-            Some(d) => Some(devices::parse(d)?),
+            Some(d) => Some(devices::with_defaults(devices::parse(d)?, vs)),
             None => None,
         };
-        self.apply(&Setup {
-            devices,
-            resources: plan,
-        })
+        match (self.version, devices) {
+            (Version::V2, Some(rules)) => {
+                self.apply(&Setup {
+                    devices: None,
+                    resources: plan,
+                })?;
+                let d = self
+                    .dirs
+                    .first()
+                    .ok_or_else(|| Error::State("no cgroup directory".into()))?;
+                bpf::replace(&d.path, &bpf::program(&rules))
+                    .with_context(|| "linux.resources.devices".into())
+            }
+            (_, devices) => self.apply(&Setup {
+                devices,
+                resources: plan,
+            }),
+        }
     }
 
     /// Moves `pid` into the cgroup (every hierarchy).

@@ -3,7 +3,6 @@
 //! conversions as create (cgroups::resources); each file is written whole, in order.
 
 use super::Global;
-use crate::cgroups::Version;
 use crate::error::{Error, Result, io_err};
 use crate::state::{Container, Status};
 use serde_json::{Value, json};
@@ -146,11 +145,15 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         )));
     }
     let cg = c.cgroup_for("update")?;
-    if r.get("devices").is_some_and(|d| !d.is_null()) && cg.version == Version::V2 {
-        return Err(Error::NotSupported(
-            "update: device rules of a running container on cgroup v2 (its device program is fixed at create)".into(),
-        ));
-    }
-    cg.update(&r)?;
+    // The container's spec, for the devices berth allows by default (as at create).
+    let config = c.dir.join(crate::state::CONFIG_FILE);
+    let bytes = std::fs::read(&config).map_err(|e| io_err("read", &config, e))?;
+    let bundle = c
+        .saved
+        .as_ref()
+        .map(|s| s.bundle.clone())
+        .unwrap_or_default();
+    let vs = crate::spec::ValidSpec::new(crate::spec::parse(&bytes)?, &bundle)?;
+    cg.update(&r, &vs)?;
     Ok(0)
 }

@@ -878,3 +878,97 @@ pub fn pidfd_open(pid: i32) -> Result<OwnedFd, SysError> {
     let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     owned(ret, || format!("pidfd_open({pid})"))
 }
+
+/// The ids of the CGROUP_DEVICE programs attached to a cgroup directory (BPF_PROG_QUERY).
+pub fn bpf_query_cgroup_device(cgroup: impl AsFd) -> Result<Vec<u32>, SysError> {
+    const BPF_PROG_QUERY: libc::c_long = 16;
+    const BPF_CGROUP_DEVICE: u32 = 6;
+    #[repr(C)]
+    struct Query {
+        target_fd: u32,
+        attach_type: u32,
+        query_flags: u32,
+        attach_flags: u32,
+        prog_ids: u64,
+        prog_cnt: u32,
+        _pad: [u8; 100],
+    }
+    let mut ids = [0u32; 64];
+    let cg = cgroup.as_fd().as_raw_fd();
+    let mut q = Query {
+        target_fd: cg as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        query_flags: 0,
+        attach_flags: 0,
+        prog_ids: ids.as_mut_ptr() as u64,
+        prog_cnt: ids.len() as u32,
+        _pad: [0; 100],
+    };
+    // SAFETY: `q` is a #[repr(C)] prefix of union bpf_attr with zeroed padding; `prog_ids` points at
+    // `ids`, room for `prog_cnt` u32s, alive for the call; the kernel writes at most that many ids and
+    // the count back into `q`.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_QUERY,
+            &mut q as *mut Query,
+            std::mem::size_of::<Query>(),
+        )
+    };
+    unit(ret, || {
+        format!("bpf(BPF_PROG_QUERY, {}, CGROUP_DEVICE)", describe_fd(cg))
+    })?;
+    Ok(ids[..(q.prog_cnt as usize).min(ids.len())].to_vec())
+}
+
+/// Detaches the CGROUP_DEVICE program with id `id` from a cgroup directory.
+pub fn bpf_detach_cgroup_device(cgroup: impl AsFd, id: u32) -> Result<(), SysError> {
+    const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+    const BPF_PROG_DETACH: libc::c_long = 9;
+    const BPF_CGROUP_DEVICE: u32 = 6;
+    #[repr(C)]
+    struct ById {
+        prog_id: u32,
+        next_id: u32,
+        open_flags: u32,
+        _pad: [u8; 116],
+    }
+    let by_id = ById {
+        prog_id: id,
+        next_id: 0,
+        open_flags: 0,
+        _pad: [0; 116],
+    };
+    // SAFETY: `by_id` is a #[repr(C)] prefix of union bpf_attr with zeroed padding, alive for the call;
+    // on success the kernel returns a new fd that we own.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_GET_FD_BY_ID,
+            &by_id as *const ById,
+            std::mem::size_of::<ById>(),
+        )
+    };
+    let prog = owned(ret, || format!("bpf(BPF_PROG_GET_FD_BY_ID, {id})"))?;
+    let cg = cgroup.as_fd().as_raw_fd();
+    let attr = BpfProgAttach {
+        target_fd: cg as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        attach_flags: 0,
+        replace_bpf_fd: 0,
+        _pad: [0; 108],
+    };
+    // SAFETY: as for BPF_PROG_ATTACH: a zero-padded #[repr(C)] prefix of bpf_attr, both fds borrowed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_DETACH,
+            &attr as *const BpfProgAttach,
+            std::mem::size_of::<BpfProgAttach>(),
+        )
+    };
+    unit(ret, || {
+        format!("bpf(BPF_PROG_DETACH, {}, prog {id})", describe_fd(cg))
+    })
+}
