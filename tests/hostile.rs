@@ -542,3 +542,70 @@ fn a_failed_create_leaves_no_cgroup() {
     b.spec["linux"]["cgroupsPath"] = json!("/../etc");
     assert!(fails(&b.run("cgfail2")).contains("linux.cgroupsPath"));
 }
+
+/// A copy of the host's /bin/true with its PT_INTERP pointed at `interp` (same length or shorter).
+fn elf_with_interp(dest: &Path, interp: &str) {
+    let mut bytes = std::fs::read("/bin/true").unwrap();
+    let old = b"/lib64/ld-linux-x86-64.so.2";
+    let at = bytes
+        .windows(old.len())
+        .position(|w| w == old)
+        .expect("/bin/true has the usual PT_INTERP");
+    let mut new = interp.as_bytes().to_vec();
+    assert!(new.len() <= old.len());
+    new.resize(old.len(), 0);
+    bytes[at..at + old.len()].copy_from_slice(&new);
+    std::fs::write(dest, bytes).unwrap();
+    std::fs::set_permissions(dest, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn berths_own_binary_is_never_run_in_the_container() {
+    // The CVE-2019-5736 class: the image names /proc/self/exe as the program, as a script's #!
+    // interpreter, or as an ELF interpreter; or berth's binary is bound into the container.
+    let mut b = Bundle::new("true");
+    std::fs::write(b.rootfs.join("bin/evil-script"), "#!/proc/self/exe\n").unwrap();
+    std::fs::set_permissions(
+        b.rootfs.join("bin/evil-script"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::write(b.rootfs.join("bin/evil-chain"), "#!/bin/evil-script\n").unwrap();
+    std::fs::set_permissions(
+        b.rootfs.join("bin/evil-chain"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    elf_with_interp(&b.rootfs.join("bin/evil-elf"), "/proc/self/exe");
+    let mut cases = vec![
+        (json!(["/proc/self/exe", "features"]), "magic link"),
+        (json!(["/bin/evil-script"]), "magic link"),
+        (json!(["/bin/evil-chain"]), "magic link"),
+        (json!(["/bin/evil-elf"]), "magic link"),
+        (json!(["/berth-copy"]), "own binary"),
+    ];
+    b.add_mount(json!({"destination": "/berth-copy", "type": "bind", "source": BERTH, "options": ["bind", "ro"]}));
+    for (i, (args, why)) in cases.drain(..).enumerate() {
+        b.spec["process"]["args"] = args.clone();
+        let e = fails(&b.run(&format!("exe{i}")));
+        assert!(
+            e.contains("CVE-2019-5736") && e.contains(why),
+            "{args}: {e}"
+        );
+    }
+    // The same through exec into a running container.
+    b.spec["process"]["args"] = json!(["sleep", "100"]);
+    ok(&b.create("exe-exec"));
+    ok(&b.berth(&["start", "exe-exec"]));
+    let e = fails(&b.berth(&["exec", "exe-exec", "/bin/evil-script"]));
+    assert!(e.contains("CVE-2019-5736"), "{e}");
+    // An ordinary script and ELF still run.
+    std::fs::write(b.rootfs.join("bin/fine"), "#!/bin/sh\necho fine\n").unwrap();
+    std::fs::set_permissions(
+        b.rootfs.join("bin/fine"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    assert_eq!(ok(&b.berth(&["exec", "exe-exec", "/bin/fine"])), "fine\n");
+    ok(&b.berth(&["delete", "-f", "exe-exec"]));
+}

@@ -69,6 +69,7 @@ fn namespaces_of(pid: i32) -> CloneFlags {
 
 /// Starts the process; returns it once it is ready (everything that can fail has succeeded).
 pub fn spawn(vs: &ValidSpec, t: &Target<'_>) -> Result<Spawned> {
+    crate::security::exe::remember();
     let pidfd = sys::pidfd_open(t.pid).with_context(|| "opening the container's init".into())?;
     if sys::process_start_time(t.pid) != Some(t.start_time) {
         return Err(Error::State(

@@ -585,6 +585,7 @@ fn program(vs: &ValidSpec) -> Result<Program> {
                 )
             })?
     };
+    crate::security::exe::check(&path)?;
     Ok((
         cstring(path.as_os_str().as_bytes(), "process.args[0]")?,
         argv,

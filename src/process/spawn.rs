@@ -350,6 +350,7 @@ fn send_to_agent(vs: &ValidSpec, opts: &Options<'_>, pid: i32, fd: OwnedFd) -> R
 
 /// Clones the init and drives it to ready. On error nothing is left running.
 pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spawned> {
+    crate::security::exe::remember();
     let (parent_end, child_end) = sync::pair()?;
     let (fifo, console) = prepare(vs, opts)?;
     join_in_parent(vs)?;

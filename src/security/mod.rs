@@ -3,5 +3,6 @@
 
 pub mod apparmor;
 pub mod caps;
+pub mod exe;
 pub mod landlock;
 pub mod seccomp;
