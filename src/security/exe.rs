@@ -104,11 +104,12 @@ fn elf_interp(file: &std::fs::File, head: &[u8]) -> Option<String> {
     let phoff = u64_at(head, 0x20)?;
     let phentsize = u16_at(head, 0x36)? as u64;
     let phnum = u16_at(head, 0x38)?.min(64) as u64;
-    for i in 0..phnum {
-        let mut ph = [0u8; 56];
-        file.read_exact_at(&mut ph, phoff + i * phentsize).ok()?;
-        if u32_at(&ph, 0)? == 3 {
-            let (off, size) = (u64_at(&ph, 8)?, u64_at(&ph, 32)?.min(4096));
+    // All program headers in one read.
+    let mut phs = vec![0u8; (phnum * phentsize).min(64 * 64) as usize];
+    file.read_exact_at(&mut phs, phoff).ok()?;
+    for ph in phs.chunks(phentsize.max(1) as usize) {
+        if ph.len() >= 56 && u32_at(ph, 0)? == 3 {
+            let (off, size) = (u64_at(ph, 8)?, u64_at(ph, 32)?.min(4096));
             let mut buf = vec![0u8; size as usize];
             file.read_exact_at(&mut buf, off).ok()?;
             let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
