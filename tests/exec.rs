@@ -237,11 +237,7 @@ fn exec_with_a_terminal() {
         "{BERTH} --root {} exec -t ex7 sh -c 'tty; echo t-ok'",
         b.state.display()
     );
-    let o = output(
-        std::process::Command::new("script").args(["-qec", &cmd, "/dev/null"]),
-        b.tmp.path(),
-    );
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let out = in_pty(&cmd, b.tmp.path());
     assert!(out.contains("/dev/pts/") && out.contains("t-ok"), "{out}");
     ok(&b.berth(&["delete", "-f", "ex7"]));
 }

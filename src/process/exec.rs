@@ -112,44 +112,48 @@ pub fn spawn(vs: &ValidSpec, t: &Target<'_>) -> Result<Spawned> {
         reap();
         return Err(e);
     }
-    let pid = match parent_end.recv() {
-        Ok(Msg::Pid(p)) => p as i32,
-        Ok(Msg::Error { errno, msg }) => {
-            reap();
-            return Err(Error::Child { msg, errno });
-        }
-        Ok(other) => {
-            reap();
-            return Err(Error::State(format!(
-                "sync socket: expected a pid, got {other:?}"
-            )));
-        }
-        Err(e) => {
-            reap();
-            return Err(e);
-        }
-    };
-    reap();
-    let guard = KillGuard(Some(pid));
+    // The helper's report of the pid and the process's own frames arrive in either order.
+    let mut pid = None;
+    let mut guard = KillGuard(None);
     let mut pty = None;
-    loop {
-        match parent_end.recv_with()? {
-            (Msg::Ready, _) => break,
-            (Msg::Note(n), _) => crate::logging::debug(&n),
-            (Msg::Fd, Some(fd)) => pty = Some(fd),
-            (Msg::SeccompFd, _) => {
+    let mut ready = false;
+    while !(ready && pid.is_some()) {
+        let frame = parent_end.recv_with();
+        let (msg, fd) = match frame {
+            Ok(f) => f,
+            Err(e) => {
+                reap();
+                return Err(e);
+            }
+        };
+        match msg {
+            Msg::Pid(p) => {
+                pid = Some(p as i32);
+                guard.0 = Some(p as i32);
+                reap();
+            }
+            Msg::Ready => ready = true,
+            Msg::Note(n) => crate::logging::debug(&n),
+            Msg::Fd => pty = fd,
+            Msg::SeccompFd => {
+                reap();
                 return Err(Error::NotSupported(
                     "exec: a seccomp profile with SCMP_ACT_NOTIFY (the agent got the init's listener)".into(),
                 ));
             }
-            (Msg::Error { errno, msg }, _) => return Err(Error::Child { msg, errno }),
-            (other, _) => {
+            Msg::Error { errno, msg } => {
+                reap();
+                return Err(Error::Child { msg, errno });
+            }
+            other => {
+                reap();
                 return Err(Error::State(format!(
-                    "sync socket: expected Ready, got {other:?}"
+                    "sync socket: expected the process's pid or Ready, got {other:?}"
                 )));
             }
         }
     }
+    let pid = pid.unwrap_or_default();
     guard.disarm();
     Ok(Spawned {
         pid,

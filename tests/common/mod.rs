@@ -348,3 +348,14 @@ impl Drop for Sleeper {
         let _ = self.0.wait();
     }
 }
+
+/// Runs the shell command `cmd` with a terminal (util-linux `script`) and returns all it printed.
+pub fn in_pty(cmd: &str, dir: &Path) -> String {
+    let o = output(
+        Command::new("script")
+            .args(["-qec", cmd, "/dev/null"])
+            .stdin(Stdio::null()),
+        dir,
+    );
+    format!("{}{}", stdout(&o), stderr(&o))
+}
