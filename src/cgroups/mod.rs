@@ -41,6 +41,8 @@ struct Hierarchy {
     controllers: Vec<String>,
     mount: PathBuf,
     own: PathBuf,
+    /// The unified (v2) tree of a hybrid host, holding the controllers no v1 hierarchy has.
+    unified: bool,
 }
 
 fn read(path: &str) -> Result<String> {
@@ -75,16 +77,23 @@ fn layout() -> Result<(Version, Vec<Hierarchy>)> {
                 controllers,
                 mount: PathBuf::from(MOUNT),
                 own: own_of(&|c| c.is_empty()),
+                unified: false,
             }],
         ));
     }
     let mut out = Vec::new();
+    let mut unified = None;
     for line in read("/proc/self/mountinfo")?.lines() {
         let Some((pre, post)) = line.split_once(" - ") else {
             continue;
         };
         let mut post = post.split(' ');
-        if post.next() != Some("cgroup") {
+        let fstype = post.next();
+        if fstype == Some("cgroup2") {
+            unified = pre.split(' ').nth(4).map(PathBuf::from);
+            continue;
+        }
+        if fstype != Some("cgroup") {
             continue;
         }
         let opts = post.nth(1).unwrap_or("");
@@ -112,7 +121,26 @@ fn layout() -> Result<(Version, Vec<Hierarchy>)> {
             controllers,
             mount: PathBuf::from(mount),
             own,
+            unified: false,
         });
+    }
+    // Hybrid: the controllers left on the unified tree (hugetlb on this project's CI host) are used
+    // there, with v2's files.
+    if let Some(mount) = unified.filter(|_| !out.is_empty()) {
+        let controllers: Vec<String> = std::fs::read_to_string(mount.join("cgroup.controllers"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter(|c| !out.iter().any(|h| h.controllers.iter().any(|x| x == c)))
+            .map(str::to_string)
+            .collect();
+        if !controllers.is_empty() {
+            out.push(Hierarchy {
+                controllers,
+                mount,
+                own: own_of(&|c| c.is_empty()),
+                unified: true,
+            });
+        }
     }
     if out.is_empty() {
         return Err(Error::NotSupported(format!(
@@ -133,6 +161,9 @@ pub struct Dir {
     /// existed already.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub made_from: Option<PathBuf>,
+    /// The unified tree of a hybrid host (v2 files and rules).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unified: bool,
 }
 
 /// The container's cgroup (saved in its state so delete removes it).
@@ -228,7 +259,15 @@ impl Cgroup {
             .as_deref()
             .is_some_and(|p| !p.is_empty());
         let mut dirs = Vec::new();
-        for h in &hierarchies {
+        // A hybrid host's unified tree is used only when a limit needs one of its controllers (it
+        // then has to be enabled there, a change to the host's tree berth makes no sooner).
+        let needs = |h: &Hierarchy| {
+            resources
+                .writes
+                .iter()
+                .any(|w| h.controllers.iter().any(|c| c == w.controller))
+        };
+        for h in hierarchies.iter().filter(|h| !h.unified || needs(h)) {
             let path = h.mount.join(path_for(vs, id, &h.own)?);
             // The default parent (`/berth`) is shared by every container without a cgroupsPath and
             // stays, as runc's and Podman's parents do: only the container's own directory (and
@@ -247,6 +286,7 @@ impl Cgroup {
                 controllers: h.controllers.clone(),
                 path,
                 made_from,
+                unified: h.unified,
             });
         }
         let cg = Cgroup { version, dirs };
@@ -313,7 +353,7 @@ impl Cgroup {
             let mut chain: Vec<&Path> = d.path.ancestors().take_while(|a| !a.exists()).collect();
             chain.reverse();
             for dir in chain {
-                if self.version == Version::V2 {
+                if self.version == Version::V2 || d.unified {
                     enable_controllers(dir.parent().unwrap_or(dir));
                 }
                 match std::fs::create_dir(dir) {
@@ -340,8 +380,14 @@ impl Cgroup {
                     w.field, w.controller
                 ))
             })?;
-            // A weight goes to whichever IO scheduler's file the kernel offers (as runc).
-            let mut file = dir.join(&w.file);
+            // A weight goes to whichever IO scheduler's file the kernel offers (as runc); a hybrid
+            // host's unified tree takes v2's names.
+            let unified = self.dirs.iter().any(|d| d.unified && d.path == dir);
+            let name = match w.file.strip_suffix(".limit_in_bytes") {
+                Some(stem) if unified && stem.starts_with("hugetlb.") => format!("{stem}.max"),
+                _ => w.file.clone(),
+            };
+            let mut file = dir.join(&name);
             let alt = match w.file.as_str() {
                 "blkio.weight" => Some("blkio.bfq.weight"),
                 "io.bfq.weight" => Some("io.weight"),

@@ -237,7 +237,14 @@ fn build_rootfs(
             .map(|c| {
                 c.dirs
                     .iter()
-                    .map(|d| (d.controllers.join(","), d.path.clone()))
+                    .map(|d| {
+                        let name = if d.unified {
+                            "unified".to_string()
+                        } else {
+                            d.controllers.join(",")
+                        };
+                        (name, d.path.clone())
+                    })
                     .collect()
             })
             .unwrap_or_default(),
