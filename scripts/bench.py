@@ -24,6 +24,17 @@ PODMAN_RESOURCES = {
 }
 
 
+def print_medians(res):
+    """Prints the median wall, CPU and peak RSS of each row; returns them by runtime."""
+    print(f"{'runtime':8} {'wall ms':>9} {'CPU ms':>9} {'peak RSS MiB':>13}")
+    med = {}
+    for rt, r in res.items():
+        med[rt] = (statistics.median(r["wall"]) * 1e3, statistics.median(r["cpu"]) * 1e3,
+                   statistics.median(r["rss"]) / 1024)
+        print(f"{rt:8} {med[rt][0]:9.2f} {med[rt][1]:9.2f} {med[rt][2]:13.2f}")
+    return med
+
+
 def bundle(work, extra_mounts=0, resources=None):
     b = os.path.join(work, f"bundle-{extra_mounts}-{'r' if resources else 'n'}")
     os.makedirs(b)
@@ -97,12 +108,7 @@ def startup(runs, resources=None):
                 res[rt]["rss"].append(rss)
         what = "with a Podman-like linux.resources block, cgroups managed by every runtime" if resources else "default `berth spec` bundle"
         print(f"run of /bin/true, {what} (terminal off), {runs} interleaved runs each")
-        print(f"{'runtime':8} {'wall ms':>9} {'CPU ms':>9} {'peak RSS MiB':>13}")
-        med = {}
-        for rt, r in res.items():
-            med[rt] = (statistics.median(r["wall"]) * 1e3, statistics.median(r["cpu"]) * 1e3,
-                       statistics.median(r["rss"]) / 1024)
-            print(f"{rt:8} {med[rt][0]:9.2f} {med[rt][1]:9.2f} {med[rt][2]:13.2f}")
+        med = print_medians(res)
         h = med["(harness)"]
         for other in ("crun", "runc"):
             w, c, m = (med["berth"][k] / med[other][k] if med[other][k] else float("nan") for k in range(3))
@@ -187,12 +193,7 @@ def exec_bench(runs):
                 res[rt]["cpu"].append(ru.ru_utime + ru.ru_stime)
                 res[rt]["rss"].append(int(err.strip().splitlines()[-1]))
         print(f"exec of /bin/true into a running container, {runs} interleaved runs each")
-        print(f"{'runtime':8} {'wall ms':>9} {'CPU ms':>9} {'peak RSS MiB':>13}")
-        med = {}
-        for rt, r in res.items():
-            med[rt] = (statistics.median(r["wall"]) * 1e3, statistics.median(r["cpu"]) * 1e3,
-                       statistics.median(r["rss"]) / 1024)
-            print(f"{rt:8} {med[rt][0]:9.2f} {med[rt][1]:9.2f} {med[rt][2]:13.2f}")
+        med = print_medians(res)
         for other in ("crun", "runc"):
             w, cp, m = (med["berth"][k] / med[other][k] for k in range(3))
             print(f"berth/{other}: wall {w:.2f}x  CPU {cp:.2f}x  RSS {m:.2f}x")

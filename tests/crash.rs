@@ -49,25 +49,25 @@ fn devices_hierarchy() -> std::path::PathBuf {
     }
 }
 
+/// `strace -qq OPTS berth create` of the bundle as `id`.
+fn strace_create(b: &Bundle, id: &str, opts: &[&str]) -> std::process::Output {
+    output(
+        Command::new("strace")
+            .arg("-qq")
+            .args(opts)
+            .arg(BERTH)
+            .args(["--root", b.state.to_str().unwrap(), "create", "--bundle"])
+            .arg(&b.dir)
+            .arg(id)
+            .stdin(Stdio::null()),
+        b.tmp.path(),
+    )
+}
+
 /// The (syscall, occurrence) pairs `create` makes, in order, from one strace run.
 fn create_syscalls(b: &Bundle, id: &str) -> Vec<(String, usize)> {
     let trace = b.tmp.path().join("trace");
-    let o = output(
-        Command::new("strace")
-            .args(["-qq", "-o"])
-            .arg(&trace)
-            .arg(BERTH)
-            .args([
-                "--root",
-                b.state.to_str().unwrap(),
-                "create",
-                "--bundle",
-                b.dir.to_str().unwrap(),
-                id,
-            ])
-            .stdin(Stdio::null()),
-        b.tmp.path(),
-    );
+    let o = strace_create(b, id, &["-o", trace.to_str().unwrap()]);
     ok(&o);
     ok(&b.berth(&["delete", "-f", id]));
     let mut seen = std::collections::HashMap::<String, usize>::new();
@@ -103,22 +103,8 @@ fn create_killed_at_every_syscall_leaves_nothing_after_delete() {
     assert!(calls.len() > 50, "only {} syscalls traced", calls.len());
     let mut orphans = Vec::new();
     for (name, n) in &calls {
-        let _ = output(
-            Command::new("strace")
-                .args(["-qq", "-o", "/dev/null", "-e"])
-                .arg(format!("inject={name}:signal=KILL:when={n}"))
-                .arg(BERTH)
-                .args([
-                    "--root",
-                    b.state.to_str().unwrap(),
-                    "create",
-                    "--bundle",
-                    b.dir.to_str().unwrap(),
-                    &id,
-                ])
-                .stdin(Stdio::null()),
-            b.tmp.path(),
-        );
+        let inject = format!("inject={name}:signal=KILL:when={n}");
+        let _ = strace_create(&b, &id, &["-o", "/dev/null", "-e", &inject]);
         let at = format!("killed at {name}#{n}");
         // Whatever the moment, delete -f cleans up, and then nothing is left.
         ok(&b.berth(&["delete", "-f", &id]));
