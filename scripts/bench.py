@@ -3,7 +3,7 @@
 import json, os, time, shutil, statistics, subprocess, sys, tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BERTH = os.path.join(ROOT, "target/x86_64-unknown-linux-gnu/release/berth")
+BERTH = os.path.join(ROOT, "target/x86_64-unknown-linux-musl/release/berth")
 RUNTIMES = {"berth": BERTH, "crun": shutil.which("crun"), "runc": shutil.which("runc")}
 # Global options per runtime. crun 1.8.1 refuses cgroup-v1 hybrid hosts ("drop all controllers from
 # cgroupv2") unless told to manage no cgroups, which is also what berth does; runc has no such switch

@@ -18,6 +18,7 @@ if [ -n "$need" ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
 fi
 [ -x rootfs/bin/busybox ] || ./scripts/mkrootfs.sh
+./scripts/toolchain.sh
 cargo build --release -q
 # crun 1.8.1 refuses cgroup-v1 hybrid hosts whose unified hierarchy has a controller (here: hugetlb),
 # even with --cgroup-manager=disabled. The whole benchmark therefore runs in a private mount namespace

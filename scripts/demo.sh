@@ -4,10 +4,10 @@
 # mount policy that allows only the demo's own directory.
 set -eu
 cd "$(dirname "$0")/.."
-command -v cargo >/dev/null || { echo "demo.sh: needs a Rust toolchain (cargo) on PATH" >&2; exit 1; }
+./scripts/toolchain.sh
 cargo build --release -q
 [ -x rootfs/bin/busybox ] || ./scripts/mkrootfs.sh
-berth=$PWD/target/x86_64-unknown-linux-gnu/release/berth
+berth=$PWD/target/x86_64-unknown-linux-musl/release/berth
 work=$(mktemp -d /tmp/berth-demo.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/volumes/data" "$work/volumes/out"

@@ -7,7 +7,7 @@ if [ "$(id -u)" != 0 ]; then
     echo "test.sh: run as root (the integration tests create namespaces and mounts)" >&2
     exit 1
 fi
-command -v cargo >/dev/null || { echo "test.sh: needs a Rust toolchain (cargo) on PATH" >&2; exit 1; }
+./scripts/toolchain.sh
 command -v script >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bsdutils >/dev/null; }
 [ -x rootfs/bin/busybox ] || ./scripts/mkrootfs.sh
 cargo test --all-targets --features _test -- --test-threads="${BERTH_TEST_THREADS:-2}"

@@ -17,8 +17,9 @@ done
 if [ -n "$need" ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
 fi
+./scripts/toolchain.sh
 cargo build --release -q
-berth=$PWD/target/x86_64-unknown-linux-gnu/release/berth
+berth=$PWD/target/x86_64-unknown-linux-musl/release/berth
 work=$(mktemp -d /tmp/berth-vm.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cd "$work"

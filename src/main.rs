@@ -1,11 +1,21 @@
 //! The `berth` binary: parse the command line, set up logging, run the verb, print an error once.
 
-use berth::cli::{Cli, LogFormat};
+use berth::cli::LogFormat;
 use berth::logging;
-use clap::Parser;
+
+#[global_allocator]
+static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 
 fn main() {
-    let cli = Cli::parse();
+    // A panic (a bug: berth never panics on bad input) ends the process with _exit after the usual
+    // message, never with abort(): musl's abort raises SIGABRT at the thread id it cached at start-up,
+    // which in a child made by berth's raw clone(2) is the parent's, so abort would kill the parent.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        berth::sys::exit_now(134);
+    }));
+    let cli = berth::cli::parse();
     let format = match cli.global.log_format {
         LogFormat::Text => logging::Format::Text,
         LogFormat::Json => logging::Format::Json,

@@ -46,26 +46,27 @@ pub enum LogFormat {
     Json,
 }
 
-/// Global options (runc's).
+/// Global options (runc's). They belong before the verb, as with runc; [`parse`] also takes them after
+/// it.
 #[derive(Debug, clap::Args)]
 pub struct Global {
     /// Directory for container state.
-    #[arg(long, global = true, default_value = "/run/berth")]
+    #[arg(long, default_value = "/run/berth")]
     pub root: PathBuf,
     /// Log file (default: stderr).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub log: Option<PathBuf>,
     /// Log format.
-    #[arg(long, global = true, value_enum, default_value = "text")]
+    #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
     /// Debug logging.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub debug: bool,
     /// Host mount policy file (else BERTH_POLICY, else /etc/berth/policy.json when present).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub policy: Option<PathBuf>,
     /// Accepted for compatibility; a systemd cgroup path is refused, as berth manages no cgroups yet.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub systemd_cgroup: bool,
 }
 
@@ -104,6 +105,32 @@ pub enum Command {
     Events(events::Args),
     /// Run a new process inside a running container.
     Exec(exec::Args),
+}
+
+/// Parses the command line. Global options go before the verb (runc's grammar, and what every client
+/// passes); one after the verb is also accepted: only then is the command line parsed again with the
+/// global options propagated to every verb, which clap does by copying them into each (a third of a
+/// `berth state`'s start-up when done on every call).
+pub fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) if e.kind() == clap::error::ErrorKind::UnknownArgument => {
+            let mut cmd = Cli::command();
+            let globals: Vec<clap::Id> = cmd
+                .get_arguments()
+                .filter(|a| a.get_long().is_some_and(|l| l != "help" && l != "version"))
+                .map(|a| a.get_id().clone())
+                .collect();
+            for id in globals {
+                cmd = cmd.mut_arg(id, |a| a.global(true));
+            }
+            let matches = cmd.get_matches_from(&args);
+            Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+        }
+        Err(e) => e.exit(),
+    }
 }
 
 /// Writes `text` and a newline to stdout. A reader that went away (EPIPE: `berth list | head`) ends

@@ -355,19 +355,19 @@ pub fn apply_one(root: &Root, op: &MountOp, env: &mut Env<'_>) -> Result<(OwnedF
 }
 
 /// Makes every mount in order (binds from `env.made`, the trees the parent made, when there is one),
-/// calling `mounted` with each one as attached (its fd, whether it is a directory) before the fd is
+/// calling `mounted` with each one as attached (its fd) before the fd is
 /// closed. Returns the root of the tmpfs mounted on /dev, if the plan has one, so that /dev is
 /// populated through that fd rather than through a path.
 pub fn apply_all(
     root: &Root,
     ops: &[MountOp],
     env: &mut Env<'_>,
-    mounted: &mut dyn FnMut(&MountOp, &OwnedFd, bool) -> Result<()>,
+    mounted: &mut dyn FnMut(&MountOp, &OwnedFd) -> Result<()>,
 ) -> Result<Option<OwnedFd>> {
     let mut dev = None;
     for op in ops {
-        let (mnt, dir) = apply_one(root, op, env)?;
-        mounted(op, &mnt, dir).with_context(|| op.label())?;
+        let (mnt, _) = apply_one(root, op, env)?;
+        mounted(op, &mnt).with_context(|| op.label())?;
         let is_dev_tmpfs = matches!(&op.kind, OpKind::Fs { fstype, .. } if fstype == "tmpfs")
             && op.dest == std::path::Path::new("/dev");
         if is_dev_tmpfs {

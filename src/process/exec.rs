@@ -1,11 +1,11 @@
 //! `exec`: a new process inside a running container, with the container's confinement.
 //!
 //! The parent (berth exec) holds a pidfd of the container's init, checked against the start time in
-//! the state (a reused pid is never entered), and an fd of the init's root. It forks a helper, puts it
-//! in the container's cgroup, and the helper joins every namespace the init has that berth's own
-//! process does not (one `setns` on the pidfd: user first, time and cgroup included), then forks the
-//! process itself, which is the one inside the new pid and time namespaces; the helper reports its pid
-//! and exits, so the process is reparented to berth exec (a child subreaper). The process chroots into
+//! the state (a reused pid is never entered), and an fd of the init's root. It joins the init's pid
+//! namespace for its children only (berth itself stays invisible to the container), becomes
+//! non-dumpable and forks the process, which it puts in the container's cgroup; the process then
+//! joins every other namespace the init has that berth's own process does not (one `setns` on the
+//! pidfd: user first, time and cgroup included). One fork, no helper. The process chroots into
 //! the init's root, resolves its cwd inside it (never a host path: runc CVE-2024-21626), and goes
 //! through the same confinement steps as the init ([`super::init::confine`]): rlimits, AppArmor,
 //! Landlock (rules on the container's mount points, opened inside its root without following
@@ -43,7 +43,7 @@ pub struct Target<'a> {
 }
 
 /// The namespaces of `pid` that differ from this process's.
-fn namespaces_of(pid: i32) -> CloneFlags {
+fn namespaces_of(pid: i32) -> Result<CloneFlags> {
     let types = [
         ("user", CloneFlags::CLONE_NEWUSER),
         ("mnt", CloneFlags::CLONE_NEWNS),
@@ -55,16 +55,33 @@ fn namespaces_of(pid: i32) -> CloneFlags {
         ("time", CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)),
     ];
     let mut flags = CloneFlags::empty();
+    // The two ns directories are looked up once; each link is then read relative to them.
+    let dir = |path: &str| {
+        sys::openat2(
+            None,
+            Path::new(path),
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+            0,
+        )
+        .ok()
+    };
+    let (Some(theirs), Some(ours)) = (dir(&format!("/proc/{pid}/ns")), dir("/proc/self/ns")) else {
+        // Never an exec in berth's own namespaces because the init went away meanwhile.
+        return Err(Error::State(
+            "cannot exec in a stopped container (its namespaces are gone)".into(),
+        ));
+    };
     for (name, flag) in types {
-        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{name}"));
-        let ours = std::fs::read_link(format!("/proc/self/ns/{name}"));
-        if let (Ok(t), Ok(o)) = (theirs, ours)
+        let t = nix::fcntl::readlinkat(Some(theirs.as_raw_fd()), name);
+        let o = nix::fcntl::readlinkat(Some(ours.as_raw_fd()), name);
+        if let (Ok(t), Ok(o)) = (t, o)
             && t != o
         {
             flags |= flag;
         }
     }
-    flags
+    Ok(flags)
 }
 
 /// Starts the process; returns it once it is ready (everything that can fail has succeeded).
@@ -83,77 +100,54 @@ pub fn spawn(vs: &ValidSpec, t: &Target<'_>) -> Result<Spawned> {
         0,
         0,
     )?;
-    let flags = namespaces_of(t.pid);
-    nix::sys::prctl::set_child_subreaper(true)
-        .map_err(|e| Error::sys("prctl(PR_SET_CHILD_SUBREAPER)", e))?;
+    let flags = namespaces_of(t.pid)?;
+    // The pid namespace is joined here, for children only (the process is the one fork made after
+    // it): berth itself stays in the host's and is invisible from the container. Every other
+    // namespace is joined by the child.
+    let pid_ns = CloneFlags::CLONE_NEWPID;
+    if flags.contains(pid_ns) {
+        nix::sched::setns(pidfd.as_fd(), pid_ns)
+            .map_err(|e| Error::sys("setns(pidfd of the init, CLONE_NEWPID)", e))?;
+    }
+    // Non-dumpable from before the fork: the child is in the container's pid namespace from birth,
+    // and no container process may open its /proc/<pid>/exe or memory (runc CVE-2019-5736).
+    sys::set_non_dumpable()?;
     let (parent_end, child_end) = sync::pair()?;
-    let helper = match sys::clone_fork(0)? {
+    let pid = match sys::clone_fork(0)? {
         Forked::Child => {
             drop(parent_end);
-            helper(vs, t, &child_end, &pidfd, flags, &root)
+            child(vs, t, &child_end, &pidfd, flags - pid_ns, &root)
         }
         Forked::Parent(pid) => pid,
     };
     drop(child_end);
-    let reap = || {
-        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(helper), None);
-    };
-    let joined = match t.cgroup {
-        Some(cg) => cg
-            .join(helper)
-            .with_context(|| "joining the container's cgroup".into()),
-        None => Ok(()),
-    };
-    if let Err(e) = joined.and_then(|()| parent_end.send(&Msg::Continue)) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(helper),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        reap();
-        return Err(e);
+    // Until the process is ready, any failure kills and reaps it.
+    let guard = KillGuard(Some(pid));
+    if let Some(cg) = t.cgroup {
+        cg.join(pid)
+            .with_context(|| "joining the container's cgroup".into())?;
     }
-    // The helper's report of the pid and the process's own frames arrive in either order.
-    let mut pid = None;
-    let mut guard = KillGuard(None);
+    parent_end.send(&Msg::Continue)?;
     let mut pty = None;
-    let mut ready = false;
-    while !(ready && pid.is_some()) {
-        let frame = parent_end.recv_with();
-        let (msg, fd) = match frame {
-            Ok(f) => f,
-            Err(e) => {
-                reap();
-                return Err(e);
-            }
-        };
+    loop {
+        let (msg, fd) = parent_end.recv_with()?;
         match msg {
-            Msg::Pid(p) => {
-                pid = Some(p as i32);
-                guard.0 = Some(p as i32);
-                reap();
-            }
-            Msg::Ready => ready = true,
+            Msg::Ready => break,
             Msg::Note(n) => crate::logging::debug(&n),
             Msg::Fd => pty = fd,
             Msg::SeccompFd => {
-                reap();
                 return Err(Error::NotSupported(
                     "exec: a seccomp profile with SCMP_ACT_NOTIFY (the agent got the init's listener)".into(),
                 ));
             }
-            Msg::Error { errno, msg } => {
-                reap();
-                return Err(Error::Child { msg, errno });
-            }
+            Msg::Error { errno, msg } => return Err(Error::Child { msg, errno }),
             other => {
-                reap();
                 return Err(Error::State(format!(
-                    "sync socket: expected the process's pid or Ready, got {other:?}"
+                    "sync socket: expected Ready from the process, got {other:?}"
                 )));
             }
         }
     }
-    let pid = pid.unwrap_or_default();
     guard.disarm();
     Ok(Spawned {
         pid,
@@ -190,8 +184,9 @@ fn report(chan: &Channel, e: Error) -> ! {
     sys::exit_now(1)
 }
 
-/// The helper: joins the namespaces, forks the process, reports its pid, exits.
-fn helper(
+/// The child: once in the container's cgroup, joins its namespaces (one `setns` on the pidfd, user
+/// first; the pid namespace was joined by the parent before the fork), then becomes the process.
+fn child(
     vs: &ValidSpec,
     t: &Target<'_>,
     chan: &Channel,
@@ -206,28 +201,15 @@ fn helper(
         nix::sched::setns(pidfd.as_fd(), flags)
             .map_err(|e| Error::sys(format!("setns(pidfd of the init, {flags:?})"), e))
     });
-    if let Err(e) = joined {
-        report(chan, e);
-    }
-    match sys::clone_fork(0) {
-        Ok(Forked::Child) => {
-            let err = match process(vs, t, chan, root) {
-                Ok(never) => match never {},
-                Err(e) => e,
-            };
-            report(chan, err)
-        }
-        Ok(Forked::Parent(pid)) => {
-            let _ = chan.send(&Msg::Pid(pid as u32));
-            sys::exit_now(0)
-        }
-        Err(e) => report(chan, e.into()),
-    }
+    let err = match joined.and_then(|()| process(vs, t, chan, root)) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    report(chan, err)
 }
 
 /// The process: into the container's root, confined as the init is, then exec.
 fn process(vs: &ValidSpec, t: &Target<'_>, chan: &Channel, root: &OwnedFd) -> Result<Infallible> {
-    sys::set_non_dumpable()?;
     nix::unistd::fchdir(root.as_raw_fd()).map_err(|e| Error::sys("fchdir(container root)", e))?;
     nix::unistd::chroot(".").map_err(|e| Error::sys("chroot(container root)", e))?;
     nix::unistd::chdir("/").map_err(|e| Error::sys("chdir(\"/\")", e))?;
@@ -257,11 +239,7 @@ fn container_rules(vs: &ValidSpec, mode: Mode, root: &Root) -> Result<Landlock> 
     let info = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| crate::error::io_err("read", Path::new("/proc/self/mountinfo"), e))?;
     let root_ro = vs.spec.root.as_ref().is_some_and(|r| r.readonly);
-    l.allow(
-        root.fd(),
-        true,
-        if root_ro { Grant::Read } else { Grant::Write },
-    )?;
+    l.allow(root.fd(), if root_ro { Grant::Read } else { Grant::Write })?;
     for line in info.lines() {
         let f: Vec<&str> = line.split(' ').collect();
         let (Some(point), Some(opts)) = (f.get(4), f.get(5)) else {
@@ -277,13 +255,12 @@ fn container_rules(vs: &ValidSpec, mode: Mode, root: &Root) -> Result<Landlock> 
         let Ok(fd) = root.open_no_symlinks(Path::new(point), libc::O_PATH) else {
             continue;
         };
-        let dir = sys::fstat(&fd)?.st_mode & libc::S_IFMT == libc::S_IFDIR;
         let grant = if opts.split(',').any(|o| o == "ro") {
             Grant::Read
         } else {
             Grant::Write
         };
-        l.allow(fd.as_fd(), dir, grant)?;
+        l.allow(fd.as_fd(), grant)?;
     }
     Ok(l)
 }

@@ -219,7 +219,7 @@ fn build_rootfs(
     } else {
         Grant::Write
     };
-    landlock.allow(root.fd(), true, root_grant)?;
+    landlock.allow(root.fd(), root_grant)?;
     let vetted = a.policy.map(|enforcer| crate::policy::Vetted {
         enforcer,
         rootfs: &vs.rootfs,
@@ -255,13 +255,13 @@ fn build_rootfs(
             .and_then(|c| c.dirs.first())
             .map(|d| d.path.clone()),
     };
-    let dev = crate::mount::apply::apply_all(&root, a.plan, &mut env, &mut |op, fd, dir| {
+    let dev = crate::mount::apply::apply_all(&root, a.plan, &mut env, &mut |op, fd| {
         let grant = if op.top_read_only() {
             Grant::Read
         } else {
             Grant::Write
         };
-        landlock.allow(fd.as_fd(), dir, grant)
+        landlock.allow(fd.as_fd(), grant)
     })?;
     if let Some(dev) = &dev {
         step("populating /dev", rootfs::populate_dev(dev, vs.userns))?;

@@ -151,7 +151,20 @@ impl Channel {
 
     /// Receives one message (and an fd, if one came with it). EOF is an error: the peer died.
     pub fn recv_with(&self) -> Result<(Msg, Option<OwnedFd>)> {
-        let mut buf = vec![0u8; MAX_FRAME];
+        // The frame's size first (MSG_PEEK|MSG_TRUNC gives a datagram's real length), so the buffer is
+        // the frame's and not MAX_FRAME zeroed bytes: that was sixteen page faults per message.
+        let size = loop {
+            match nix::sys::socket::recv(
+                self.fd.as_raw_fd(),
+                &mut [],
+                MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC,
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("recv(sync socket, MSG_PEEK|MSG_TRUNC)", e)),
+                Ok(n) => break n.clamp(1, MAX_FRAME),
+            }
+        };
+        let mut buf = vec![0u8; size];
         let mut cmsg = nix::cmsg_space!([RawFd; 1]);
         let (n, fd) = loop {
             let mut iov = [IoSliceMut::new(&mut buf)];

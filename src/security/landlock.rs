@@ -153,11 +153,12 @@ impl Builder {
     }
 
     /// Allows `grant` beneath the directory or file `fd` (a mount root berth attached).
-    pub fn allow(&mut self, fd: BorrowedFd<'_>, dir: bool, grant: Grant) -> Result<()> {
+    pub fn allow(&mut self, fd: BorrowedFd<'_>, grant: Grant) -> Result<()> {
         if self.ruleset.is_none() {
             return Ok(());
         }
         let st = sys::fstat(fd)?;
+        let dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
         if !self.seen.insert((st.st_dev, st.st_ino, grant)) {
             return Ok(());
         }

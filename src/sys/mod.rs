@@ -516,7 +516,21 @@ pub fn fstat(fd: impl AsFd) -> Result<libc::stat, SysError> {
 /// Start time of a process (field 22 of /proc/<pid>/stat, in clock ticks since boot) and whether it
 /// still runs (not a zombie); None when there is no such process.
 pub fn process_start(pid: i32) -> Option<(u64, bool)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    use std::io::Read;
+    // One read into a buffer that holds any stat line (52 numeric fields and a 16-byte name), not
+    // read_to_string's growing reads of a file whose size procfs reports as 0.
+    let mut f = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut buf = [0u8; 1024];
+    let mut len = 0;
+    while len < buf.len() {
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    let stat = std::str::from_utf8(&buf[..len]).ok()?;
     // The command name (field 2) may contain spaces and parentheses: split after its last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split(' ').collect();
@@ -765,4 +779,35 @@ pub fn pidfd_open(pid: i32) -> Result<OwnedFd, SysError> {
     // SAFETY: integer arguments only; on success the kernel returns a new close-on-exec fd we own.
     let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     owned(ret, || format!("pidfd_open({pid})"))
+}
+
+/// renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE): swaps two paths atomically (the hostile tests'
+/// racing thread; musl's libc has no wrapper, so the raw syscall).
+pub fn rename_exchange(a: &Path, b: &Path) -> Result<(), SysError> {
+    let ca = CString::new(a.as_os_str().as_bytes()).map_err(|_| SysError {
+        call: format!("renameat2({a:?})"),
+        errno: Errno::EINVAL,
+    })?;
+    let cb = CString::new(b.as_os_str().as_bytes()).map_err(|_| SysError {
+        call: format!("renameat2({b:?})"),
+        errno: Errno::EINVAL,
+    })?;
+    // SAFETY: both are NUL-terminated strings that outlive the call, which only reads them.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if ret < 0 {
+        return Err(SysError {
+            call: format!("renameat2({a:?}, {b:?}, RENAME_EXCHANGE)"),
+            errno: Errno::last(),
+        });
+    }
+    Ok(())
 }

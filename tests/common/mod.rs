@@ -287,13 +287,7 @@ impl Swapper {
         let handle = std::thread::spawn(move || {
             let mut n = 0u64;
             while !flag.load(Ordering::Relaxed) {
-                let _ = nix::fcntl::renameat2(
-                    None,
-                    &a,
-                    None,
-                    &b,
-                    nix::fcntl::RenameFlags::RENAME_EXCHANGE,
-                );
+                let _ = berth::sys::rename_exchange(&a, &b);
                 n += 1;
             }
             n
