@@ -35,6 +35,17 @@ def print_medians(res):
     return med
 
 
+def print_ratios(med):
+    """berth's ratios to crun and runc, as measured and net of the (harness) row."""
+    h = med["(harness)"]
+    for other in ("crun", "runc"):
+        w, c, m = (med["berth"][k] / med[other][k] if med[other][k] else float("nan") for k in range(3))
+        nw, nc = ((med["berth"][k] - h[k]) / (med[other][k] - h[k]) for k in range(2))
+        print(f"berth/{other}: wall {w:.2f}x  CPU {c:.2f}x  RSS {m:.2f}x   "
+              f"net of the harness row: wall {nw:.2f}x  CPU {nc:.2f}x")
+    print("(harness) is GNU time running /bin/true: the cost every row above includes.")
+
+
 def bundle(work, extra_mounts=0, resources=None):
     b = os.path.join(work, f"bundle-{extra_mounts}-{'r' if resources else 'n'}")
     os.makedirs(b)
@@ -108,14 +119,7 @@ def startup(runs, resources=None):
                 res[rt]["rss"].append(rss)
         what = "with a Podman-like linux.resources block, cgroups managed by every runtime" if resources else "default `berth spec` bundle"
         print(f"run of /bin/true, {what} (terminal off), {runs} interleaved runs each")
-        med = print_medians(res)
-        h = med["(harness)"]
-        for other in ("crun", "runc"):
-            w, c, m = (med["berth"][k] / med[other][k] if med[other][k] else float("nan") for k in range(3))
-            nw, nc = ((med["berth"][k] - h[k]) / (med[other][k] - h[k]) for k in range(2))
-            print(f"berth/{other}: wall {w:.2f}x  CPU {c:.2f}x  RSS {m:.2f}x   "
-                  f"net of the harness row: wall {nw:.2f}x  CPU {nc:.2f}x")
-        print("(harness) is GNU time running /bin/true: the cost every row above includes.")
+        print_ratios(print_medians(res))
     finally:
         subprocess.run(["rm", "-rf", work])
 
@@ -175,8 +179,10 @@ def exec_bench(runs):
                             f"exec-{rt}"], check=True, stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             started.append((rt, state))
-        res = {rt: {"wall": [], "cpu": [], "rss": []} for rt in RUNTIMES}
+        res = {rt: {"wall": [], "cpu": [], "rss": []} for rt in list(RUNTIMES) + ["(harness)"]}
         for i in range(runs):
+            for k, v in zip(("wall", "cpu", "rss"), launcher(i)):
+                res["(harness)"][k].append(v)
             for rt in RUNTIMES:
                 state = os.path.join(work, "state-" + rt)
                 t = time.perf_counter()
@@ -193,10 +199,7 @@ def exec_bench(runs):
                 res[rt]["cpu"].append(ru.ru_utime + ru.ru_stime)
                 res[rt]["rss"].append(int(err.strip().splitlines()[-1]))
         print(f"exec of /bin/true into a running container, {runs} interleaved runs each")
-        med = print_medians(res)
-        for other in ("crun", "runc"):
-            w, cp, m = (med["berth"][k] / med[other][k] for k in range(3))
-            print(f"berth/{other}: wall {w:.2f}x  CPU {cp:.2f}x  RSS {m:.2f}x")
+        print_ratios(print_medians(res))
     finally:
         for rt, state in started:
             subprocess.run([RUNTIMES[rt], *GLOBAL[rt], "--root", state, "delete", "-f", f"exec-{rt}"],

@@ -4,7 +4,7 @@ use berth::cli::LogFormat;
 use berth::logging;
 
 #[global_allocator]
-static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+static ALLOC: berth::sys::alloc::Arena = berth::sys::alloc::Arena::new();
 
 fn main() {
     // A panic (a bug: berth never panics on bad input) ends the process with _exit after the usual

@@ -223,13 +223,28 @@ pub fn with_defaults(mut out: Vec<Rule>, vs: &ValidSpec) -> Vec<Rule> {
 
 /// Writes the rules into a v1 devices cgroup, in order.
 pub fn apply_v1(dir: &Path, rules: &[Rule]) -> Result<()> {
+    use std::io::Write;
+    // devices.allow and devices.deny are opened once each: every write(2) is one rule to the kernel.
+    let mut files: [Option<std::fs::File>; 2] = [None, None];
     for r in rules {
-        let file = dir.join(if r.allow {
+        let name = if r.allow {
             "devices.allow"
         } else {
             "devices.deny"
-        });
-        std::fs::write(&file, r.v1_line()).map_err(|e| io_err("write", &file, e))?;
+        };
+        let path = dir.join(name);
+        let slot = &mut files[usize::from(r.allow)];
+        if slot.is_none() {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| io_err("open", &path, e))?;
+            *slot = Some(f);
+        }
+        if let Some(f) = slot {
+            f.write_all(r.v1_line().as_bytes())
+                .map_err(|e| io_err("write", &path, e))?;
+        }
     }
     Ok(())
 }

@@ -350,7 +350,20 @@ impl Cgroup {
         for d in &self.dirs {
             // Every missing directory from the hierarchy's root down (a kept parent such as /berth
             // included), each set up before its child: v2 controllers enabled, v1 cpuset filled.
-            let mut chain: Vec<&Path> = d.path.ancestors().take_while(|a| !a.exists()).collect();
+            // Usually only the container's own directory is missing: one mkdir, no stat.
+            if self.version == Version::V2 || d.unified {
+                enable_controllers(d.path.parent().unwrap_or(&d.path));
+            }
+            let mut chain: Vec<&Path> = match std::fs::create_dir(&d.path) {
+                Ok(()) => {
+                    self.after_mkdir(d, &d.path)?;
+                    continue;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    d.path.ancestors().take_while(|a| !a.exists()).collect()
+                }
+                Err(e) => return Err(io_err("mkdir", &d.path, e)),
+            };
             chain.reverse();
             for dir in chain {
                 if self.version == Version::V2 || d.unified {
@@ -364,10 +377,16 @@ impl Cgroup {
                     }
                     Err(e) => return Err(io_err("mkdir", dir, e)),
                 }
-                if d.controllers.iter().any(|c| c == "cpuset") && self.version == Version::V1 {
-                    inherit_cpuset(dir)?;
-                }
+                self.after_mkdir(d, dir)?;
             }
+        }
+        Ok(())
+    }
+
+    /// A v1 cpuset directory just made gets its parent's cpus and mems.
+    fn after_mkdir(&self, d: &Dir, dir: &Path) -> Result<()> {
+        if d.controllers.iter().any(|c| c == "cpuset") && self.version == Version::V1 {
+            inherit_cpuset(dir)?;
         }
         Ok(())
     }
