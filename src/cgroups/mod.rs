@@ -574,16 +574,25 @@ fn enable_controllers(dir: &Path) {
 }
 
 /// cgroup v1's cpuset starts empty in a new cgroup (and no process may join it then): it takes its
-/// parent's cpus and mems, as runc does.
+/// parent's cpus and mems, as runc does, and an ancestor that is empty too (a pod parent made by the
+/// kubelet, say) is filled first, from the top down.
 fn inherit_cpuset(dir: &Path) -> Result<()> {
-    let parent = dir.parent().unwrap_or(dir);
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
     for f in ["cpuset.cpus", "cpuset.mems"] {
         let cur = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
-        if cur.trim().is_empty() {
-            let v = std::fs::read_to_string(parent.join(f))
-                .map_err(|e| io_err("read", &parent.join(f), e))?;
-            write(&dir.join(f), v.trim())?;
+        if !cur.trim().is_empty() {
+            continue;
         }
+        let mut v = std::fs::read_to_string(parent.join(f))
+            .map_err(|e| io_err("read", &parent.join(f), e))?;
+        if v.trim().is_empty() {
+            inherit_cpuset(parent)?;
+            v = std::fs::read_to_string(parent.join(f))
+                .map_err(|e| io_err("read", &parent.join(f), e))?;
+        }
+        write(&dir.join(f), v.trim())?;
     }
     Ok(())
 }
