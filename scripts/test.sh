@@ -1,6 +1,6 @@
 #!/bin/sh
-# Runs berth's whole test suite: unit tests and the integration tests that run the real binary on
-# real bundles (they need root). Builds the busybox rootfs first if it is missing.
+# Runs berth's whole test suite: unit tests, the integration tests that run the real binary on real
+# bundles (they need root), and the CRI scenarios of tests/cri. Builds the busybox rootfs first if it is missing.
 set -eu
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -10,4 +10,8 @@ fi
 ./scripts/toolchain.sh
 command -v script >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bsdutils >/dev/null; }
 [ -x rootfs/bin/busybox ] || ./scripts/mkrootfs.sh
+command -v protoc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler >/dev/null; }
 cargo test --all-targets --features _test -- --test-threads="${BERTH_TEST_THREADS:-2}"
+# Kubernetes' path: containerd's CRI plugin driven over CRI v1 with berth (and runc, as the control)
+# as RuntimeClass handlers (tests/cri, its own workspace member), on the binary built just above.
+BERTH_BIN="$PWD/target/x86_64-unknown-linux-musl/debug/berth" cargo test -p berth-cri-tests

@@ -180,6 +180,43 @@ fn rw_over_an_ro_root_is_refused() {
 }
 
 #[test]
+fn excess_access_read_only_mounts_an_rw_request_read_only_as_a_whole_tree() {
+    let mut w = world(
+        "cat /v/file; (echo x > /v/new) 2>/dev/null && echo WROTE; \
+         (echo x > /v/sub/new) 2>/dev/null && echo WROTE-SUB; grep ' /v ' /proc/self/mountinfo",
+        json!({"roots": [{"path": "$VOL", "access": "rw"}],
+               "tenants": {"capped": {"roots": ["$VOL"], "access": "ro"}},
+               "default_tenant": "capped", "excess_access": "read-only"}),
+    );
+    let vol = w.vol.clone();
+    // A submount inside the volume: a top-only ro would leave it writable.
+    std::fs::create_dir(vol.join("sub")).unwrap();
+    w.mount(&vol, "/v", &["rbind", "rw"]);
+    let out = run_in_private_ns(
+        &w.b,
+        "xs1",
+        &format!(
+            "mount -t tmpfs sub {sub}; export BERTH_POLICY={p}",
+            sub = vol.join("sub").display(),
+            p = w.policy.display()
+        ),
+    );
+    let text = ok(&out);
+    assert!(text.contains("volume data"), "{text}");
+    assert!(
+        !text.contains("WROTE"),
+        "an rw request under an ro cap was writable:\n{text}"
+    );
+    assert!(text.contains(" ro,") || text.contains(" ro "), "{text}");
+    assert!(!vol.join("new").exists());
+    // The same bundle under the default (refuse).
+    let mut w2 = world("true", json!({"roots": [{"path": "$VOL", "access": "ro"}]}));
+    let vol2 = w2.vol.clone();
+    w2.mount(&vol2, "/v", &["rbind", "rw"]);
+    w2.refused("xs2", &[], "at most ro");
+}
+
+#[test]
 fn special_files_refused_unless_allowed() {
     for kind in ["device", "socket", "fifo"] {
         let mut w = world("true", rw_policy());

@@ -102,6 +102,22 @@ pub struct Policy {
     /// What else a bundle may widen.
     #[serde(default)]
     pub container: bundle::ContainerRules,
+    /// A bind that asks for more than its root's or tenant's access: refused (the default), or
+    /// mounted read-only (for orchestrators that ask rw by default, such as the kubelet for a
+    /// hostPath without `readOnly`).
+    #[serde(default)]
+    pub excess_access: ExcessAccess,
+}
+
+/// What becomes of a bind asking for more access than its cap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExcessAccess {
+    /// The container is refused.
+    #[default]
+    Refuse,
+    /// The bind is mounted read-only (as a whole tree), and the log says so.
+    ReadOnly,
 }
 
 fn is_normal_absolute(p: &Path) -> bool {
@@ -292,7 +308,11 @@ impl Enforcer {
             }
             max = max.min(t.access);
         }
-        let access = if wants_rw(op) { Access::Rw } else { Access::Ro };
+        let mut access = if wants_rw(op) { Access::Rw } else { Access::Ro };
+        if access > max && self.policy.excess_access == ExcessAccess::ReadOnly {
+            // harden() makes it read-only as a whole tree, as every bind under an ro cap.
+            access = Access::Ro;
+        }
         if access > max {
             return Err(refuse(
                 "access",
@@ -353,6 +373,12 @@ impl Enforcer {
         for v in self.verdicts(ops, rootfs) {
             if let Some(reason) = v.reason {
                 return Err(Error::Policy(reason));
+            }
+            if v.rule.contains("mounted read-only (excess_access") {
+                crate::logging::info(&format!(
+                    "mounts[{}] ({}): rw asked, mounted read-only under the policy's cap",
+                    v.index, v.destination
+                ));
             }
         }
         Ok(())
@@ -416,6 +442,11 @@ impl Enforcer {
                                     .root_for(source)
                                     .map(|r| format!("root {}", r.path.display()))
                                     .unwrap_or_default();
+                                if wants_rw(op) && access == Access::Ro {
+                                    v.rule.push_str(
+                                        "; rw asked, mounted read-only (excess_access: read-only)",
+                                    );
+                                }
                             }
                             Err(e) => {
                                 v.verdict = "refused";

@@ -123,6 +123,11 @@ state = "{d}/state"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.berth.options]
         BinaryName = "{berth}"
         Root = "{d}/berth-root"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.berth-policy]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.berth-policy.options]
+        BinaryName = "{d}/berth-policy"
+        Root = "{d}/berth-root"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
@@ -542,6 +547,30 @@ fn container(name: &str, script: &str) -> ContainerConfig {
                     ipc: NamespaceMode::Pod as i32,
                     ..Default::default()
                 }),
+                // The kubelet's defaults for the default procMount, sent with every container.
+                masked_paths: [
+                    "/proc/asound",
+                    "/proc/acpi",
+                    "/proc/kcore",
+                    "/proc/keys",
+                    "/proc/latency_stats",
+                    "/proc/timer_list",
+                    "/proc/timer_stats",
+                    "/proc/sched_debug",
+                    "/proc/scsi",
+                    "/sys/firmware",
+                ]
+                .map(String::from)
+                .to_vec(),
+                readonly_paths: [
+                    "/proc/bus",
+                    "/proc/fs",
+                    "/proc/irq",
+                    "/proc/sys",
+                    "/proc/sysrq-trigger",
+                ]
+                .map(String::from)
+                .to_vec(),
                 ..Default::default()
             }),
             ..Default::default()
@@ -676,6 +705,123 @@ fn scenario(handler: &str) {
 
     node.remove_pod(&pod);
     node.assert_clean();
+}
+
+/// The policy handler: berth with a host mount policy (the node's /etc/berth/policy.json in a real
+/// deployment; here BERTH_POLICY, set by a wrapper that is the handler's BinaryName).
+fn write_policy(node: &Node) {
+    let d = node.dir.display();
+    let cri_root = format!("{d}/root/io.containerd.grpc.v1.cri");
+    let cri_state = format!("{d}/state/io.containerd.grpc.v1.cri");
+    let policy = serde_json::json!({
+        "roots": [
+            { "path": cri_root, "access": "rw" },
+            { "path": cri_state, "access": "rw" },
+            { "path": format!("{d}/vols/a"), "access": "rw" },
+            { "path": format!("{d}/vols/b"), "access": "rw" }
+        ],
+        "rootfs": [ { "path": format!("{d}/state/io.containerd.runtime.v2.task"), "access": "rw" } ],
+        "tenants": {
+            "team-a": { "roots": [cri_root, cri_state, format!("{d}/vols/a")], "access": "rw" },
+            "team-b": { "roots": [cri_root, cri_state, format!("{d}/vols/b")], "access": "ro" }
+        },
+        "tenant_annotation": "io.kubernetes.cri.sandbox-namespace",
+        "excess_access": "read-only",
+        "container": {
+            "max_capabilities": ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER",
+                "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+                "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"],
+            "join_namespaces": true,
+            "omit_namespaces": true,
+            "devices": true
+        }
+    });
+    std::fs::write(node.dir.join("policy.json"), policy.to_string()).unwrap();
+    let wrapper = node.dir.join("berth-policy");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nBERTH_POLICY={d}/policy.json exec {} \"$@\"\n",
+            berth_bin().display()
+        ),
+    )
+    .unwrap();
+    sh(&format!("chmod 755 {}", wrapper.display()));
+}
+
+#[test]
+fn kubelet_style_pods_under_a_host_mount_policy_with_tenants() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let node = Node::start("policy");
+    write_policy(&node);
+    node.make_pod_cgroup(1024);
+    let vols = node.dir.join("vols");
+    for t in ["a", "b"] {
+        std::fs::create_dir_all(vols.join(t)).unwrap();
+        std::fs::write(vols.join(t).join("data"), format!("volume of team-{t}\n")).unwrap();
+    }
+
+    // team-a: its own volume rw works; team-b's volume is outside its roots and refused by berth,
+    // which the CRI error carries.
+    let a_config = node.pod_config("a", "team-a");
+    let a = node.run_pod(&a_config, "berth-policy");
+    let mut c = container("own", "cat /v/data; echo from-a > /v/out && echo rw-ok");
+    c.mounts = vec![host_path("/v", &vols.join("a"), false)];
+    let own = node.create(&a, &a_config, c).unwrap();
+    node.start_container(&own);
+    assert_eq!(node.wait_exited(&own), 0, "{}", node.log("a", "own.log"));
+    assert!(node.log("a", "own.log").contains("rw-ok"));
+    assert_eq!(
+        std::fs::read_to_string(vols.join("a/out")).unwrap(),
+        "from-a\n"
+    );
+    node.remove_container(&own);
+    let mut c = container("other", "cat /v/data");
+    c.mounts = vec![host_path("/v", &vols.join("b"), true)];
+    // containerd 1.6 runs the runtime's create at StartContainer, so that is where it fails.
+    let refused = node
+        .create(&a, &a_config, c)
+        .and_then(|id| self_start(&node, &id).map(|()| id));
+    let e = refused.expect_err("team-a mounted team-b's volume");
+    assert!(
+        e.message().contains("refused by tenants.team-a.roots"),
+        "the CRI error does not carry berth's refusal: {e}"
+    );
+    assert!(!vols.join("b/out").exists());
+    node.remove_pod(&a);
+
+    // team-b is capped at ro: a hostPath the pod asks rw for is mounted read-only.
+    let b_config = node.pod_config("b", "team-b");
+    let b = node.run_pod(&b_config, "berth-policy");
+    let mut c = container(
+        "capped",
+        "cat /v/data; (echo x > /v/out) 2>/dev/null && echo WROTE || echo ro-enforced",
+    );
+    c.mounts = vec![host_path("/v", &vols.join("b"), false)];
+    let capped = node.create(&b, &b_config, c).unwrap();
+    node.start_container(&capped);
+    assert_eq!(
+        node.wait_exited(&capped),
+        0,
+        "{}",
+        node.log("b", "capped.log")
+    );
+    let log = node.log("b", "capped.log");
+    assert!(
+        log.contains("volume of team-b") && log.contains("ro-enforced"),
+        "{log}"
+    );
+    assert!(!vols.join("b/out").exists());
+    node.remove_container(&capped);
+    node.remove_pod(&b);
+    node.assert_clean();
+}
+
+fn self_start(node: &Node, id: &str) -> Result<(), tonic::Status> {
+    node.block(node.runtime.clone().start_container(StartContainerRequest {
+        container_id: id.into(),
+    }))
+    .map(|_| ())
 }
 
 #[test]
