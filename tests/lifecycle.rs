@@ -263,11 +263,12 @@ fn features_and_version() {
             .unwrap()
             .contains(&json!("rro"))
     );
+    // Unsupported options are left out (idmap is listed now: tests/idmap.rs).
     assert!(
         !f["mountOptions"]
             .as_array()
             .unwrap()
-            .contains(&json!("idmap"))
+            .contains(&json!("mand"))
     );
     let v = ok(&b.berth(&["--version"]));
     assert!(v.contains("spec: 1.2.0"), "{v}");

@@ -7,7 +7,7 @@
 use super::Global;
 use super::create::{enforcer, load_spec};
 use crate::error::Result;
-use crate::mount::plan::{OpKind, plan};
+use crate::mount::plan::{OpKind, plan_for};
 use crate::policy::{Access, Verdict};
 
 /// `check` options.
@@ -27,7 +27,7 @@ pub struct Args {
 /// `berth check`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     let vs = load_spec(&a.bundle)?;
-    let ops = plan(&vs.spec.mounts, &vs.bundle)?;
+    let ops = plan_for(&vs)?;
     let enforcer = enforcer(g, a.tenant.as_deref(), &vs)?;
     let findings = enforcer
         .as_ref()

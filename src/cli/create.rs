@@ -124,7 +124,7 @@ pub fn create_container(
     let plan = if vs.joins_mount() {
         Vec::new()
     } else {
-        crate::mount::plan::plan(&vs.spec.mounts, &vs.bundle)?
+        crate::mount::plan::plan_for(vs)?
     };
     let mut plan = plan;
     // Every policy refusal is found here, before a state directory or a process exists; then the

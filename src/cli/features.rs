@@ -1,6 +1,6 @@
 //! `berth features`: features.json (runtime-spec features.md), listing exactly what this build
-//! enforces and nothing more: seccomp on x86_64, AppArmor when the host has it; no cgroup support, no SELinux, no idmapped
-//! mounts yet.
+//! enforces and nothing more: seccomp on x86_64, AppArmor when the host has it, idmapped mounts when
+//! the kernel has them; no systemd cgroup driver, no SELinux.
 
 use crate::error::Result;
 use crate::mount::options::{Opt, TABLE};
@@ -8,9 +8,12 @@ use serde_json::json;
 
 /// `berth features`.
 pub fn run() -> Result<i32> {
+    // Idmapped mounts (and their options) only where this kernel has them.
+    let idmap = crate::sys::idmap_supported();
     let mount_options: Vec<&str> = TABLE
         .iter()
         .filter(|(_, o)| !matches!(o, Opt::Unsupported(_)))
+        .filter(|(_, o)| idmap || !matches!(o, Opt::Idmap(_)))
         .map(|(n, _)| *n)
         .collect();
     let caps: Vec<String> = caps::all()
@@ -42,7 +45,7 @@ pub fn run() -> Result<i32> {
             "apparmor": { "enabled": crate::security::apparmor::enabled() },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },
-            "mountExtensions": { "idmap": { "enabled": false } }
+            "mountExtensions": { "idmap": { "enabled": idmap } }
         },
         "annotations": {
             "io.github.berth.version": env!("CARGO_PKG_VERSION"),

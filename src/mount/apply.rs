@@ -10,6 +10,7 @@
 //! class). Each fd is dropped as soon as its mount is attached, so the number of mounts is not bounded
 //! by RLIMIT_NOFILE.
 
+use super::idmap::Usernses;
 use super::plan::{MountOp, OpKind};
 use crate::error::{Context, Error, Result};
 use crate::resolve::{Kind, Root};
@@ -57,7 +58,11 @@ impl OpenSource for HostPath {
 /// The detached, configured tree of a bind mount (not attached anywhere yet) and whether its root is a
 /// directory. The parent makes these for a container in a new user namespace, whose root may not reach
 /// the sources; see process::spawn.
-pub fn bind_tree(op: &MountOp, sources: &dyn OpenSource) -> Result<(OwnedFd, bool)> {
+pub fn bind_tree(
+    op: &MountOp,
+    sources: &dyn OpenSource,
+    usernses: &mut Usernses,
+) -> Result<(OwnedFd, bool)> {
     let OpKind::Bind { source, recursive } = &op.kind else {
         return Err(Error::State(format!("{}: not a bind mount", op.label())));
     };
@@ -66,6 +71,7 @@ pub fn bind_tree(op: &MountOp, sources: &dyn OpenSource) -> Result<(OwnedFd, boo
     let tree = clone_tree(&src, *recursive)?;
     drop(src);
     set_attrs(&tree, op)?;
+    usernses.apply(&tree, op)?;
     Ok((tree, dir))
 }
 
@@ -76,6 +82,8 @@ pub struct Env<'a> {
     pub sources: &'a dyn OpenSource,
     /// Bind trees the parent made, by mount index.
     pub made: std::collections::HashMap<usize, OwnedFd>,
+    /// The user namespaces of idmapped binds made here.
+    pub usernses: Usernses,
     /// On a cgroup v1 host: the container's directory in each hierarchy, by name (`memory`,
     /// `cpu,cpuacct`); a `cgroup` mount becomes a tmpfs with each of them bound in, as runc does.
     pub cgroup_v1: Vec<(String, std::path::PathBuf)>,
@@ -84,18 +92,13 @@ pub struct Env<'a> {
     pub cgroup_v2_bind: Option<std::path::PathBuf>,
 }
 
-fn bind(
-    root: &Root,
-    op: &MountOp,
-    sources: &dyn OpenSource,
-    made: Option<OwnedFd>,
-) -> Result<(OwnedFd, bool)> {
-    let (tree, dir) = match made {
+fn bind(root: &Root, op: &MountOp, env: &mut Env<'_>) -> Result<(OwnedFd, bool)> {
+    let (tree, dir) = match env.made.remove(&op.index) {
         Some(t) => {
             let dir = sys::fstat(&t)?.st_mode & libc::S_IFMT == libc::S_IFDIR;
             (t, dir)
         }
-        None => bind_tree(op, sources)?,
+        None => bind_tree(op, env.sources, &mut env.usernses)?,
     };
     let kind = if dir { Kind::Dir } else { Kind::File };
     let dest = root.open_or_create(&op.dest, kind)?;
@@ -332,7 +335,7 @@ fn check_destination(root: &Root, op: &MountOp, dest: &OwnedFd) -> Result<()> {
 /// Makes one mount; returns the fd of the attached mount and whether it is a directory.
 pub fn apply_one(root: &Root, op: &MountOp, env: &mut Env<'_>) -> Result<(OwnedFd, bool)> {
     let (mnt, dir) = match &op.kind {
-        OpKind::Bind { .. } => bind(root, op, env.sources, env.made.remove(&op.index)),
+        OpKind::Bind { .. } => bind(root, op, env),
         OpKind::Fs { fstype, .. } if fstype == "cgroup2" && env.cgroup_v2_bind.is_some() => {
             let host = env.cgroup_v2_bind.clone().unwrap_or_default();
             cgroup_v2_bind(root, op, &host).map(|m| (m, true))

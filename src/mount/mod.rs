@@ -4,5 +4,6 @@
 
 pub mod apply;
 pub mod copyup;
+pub mod idmap;
 pub mod options;
 pub mod plan;

@@ -40,6 +40,8 @@ pub enum Opt {
     Unsupported(&'static str),
     /// tmpcopyup: the image's content at the destination is copied into the new tmpfs.
     CopyUp,
+    /// idmap (false: the top mount) or ridmap (true: every mount of the tree).
+    Idmap(bool),
 }
 
 const fn a(set: u64, clr: u64) -> Opt {
@@ -174,14 +176,8 @@ pub const TABLE: &[(&str, Opt)] = &[
         "remount",
         Opt::Unsupported("remount of an existing mount is not an OCI mount"),
     ),
-    (
-        "idmap",
-        Opt::Unsupported("idmapped mounts are not implemented"),
-    ),
-    (
-        "ridmap",
-        Opt::Unsupported("idmapped mounts are not implemented"),
-    ),
+    ("idmap", Opt::Idmap(false)),
+    ("ridmap", Opt::Idmap(true)),
     ("tmpcopyup", Opt::CopyUp),
 ];
 

@@ -4,7 +4,7 @@
 
 use super::options::{self, Opt};
 use crate::error::{Error, Result};
-use crate::spec::Mount;
+use crate::spec::{IdMapping, Mount};
 use crate::sys::{MOUNT_ATTR_RDONLY, MountAttr};
 use std::path::{Component, Path, PathBuf};
 
@@ -46,6 +46,22 @@ pub struct MountOp {
     pub propagation: Option<(u64, bool)>,
     /// tmpcopyup: copy what the image has at the destination into the new tmpfs.
     pub copy_up: bool,
+    /// An idmapped bind mount.
+    pub idmap: Option<Idmap>,
+}
+
+/// How a bind mount is idmapped (`mount_setattr(MOUNT_ATTR_IDMAP)` on the detached tree).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idmap {
+    /// Every mount of the tree (`ridmap`), or the top one (`idmap`, or mappings alone; as runc).
+    pub recursive: bool,
+    /// On-disk ids (`containerID`) shown as `hostID`; empty until [`resolve_idmaps`] fills in the
+    /// container's own mappings for an `idmap` option without any.
+    pub uid: Vec<IdMapping>,
+    /// The same for gids.
+    pub gid: Vec<IdMapping>,
+    /// The mappings are the container's user namespace's (its fd can be used as is).
+    pub from_container: bool,
 }
 
 impl MountOp {
@@ -132,12 +148,8 @@ pub fn plan_one(index: usize, m: &Mount, bundle: &Path) -> Result<MountOp> {
             m.destination
         )));
     }
-    if m.uid_mappings.is_some() || m.gid_mappings.is_some() {
-        return Err(Error::NotSupported(format!(
-            "{label}: uidMappings/gidMappings (idmapped mounts)"
-        )));
-    }
     let bind = is_bind(m);
+    let mut idmap_opt = None;
     let mut recursive = false;
     let mut attr = MountAttr::default();
     let mut rattr = MountAttr::default();
@@ -159,6 +171,7 @@ pub fn plan_one(index: usize, m: &Mount, bundle: &Path) -> Result<MountOp> {
             Some(Opt::Propagation { flag, recursive }) => propagation = Some((flag, recursive)),
             Some(Opt::Bind(r)) => recursive = r,
             Some(Opt::CopyUp) => copy_up = true,
+            Some(Opt::Idmap(r)) => idmap_opt = Some(r),
             Some(Opt::Ignore) => {}
             Some(Opt::Unsupported(why)) => {
                 return Err(Error::NotSupported(format!("{label}: option {o:?}: {why}")));
@@ -216,6 +229,7 @@ pub fn plan_one(index: usize, m: &Mount, bundle: &Path) -> Result<MountOp> {
     if copy_up && !matches!(&kind, OpKind::Fs { fstype, .. } if fstype == "tmpfs") {
         return Err(bad("option \"tmpcopyup\" is for tmpfs mounts only".into()));
     }
+    let idmap = idmap_of(m, idmap_opt, bind).map_err(bad)?;
     Ok(MountOp {
         index,
         dest,
@@ -224,7 +238,69 @@ pub fn plan_one(index: usize, m: &Mount, bundle: &Path) -> Result<MountOp> {
         rattr,
         propagation,
         copy_up,
+        idmap,
     })
+}
+
+/// The idmapping a mount asks for: its own mappings (both, each range valid), or none yet for an
+/// `idmap`/`ridmap` option alone (the container's, filled in by [`resolve_idmaps`]).
+fn idmap_of(
+    m: &Mount,
+    opt: Option<bool>,
+    bind: bool,
+) -> std::result::Result<Option<Idmap>, String> {
+    let (uid, gid) = (m.uid_mappings.as_ref(), m.gid_mappings.as_ref());
+    if opt.is_none() && uid.is_none() && gid.is_none() {
+        return Ok(None);
+    }
+    if !bind {
+        return Err("idmapped mounts are made of bind mounts only (as runc)".into());
+    }
+    let (uid, gid) = match (uid, gid) {
+        (None, None) => (Vec::new(), Vec::new()),
+        (Some(u), Some(g)) if !u.is_empty() && !g.is_empty() => (u.clone(), g.clone()),
+        _ => return Err("uidMappings and gidMappings: an idmapped mount needs both".into()),
+    };
+    for (field, maps) in [("uidMappings", &uid), ("gidMappings", &gid)] {
+        for (i, x) in maps.iter().enumerate() {
+            let fits = |start: u32| u64::from(start) + u64::from(x.size) <= u64::from(u32::MAX);
+            if x.size == 0 || !fits(x.container_id) || !fits(x.host_id) {
+                return Err(format!(
+                    "{field}[{i}]: size {} from {} to {} is empty or overflows",
+                    x.size, x.container_id, x.host_id
+                ));
+            }
+        }
+    }
+    Ok(Some(Idmap {
+        recursive: opt.unwrap_or(false),
+        uid,
+        gid,
+        from_container: false,
+    }))
+}
+
+/// Gives an `idmap`/`ridmap` mount without mappings the container's user namespace mappings; without
+/// a user namespace of its own such a mount is an error naming it.
+pub fn resolve_idmaps(
+    ops: &mut [MountOp],
+    userns: Option<(&[IdMapping], &[IdMapping])>,
+) -> Result<()> {
+    for op in ops {
+        let label = op.label();
+        let Some(idmap) = op.idmap.as_mut().filter(|i| i.uid.is_empty()) else {
+            continue;
+        };
+        let (uid, gid) = userns.ok_or_else(|| {
+            Error::InvalidSpec(format!(
+                "{label}: idmap without uidMappings/gidMappings takes the container's user namespace mappings, and it has none (linux.namespaces has no new user namespace)"
+            ))
+        })?;
+        idmap.uid = uid.to_vec();
+        idmap.gid = gid.to_vec();
+        idmap.from_container = true;
+    }
+    Ok(())
 }
 
 /// Plans every mount of the spec, in order.
@@ -234,6 +310,17 @@ pub fn plan(mounts: &[Mount], bundle: &Path) -> Result<Vec<MountOp>> {
         .enumerate()
         .map(|(i, m)| plan_one(i, m, bundle))
         .collect()
+}
+
+/// Plans every mount of a validated spec: [`plan`], then the container's mappings for idmapped mounts
+/// that give none (when it makes a user namespace with mappings of its own).
+pub fn plan_for(vs: &crate::spec::ValidSpec) -> Result<Vec<MountOp>> {
+    let mut ops = plan(&vs.spec.mounts, &vs.bundle)?;
+    let l = vs.linux();
+    let userns = (!l.uid_mappings.is_empty() && !l.gid_mappings.is_empty())
+        .then_some((l.uid_mappings.as_slice(), l.gid_mappings.as_slice()));
+    resolve_idmaps(&mut ops, userns)?;
+    Ok(ops)
 }
 
 #[cfg(test)]
@@ -296,14 +383,14 @@ mod tests {
         let e = plan(
             &[
                 m("/x", Some("bind"), "/s", &[]),
-                m("/data", None, "/h", &["bind", "idmap"]),
+                m("/data", None, "/h", &["bind", "mand"]),
             ],
             Path::new("/b"),
         )
         .unwrap_err()
         .to_string();
         assert!(
-            e.contains("mounts[1] (/data)") && e.contains("\"idmap\""),
+            e.contains("mounts[1] (/data)") && e.contains("\"mand\""),
             "{e}"
         );
     }
@@ -359,8 +446,56 @@ mod tests {
             plan_one(0, &m("/x", Some("tmpfs"), "t", &["idmap"]), Path::new("/b"))
                 .unwrap_err()
                 .to_string()
-                .contains("not supported")
+                .contains("bind mounts only")
         );
+    }
+
+    #[test]
+    fn idmap_options_mappings_and_the_containers_mappings() {
+        let map = |c, h, n| IdMapping {
+            container_id: c,
+            host_id: h,
+            size: n,
+        };
+        // ridmap is recursive, idmap and mappings alone are not (runc).
+        let op = plan_one(
+            0,
+            &m("/v", None, "/h", &["rbind", "ridmap"]),
+            Path::new("/b"),
+        )
+        .unwrap();
+        assert!(op.idmap.as_ref().unwrap().recursive);
+        let mut with = m("/v", None, "/h", &["rbind"]);
+        with.uid_mappings = Some(vec![map(1000, 100_000, 1)]);
+        with.gid_mappings = Some(vec![map(1000, 100_000, 1)]);
+        let op = plan_one(0, &with, Path::new("/b")).unwrap();
+        let i = op.idmap.unwrap();
+        assert!(!i.recursive && i.uid == vec![map(1000, 100_000, 1)] && !i.from_container);
+        // Both mappings, valid ranges.
+        with.gid_mappings = None;
+        let e = plan_one(0, &with, Path::new("/b")).unwrap_err().to_string();
+        assert!(
+            e.contains("mounts[0] (/v)") && e.contains("needs both"),
+            "{e}"
+        );
+        with.gid_mappings = Some(vec![map(1, u32::MAX, 2)]);
+        let e = plan_one(0, &with, Path::new("/b")).unwrap_err().to_string();
+        assert!(
+            e.contains("gidMappings[0]") && e.contains("overflows"),
+            "{e}"
+        );
+        // An option alone takes the container's mappings, which it must have.
+        let mut ops =
+            vec![plan_one(0, &m("/v", None, "/h", &["bind", "idmap"]), Path::new("/b")).unwrap()];
+        let e = resolve_idmaps(&mut ops, None).unwrap_err().to_string();
+        assert!(
+            e.contains("mounts[0] (/v)") && e.contains("user namespace"),
+            "{e}"
+        );
+        let c = [map(0, 100_000, 65536)];
+        resolve_idmaps(&mut ops, Some((&c, &c))).unwrap();
+        let i = ops[0].idmap.as_ref().unwrap();
+        assert!(i.from_container && i.uid == c.to_vec());
     }
 
     #[test]

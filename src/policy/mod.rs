@@ -49,6 +49,55 @@ pub struct RootRule {
     /// Device nodes, sockets and FIFOs may be mounted from it.
     #[serde(default)]
     pub special_files: bool,
+    /// The on-disk ids an idmapped mount of it may map (none: idmapped mounts from it are refused).
+    #[serde(default)]
+    pub idmap: Option<IdmapRule>,
+}
+
+/// Which on-disk ids an idmapped mount may map (each mapping's `containerID` range must lie in one
+/// of these), so a tenant cannot map host root's files into its container as its own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdmapRule {
+    /// Allowed on-disk uid ranges.
+    pub uids: Vec<IdRange>,
+    /// Allowed on-disk gid ranges.
+    pub gids: Vec<IdRange>,
+}
+
+/// `size` ids from `from`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdRange {
+    /// The first id.
+    pub from: u32,
+    /// How many.
+    pub size: u32,
+}
+
+impl IdmapRule {
+    /// The first mapping outside the rule, as `uid 0..65535` text.
+    fn outside(&self, idmap: &crate::mount::plan::Idmap) -> Option<String> {
+        let within = |ranges: &[IdRange], m: &crate::spec::IdMapping| {
+            let (start, end) = (
+                u64::from(m.container_id),
+                u64::from(m.container_id) + u64::from(m.size),
+            );
+            ranges
+                .iter()
+                .any(|r| u64::from(r.from) <= start && end <= u64::from(r.from) + u64::from(r.size))
+        };
+        let bad = |kind: &str, ranges: &[IdRange], maps: &[crate::spec::IdMapping]| {
+            maps.iter().find(|m| !within(ranges, m)).map(|m| {
+                format!(
+                    "{kind} {}..{}",
+                    m.container_id,
+                    u64::from(m.container_id) + u64::from(m.size) - 1
+                )
+            })
+        };
+        bad("uid", &self.uids, &idmap.uid).or_else(|| bad("gid", &self.gids, &idmap.gid))
+    }
 }
 
 /// One tenant.
@@ -322,6 +371,26 @@ impl Enforcer {
                 ),
             ));
         }
+        if let Some(idmap) = &op.idmap {
+            let Some(allowed) = &rule.idmap else {
+                return Err(refuse(
+                    "roots.idmap",
+                    format!(
+                        "{} allows no idmapped mounts (no idmap rule)",
+                        rule.path.display()
+                    ),
+                ));
+            };
+            if let Some(range) = allowed.outside(idmap) {
+                return Err(refuse(
+                    "roots.idmap",
+                    format!(
+                        "the mapping exposes on-disk {range}, outside what {} allows",
+                        rule.path.display()
+                    ),
+                ));
+            }
+        }
         let fd = open_beneath(&rule.path, source, libc::O_PATH).map_err(|e| match e {
             Beneath::Root(e) => refuse("roots", format!("the allowed root cannot be opened: {e}")),
             Beneath::Rest(nix::errno::Errno::EXDEV | nix::errno::Errno::ELOOP) => refuse(
@@ -442,6 +511,21 @@ impl Enforcer {
                                     .root_for(source)
                                     .map(|r| format!("root {}", r.path.display()))
                                     .unwrap_or_default();
+                                if let Some(i) = &op.idmap {
+                                    v.rule.push_str(&format!(
+                                        "; idmap{} on-disk uids {}",
+                                        if i.recursive { " (recursive)" } else { "" },
+                                        i.uid
+                                            .iter()
+                                            .map(|m| format!(
+                                                "{}..{}",
+                                                m.container_id,
+                                                u64::from(m.container_id) + u64::from(m.size) - 1
+                                            ))
+                                            .collect::<Vec<_>>()
+                                            .join(",")
+                                    ));
+                                }
                                 if wants_rw(op) && access == Access::Ro {
                                     v.rule.push_str(
                                         "; rw asked, mounted read-only (excess_access: read-only)",

@@ -231,6 +231,7 @@ fn build_rootfs(
     let mut env = crate::mount::apply::Env {
         sources,
         made: std::mem::take(made),
+        usernses: Default::default(),
         cgroup_v1: a
             .cgroup
             .filter(|c| c.version == crate::cgroups::Version::V1)

@@ -305,8 +305,12 @@ fn hand_over_binds(
         Some(v) => v,
         None => &crate::mount::apply::HostPath,
     };
+    // Idmapped binds taking the container's mappings use its own user namespace.
+    let mut usernses =
+        crate::mount::idmap::Usernses::new(Some(open(&format!("/proc/{pid}/ns/user"))?));
     let handed = binds.iter().try_for_each(|op| {
-        let (tree, _) = crate::mount::apply::bind_tree(op, sources).with_context(|| op.label())?;
+        let (tree, _) = crate::mount::apply::bind_tree(op, sources, &mut usernses)
+            .with_context(|| op.label())?;
         chan.send_with(&Msg::Tree(op.index as u32), Some(tree.as_raw_fd()))
     });
     // Back home whatever happened: namespace, then root and working directory (setns reset both).

@@ -162,20 +162,20 @@ pub struct Mount {
     /// mount(8)-style options.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
-    /// Idmapped mounts (not supported).
+    /// An idmapped mount's uid mapping: on-disk ids (`containerID`) shown as `hostID` (kernel ids).
     #[serde(
         default,
         rename = "uidMappings",
         skip_serializing_if = "Option::is_none"
     )]
-    pub uid_mappings: Option<Value>,
-    /// Idmapped mounts (not supported).
+    pub uid_mappings: Option<Vec<IdMapping>>,
+    /// An idmapped mount's gid mapping.
     #[serde(
         default,
         rename = "gidMappings",
         skip_serializing_if = "Option::is_none"
     )]
-    pub gid_mappings: Option<Value>,
+    pub gid_mappings: Option<Vec<IdMapping>>,
 }
 
 /// One hook.
@@ -281,7 +281,7 @@ pub struct Namespace {
 }
 
 /// One uid or gid mapping.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IdMapping {
     /// First id inside.

@@ -57,6 +57,8 @@ pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
 pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
 /// nosymfollow.
 pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+/// mount_attr.attr_set: idmap the mount with the user namespace in `userns_fd`.
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 const FSOPEN_CLOEXEC: u32 = 1;
 const FSMOUNT_CLOEXEC: u32 = 1;
 const FSCONFIG_SET_FLAG: u32 = 0;
@@ -73,7 +75,7 @@ pub struct MountAttr {
     pub attr_clr: u64,
     /// MS_PRIVATE, MS_SLAVE, MS_SHARED, MS_UNBINDABLE or 0.
     pub propagation: u64,
-    /// An idmapped user namespace fd (unused by berth).
+    /// With MOUNT_ATTR_IDMAP: the user namespace fd whose mappings the mount takes.
     pub userns_fd: u64,
 }
 
@@ -811,4 +813,26 @@ pub fn rename_exchange(a: &Path, b: &Path) -> Result<(), SysError> {
         });
     }
     Ok(())
+}
+
+/// Whether this kernel has idmapped mounts: mount_setattr(2) and MOUNT_ATTR_IDMAP came together in
+/// Linux 5.12. A call on fd -1 fails with EBADF where the syscall exists, ENOSYS where it does not.
+pub fn idmap_supported() -> bool {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        ..Default::default()
+    };
+    // SAFETY: `attr` is a #[repr(C)] mount_attr of the size passed and outlives the call; fd -1 names
+    // no object, so the call can only fail.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            -1,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as u32,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    ret < 0 && Errno::last() == Errno::EBADF
 }
