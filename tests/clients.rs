@@ -240,6 +240,27 @@ fn podman_drives_berth() {
         "id -u; grep -c ' /sys/fs/cgroup ' /proc/self/mountinfo",
     ));
     assert_eq!(out, "0\n1\n");
+    // -v SRC:DST:idmap: a volume owned by host uid 1000 shows as container uid 1000 in a user
+    // namespace (and as nobody without idmap).
+    let vol = p.dir.join("idvol");
+    std::fs::create_dir_all(&vol).unwrap();
+    std::fs::write(vol.join("f"), "x").unwrap();
+    std::os::unix::fs::chown(vol.join("f"), Some(1000), Some(1000)).unwrap();
+    std::fs::create_dir_all(p.rootfs.join("idv")).unwrap();
+    for (suffix, want) in [(":idmap", "1000:1000\n"), ("", "65534:65534\n")] {
+        let out = ran(&p.run(
+            &[
+                "--uidmap",
+                "0:100000:65536",
+                "--gidmap",
+                "0:100000:65536",
+                "-v",
+                &format!("{}:/idv{suffix}", vol.display()),
+            ],
+            "stat -c %u:%g /idv/f",
+        ));
+        assert_eq!(out, want, "-v ...{suffix}");
+    }
     // seccomp: Podman's default profile, and unconfined.
     assert_eq!(
         ran(&p.run(&[], "grep Seccomp: /proc/self/status")),
