@@ -124,40 +124,120 @@ def startup(runs, resources=None):
         subprocess.run(["rm", "-rf", work])
 
 
-def mounts(runs, sizes=(0, 10, 100, 1000, 10000)):
+FLOOR = os.path.join(ROOT, "target/x86_64-unknown-linux-musl/release/examples/mount_floor")
+
+
+def volume_bundle(work, n, distinct=True):
+    """The default bundle plus n bind volumes, every other one read-only (rbind), each from its own
+    source directory (or all from one when not distinct); half the destinations exist in the image
+    (/mnt/pI), half are created by the runtime (/mnt/cI)."""
+    b = bundle(work, 0)
+    os.rename(b, b + f"-{n}-{'d' if distinct else 's'}")
+    b = b + f"-{n}-{'d' if distinct else 's'}"
+    src = os.path.join(work, "vols")
+    with open(os.path.join(b, "config.json")) as f:
+        c = json.load(f)
+    for i in range(n):
+        s = os.path.join(src, f"s{i}" if distinct else "s0")
+        os.makedirs(s, exist_ok=True)
+        if i % 2 == 0:
+            dest = f"/mnt/p{i}"
+            os.makedirs(os.path.join(b, "rootfs", dest[1:]), exist_ok=True)
+        else:
+            dest = f"/mnt/c{i}"
+        c["mounts"].append({"destination": dest, "type": "bind", "source": s,
+                            "options": ["rbind", "ro" if i % 4 >= 2 else "rw"]})
+    with open(os.path.join(b, "config.json"), "w") as f:
+        json.dump(c, f)
+    return b
+
+
+def syscalls(rt, b, state, name):
+    """How many system calls one `run` makes (the runtime and everything it forks), counted by
+    strace -f -c."""
+    out = os.path.join(state + "-strace")
+    r = subprocess.run(["strace", "-f", "-c", "-o", out, RUNTIMES[rt], *GLOBAL[rt], "--root", state, "run",
+                        "--bundle", b, name], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    if r.returncode != 0:
+        return None
+    with open(out) as f:
+        for line in f:
+            if line.rstrip().endswith(" total"):
+                return int(line.split()[3])
+    return None
+
+
+def floor(work, n, runs=3):
+    """µs per mount of the bare fd-based sequence (examples/mount_floor.rs) for n distinct volumes,
+    measured as the runtimes are: the whole process (its mount namespace torn down at exit included),
+    median wall time over that of n=0."""
+    root = os.path.join(work, f"floor-{n}")
+    for i in range(n):
+        os.makedirs(os.path.join(root, "mnt", f"p{i}"), exist_ok=True)
+        os.makedirs(os.path.join(work, "vols", f"s{i}"), exist_ok=True)
+    os.makedirs(root, exist_ok=True)
+
+    def wall(k):
+        t = []
+        for _ in range(runs):
+            s = time.perf_counter()
+            r = subprocess.run(["unshare", "-m", "--propagation", "private", FLOOR, root,
+                                os.path.join(work, "vols"), str(k)], capture_output=True, text=True)
+            if r.returncode != 0:
+                return float("nan")
+            t.append(time.perf_counter() - s)
+        return statistics.median(t)
+    return (wall(n) - wall(0)) * 1e6 / n
+
+
+def mounts(runs, sizes=(0, 100, 1000, 10000)):
+    """Mount scaling with N distinct bind volumes (and one row of N volumes from a single source)."""
+    subprocess.run(["cargo", "build", "--release", "-q", "--example", "mount_floor"], cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="berth-bench-")
     try:
-        print(f"run with N extra bind mounts (half ro), {runs} interleaved runs per point; median wall ms, "
-              f"per-mount µs over N=0, peak RSS MiB")
-        print(f"{'N':>6} " + " ".join(f"{rt + ' ms':>11} {rt + ' µs/m':>11} {rt + ' MiB':>9}" for rt in RUNTIMES))
-        base = {}
-        for n in sizes:
-            b = bundle(work, n)
-            row = {}
-            for rt in RUNTIMES:
-                row[rt] = {"wall": [], "rss": [], "err": None}
+        print(f"run with N bind volumes, each from its own source directory (half read-only, half of the "
+              f"destinations created by the runtime); {runs} interleaved runs per point; median wall ms, "
+              f"µs per mount over N=0, peak RSS MiB, system calls per mount over N=0 (strace -f -c, one run); "
+              f"floor: the bare fd sequence per volume (examples/mount_floor.rs)")
+        print(f"{'N':>12} " + " ".join(f"{rt + ' ms':>10} {rt + ' µs/m':>10} {rt + ' MiB':>9} {rt + ' sc/m':>9}"
+                                       for rt in RUNTIMES) + f" {'floor µs/m':>10}")
+        base, base_sc = {}, {}
+        points = [(n, True) for n in sizes] + [(sizes[-1], False)]
+        for n, distinct in points:
+            b = volume_bundle(work, n, distinct)
+            row = {rt: {"wall": [], "rss": [], "err": None} for rt in RUNTIMES}
             for i in range(runs):
                 for rt in RUNTIMES:
                     if row[rt]["err"]:
                         continue
                     try:
-                        wall, _, rss = once(rt, b, os.path.join(work, "state-" + rt), f"{n}-{i}")
+                        wall, _, rss = once(rt, b, os.path.join(work, "state-" + rt), f"{n}-{distinct}-{i}")
                         row[rt]["rss"].append(rss)
                         row[rt]["wall"].append(wall)
-                    except (SystemExit, subprocess.CalledProcessError) as e:
+                    except (SystemExit, subprocess.CalledProcessError):
                         row[rt]["err"] = "fails"
             cells = []
             for rt in RUNTIMES:
                 r = row[rt]
                 if r["err"] or not r["wall"]:
-                    cells.append(f"{'fails':>11} {'-':>11} {'-':>9}")
+                    cells.append(f"{'fails':>10} {'-':>10} {'-':>9} {'-':>9}")
                     continue
                 w = statistics.median(r["wall"]) * 1e3
                 if n == 0:
                     base[rt] = w
                 per = (w - base.get(rt, w)) * 1e3 / n if n else 0.0
-                cells.append(f"{w:11.2f} {per:11.2f} {statistics.median(r['rss']) / 1024:9.2f}")
-            print(f"{n:6d} " + " ".join(cells), flush=True)
+                sc = ""
+                if n == 0 or (distinct and n >= 1000):
+                    count = syscalls(rt, b, os.path.join(work, "sc-" + rt), f"sc-{n}")
+                    if n == 0:
+                        base_sc[rt] = count
+                    elif count is not None and base_sc.get(rt) is not None:
+                        sc = f"{(count - base_sc[rt]) / n:.1f}"
+                cells.append(f"{w:10.2f} {per:10.2f} {statistics.median(r['rss']) / 1024:9.2f} {sc:>9}")
+            fl = f"{floor(work, n):10.2f}" if distinct and n >= 100 else f"{'':>10}"
+            label = f"{n}" if distinct else f"{n} (1 src)"
+            print(f"{label:>12} " + " ".join(cells) + f" {fl}", flush=True)
     finally:
         subprocess.run(["rm", "-rf", work])
 

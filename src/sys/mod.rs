@@ -239,6 +239,23 @@ pub fn open_tree(fd: impl AsFd, flags: u32) -> Result<OwnedFd, SysError> {
     })
 }
 
+/// open_tree(AT_FDCWD, path, flags): a clone of the mount tree at a host path, resolved as the caller
+/// sees it (for sources no policy vets: the bundle's own host paths).
+pub fn open_tree_path(path: &Path, flags: u32) -> Result<OwnedFd, SysError> {
+    let c = cpath(path)?;
+    let flags = flags | libc::O_CLOEXEC as u32;
+    // SAFETY: `c` is a NUL-terminated string that outlives the call, which only reads it.
+    let ret = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
+    owned(ret, || {
+        let rec = if flags & libc::AT_RECURSIVE as u32 != 0 {
+            "|AT_RECURSIVE"
+        } else {
+            ""
+        };
+        format!("open_tree(AT_FDCWD, {path:?}, OPEN_TREE_CLONE{rec})")
+    })
+}
+
 /// move_mount(2) of the detached or attached tree `from` onto the file or directory `to` (both fds).
 pub fn move_mount(from: impl AsFd, to: impl AsFd) -> Result<(), SysError> {
     let (f, t) = (from.as_fd().as_raw_fd(), to.as_fd().as_raw_fd());
