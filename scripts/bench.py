@@ -152,6 +152,14 @@ def volume_bundle(work, n, distinct=True):
     return b
 
 
+def remove_created(root):
+    """Removes the destinations a run created (mnt/cI), so the next run creates them again."""
+    mnt = os.path.join(root, "mnt")
+    for e in os.listdir(mnt) if os.path.isdir(mnt) else []:
+        if e.startswith("c"):
+            os.rmdir(os.path.join(mnt, e))
+
+
 def syscalls(rt, b, state, name):
     """How many system calls one `run` makes (the runtime and everything it forks), counted by
     strace -f -c."""
@@ -168,19 +176,22 @@ def syscalls(rt, b, state, name):
     return None
 
 
-def floor(work, n, runs=3):
+def floor(work, n, runs=3, fresh=True):
     """µs per mount of the bare fd-based sequence (examples/mount_floor.rs) for n distinct volumes,
     measured as the runtimes are: the whole process (its mount namespace torn down at exit included),
     median wall time over that of n=0."""
     root = os.path.join(work, f"floor-{n}")
     for i in range(n):
-        os.makedirs(os.path.join(root, "mnt", f"p{i}"), exist_ok=True)
+        if i % 2 == 0:
+            os.makedirs(os.path.join(root, "mnt", f"p{i}"), exist_ok=True)
         os.makedirs(os.path.join(work, "vols", f"s{i}"), exist_ok=True)
-    os.makedirs(root, exist_ok=True)
+    os.makedirs(os.path.join(root, "mnt"), exist_ok=True)
 
     def wall(k):
         t = []
         for _ in range(runs):
+            if fresh:
+                remove_created(root)
             s = time.perf_counter()
             r = subprocess.run(["unshare", "-m", "--propagation", "private", FLOOR, root,
                                 os.path.join(work, "vols"), str(k)], capture_output=True, text=True)
@@ -200,19 +211,24 @@ def mounts(runs, sizes=(0, 100, 1000, 10000)):
               f"destinations created by the runtime); {runs} interleaved runs per point; median wall ms, "
               f"µs per mount over N=0, peak RSS MiB, system calls per mount over N=0 (strace -f -c, one run); "
               f"floor: the bare fd sequence per volume (examples/mount_floor.rs)")
-        print(f"{'N':>12} " + " ".join(f"{rt + ' ms':>10} {rt + ' µs/m':>10} {rt + ' MiB':>9} {rt + ' sc/m':>9}"
+        print(f"{'N':>13} " + " ".join(f"{rt + ' ms':>10} {rt + ' µs/m':>10} {rt + ' MiB':>9} {rt + ' sc/m':>9}"
                                        for rt in RUNTIMES) + f" {'floor µs/m':>10}")
         base, base_sc = {}, {}
-        points = [(n, True) for n in sizes] + [(sizes[-1], False)]
-        for n, distinct in points:
-            b = volume_bundle(work, n, distinct)
+        # (N, distinct sources, destinations made afresh by every run); then the largest N again with
+        # every destination already there (left by the previous row's runs), and with one source for all.
+        points = [(n, True, True) for n in sizes] + [(sizes[-1], True, False), (sizes[-1], False, True)]
+        for n, distinct, fresh in points:
+            b = volume_bundle(work, n, distinct) if fresh else b
             row = {rt: {"wall": [], "rss": [], "err": None} for rt in RUNTIMES}
             for i in range(runs):
                 for rt in RUNTIMES:
                     if row[rt]["err"]:
                         continue
                     try:
-                        wall, _, rss = once(rt, b, os.path.join(work, "state-" + rt), f"{n}-{distinct}-{i}")
+                        if fresh:
+                            remove_created(os.path.join(b, "rootfs"))
+                        wall, _, rss = once(rt, b, os.path.join(work, "state-" + rt),
+                                            f"{n}-{distinct}-{fresh}-{i}")
                         row[rt]["rss"].append(rss)
                         row[rt]["wall"].append(wall)
                     except (SystemExit, subprocess.CalledProcessError):
@@ -228,16 +244,17 @@ def mounts(runs, sizes=(0, 100, 1000, 10000)):
                     base[rt] = w
                 per = (w - base.get(rt, w)) * 1e3 / n if n else 0.0
                 sc = ""
-                if n == 0 or (distinct and n >= 1000):
+                if n == 0 or (distinct and fresh and n >= 1000):
+                    remove_created(os.path.join(b, "rootfs"))
                     count = syscalls(rt, b, os.path.join(work, "sc-" + rt), f"sc-{n}")
                     if n == 0:
                         base_sc[rt] = count
                     elif count is not None and base_sc.get(rt) is not None:
                         sc = f"{(count - base_sc[rt]) / n:.1f}"
                 cells.append(f"{w:10.2f} {per:10.2f} {statistics.median(r['rss']) / 1024:9.2f} {sc:>9}")
-            fl = f"{floor(work, n):10.2f}" if distinct and n >= 100 else f"{'':>10}"
-            label = f"{n}" if distinct else f"{n} (1 src)"
-            print(f"{label:>12} " + " ".join(cells) + f" {fl}", flush=True)
+            fl = f"{floor(work, n, fresh=fresh):10.2f}" if distinct and n >= 100 else f"{'':>10}"
+            label = f"{n}" if distinct and fresh else f"{n} (1 src)" if fresh else f"{n} (exist)"
+            print(f"{label:>13} " + " ".join(cells) + f" {fl}", flush=True)
     finally:
         subprocess.run(["rm", "-rf", work])
 

@@ -13,9 +13,10 @@
 use super::idmap::Usernses;
 use super::plan::{MountOp, OpKind};
 use crate::error::{Context, Error, Result};
-use crate::resolve::{Kind, Root};
+use crate::resolve::{Kind, ParentCache, Root};
 use crate::sys::{self, FsContext, MountAttr};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
 
 /// A detached copy of the mount tree at `src` (only its top mount unless `recursive`).
 pub fn clone_tree(src: impl AsFd, recursive: bool) -> Result<OwnedFd> {
@@ -43,6 +44,17 @@ fn set_attrs(tree: &OwnedFd, op: &MountOp) -> Result<()> {
 pub trait OpenSource {
     /// Opens the source of the bind mount `op` (O_PATH).
     fn open_source(&self, op: &MountOp, source: &std::path::Path) -> Result<OwnedFd>;
+
+    /// A detached clone of the source's tree: of the fd [`OpenSource::open_source`] vetted.
+    fn clone_source(
+        &self,
+        op: &MountOp,
+        source: &std::path::Path,
+        recursive: bool,
+    ) -> Result<OwnedFd> {
+        let src = self.open_source(op, source)?;
+        clone_tree(&src, recursive)
+    }
 }
 
 /// Sources opened as the bundle names them (no policy: plain OCI behaviour).
@@ -53,26 +65,37 @@ impl OpenSource for HostPath {
     fn open_source(&self, _op: &MountOp, source: &std::path::Path) -> Result<OwnedFd> {
         Ok(sys::openat2(None, source, libc::O_PATH, 0, 0)?)
     }
+
+    /// With nothing to vet, the tree is cloned straight from the path (one syscall, no O_PATH fd).
+    fn clone_source(
+        &self,
+        _op: &MountOp,
+        source: &std::path::Path,
+        recursive: bool,
+    ) -> Result<OwnedFd> {
+        let rec = if recursive {
+            libc::AT_RECURSIVE as u32
+        } else {
+            0
+        };
+        Ok(sys::open_tree_path(source, sys::OPEN_TREE_CLONE | rec)?)
+    }
 }
 
-/// The detached, configured tree of a bind mount (not attached anywhere yet) and whether its root is a
-/// directory. The parent makes these for a container in a new user namespace, whose root may not reach
-/// the sources; see process::spawn.
+/// The detached, configured tree of a bind mount (not attached anywhere yet). The parent makes these
+/// for a container in a new user namespace, whose root may not reach the sources; see process::spawn.
 pub fn bind_tree(
     op: &MountOp,
     sources: &dyn OpenSource,
     usernses: &mut Usernses,
-) -> Result<(OwnedFd, bool)> {
+) -> Result<OwnedFd> {
     let OpKind::Bind { source, recursive } = &op.kind else {
         return Err(Error::State(format!("{}: not a bind mount", op.label())));
     };
-    let src = sources.open_source(op, source)?;
-    let dir = sys::fstat(&src)?.st_mode & libc::S_IFMT == libc::S_IFDIR;
-    let tree = clone_tree(&src, *recursive)?;
-    drop(src);
+    let tree = sources.clone_source(op, source, *recursive)?;
     set_attrs(&tree, op)?;
     usernses.apply(&tree, op)?;
-    Ok((tree, dir))
+    Ok(tree)
 }
 
 /// What mounts are made from, beyond the plan.
@@ -84,6 +107,13 @@ pub struct Env<'a> {
     pub made: std::collections::HashMap<usize, OwnedFd>,
     /// The user namespaces of idmapped binds made here.
     pub usernses: Usernses,
+    /// The parent directory destinations were last created in.
+    pub dests: ParentCache,
+    /// Fds of attached mounts and their destinations, closed in batches.
+    pub closer: sys::FdBatch,
+    /// Whether the rootfs is on procfs or sysfs (asked once: a destination on the rootfs's own
+    /// filesystem needs no fstatfs of its own).
+    pub root_special: Option<bool>,
     /// On a cgroup v1 host: the container's directory in each hierarchy, by name (`memory`,
     /// `cpu,cpuacct`); a `cgroup` mount becomes a tmpfs with each of them bound in, as runc does.
     pub cgroup_v1: Vec<(String, std::path::PathBuf)>,
@@ -93,18 +123,26 @@ pub struct Env<'a> {
 }
 
 fn bind(root: &Root, op: &MountOp, env: &mut Env<'_>) -> Result<(OwnedFd, bool)> {
-    let (tree, dir) = match env.made.remove(&op.index) {
-        Some(t) => {
-            let dir = sys::fstat(&t)?.st_mode & libc::S_IFMT == libc::S_IFDIR;
-            (t, dir)
-        }
+    let tree = match env.made.remove(&op.index) {
+        Some(t) => t,
         None => bind_tree(op, env.sources, &mut env.usernses)?,
     };
-    let kind = if dir { Kind::Dir } else { Kind::File };
-    let dest = root.open_or_create(&op.dest, kind)?;
-    check_destination(root, op, &dest)?;
+    // The source's kind is asked only when the destination must be created; once attached, the
+    // destination's kind is the source's.
+    let mut kind = || {
+        Ok(
+            if sys::fstat(&tree)?.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                Kind::Dir
+            } else {
+                Kind::File
+            },
+        )
+    };
+    let (dest, st) = root.open_or_create_stat(&op.dest, &mut kind, &mut env.dests)?;
+    check_destination(root, op, &dest, &st, &mut env.root_special)?;
     sys::move_mount(&tree, &dest)?;
-    Ok((tree, dir))
+    env.closer.defer(dest);
+    Ok((tree, st.st_mode & libc::S_IFMT == libc::S_IFDIR))
 }
 
 fn new_fs(
@@ -145,7 +183,7 @@ fn new_fs(
     } else {
         root.mkdir_all(&op.dest)?
     };
-    check_destination(root, op, &dest)?;
+    check_destination(root, op, &dest, &sys::fstat(&dest)?, &mut None)?;
     if op.copy_up {
         super::copyup::copy_up(&dest, &mnt).with_context(|| "tmpcopyup".into())?;
     }
@@ -166,7 +204,7 @@ fn cgroup_v2_bind(root: &Root, op: &MountOp, host: &std::path::Path) -> Result<O
     };
     sys::mount_setattr(&tree, false, &attr)?;
     let dest = root.mkdir_all(&op.dest)?;
-    check_destination(root, op, &dest)?;
+    check_destination(root, op, &dest, &sys::fstat(&dest)?, &mut None)?;
     sys::move_mount(&tree, &dest)?;
     Ok(tree)
 }
@@ -228,7 +266,7 @@ fn cgroup_v1_tree(
         sys::mount_setattr(&tmpfs, false, &ro)?;
     }
     let dest = root.mkdir_all(&op.dest)?;
-    check_destination(root, op, &dest)?;
+    check_destination(root, op, &dest, &sys::fstat(&dest)?, &mut None)?;
     sys::move_mount(&tmpfs, &dest)?;
     Ok(tmpfs)
 }
@@ -283,9 +321,15 @@ fn file_kind(mode: u32) -> &'static str {
 /// - not inside procfs or sysfs (where a mount can hide or redirect kernel interfaces, runc
 ///   CVE-2019-19921 and the 2025 /proc CVEs), except the few files in [`PROC_ALLOWED`] and the cgroup
 ///   mount under /sys/fs/cgroup, and then only when the path has no symlink in it.
-fn check_destination(root: &Root, op: &MountOp, dest: &OwnedFd) -> Result<()> {
-    let st = sys::fstat(dest)?;
-    if (st.st_dev, st.st_ino) == root.id()? {
+fn check_destination(
+    root: &Root,
+    op: &MountOp,
+    dest: &OwnedFd,
+    st: &libc::stat,
+    root_special: &mut Option<bool>,
+) -> Result<()> {
+    let root_id = root.id()?;
+    if (st.st_dev, st.st_ino) == root_id {
         return Err(Error::SafetyViolation(
             "the destination resolves to the rootfs itself; a mount there would cover it".into(),
         ));
@@ -297,10 +341,26 @@ fn check_destination(root: &Root, op: &MountOp, dest: &OwnedFd) -> Result<()> {
             file_kind(st.st_mode)
         )));
     }
-    let fs = nix::sys::statfs::fstatfs(dest)
-        .map_err(|e| Error::sys(format!("fstatfs({})", op.dest.display()), e))?
-        .filesystem_type()
-        .0 as i64;
+    let fstype = |fd: BorrowedFd<'_>, what: &Path| -> Result<i64> {
+        Ok(nix::sys::statfs::fstatfs(fd)
+            .map_err(|e| Error::sys(format!("fstatfs({})", what.display()), e))?
+            .filesystem_type()
+            .0 as i64)
+    };
+    // On the rootfs's own filesystem (same device), the answer is the rootfs's, asked once.
+    if st.st_dev == root_id.0 {
+        let special = match *root_special {
+            Some(s) => s,
+            None => {
+                let fs = fstype(root.fd(), Path::new("/"))?;
+                *root_special.insert(fs == PROC_SUPER_MAGIC || fs == SYSFS_MAGIC)
+            }
+        };
+        if !special {
+            return Ok(());
+        }
+    }
+    let fs = fstype(dest.as_fd(), &op.dest)?;
     if fs != PROC_SUPER_MAGIC && fs != SYSFS_MAGIC {
         return Ok(());
     }
@@ -365,17 +425,21 @@ pub fn apply_all(
     root: &Root,
     ops: &[MountOp],
     env: &mut Env<'_>,
-    mounted: &mut dyn FnMut(&MountOp, &OwnedFd) -> Result<()>,
+    mounted: &mut dyn FnMut(&MountOp, &OwnedFd, bool) -> Result<()>,
 ) -> Result<Option<OwnedFd>> {
     let mut dev = None;
     for op in ops {
-        let (mnt, _) = apply_one(root, op, env)?;
-        mounted(op, &mnt).with_context(|| op.label())?;
+        let (mnt, dir) = apply_one(root, op, env)?;
+        env.dests.mounted_at(&op.dest);
+        mounted(op, &mnt, dir).with_context(|| op.label())?;
         let is_dev_tmpfs = matches!(&op.kind, OpKind::Fs { fstype, .. } if fstype == "tmpfs")
             && op.dest == std::path::Path::new("/dev");
         if is_dev_tmpfs {
             dev = Some(mnt);
+        } else {
+            env.closer.defer(mnt);
         }
     }
+    env.closer.flush();
     Ok(dev)
 }

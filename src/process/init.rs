@@ -11,7 +11,7 @@ use crate::mount::apply::{HostPath, OpenSource};
 use crate::mount::plan::MountOp;
 use crate::resolve::Root;
 use crate::rootfs;
-use crate::security::landlock::{Builder as Landlock, Grant};
+use crate::security::landlock::{Builder as Landlock, Grant, Key};
 use crate::spec::ValidSpec;
 use crate::spec::validate::JoinNs;
 use crate::sys;
@@ -232,6 +232,9 @@ fn build_rootfs(
         sources,
         made: std::mem::take(made),
         usernses: Default::default(),
+        dests: Default::default(),
+        closer: Default::default(),
+        root_special: None,
         cgroup_v1: a
             .cgroup
             .filter(|c| c.version == crate::cgroups::Version::V1)
@@ -256,13 +259,19 @@ fn build_rootfs(
             .and_then(|c| c.dirs.first())
             .map(|d| d.path.clone()),
     };
-    let dev = crate::mount::apply::apply_all(&root, a.plan, &mut env, &mut |op, fd| {
+    let dev = crate::mount::apply::apply_all(&root, a.plan, &mut env, &mut |op, fd, dir| {
         let grant = if op.top_read_only() {
             Grant::Read
         } else {
             Grant::Write
         };
-        landlock.allow(fd.as_fd(), grant)
+        // One rule per bind source (its clones are one inode to Landlock); a new filesystem is its
+        // own object.
+        let key = match &op.kind {
+            crate::mount::plan::OpKind::Bind { source, .. } => Key::Source(source.clone()),
+            crate::mount::plan::OpKind::Fs { .. } => Key::Mount(op.index),
+        };
+        landlock.allow_known(fd.as_fd(), dir, key, grant)
     })?;
     if let Some(dev) = &dev {
         step("populating /dev", rootfs::populate_dev(dev, vs.userns))?;

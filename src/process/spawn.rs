@@ -309,7 +309,7 @@ fn hand_over_binds(
     let mut usernses =
         crate::mount::idmap::Usernses::new(Some(open(&format!("/proc/{pid}/ns/user"))?));
     let handed = binds.iter().try_for_each(|op| {
-        let (tree, _) = crate::mount::apply::bind_tree(op, sources, &mut usernses)
+        let tree = crate::mount::apply::bind_tree(op, sources, &mut usernses)
             .with_context(|| op.label())?;
         chan.send_with(&Msg::Tree(op.index as u32), Some(tree.as_raw_fd()))
     });

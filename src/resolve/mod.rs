@@ -29,6 +29,30 @@ const MAX_SYMLINKS: usize = 40;
 /// Steps in one creating walk before it is taken for a livelock.
 const MAX_STEPS: usize = 4096;
 
+/// The parent directory [`Root::open_or_create_stat`] last created in (its path in the root and fd).
+/// Cleared by the caller when a mount is attached at or above that path.
+#[derive(Debug, Default)]
+pub struct ParentCache(Option<(PathBuf, OwnedFd)>);
+
+impl ParentCache {
+    /// Forgets the parent unless a mount attached at `dest` (a path in the root) went inside it:
+    /// one at the parent, above it, or elsewhere (a symlink may lead anywhere) may cover it.
+    pub fn mounted_at(&mut self, dest: &Path) {
+        if self
+            .0
+            .as_ref()
+            .is_some_and(|(p, _)| !is_strictly_below(dest, p))
+        {
+            self.0 = None;
+        }
+    }
+}
+
+/// `a` is inside `b` (and not `b` itself), component-wise.
+fn is_strictly_below(a: &Path, b: &Path) -> bool {
+    a != b && a.starts_with(b)
+}
+
 /// What a path must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -214,6 +238,65 @@ impl Root {
         }
         let done = self.walk_create(path, kind)?;
         let fd = self.lookup(&done, libc::O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS)?;
+        self.check_kind(fd, path, kind)
+    }
+
+    /// [`Root::open_or_create`] for many destinations in a row (a container's volumes): also returns
+    /// the destination's stat, asks `kind` only when the destination must be created, and keeps the
+    /// last parent directory it created in (`cache`), so volumes side by side cost one mkdirat each.
+    /// What is mounted on is always the fd of a lookup from the root (IN_ROOT, no magic links), made
+    /// after the creation: a stale or swapped parent can at worst leave an empty directory behind,
+    /// never steer a mount.
+    pub fn open_or_create_stat(
+        &self,
+        path: &Path,
+        kind: &mut dyn FnMut() -> Result<Kind>,
+        cache: &mut ParentCache,
+    ) -> Result<(OwnedFd, libc::stat)> {
+        const R: u64 = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+        match self.openat2_retry(path, libc::O_PATH, R) {
+            Ok(fd) => {
+                let st = sys::fstat(&fd)?;
+                return Ok((fd, st));
+            }
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(self.err(path, R, e)),
+        }
+        let k = kind()?;
+        if let (Some(parent), Some(name)) = (path.parent(), path.file_name())
+            && name != ".."
+        {
+            if cache.0.as_ref().is_none_or(|(p, _)| p != parent) {
+                cache.0 = self
+                    .openat2_retry(parent, libc::O_PATH | libc::O_DIRECTORY, R)
+                    .ok()
+                    .map(|fd| (parent.to_path_buf(), fd));
+            }
+            if let Some((_, dir)) = &cache.0
+                && self.create_in(dir, Path::new(name), k).is_ok()
+                && let Ok(fd) = self.openat2_retry(path, libc::O_PATH, R)
+            {
+                let st = sys::fstat(&fd)?;
+                return Ok((self.check_kind_stat(fd, &st, path, k)?, st));
+            }
+            cache.0 = None;
+        }
+        let fd = self.open_or_create(path, k)?;
+        let st = sys::fstat(&fd)?;
+        Ok((fd, st))
+    }
+
+    fn check_kind_stat(
+        &self,
+        fd: OwnedFd,
+        st: &libc::stat,
+        path: &Path,
+        kind: Kind,
+    ) -> Result<OwnedFd> {
+        let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        if is_dir == (kind == Kind::Dir) {
+            return Ok(fd);
+        }
         self.check_kind(fd, path, kind)
     }
 

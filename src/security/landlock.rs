@@ -18,8 +18,7 @@ use crate::error::{Error, Result};
 use crate::spec::ValidSpec;
 use crate::sys;
 use landlock::{
-    ABI, Access, AccessFs, BitFlags, CompatLevel, Compatible, PathBeneath, Ruleset, RulesetAttr,
-    RulesetCreated, RulesetCreatedAttr, RulesetStatus,
+    ABI, Access, AccessFs, BitFlags, CompatLevel, Compatible, Ruleset, RulesetAttr, RulesetCreated,
 };
 use std::os::fd::BorrowedFd;
 #[cfg(test)]
@@ -103,12 +102,31 @@ fn simulated_absent() -> bool {
 }
 
 /// A ruleset being filled as mounts are made; [`Builder::restrict`] applies it.
+///
+/// The landlock crate creates the ruleset (and decides, per mode, what a kernel with an older ABI
+/// gets); rules are then added and the ruleset applied with berth's own syscalls on its fd, since
+/// the crate stats every rule's fd again (one more syscall per volume).
 pub struct Builder {
     mode: Mode,
-    ruleset: Option<RulesetCreated>,
-    /// One rule per inode and grant: many mounts of one source are one object to Landlock, and adding
-    /// the same rule again costs the kernel a merge each time (quadratic for thousands of mounts).
-    seen: std::collections::HashSet<(u64, u64, Grant)>,
+    ruleset: Option<std::os::fd::OwnedFd>,
+    /// The rights the ruleset handles (rules may grant no others).
+    handled: u64,
+    /// Every right berth wanted is handled.
+    full: bool,
+    /// One rule per object and grant: many mounts of one source are one object to Landlock, and
+    /// adding the same rule again costs the kernel a merge each time.
+    seen: std::collections::HashSet<(Key, Grant)>,
+}
+
+/// What a rule is on, for [`Builder`]'s deduplication.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// An inode (device, inode number).
+    Inode(u64, u64),
+    /// A bind source by the host path it was cloned from.
+    Source(std::path::PathBuf),
+    /// A mount of the plan by index (a new filesystem: an object of its own).
+    Mount(usize),
 }
 
 impl std::fmt::Debug for Builder {
@@ -130,25 +148,37 @@ impl Builder {
         let mut b = Builder {
             mode,
             ruleset: None,
+            handled: 0,
+            full: false,
             seen: Default::default(),
         };
-        if mode == Mode::Off || simulated_absent() {
-            return Ok(b);
-        }
+        let abi = match sys::landlock_abi() {
+            Some(abi) if mode != Mode::Off && !simulated_absent() => abi,
+            _ => {
+                if mode == Mode::Enforce && !simulated_absent() {
+                    // The crate says why (no Landlock in this kernel) with HardRequirement below.
+                } else {
+                    return Ok(b);
+                }
+                0
+            }
+        };
         let level = if mode == Mode::Enforce {
             CompatLevel::HardRequirement
         } else {
             CompatLevel::BestEffort
         };
-        b.ruleset = Some(
-            Ruleset::default()
-                .set_compatibility(level)
-                .handle_access(AccessFs::from_all(ABI_WANTED))
-                .map_err(lerr)?
-                .create()
-                .map_err(lerr)?
-                .no_new_privs(false),
-        );
+        let created: RulesetCreated = Ruleset::default()
+            .set_compatibility(level)
+            .handle_access(AccessFs::from_all(ABI_WANTED))
+            .map_err(lerr)?
+            .create()
+            .map_err(lerr)?;
+        b.ruleset = created.into();
+        let have = AccessFs::from_all(ABI::from(abi.min(ABI_WANTED as i64) as i32));
+        let wanted = AccessFs::from_all(ABI_WANTED);
+        b.handled = (have & wanted).bits();
+        b.full = have & wanted == wanted;
         Ok(b)
     }
 
@@ -159,7 +189,22 @@ impl Builder {
         }
         let st = sys::fstat(fd)?;
         let dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-        if !self.seen.insert((st.st_dev, st.st_ino, grant)) {
+        self.allow_known(fd, dir, Key::Inode(st.st_dev, st.st_ino), grant)
+    }
+
+    /// [`Builder::allow`] when the caller already knows whether `fd` is a directory and what it is
+    /// (no stat).
+    pub fn allow_known(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        dir: bool,
+        key: Key,
+        grant: Grant,
+    ) -> Result<()> {
+        let Some(ruleset) = &self.ruleset else {
+            return Ok(());
+        };
+        if !self.seen.insert((key, grant)) {
             return Ok(());
         }
         let mut rights: BitFlags<AccessFs> = match grant {
@@ -169,9 +214,15 @@ impl Builder {
         if !dir {
             rights &= AccessFs::from_file(ABI_WANTED);
         }
-        let rs = self.ruleset.take().expect("checked above");
-        self.ruleset = Some(rs.add_rule(PathBeneath::new(fd, rights)).map_err(lerr)?);
-        Ok(())
+        let access = rights.bits() & self.handled;
+        if access == 0 {
+            return Ok(());
+        }
+        Ok(sys::landlock_add_path_rule(
+            std::os::fd::AsFd::as_fd(ruleset),
+            fd,
+            access,
+        )?)
     }
 
     /// Restricts this process (needs no_new_privs or CAP_SYS_ADMIN). Returns a line saying what was
@@ -194,15 +245,13 @@ impl Builder {
                 ),
             };
         };
-        let status = ruleset.restrict_self().map_err(lerr)?;
-        let what = match status.ruleset {
-            RulesetStatus::FullyEnforced => "fully enforced",
-            RulesetStatus::PartiallyEnforced => {
-                "partially enforced (the kernel lacks some of ABI 7's rights)"
-            }
-            RulesetStatus::NotEnforced => "not enforced (this kernel does not support Landlock)",
+        sys::landlock_restrict_self(std::os::fd::AsFd::as_fd(&ruleset))?;
+        let what = if self.full {
+            "fully enforced"
+        } else {
+            "partially enforced (the kernel lacks some of ABI 7's rights)"
         };
-        if self.mode == Mode::Enforce && status.ruleset != RulesetStatus::FullyEnforced {
+        if self.mode == Mode::Enforce && !self.full {
             return Err(Error::NotSupported(format!(
                 "annotations.berth.landlock=enforce: Landlock {what}"
             )));

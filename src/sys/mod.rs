@@ -853,3 +853,103 @@ pub fn idmap_supported() -> bool {
     };
     ret < 0 && Errno::last() == Errno::EBADF
 }
+
+/// `struct landlock_path_beneath_attr` (packed: 12 bytes).
+#[repr(C, packed)]
+struct PathBeneathAttr {
+    allowed_access: u64,
+    parent_fd: i32,
+}
+
+/// landlock_add_rule(ruleset, LANDLOCK_RULE_PATH_BENEATH, {access, parent}, 0).
+pub fn landlock_add_path_rule(
+    ruleset: BorrowedFd<'_>,
+    parent: BorrowedFd<'_>,
+    access: u64,
+) -> Result<(), SysError> {
+    let attr = PathBeneathAttr {
+        allowed_access: access,
+        parent_fd: parent.as_raw_fd(),
+    };
+    // SAFETY: `attr` is the packed #[repr(C)] struct the kernel reads for LANDLOCK_RULE_PATH_BENEATH
+    // (1); it outlives the call. Both fds are borrowed for the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset.as_raw_fd(),
+            1,
+            &attr as *const PathBeneathAttr,
+            0,
+        )
+    };
+    unit(ret, || {
+        format!(
+            "landlock_add_rule({}, PATH_BENEATH, {access:#x}, {})",
+            describe_fd(ruleset.as_raw_fd()),
+            describe_fd(parent.as_raw_fd())
+        )
+    })
+}
+
+/// landlock_restrict_self(ruleset, 0): this thread (berth is single-threaded) is confined by it.
+pub fn landlock_restrict_self(ruleset: BorrowedFd<'_>) -> Result<(), SysError> {
+    // SAFETY: integer arguments only; the fd is borrowed for the call.
+    let ret = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0) };
+    unit(ret, || {
+        format!(
+            "landlock_restrict_self({})",
+            describe_fd(ruleset.as_raw_fd())
+        )
+    })
+}
+
+/// Fds closed in batches: contiguous runs of them with one close_range(2) each, instead of one close
+/// per fd (a container's volumes open two fds each, closed as soon as the volume is attached).
+#[derive(Debug, Default)]
+pub struct FdBatch {
+    fds: Vec<RawFd>,
+}
+
+impl FdBatch {
+    /// How many fds wait before they are closed: well under any RLIMIT_NOFILE.
+    const MAX: usize = 64;
+
+    /// Takes `fd` over; it is closed at the next flush.
+    pub fn defer(&mut self, fd: OwnedFd) {
+        self.fds.push(std::os::fd::IntoRawFd::into_raw_fd(fd));
+        if self.fds.len() >= Self::MAX {
+            self.flush();
+        }
+    }
+
+    /// Closes every fd taken over, one close_range per contiguous run.
+    pub fn flush(&mut self) {
+        self.fds.sort_unstable();
+        let mut i = 0;
+        while i < self.fds.len() {
+            let first = self.fds[i];
+            let mut last = first;
+            while i + 1 < self.fds.len() && self.fds[i + 1] == last + 1 {
+                i += 1;
+                last = self.fds[i];
+            }
+            // SAFETY: every fd in [first, last] was taken over by `defer` (into_raw_fd: this batch owns
+            // it, nothing else refers to it) and is closed exactly once, here.
+            let ret = unsafe { libc::syscall(libc::SYS_close_range, first as u32, last as u32, 0) };
+            if ret < 0 {
+                for fd in first..=last {
+                    // SAFETY: as above; close_range failed (an old kernel), so each is closed alone.
+                    unsafe { libc::close(fd) };
+                }
+            }
+            i += 1;
+        }
+        self.fds.clear();
+    }
+}
+
+impl Drop for FdBatch {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
