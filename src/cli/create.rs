@@ -147,6 +147,9 @@ pub fn create_container(
         e.harden(&mut plan);
         e.harden_root(vs);
     }
+    // From here on the plan is the mounts: the spec keeps none, so the copy kept in the state
+    // directory for exec and update (which use no mounts) is not thousands of volumes long.
+    vs.spec.mounts = Vec::new();
     let landlock = Mode::for_spec(vs, enforcer.as_ref().and_then(|e| e.policy.landlock))?;
     let cgroup = crate::cgroups::Cgroup::for_spec(vs, id)?;
     let mut c = Container::create(&g.root, id)?;
@@ -252,7 +255,7 @@ fn spawn_and_save(
     };
     // Once the state is durable the init may outlive this process (create): it stops dying with us
     // and says so, and only then may create exit.
-    // The spec as created (policy hardening included), for exec.
+    // The spec as created (policy hardening included, mounts left out), for exec and update.
     let config = c.dir.join(crate::state::CONFIG_FILE);
     let saved_ok = serde_json::to_vec(&vs.spec)
         .map_err(|e| Error::State(format!("encoding the config: {e}")))

@@ -136,8 +136,9 @@ fn is_bind(m: &Mount) -> bool {
 
 /// Plans one mount.
 pub fn plan_one(index: usize, m: &Mount, bundle: &Path) -> Result<MountOp> {
-    let label = format!("mounts[{index}] ({})", m.destination);
-    let bad = |msg: String| Error::InvalidSpec(format!("{label}: {msg}"));
+    // Made only for a message: plans of thousands of volumes format none.
+    let label = || format!("mounts[{index}] ({})", m.destination);
+    let bad = |msg: String| Error::InvalidSpec(format!("{}: {msg}", label()));
     if m.destination.is_empty() {
         return Err(bad("destination is empty".into()));
     }
@@ -174,14 +175,18 @@ pub fn plan_one(index: usize, m: &Mount, bundle: &Path) -> Result<MountOp> {
             Some(Opt::Idmap(r)) => idmap_opt = Some(r),
             Some(Opt::Ignore) => {}
             Some(Opt::Unsupported(why)) => {
-                return Err(Error::NotSupported(format!("{label}: option {o:?}: {why}")));
+                return Err(Error::NotSupported(format!(
+                    "{}: option {o:?}: {why}",
+                    label()
+                )));
             }
             None if o.is_empty() => return Err(bad("empty option".into())),
             // A bind mount makes no filesystem, so filesystem data and superblock options (mode=755,
             // size=, sync) mean nothing to it; runc and crun ignore them too.
             Some(Opt::SuperFlag) | None if bind => {
                 crate::logging::debug(&format!(
-                    "{label}: filesystem option {o:?} ignored on a bind mount"
+                    "{}: filesystem option {o:?} ignored on a bind mount",
+                    label()
                 ));
             }
             Some(Opt::SuperFlag) => params.push((o.clone(), None)),
@@ -287,8 +292,11 @@ pub fn resolve_idmaps(
     userns: Option<(&[IdMapping], &[IdMapping])>,
 ) -> Result<()> {
     for op in ops {
+        if !op.idmap.as_ref().is_some_and(|i| i.uid.is_empty()) {
+            continue;
+        }
         let label = op.label();
-        let Some(idmap) = op.idmap.as_mut().filter(|i| i.uid.is_empty()) else {
+        let Some(idmap) = op.idmap.as_mut() else {
             continue;
         };
         let (uid, gid) = userns.ok_or_else(|| {

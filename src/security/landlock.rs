@@ -115,7 +115,30 @@ pub struct Builder {
     full: bool,
     /// One rule per object and grant: many mounts of one source are one object to Landlock, and
     /// adding the same rule again costs the kernel a merge each time.
-    seen: std::collections::HashSet<(Key, Grant)>,
+    seen: std::collections::HashSet<(Key, Grant), std::hash::BuildHasherDefault<Fnv>>,
+}
+
+/// FNV-1a: the deduplication set hashes one short key per volume, where SipHash's resistance to
+/// chosen keys buys nothing (the keys are the bundle's own paths) and costs a visible share of a
+/// start with thousands of volumes.
+#[derive(Debug, Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
 }
 
 /// What a rule is on, for [`Builder`]'s deduplication.
