@@ -241,3 +241,41 @@ fn exec_with_a_terminal() {
     assert!(out.contains("/dev/pts/") && out.contains("t-ok"), "{out}");
     ok(&b.berth(&["delete", "-f", "ex7"]));
 }
+
+#[test]
+fn under_a_read_only_root_landlock_keeps_rw_volumes_writable_for_the_init_and_exec() {
+    // With a writable root every mount is covered by the root's rule; under a read-only root each
+    // writable volume needs its own, for the init and (rebuilt from the mount table) for exec.
+    let script =
+        "echo a > /rw/x && echo rw-ok; (echo b > /ro/x) 2>/dev/null || echo ro-refused; sleep 100";
+    let mut b = Bundle::new(script);
+    b.spec["root"]["readonly"] = json!(true);
+    b.spec["annotations"] = json!({"berth.landlock": "enforce"});
+    let (rw, ro) = (b.host_path("rw"), b.host_path("ro"));
+    b.add_mount(
+        json!({"destination": "/rw", "type": "bind", "source": rw, "options": ["rbind", "rw"]}),
+    );
+    b.add_mount(
+        json!({"destination": "/ro", "type": "bind", "source": ro, "options": ["rbind", "ro"]}),
+    );
+    std::fs::create_dir_all(b.rootfs.join("rw")).unwrap();
+    std::fs::create_dir_all(b.rootfs.join("ro")).unwrap();
+    running(&b, "ex9");
+    let out = ok(&b.berth(&[
+        "exec",
+        "ex9",
+        "sh",
+        "-c",
+        "echo c > /rw/y && echo exec-rw-ok; (echo d > /ro/y) 2>/dev/null || echo exec-ro-refused; \
+         (echo e > /tmp-file) 2>/dev/null || echo root-refused",
+    ]));
+    assert!(
+        out.contains("exec-rw-ok")
+            && out.contains("exec-ro-refused")
+            && out.contains("root-refused"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_to_string(rw.join("y")).unwrap(), "c\n");
+    assert_eq!(std::fs::read_to_string(rw.join("x")).unwrap(), "a\n");
+    ok(&b.berth(&["delete", "-f", "ex9"]));
+}

@@ -229,17 +229,21 @@ fn process(vs: &ValidSpec, t: &Target<'_>, chan: &Channel, root: &OwnedFd) -> Re
 }
 
 /// The container's Landlock ruleset again, from its mount table as the process sees it: the root, and
-/// each mount point (opened inside the root without following any symlink), read-only where mounted
+/// (under a read-only root) each mount point (opened inside the root without following any symlink), read-only where mounted
 /// read-only.
 fn container_rules(vs: &ValidSpec, mode: Mode, root: &Root) -> Result<Landlock> {
     let mut l = Landlock::new(mode)?;
     if mode == Mode::Off {
         return Ok(l);
     }
+    let root_ro = vs.spec.root.as_ref().is_some_and(|r| r.readonly);
+    l.allow_root(root.fd(), if root_ro { Grant::Read } else { Grant::Write })?;
+    if !root_ro {
+        // Everything beneath a writable root has every right already: no mount point needs a rule.
+        return Ok(l);
+    }
     let info = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| crate::error::io_err("read", Path::new("/proc/self/mountinfo"), e))?;
-    let root_ro = vs.spec.root.as_ref().is_some_and(|r| r.readonly);
-    l.allow(root.fd(), if root_ro { Grant::Read } else { Grant::Write })?;
     for line in info.lines() {
         let f: Vec<&str> = line.split(' ').collect();
         let (Some(point), Some(opts)) = (f.get(4), f.get(5)) else {

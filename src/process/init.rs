@@ -219,7 +219,7 @@ fn build_rootfs(
     } else {
         Grant::Write
     };
-    landlock.allow(root.fd(), root_grant)?;
+    landlock.allow_root(root.fd(), root_grant)?;
     let vetted = a.policy.map(|enforcer| crate::policy::Vetted {
         enforcer,
         rootfs: &vs.rootfs,

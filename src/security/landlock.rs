@@ -113,6 +113,10 @@ pub struct Builder {
     handled: u64,
     /// Every right berth wanted is handled.
     full: bool,
+    /// What the container's root got ([`Builder::allow_root`]): Landlock grants a path the union of
+    /// the rules of all its ancestors, across mount points, so a rule beneath the root granting no
+    /// more than this adds nothing and is not made (with a writable root, no volume needs a rule).
+    root: Option<Grant>,
     /// One rule per object and grant: many mounts of one source are one object to Landlock, and
     /// adding the same rule again costs the kernel a merge each time.
     seen: std::collections::HashSet<(Key, Grant), std::hash::BuildHasherDefault<Fnv>>,
@@ -173,6 +177,7 @@ impl Builder {
             ruleset: None,
             handled: 0,
             full: false,
+            root: None,
             seen: Default::default(),
         };
         let abi = match sys::landlock_abi() {
@@ -205,6 +210,14 @@ impl Builder {
         Ok(b)
     }
 
+    /// Allows `grant` beneath the container's root directory `fd`; rules added after it that grant no
+    /// more are skipped (see [`Builder`]'s `root`).
+    pub fn allow_root(&mut self, fd: BorrowedFd<'_>, grant: Grant) -> Result<()> {
+        self.allow(fd, grant)?;
+        self.root = Some(grant);
+        Ok(())
+    }
+
     /// Allows `grant` beneath the directory or file `fd` (a mount root berth attached).
     pub fn allow(&mut self, fd: BorrowedFd<'_>, grant: Grant) -> Result<()> {
         if self.ruleset.is_none() {
@@ -227,7 +240,12 @@ impl Builder {
         let Some(ruleset) = &self.ruleset else {
             return Ok(());
         };
-        if !self.seen.insert((key, grant)) {
+        let covered = match self.root {
+            Some(Grant::Write) => true,
+            Some(Grant::Read) => grant == Grant::Read,
+            None => false,
+        };
+        if covered || !self.seen.insert((key, grant)) {
             return Ok(());
         }
         let mut rights: BitFlags<AccessFs> = match grant {
