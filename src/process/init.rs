@@ -267,7 +267,7 @@ fn build_rootfs(
         };
         // One rule per bind source (its clones are one inode to Landlock); a new filesystem is its
         // own object.
-        let key = match &op.kind {
+        let key = || match &op.kind {
             crate::mount::plan::OpKind::Bind { source, .. } => Key::Source(source.clone()),
             crate::mount::plan::OpKind::Fs { .. } => Key::Mount(op.index),
         };

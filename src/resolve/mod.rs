@@ -88,15 +88,27 @@ fn parts(path: &Path) -> Vec<OsString> {
 }
 
 /// `path` relative to the root, for openat2 (empty means the root itself, spelled ".").
-fn rel(path: &Path) -> PathBuf {
+fn rel(path: &Path) -> std::borrow::Cow<'_, Path> {
+    // The common case, an absolute path of plain names (`/mnt/v1`), is borrowed as is without its
+    // leading slashes; anything else is rebuilt from its components.
+    let bytes = path.as_os_str().as_bytes();
+    let trimmed = &bytes[bytes.iter().take_while(|b| **b == b'/').count()..];
+    let plain = !trimmed.is_empty()
+        && !trimmed.ends_with(b"/")
+        && trimmed
+            .split(|b| *b == b'/')
+            .all(|c| !c.is_empty() && c != b"." && c != b"..");
+    if plain {
+        return std::borrow::Cow::Borrowed(Path::new(std::ffi::OsStr::from_bytes(trimmed)));
+    }
     let p: PathBuf = path
         .components()
         .filter(|c| !matches!(c, Component::RootDir | Component::Prefix(_)))
         .collect();
     if p.as_os_str().is_empty() {
-        PathBuf::from(".")
+        std::borrow::Cow::Owned(PathBuf::from("."))
     } else {
-        p
+        std::borrow::Cow::Owned(p)
     }
 }
 
@@ -433,6 +445,24 @@ impl Root {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn rel_borrows_plain_paths_and_rebuilds_the_rest() {
+        for (p, want, borrowed) in [
+            ("/mnt/v1", "mnt/v1", true),
+            ("mnt", "mnt", true),
+            ("//a/b", "a/b", true),
+            ("/", ".", false),
+            ("", ".", false),
+            ("/a/./b", "a/b", false),
+            ("/a//b/", "a/b", false),
+            ("/a/../b", "a/../b", false),
+        ] {
+            let r = rel(Path::new(p));
+            assert_eq!(r.as_ref(), Path::new(want), "{p}");
+            assert_eq!(matches!(r, std::borrow::Cow::Borrowed(_)), borrowed, "{p}");
+        }
+    }
 
     fn tree() -> (tempfile::TempDir, Root) {
         let t = tempfile::tempdir().unwrap();

@@ -225,7 +225,7 @@ impl Builder {
         }
         let st = sys::fstat(fd)?;
         let dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-        self.allow_known(fd, dir, Key::Inode(st.st_dev, st.st_ino), grant)
+        self.allow_known(fd, dir, || Key::Inode(st.st_dev, st.st_ino), grant)
     }
 
     /// [`Builder::allow`] when the caller already knows whether `fd` is a directory and what it is
@@ -234,7 +234,7 @@ impl Builder {
         &mut self,
         fd: BorrowedFd<'_>,
         dir: bool,
-        key: Key,
+        key: impl FnOnce() -> Key,
         grant: Grant,
     ) -> Result<()> {
         let Some(ruleset) = &self.ruleset else {
@@ -245,7 +245,7 @@ impl Builder {
             Some(Grant::Read) => grant == Grant::Read,
             None => false,
         };
-        if covered || !self.seen.insert((key, grant)) {
+        if covered || !self.seen.insert((key(), grant)) {
             return Ok(());
         }
         let mut rights: BitFlags<AccessFs> = match grant {
