@@ -335,3 +335,55 @@ fn rename_exchange_race_never_escapes_the_rootfs() {
         "no run resolved through the symlink; the race was not exercised"
     );
 }
+
+#[test]
+fn rename_exchange_race_on_volume_destinations_never_escapes_the_rootfs() {
+    // Bind volumes side by side (their parent directory is kept open across them) whose parent is
+    // swapped with a symlink to a host path while berth creates their destinations.
+    let mut b = Bundle::new("true");
+    let outside = b.host_path("race-target");
+    let src = b.host_path("vol-src");
+    let race = b.rootfs.join("race");
+    std::fs::create_dir_all(race.join("dir")).unwrap();
+    symlink(&outside, race.join("link")).unwrap();
+    let base = b.spec["mounts"].as_array().unwrap().len();
+    let swapper = Swapper::start(race.join("dir"), race.join("link"));
+    let (mut ok_runs, mut failed_runs) = (0, 0);
+    for i in 0..150 {
+        // Fresh names at every run, so every run creates its destinations.
+        b.spec["mounts"].as_array_mut().unwrap().truncate(base);
+        for j in 0..20 {
+            b.add_mount(bind(&src, &format!("/race/dir/v{i}-{j}"), &["rbind", "rw"]));
+        }
+        let o = b.run(&format!("vrace{i}"));
+        if o.status.success() {
+            ok_runs += 1;
+        } else {
+            failed_runs += 1;
+            let e = stderr(&o);
+            assert!(
+                e.contains("mounts[") || e.contains("race"),
+                "unexpected failure: {e}"
+            );
+        }
+    }
+    let swaps = swapper.stop();
+    assert!(swaps > 1000, "the swapper barely ran ({swaps} swaps)");
+    assert!(ok_runs > 0, "no run succeeded ({failed_runs} failed)");
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "something was created outside the rootfs"
+    );
+    assert_eq!(
+        std::fs::read_dir(&src).unwrap().count(),
+        0,
+        "something was created in the volume's source"
+    );
+    // The race was real: some destinations were created through the symlink (inside the rootfs).
+    let through_link = b.rootfs.join(outside.strip_prefix("/").unwrap());
+    assert!(
+        through_link.is_dir() && std::fs::read_dir(&through_link).unwrap().count() > 0,
+        "no run resolved through the symlink; the race was not exercised"
+    );
+}
