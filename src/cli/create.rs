@@ -68,7 +68,9 @@ pub fn load_spec(bundle: &Path) -> Result<ValidSpec> {
     let bytes = std::fs::read(&path)
         .map_err(|e| io_err("read", &path, e))
         .with_context(|| "loading the bundle".into())?;
-    ValidSpec::new(spec::parse(&bytes)?, bundle)
+    let mut spec = spec::parse(&bytes)?;
+    spec::rootless::adapt(&mut spec);
+    ValidSpec::new(spec, bundle)
 }
 
 fn listen_fds() -> u32 {

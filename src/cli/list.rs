@@ -48,10 +48,33 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         ))?;
         for s in &states {
             super::out(&format!(
-                "{:<12} {:<8} {:<10} {:<40} {:<30} root",
-                s.id, s.pid, s.status, s.bundle, s.created
+                "{:<12} {:<8} {:<10} {:<40} {:<30} {}",
+                s.id,
+                s.pid,
+                s.status,
+                s.bundle,
+                s.created,
+                owner(&g.root.join(&s.id))
             ))?;
         }
     }
     Ok(0)
+}
+
+/// The owner of a container's state directory, by name when /etc/passwd has it (runc's OWNER).
+fn owner(dir: &std::path::Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = std::fs::metadata(dir).map(|m| m.uid()) else {
+        return "?".into();
+    };
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
+            })
+        })
+        .unwrap_or_else(|| uid.to_string())
 }

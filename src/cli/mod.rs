@@ -50,8 +50,9 @@ pub enum LogFormat {
 /// it.
 #[derive(Debug, clap::Args)]
 pub struct Global {
-    /// Directory for container state.
-    #[arg(long, default_value = "/run/berth")]
+    /// Directory for container state (default /run/berth; for a user other than root,
+    /// $XDG_RUNTIME_DIR/berth).
+    #[arg(long, default_value_os_t = default_root())]
     pub root: PathBuf,
     /// Log file (default: stderr).
     #[arg(long)]
@@ -68,6 +69,19 @@ pub struct Global {
     /// Accepted for compatibility; a systemd cgroup path is refused, as berth manages no cgroups yet.
     #[arg(long)]
     pub systemd_cgroup: bool,
+}
+
+/// Where state goes without `--root`: /run/berth for root, as runc's /run/runc; for another user
+/// (rootless) $XDG_RUNTIME_DIR/berth, or /tmp/berth-UID without XDG_RUNTIME_DIR.
+fn default_root() -> PathBuf {
+    let uid = nix::unistd::geteuid();
+    if uid.is_root() {
+        return PathBuf::from("/run/berth");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d).join("berth"),
+        None => PathBuf::from(format!("/tmp/berth-{uid}")),
+    }
 }
 
 /// The verbs.

@@ -107,6 +107,7 @@ pub fn front_end_spec(rootfs: &Path, volumes: &[Volume], command: &[String]) -> 
         });
     }
     let cwd = std::env::current_dir().map_err(|e| io_err("getcwd", Path::new("."), e))?;
+    crate::spec::rootless::adapt(&mut spec);
     ValidSpec::new(spec, &cwd)
 }
 

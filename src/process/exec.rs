@@ -104,10 +104,17 @@ pub fn spawn(vs: &ValidSpec, t: &Target<'_>) -> Result<Spawned> {
     // The pid namespace is joined here, for children only (the process is the one fork made after
     // it): berth itself stays in the host's and is invisible from the container. Every other
     // namespace is joined by the child.
-    let pid_ns = CloneFlags::CLONE_NEWPID;
-    if flags.contains(pid_ns) {
+    // Rootless, joining a pid namespace needs CAP_SYS_ADMIN where berth stands, which only the
+    // container's user namespace gives it: berth joins that one too (one setns, user first). It then
+    // acts as the container's root, which rootless is the user anyway.
+    let mut pid_ns = CloneFlags::CLONE_NEWPID;
+    if crate::spec::rootless::active() && flags.contains(CloneFlags::CLONE_NEWUSER) {
+        pid_ns |= CloneFlags::CLONE_NEWUSER;
+    }
+    let pid_ns = pid_ns & flags;
+    if !pid_ns.is_empty() {
         nix::sched::setns(pidfd.as_fd(), pid_ns)
-            .map_err(|e| Error::sys("setns(pidfd of the init, CLONE_NEWPID)", e))?;
+            .map_err(|e| Error::sys(format!("setns(pidfd of the init, {pid_ns:?})"), e))?;
     }
     // Non-dumpable from before the fork: the child is in the container's pid namespace from birth,
     // and no container process may open its /proc/<pid>/exe or memory (runc CVE-2019-5736).

@@ -113,7 +113,14 @@ fn enter_namespaces(a: &InitArgs<'_>) -> Result<Made> {
     if let Some(fd) = a.lock_fd {
         sys::close_inherited(fd);
     }
-    step("prctl", sys::set_non_dumpable().map_err(Into::into))?;
+    // Rootless, the parent (not root) writes the id maps, which the kernel lets it do only while this
+    // process is dumpable (its /proc files are then the user's): until sync point 1, as runc does.
+    // Nothing else is in its namespaces yet, and the user owns berth itself anyway.
+    let new_user = vs.clone_flags.contains(CloneFlags::CLONE_NEWUSER);
+    let dumpable_until_mapped = new_user && crate::spec::rootless::active();
+    if !dumpable_until_mapped {
+        step("prctl", sys::set_non_dumpable().map_err(Into::into))?;
+    }
     step(
         "prctl",
         sys::set_parent_death_signal(libc::SIGKILL).map_err(Into::into),
@@ -126,7 +133,6 @@ fn enter_namespaces(a: &InitArgs<'_>) -> Result<Made> {
     //    id maps; then become root there.
     //    In a new user namespace the parent also hands over the bind mounts it made with the host's
     //    view of their sources (this process's root may not reach them).
-    let new_user = vs.clone_flags.contains(CloneFlags::CLONE_NEWUSER);
     let mut made = std::collections::HashMap::new();
     if new_user || a.in_cgroup {
         loop {
@@ -142,6 +148,9 @@ fn enter_namespaces(a: &InitArgs<'_>) -> Result<Made> {
                 }
             }
         }
+    }
+    if dumpable_until_mapped {
+        step("prctl", sys::set_non_dumpable().map_err(Into::into))?;
     }
     if new_user {
         become_root()?;

@@ -88,6 +88,55 @@ fn write_proc(pid: i32, file: &str, content: &str) -> Result<()> {
     std::fs::write(&path, content).map_err(|e| io_err("write", Path::new(&path), e))
 }
 
+/// The id maps of a child in a new user namespace, written by a parent that is not root: a single
+/// mapping of the caller's own id is written directly (gid_map after `setgroups` is denied, as the
+/// kernel requires); anything else goes through the setuid helpers newuidmap/newgidmap (package
+/// uidmap), which check the ranges against /etc/subuid and /etc/subgid.
+fn rootless_maps(pid: i32, uid: &[IdMapping], gid: &[IdMapping]) -> Result<()> {
+    let (me, my_gid) = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    let own = |maps: &[IdMapping], id: u32| matches!(maps, [m] if m.size == 1 && m.host_id == id);
+    if own(uid, me) {
+        write_proc(pid, "uid_map", &map_text(uid)).with_context(|| "linux.uidMappings".into())?;
+    } else {
+        helper("newuidmap", pid, uid).with_context(|| "linux.uidMappings".into())?;
+    }
+    if own(gid, my_gid) {
+        write_proc(pid, "setgroups", "deny").with_context(|| "linux.gidMappings".into())?;
+        write_proc(pid, "gid_map", &map_text(gid)).with_context(|| "linux.gidMappings".into())?;
+    } else {
+        helper("newgidmap", pid, gid).with_context(|| "linux.gidMappings".into())?;
+    }
+    Ok(())
+}
+
+/// newuidmap/newgidmap PID INSIDE OUTSIDE COUNT...
+fn helper(tool: &str, pid: i32, maps: &[IdMapping]) -> Result<()> {
+    let mut args = vec![pid.to_string()];
+    for m in maps {
+        args.extend([m.container_id, m.host_id, m.size].map(|n| n.to_string()));
+    }
+    let out = std::process::Command::new(tool)
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| {
+            Error::NotSupported(format!(
+                "rootless: mappings other than your own id need {tool} (package uidmap): {e}"
+            ))
+        })?;
+    if !out.status.success() {
+        return Err(Error::NotSupported(format!(
+            "rootless: {tool} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
 fn map_text(maps: &[IdMapping]) -> String {
     maps.iter()
         .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
@@ -204,11 +253,18 @@ fn drive(
     }
     if new_user {
         let l = vs.linux();
-        write_proc(pid, "uid_map", &map_text(&l.uid_mappings))
-            .with_context(|| "linux.uidMappings".into())?;
-        write_proc(pid, "gid_map", &map_text(&l.gid_mappings))
-            .with_context(|| "linux.gidMappings".into())?;
-        hand_over_binds(vs, opts, plan, pid, parent_end)?;
+        if nix::unistd::geteuid().is_root() {
+            write_proc(pid, "uid_map", &map_text(&l.uid_mappings))
+                .with_context(|| "linux.uidMappings".into())?;
+            write_proc(pid, "gid_map", &map_text(&l.gid_mappings))
+                .with_context(|| "linux.gidMappings".into())?;
+            hand_over_binds(vs, opts, plan, pid, parent_end)?;
+        } else {
+            // Rootless: the maps an unprivileged parent may write (see rootless_maps); the child,
+            // root in its own user namespace, makes its bind mounts itself (berth cannot enter its
+            // mount namespace to hand them over).
+            rootless_maps(pid, &l.uid_mappings, &l.gid_mappings)?;
+        }
     }
     if new_user || opts.cgroup.is_some() {
         parent_end.send(&Msg::Continue)?;

@@ -6,6 +6,7 @@
 //! JSON so that validation can refuse them instead of silently skipping a security setting.
 
 pub mod default;
+pub mod rootless;
 pub mod validate;
 
 use serde::{Deserialize, Serialize};

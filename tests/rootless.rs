@@ -1,0 +1,193 @@
+//! berth run by a user other than root: a throwaway unprivileged user made for each test (useradd,
+//! removed at the end), berth run through `setpriv` with its uid, gid and no supplementary groups,
+//! state under its own XDG_RUNTIME_DIR. A container, the lifecycle verbs, the volume front end, exec,
+//! and a spec asking for cgroups.
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A user that exists for one test.
+struct User {
+    name: String,
+    uid: u32,
+    gid: u32,
+    /// Its XDG_RUNTIME_DIR.
+    xdg: PathBuf,
+}
+
+impl User {
+    fn new(tag: &str, tmp: &Path) -> User {
+        let name = format!("brl{}{tag}", std::process::id());
+        let out = Command::new("useradd")
+            .args(["-M", "-N", "-s", "/bin/sh", &name])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "useradd: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let id = |flag: &str| -> u32 {
+            let o = Command::new("id").args([flag, &name]).output().unwrap();
+            String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+        };
+        let (uid, gid) = (id("-u"), id("-g"));
+        let xdg = tmp.join("xdg");
+        std::fs::create_dir_all(&xdg).unwrap();
+        std::os::unix::fs::chown(&xdg, Some(uid), Some(gid)).unwrap();
+        User {
+            name,
+            uid,
+            gid,
+            xdg,
+        }
+    }
+
+    /// `berth ARGS` as this user (the binary copied where the user can run it).
+    fn berth(&self, b: &Bundle, args: &[&str]) -> Output {
+        let bin = b.tmp.path().join("berth-bin");
+        if !bin.exists() {
+            std::fs::copy(BERTH, &bin).unwrap();
+        }
+        let mut c = Command::new("setpriv");
+        c.arg(format!("--reuid={}", self.uid))
+            .arg(format!("--regid={}", self.gid))
+            .arg("--clear-groups")
+            .arg(&bin)
+            .args(args)
+            .env("XDG_RUNTIME_DIR", &self.xdg)
+            .current_dir(&b.dir);
+        output(&mut c, b.tmp.path())
+    }
+}
+
+impl Drop for User {
+    fn drop(&mut self) {
+        // Only processes of this throwaway user, which only this test ran.
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-u", &self.name])
+            .output();
+        let _ = Command::new("userdel").arg(&self.name).output();
+    }
+}
+
+/// A bundle whose every file the user may read and whose rootfs the user owns (a rootless user's own
+/// image), plus the user.
+fn world(tag: &str, script: &str) -> (Bundle, User) {
+    let b = Bundle::new(script);
+    let u = User::new(tag, b.tmp.path());
+    for p in [b.tmp.path(), b.dir.as_path()] {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let out = Command::new("chown")
+        .args(["-R", &format!("{}:{}", u.uid, u.gid)])
+        .arg(&b.rootfs)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    (b, u)
+}
+
+#[test]
+fn a_container_runs_rootless_with_the_callers_id_as_its_root() {
+    let (b, u) = world(
+        "a",
+        "id -u; cat /proc/self/uid_map; echo hi > /tmp/x && cat /tmp/x",
+    );
+    b.write();
+    let out = u.berth(&b, &["run", "r1"]);
+    let text = ok(&out);
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], ["0"], "{text}");
+    assert_eq!(lines[1], ["0", &u.uid.to_string(), "1"], "{text}");
+    assert_eq!(lines[2], ["hi"], "{text}");
+    // The state went under the user's XDG_RUNTIME_DIR, and nothing is left there.
+    assert!(u.xdg.join("berth").is_dir());
+    assert_eq!(std::fs::read_dir(u.xdg.join("berth")).unwrap().count(), 0);
+}
+
+#[test]
+fn create_start_list_exec_delete_rootless() {
+    let (mut b, u) = world("b", "sleep 100");
+    // Asking for cgroups is a warning rootless (none is delegated here), not a failure.
+    b.spec["linux"]["resources"] = json!({"pids": {"limit": 100}});
+    b.write();
+    let bundle = b.dir.to_str().unwrap().to_string();
+    let e = stderr(&ok_output(
+        u.berth(&b, &["create", "--bundle", &bundle, "c1"]),
+    ));
+    assert!(
+        e.contains("rootless") && e.contains("linux.resources"),
+        "{e}"
+    );
+    ok(&u.berth(&b, &["start", "c1"]));
+    let list = ok(&u.berth(&b, &["list"]));
+    assert!(
+        list.contains("c1") && list.contains("running") && list.contains(&u.name),
+        "{list}"
+    );
+    let dir = u.xdg.join("berth/c1");
+    assert_eq!(std::fs::metadata(&dir).unwrap().uid(), u.uid);
+    let out = ok(&u.berth(
+        &b,
+        &["exec", "c1", "sh", "-c", "id -u; cat /proc/1/cmdline"],
+    ));
+    assert!(out.starts_with("0\nsleep"), "{out}");
+    ok(&u.berth(&b, &["kill", "c1", "KILL"]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ok(&u.berth(&b, &["state", "c1"])).contains("stopped") {
+        assert!(std::time::Instant::now() < deadline, "c1 did not stop");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    ok(&u.berth(&b, &["delete", "c1"]));
+    assert!(!dir.exists());
+}
+
+#[test]
+fn the_front_end_mounts_volumes_rootless() {
+    let (b, u) = world("c", "true");
+    let (ro, rw) = (b.host_path("ro"), b.host_path("rw"));
+    std::fs::write(ro.join("f"), "read me\n").unwrap();
+    for d in [&ro, &rw] {
+        std::os::unix::fs::chown(d, Some(u.uid), Some(u.gid)).unwrap();
+    }
+    let rootfs = b.rootfs.to_str().unwrap().to_string();
+    let out = ok(&u.berth(
+        &b,
+        &[
+            "run",
+            "--rootfs",
+            &rootfs,
+            "-v",
+            &format!("{}:/ro", ro.display()),
+            "-v",
+            &format!("{}:/rw:rw", rw.display()),
+            "--",
+            "sh",
+            "-c",
+            "cat /ro/f; (echo x > /ro/n) 2>/dev/null || echo ro-refused; echo y > /rw/n && echo rw-ok",
+        ],
+    ));
+    assert_eq!(out, "read me\nro-refused\nrw-ok\n");
+    // Written as the container's root, which is the user on the host.
+    assert_eq!(std::fs::metadata(rw.join("n")).unwrap().uid(), u.uid);
+    assert!(!ro.join("n").exists());
+}
+
+fn ok_output(o: Output) -> Output {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
