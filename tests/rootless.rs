@@ -36,6 +36,16 @@ impl User {
             String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
         };
         let (uid, gid) = (id("-u"), id("-g"));
+        // No subordinate ids unless a test gives some (useradd adds a range where /etc/subuid exists).
+        let _ = Command::new("usermod")
+            .args([
+                "--del-subuids",
+                "1-4294967294",
+                "--del-subgids",
+                "1-4294967294",
+                &name,
+            ])
+            .output();
         let xdg = tmp.join("xdg");
         std::fs::create_dir_all(&xdg).unwrap();
         std::os::unix::fs::chown(&xdg, Some(uid), Some(gid)).unwrap();
@@ -67,6 +77,15 @@ impl User {
 
 impl Drop for User {
     fn drop(&mut self) {
+        let _ = Command::new("usermod")
+            .args([
+                "--del-subuids",
+                "1-4294967294",
+                "--del-subgids",
+                "1-4294967294",
+                &self.name,
+            ])
+            .output();
         // Only processes of this throwaway user, which only this test ran.
         let _ = Command::new("pkill")
             .args(["-KILL", "-u", &self.name])
@@ -190,4 +209,36 @@ fn ok_output(o: Output) -> Output {
         String::from_utf8_lossy(&o.stderr)
     );
     o
+}
+
+#[test]
+fn subordinate_ids_give_the_container_a_full_range() {
+    let (mut b, u) = world(
+        "d",
+        "cat /proc/self/uid_map; touch /tmp/f && chown 1000:1000 /tmp/f && stat -c %u /tmp/f",
+    );
+    for set in ["bounding", "effective", "permitted"] {
+        b.spec["process"]["capabilities"][set] = json!(["CAP_CHOWN"]);
+    }
+    // A subordinate range for the throwaway user (removed with it).
+    let base = 400_000 + (std::process::id() % 1000) * 70_000;
+    let range = format!("{base}-{}", base + 65_535);
+    let out = Command::new("usermod")
+        .args(["--add-subuids", &range, "--add-subgids", &range, &u.name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "usermod: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    b.write();
+    let text = ok(&u.berth(&b, &["run", "s1"]));
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], ["0", &u.uid.to_string(), "1"], "{text}");
+    assert_eq!(lines[1], ["1", &base.to_string(), "65536"], "{text}");
+    assert_eq!(lines[2], ["1000"], "{text}");
 }

@@ -67,14 +67,5 @@ fn owner(dir: &std::path::Path) -> String {
     let Ok(uid) = std::fs::metadata(dir).map(|m| m.uid()) else {
         return "?".into();
     };
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|p| {
-            p.lines().find_map(|l| {
-                let mut f = l.split(':');
-                let name = f.next()?;
-                (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
-            })
-        })
-        .unwrap_or_else(|| uid.to_string())
+    crate::spec::rootless::user_name(uid).unwrap_or_else(|| uid.to_string())
 }

@@ -2,8 +2,9 @@
 //! namespace allows, each change said in the log, before it is validated.
 //!
 //! - No user namespace, or one without mappings: one is added that maps container root to the
-//!   caller (uid and gid), as `runc spec --rootless` writes it. Other mappings are kept and written
-//!   through newuidmap/newgidmap (see process::spawn).
+//!   caller (uid and gid), as `runc spec --rootless` writes it, and container ids 1.. to the user's
+//!   subordinate range when /etc/subuid and /etc/subgid have one and newuidmap/newgidmap exist.
+//!   Mappings other than the caller's own id are written through those helpers (process::spawn).
 //! - cgroups: none (they are not delegated to the user here); `linux.resources` and
 //!   `linux.cgroupsPath` are dropped with a warning, as crun does.
 //! - devpts `gid=N` where N is not mapped is dropped (the kernel refuses it); without a network
@@ -42,15 +43,36 @@ pub fn adapt(spec: &mut Spec) {
         .iter()
         .any(|n| n.typ == "user" && n.path.is_none());
     if user_is_new && linux.uid_mappings.is_empty() && linux.gid_mappings.is_empty() {
-        let own = |id| {
-            vec![IdMapping {
-                container_id: 0,
-                host_id: id,
-                size: 1,
-            }]
+        let own = |id| IdMapping {
+            container_id: 0,
+            host_id: id,
+            size: 1,
         };
-        linux.uid_mappings = own(uid);
-        linux.gid_mappings = own(gid);
+        linux.uid_mappings = vec![own(uid)];
+        linux.gid_mappings = vec![own(gid)];
+        // With subordinate ids in /etc/subuid and /etc/subgid (and newuidmap/newgidmap to map
+        // them), the container also gets ids 1.. from those ranges.
+        let helpers = ["newuidmap", "newgidmap"].iter().all(|t| {
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                .any(|d| d.join(t).is_file())
+        });
+        let name = user_name(uid);
+        if let (true, Some((us, un)), Some((gs, gn))) = (
+            helpers,
+            subordinate("/etc/subuid", uid, name.as_deref()),
+            subordinate("/etc/subgid", uid, name.as_deref()),
+        ) {
+            let range = |start, count| IdMapping {
+                container_id: 1,
+                host_id: start,
+                size: count,
+            };
+            linux.uid_mappings.push(range(us, un));
+            linux.gid_mappings.push(range(gs, gn));
+            note(format!(
+                "container ids 1..{un} are uids {us}.. and 1..{gn} gids {gs}.. (/etc/subuid, /etc/subgid)"
+            ));
+        }
     }
     if linux.resources.as_ref().is_some_and(|r| !r.is_null()) || linux.cgroups_path.is_some() {
         crate::logging::warn(&format!(
@@ -103,4 +125,30 @@ pub fn adapt(spec: &mut Spec) {
             ));
         }
     }
+}
+
+/// The login name of `uid` from /etc/passwd.
+pub fn user_name(uid: u32) -> Option<String> {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
+        })
+}
+
+/// The first subordinate range (`start`, `count`) of the user in `file` (`NAME:START:COUNT` or
+/// `UID:START:COUNT` lines).
+fn subordinate(file: &str, uid: u32, name: Option<&str>) -> Option<(u32, u32)> {
+    std::fs::read_to_string(file).ok()?.lines().find_map(|l| {
+        let mut f = l.trim().split(':');
+        let who = f.next()?;
+        if who != uid.to_string() && Some(who) != name {
+            return None;
+        }
+        let (start, count) = (f.next()?.parse().ok()?, f.next()?.parse().ok()?);
+        (count > 0).then_some((start, count))
+    })
 }
