@@ -36,6 +36,8 @@ pub enum Gate {
 /// What the parent hands to the init.
 #[derive(Debug)]
 pub struct InitArgs<'a> {
+    /// berth runs rootless (decided by the parent before the clone).
+    pub rootless: bool,
     /// The validated spec.
     pub vs: &'a ValidSpec,
     /// The mount plan.
@@ -117,7 +119,7 @@ fn enter_namespaces(a: &InitArgs<'_>) -> Result<Made> {
     // process is dumpable (its /proc files are then the user's): until sync point 1, as runc does.
     // Nothing else is in its namespaces yet, and the user owns berth itself anyway.
     let new_user = vs.clone_flags.contains(CloneFlags::CLONE_NEWUSER);
-    let dumpable_until_mapped = new_user && crate::spec::rootless::active();
+    let dumpable_until_mapped = new_user && a.rootless;
     if !dumpable_until_mapped {
         step("prctl", sys::set_non_dumpable().map_err(Into::into))?;
     }

@@ -433,6 +433,8 @@ pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spa
         clone_flags
     };
     let hooks = has_any_hooks(vs);
+    // Decided here, before the clone: in the child geteuid() says 0 as soon as its maps are written.
+    let rootless = crate::spec::rootless::active();
     let pid = match sys::clone_fork(clone_flags.bits() as libc::c_ulong)? {
         Forked::Child => {
             drop(parent_end);
@@ -454,6 +456,7 @@ pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spa
                 in_cgroup: opts.cgroup.is_some(),
                 cgroupns_later,
                 cgroup: opts.cgroup,
+                rootless,
             })
         }
         Forked::Parent(pid) => pid,
