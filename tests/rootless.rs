@@ -242,3 +242,53 @@ fn subordinate_ids_give_the_container_a_full_range() {
     assert_eq!(lines[1], ["1", &base.to_string(), "65536"], "{text}");
     assert_eq!(lines[2], ["1000"], "{text}");
 }
+
+#[test]
+fn spec_rootless_writes_runcs_rootless_spec_and_it_runs() {
+    let (mut b, u) = world("e", "true");
+    // The user writes the spec itself, as with `runc spec --rootless`.
+    let dir = b.tmp.path().join("rl-bundle");
+    std::fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(u.uid), Some(u.gid)).unwrap();
+    ok(&u.berth(
+        &b,
+        &["spec", "--rootless", "--bundle", dir.to_str().unwrap()],
+    ));
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let ns: Vec<&str> = spec["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["type"].as_str().unwrap())
+        .collect();
+    assert!(ns.contains(&"user") && !ns.contains(&"network"), "{ns:?}");
+    assert_eq!(
+        spec["linux"]["uidMappings"],
+        json!([{"containerID": 0, "hostID": u.uid, "size": 1}])
+    );
+    let sys = spec["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["destination"] == "/sys")
+        .unwrap();
+    assert_eq!(sys["type"], "bind", "{sys}");
+    // It runs as that user, on the test's rootfs.
+    b.spec = spec;
+    b.spec["root"]["path"] = json!(b.rootfs);
+    b.spec["process"]["terminal"] = json!(false);
+    b.spec["process"]["args"] = json!([
+        "sh",
+        "-c",
+        "id -u; grep ' /sys ' /proc/self/mountinfo | grep -c ' ro,'"
+    ]);
+    b.write();
+    let out = ok(&u.berth(&b, &["run", "sp1"]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "0", "{out}");
+    assert!(
+        lines[1].parse::<u32>().unwrap() >= 1,
+        "/sys is not bound read-only: {out}"
+    );
+}

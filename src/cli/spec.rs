@@ -13,6 +13,11 @@ pub struct Args {
     /// kexec, keyring, ptrace, bpf... refused).
     #[arg(long, value_parser = ["default"])]
     pub seccomp: Option<String>,
+    /// A spec for a user other than root (as `runc spec --rootless`): a user namespace mapping
+    /// container root to the caller, no network namespace, the host's /sys bound read-only, no
+    /// devpts gid, no resources.
+    #[arg(long)]
+    pub rootless: bool,
 }
 
 /// `berth spec`.
@@ -28,6 +33,9 @@ pub fn run(a: Args) -> Result<i32> {
     if a.seccomp.is_some() {
         spec.linux.get_or_insert_with(Default::default).seccomp =
             Some(crate::security::seccomp::default_profile());
+    }
+    if a.rootless {
+        crate::spec::rootless::rootless_spec(&mut spec);
     }
     let text = serde_json::to_string_pretty(&spec).unwrap_or_default();
     std::fs::write(&path, text + "\n").map_err(|e| io_err("write", &path, e))?;

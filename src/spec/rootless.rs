@@ -17,16 +17,37 @@ pub fn active() -> bool {
     !nix::unistd::geteuid().is_root()
 }
 
+/// `berth spec --rootless`: runc's rootless spec: no network (nor cgroup) namespace, a user namespace
+/// mapping container root to the caller, then what [`adapt`] does (the host's /sys bound read-only,
+/// no unmapped devpts gid, no resources).
+pub fn rootless_spec(spec: &mut Spec) {
+    let linux = spec.linux.get_or_insert_with(Default::default);
+    linux
+        .namespaces
+        .retain(|n| n.typ != "network" && n.typ != "cgroup");
+    linux.uid_mappings.clear();
+    linux.gid_mappings.clear();
+    apply(spec, false);
+}
+
 /// Adapts `spec` for a rootless run (nothing when berth is root).
 pub fn adapt(spec: &mut Spec) {
-    if !active() {
-        return;
+    if active() {
+        apply(spec, true);
     }
+}
+
+/// The rootless changes; `say` logs each (a run), else they are silent (`berth spec`).
+fn apply(spec: &mut Spec, say: bool) {
     let (uid, gid) = (
         nix::unistd::geteuid().as_raw(),
         nix::unistd::getegid().as_raw(),
     );
-    let note = |m: String| crate::logging::info(&format!("rootless: {m}"));
+    let note = |m: String| {
+        if say {
+            crate::logging::info(&format!("rootless: {m}"));
+        }
+    };
     let linux = spec.linux.get_or_insert_with(Default::default);
     let has = |t: &str| linux.namespaces.iter().any(|n| n.typ == t);
     if !has("user") {
@@ -57,8 +78,9 @@ pub fn adapt(spec: &mut Spec) {
                 .any(|d| d.join(t).is_file())
         });
         let name = user_name(uid);
+        // (At run time only: `berth spec --rootless` writes the single mapping, as runc.)
         if let (true, Some((us, un)), Some((gs, gn))) = (
-            helpers,
+            helpers && say,
             subordinate("/etc/subuid", uid, name.as_deref()),
             subordinate("/etc/subgid", uid, name.as_deref()),
         ) {
@@ -74,10 +96,14 @@ pub fn adapt(spec: &mut Spec) {
             ));
         }
     }
-    if linux.resources.as_ref().is_some_and(|r| !r.is_null()) || linux.cgroups_path.is_some() {
+    if (linux.resources.as_ref().is_some_and(|r| !r.is_null()) || linux.cgroups_path.is_some())
+        && say
+    {
         crate::logging::warn(&format!(
             "rootless: linux.resources and linux.cgroupsPath ignored: no cgroup is delegated to uid {uid}"
         ));
+    }
+    if linux.resources.is_some() || linux.cgroups_path.is_some() {
         linux.resources = None;
         linux.cgroups_path = None;
     }
