@@ -302,24 +302,7 @@ fn rename_exchange_race_never_escapes_the_rootfs() {
     symlink(&outside, race.join("link")).unwrap();
     b.add_mount(json!({"destination": "/race/dir/sub", "type": "tmpfs", "source": "race"}));
     b.write();
-    let swapper = Swapper::start(race.join("dir"), race.join("link"));
-    let (mut ok_runs, mut failed_runs) = (0, 0);
-    for i in 0..300 {
-        let o = b.run(&format!("race{i}"));
-        if o.status.success() {
-            ok_runs += 1;
-        } else {
-            failed_runs += 1;
-            let e = stderr(&o);
-            assert!(
-                e.contains("mounts[7]") || e.contains("race"),
-                "unexpected failure: {e}"
-            );
-        }
-    }
-    let swaps = swapper.stop();
-    assert!(swaps > 1000, "the swapper barely ran ({swaps} swaps)");
-    assert!(ok_runs > 0, "no run succeeded ({failed_runs} failed)");
+    race_runs(&mut b, &race, 300, "mounts[7]", |_, _| {});
     assert_eq!(
         std::fs::read_dir(&outside).unwrap().count(),
         0,
@@ -347,29 +330,13 @@ fn rename_exchange_race_on_volume_destinations_never_escapes_the_rootfs() {
     std::fs::create_dir_all(race.join("dir")).unwrap();
     symlink(&outside, race.join("link")).unwrap();
     let base = b.spec["mounts"].as_array().unwrap().len();
-    let swapper = Swapper::start(race.join("dir"), race.join("link"));
-    let (mut ok_runs, mut failed_runs) = (0, 0);
-    for i in 0..150 {
-        // Fresh names at every run, so every run creates its destinations.
+    // Fresh names at every run, so every run creates its destinations.
+    race_runs(&mut b, &race, 150, "mounts[", |b, i| {
         b.spec["mounts"].as_array_mut().unwrap().truncate(base);
         for j in 0..20 {
             b.add_mount(bind(&src, &format!("/race/dir/v{i}-{j}"), &["rbind", "rw"]));
         }
-        let o = b.run(&format!("vrace{i}"));
-        if o.status.success() {
-            ok_runs += 1;
-        } else {
-            failed_runs += 1;
-            let e = stderr(&o);
-            assert!(
-                e.contains("mounts[") || e.contains("race"),
-                "unexpected failure: {e}"
-            );
-        }
-    }
-    let swaps = swapper.stop();
-    assert!(swaps > 1000, "the swapper barely ran ({swaps} swaps)");
-    assert!(ok_runs > 0, "no run succeeded ({failed_runs} failed)");
+    });
     assert_eq!(
         std::fs::read_dir(&outside).unwrap().count(),
         0,
@@ -386,4 +353,35 @@ fn rename_exchange_race_on_volume_destinations_never_escapes_the_rootfs() {
         through_link.is_dir() && std::fs::read_dir(&through_link).unwrap().count() > 0,
         "no run resolved through the symlink; the race was not exercised"
     );
+}
+
+/// Runs the bundle `runs` times (after `prepare`) while a thread swaps `race/dir` with `race/link`;
+/// each run succeeds or fails naming `expected` (or the race directory); both happen, and the
+/// swapper really ran.
+fn race_runs(
+    b: &mut Bundle,
+    race: &Path,
+    runs: usize,
+    expected: &str,
+    mut prepare: impl FnMut(&mut Bundle, usize),
+) {
+    let swapper = Swapper::start(race.join("dir"), race.join("link"));
+    let (mut ok_runs, mut failed_runs) = (0, 0);
+    for i in 0..runs {
+        prepare(b, i);
+        let o = b.run(&format!("race{i}"));
+        if o.status.success() {
+            ok_runs += 1;
+        } else {
+            failed_runs += 1;
+            let e = stderr(&o);
+            assert!(
+                e.contains(expected) || e.contains("race"),
+                "unexpected failure: {e}"
+            );
+        }
+    }
+    let swaps = swapper.stop();
+    assert!(swaps > 1000, "the swapper barely ran ({swaps} swaps)");
+    assert!(ok_runs > 0, "no run succeeded ({failed_runs} failed)");
 }

@@ -37,15 +37,7 @@ impl User {
         };
         let (uid, gid) = (id("-u"), id("-g"));
         // No subordinate ids unless a test gives some (useradd adds a range where /etc/subuid exists).
-        let _ = Command::new("usermod")
-            .args([
-                "--del-subuids",
-                "1-4294967294",
-                "--del-subgids",
-                "1-4294967294",
-                &name,
-            ])
-            .output();
+        drop_subordinate_ids(&name);
         let xdg = tmp.join("xdg");
         std::fs::create_dir_all(&xdg).unwrap();
         std::os::unix::fs::chown(&xdg, Some(uid), Some(gid)).unwrap();
@@ -77,21 +69,26 @@ impl User {
 
 impl Drop for User {
     fn drop(&mut self) {
-        let _ = Command::new("usermod")
-            .args([
-                "--del-subuids",
-                "1-4294967294",
-                "--del-subgids",
-                "1-4294967294",
-                &self.name,
-            ])
-            .output();
+        drop_subordinate_ids(&self.name);
         // Only processes of this throwaway user, which only this test ran.
         let _ = Command::new("pkill")
             .args(["-KILL", "-u", &self.name])
             .output();
         let _ = Command::new("userdel").arg(&self.name).output();
     }
+}
+
+/// Removes every subordinate uid and gid range of `name` from /etc/subuid and /etc/subgid.
+fn drop_subordinate_ids(name: &str) {
+    let _ = Command::new("usermod")
+        .args([
+            "--del-subuids",
+            "1-4294967294",
+            "--del-subgids",
+            "1-4294967294",
+            name,
+        ])
+        .output();
 }
 
 /// A bundle whose every file the user may read and whose rootfs the user owns (a rootless user's own
