@@ -48,12 +48,7 @@ fn inside_view_pid_1_hostname_and_loopback_only() {
 #[test]
 fn user_namespace_with_mappings() {
     let mut b = Bundle::new("cat /proc/self/uid_map /proc/self/gid_map; id -u");
-    b.spec["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "user"}));
-    b.spec["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    b.spec["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.in_userns();
     let out = ok(&b.run("u1"));
     let nums: Vec<Vec<&str>> = out
         .lines()

@@ -13,12 +13,7 @@ use std::path::Path;
 /// uid/gid 1000, with a volume whose files are owned by host uid/gid 1000.
 fn userns_bundle(script: &str) -> (Bundle, std::path::PathBuf) {
     let mut b = Bundle::new(script);
-    b.spec["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "user"}));
-    b.spec["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    b.spec["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.in_userns();
     b.spec["process"]["user"] = json!({"uid": 1000, "gid": 1000});
     // The mount point exists in the image, as it would (the container's root may not create it).
     std::fs::create_dir(b.rootfs.join("v")).unwrap();

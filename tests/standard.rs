@@ -146,12 +146,7 @@ fn exec_fifo_works_for_a_non_root_user_and_a_mapped_user_namespace() {
 
     // A user namespace whose root is host uid 100000: the init is nobody the fifo would admit.
     b.spec["process"]["user"] = json!({"uid": 0, "gid": 0});
-    b.spec["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "user"}));
-    b.spec["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    b.spec["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.in_userns();
     // The rootfs must be reachable by the mapped root.
     std::fs::set_permissions(b.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     ok(&b.create("fifo2"));

@@ -158,6 +158,17 @@ impl Bundle {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// A new user namespace mapping container ids 0..65535 to host 100000.. (uids and gids).
+    pub fn in_userns(&mut self) {
+        self.spec["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        self.spec["linux"]["uidMappings"] = map.clone();
+        self.spec["linux"]["gidMappings"] = map;
+    }
+
     pub fn add_mount(&mut self, m: Value) {
         self.spec["mounts"].as_array_mut().unwrap().push(m);
     }
