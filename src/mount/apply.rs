@@ -418,8 +418,8 @@ pub fn apply_one(root: &Root, op: &MountOp, env: &mut Env<'_>) -> Result<(OwnedF
 }
 
 /// Makes every mount in order (binds from `env.made`, the trees the parent made, when there is one),
-/// calling `mounted` with each one as attached (its fd) before the fd is
-/// closed. Returns the root of the tmpfs mounted on /dev, if the plan has one, so that /dev is
+/// calling `mounted` with each one as attached (its fd, whether it is a directory) before the fd is
+/// closed (in batches). Returns the root of the tmpfs mounted on /dev, if the plan has one, so that /dev is
 /// populated through that fd rather than through a path.
 pub fn apply_all(
     root: &Root,

@@ -107,14 +107,14 @@ pub fn spawn(vs: &ValidSpec, t: &Target<'_>) -> Result<Spawned> {
     // Rootless, joining a pid namespace needs CAP_SYS_ADMIN where berth stands, which only the
     // container's user namespace gives it: berth joins that one too (one setns, user first). It then
     // acts as the container's root, which rootless is the user anyway.
-    let mut pid_ns = CloneFlags::CLONE_NEWPID;
-    if crate::spec::rootless::active() && flags.contains(CloneFlags::CLONE_NEWUSER) {
-        pid_ns |= CloneFlags::CLONE_NEWUSER;
+    let mut here = CloneFlags::CLONE_NEWPID;
+    if crate::spec::rootless::active() {
+        here |= CloneFlags::CLONE_NEWUSER;
     }
-    let pid_ns = pid_ns & flags;
-    if !pid_ns.is_empty() {
-        nix::sched::setns(pidfd.as_fd(), pid_ns)
-            .map_err(|e| Error::sys(format!("setns(pidfd of the init, {pid_ns:?})"), e))?;
+    let here = here & flags;
+    if !here.is_empty() {
+        nix::sched::setns(pidfd.as_fd(), here)
+            .map_err(|e| Error::sys(format!("setns(pidfd of the init, {here:?})"), e))?;
     }
     // Non-dumpable from before the fork: the child is in the container's pid namespace from birth,
     // and no container process may open its /proc/<pid>/exe or memory (runc CVE-2019-5736).
@@ -123,7 +123,7 @@ pub fn spawn(vs: &ValidSpec, t: &Target<'_>) -> Result<Spawned> {
     let pid = match sys::clone_fork(0)? {
         Forked::Child => {
             drop(parent_end);
-            child(vs, t, &child_end, &pidfd, flags - pid_ns, &root)
+            child(vs, t, &child_end, &pidfd, flags - here, &root)
         }
         Forked::Parent(pid) => pid,
     };

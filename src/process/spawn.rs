@@ -12,6 +12,7 @@
 use super::init::{self, Gate, InitArgs};
 use super::sync::{self, Channel, Msg};
 use crate::error::{Context, Error, Result, io_err};
+use crate::mount::idmap::map_text;
 use crate::mount::plan::MountOp;
 use crate::spec::{IdMapping, ValidSpec};
 use crate::sys::{self, Forked};
@@ -137,12 +138,6 @@ fn helper(tool: &str, pid: i32, maps: &[IdMapping]) -> Result<()> {
     Ok(())
 }
 
-fn map_text(maps: &[IdMapping]) -> String {
-    maps.iter()
-        .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
-        .collect()
-}
-
 /// Joins the namespaces given by path that the parent can join for the child (all but user, which
 /// must come before the namespaces the child creates, and mount, which would move the parent's own
 /// view of the state directory).
@@ -243,6 +238,7 @@ fn drive(
     pid: i32,
     parent_end: &Channel,
     hooks: bool,
+    rootless: bool,
 ) -> Result<Option<OwnedFd>> {
     // Sync point 1: the child is in its cgroup and its id maps are written; it may go on (and become
     // root in its user namespace).
@@ -253,7 +249,7 @@ fn drive(
     }
     if new_user {
         let l = vs.linux();
-        if nix::unistd::geteuid().is_root() {
+        if !rootless {
             write_proc(pid, "uid_map", &map_text(&l.uid_mappings))
                 .with_context(|| "linux.uidMappings".into())?;
             write_proc(pid, "gid_map", &map_text(&l.gid_mappings))
@@ -468,7 +464,7 @@ pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spa
     // A zombie still has its start time; if the child already failed, its error is on the socket.
     let start_time = sys::process_start(pid).map_or(0, |(t, _)| t);
 
-    let pty = drive(vs, opts, plan, pid, &parent_end, hooks)?;
+    let pty = drive(vs, opts, plan, pid, &parent_end, hooks, rootless)?;
     guard.0 = None;
     Ok(Spawned {
         pid,

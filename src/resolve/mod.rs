@@ -30,7 +30,8 @@ const MAX_SYMLINKS: usize = 40;
 const MAX_STEPS: usize = 4096;
 
 /// The parent directory [`Root::open_or_create_stat`] last created in (its path in the root and fd).
-/// Cleared by the caller when a mount is attached at or above that path.
+/// The caller reports each mount attached ([`ParentCache::mounted_at`]); any but one strictly inside
+/// the cached parent clears it.
 #[derive(Debug, Default)]
 pub struct ParentCache(Option<(PathBuf, OwnedFd)>);
 

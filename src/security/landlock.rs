@@ -180,16 +180,15 @@ impl Builder {
             root: None,
             seen: Default::default(),
         };
+        if mode == Mode::Off || simulated_absent() {
+            return Ok(b);
+        }
+        // Without Landlock, best-effort has nothing to build; enforce goes on for the crate to say
+        // why it fails (HardRequirement below).
         let abi = match sys::landlock_abi() {
-            Some(abi) if mode != Mode::Off && !simulated_absent() => abi,
-            _ => {
-                if mode == Mode::Enforce && !simulated_absent() {
-                    // The crate says why (no Landlock in this kernel) with HardRequirement below.
-                } else {
-                    return Ok(b);
-                }
-                0
-            }
+            Some(abi) => abi,
+            None if mode == Mode::Enforce => 0,
+            None => return Ok(b),
         };
         let level = if mode == Mode::Enforce {
             CompatLevel::HardRequirement

@@ -96,17 +96,16 @@ fn apply(spec: &mut Spec, say: bool) {
             ));
         }
     }
-    if (linux.resources.as_ref().is_some_and(|r| !r.is_null()) || linux.cgroups_path.is_some())
-        && say
-    {
-        crate::logging::warn(&format!(
-            "rootless: linux.resources and linux.cgroupsPath ignored: no cgroup is delegated to uid {uid}"
-        ));
-    }
     if linux.resources.is_some() || linux.cgroups_path.is_some() {
+        if say {
+            crate::logging::warn(&format!(
+                "rootless: linux.resources and linux.cgroupsPath ignored: no cgroup is delegated to uid {uid}"
+            ));
+        }
         linux.resources = None;
         linux.cgroups_path = None;
     }
+    let linux = &*linux;
     let gid_mapped = |g: u32| {
         linux.gid_mappings.iter().any(|m| {
             m.container_id <= g && u64::from(g) < u64::from(m.container_id) + u64::from(m.size)
@@ -116,18 +115,12 @@ fn apply(spec: &mut Spec, say: bool) {
         .namespaces
         .iter()
         .any(|n| n.typ == "network" && n.path.is_none());
-    let gid_ok: Vec<bool> = spec
-        .mounts
-        .iter()
-        .map(|m| {
-            m.options.iter().all(|o| {
-                o.strip_prefix("gid=")
-                    .and_then(|g| g.parse().ok())
-                    .is_none_or(&gid_mapped)
-            })
-        })
-        .collect();
-    for (m, ok) in spec.mounts.iter_mut().zip(gid_ok) {
+    for m in &mut spec.mounts {
+        let ok = m.options.iter().all(|o| {
+            o.strip_prefix("gid=")
+                .and_then(|g| g.parse().ok())
+                .is_none_or(&gid_mapped)
+        });
         if m.typ.as_deref() == Some("devpts") && !ok {
             m.options.retain(|o| !o.starts_with("gid="));
             note(format!(

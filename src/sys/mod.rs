@@ -804,14 +804,7 @@ pub fn pidfd_open(pid: i32) -> Result<OwnedFd, SysError> {
 /// renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE): swaps two paths atomically (the hostile tests'
 /// racing thread; musl's libc has no wrapper, so the raw syscall).
 pub fn rename_exchange(a: &Path, b: &Path) -> Result<(), SysError> {
-    let ca = CString::new(a.as_os_str().as_bytes()).map_err(|_| SysError {
-        call: format!("renameat2({a:?})"),
-        errno: Errno::EINVAL,
-    })?;
-    let cb = CString::new(b.as_os_str().as_bytes()).map_err(|_| SysError {
-        call: format!("renameat2({b:?})"),
-        errno: Errno::EINVAL,
-    })?;
+    let (ca, cb) = (cpath(a)?, cpath(b)?);
     // SAFETY: both are NUL-terminated strings that outlive the call, which only reads them.
     let ret = unsafe {
         libc::syscall(
