@@ -39,6 +39,8 @@ struct Podman {
     /// /run/containers did not exist before: Podman 4.3 makes its empty network run directory there
     /// whatever the configuration says, and the test removes it again.
     made_run_dir: bool,
+    /// Nor /run/berth, where Podman has its OCI runtime keep state (`--root /run/<runtime>`).
+    made_berth_root: bool,
     /// Neither did Podman's cgroup parent (`libpod_parent`, with conmon's cgroup in it).
     made_cgroup_parent: bool,
 }
@@ -98,6 +100,7 @@ berth = ["{BERTH}"]
             dir,
             rootfs,
             made_run_dir: !Path::new("/run/containers").exists(),
+            made_berth_root: !Path::new("/run/berth").exists(),
             made_cgroup_parent: libpod_parents().is_empty(),
         }
     }
@@ -132,6 +135,10 @@ impl Drop for Podman {
         if self.made_run_dir {
             let _ = std::fs::remove_dir("/run/containers/networks");
             let _ = std::fs::remove_dir("/run/containers");
+        }
+        if self.made_berth_root {
+            // Empty once every container is gone; remove_dir leaves it otherwise.
+            let _ = std::fs::remove_dir("/run/berth");
         }
         if self.made_cgroup_parent {
             for p in libpod_parents() {
