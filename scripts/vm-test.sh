@@ -5,7 +5,8 @@
 # does not work with / on the initramfs), loads a test profile that denies reading /secret, runs a
 # container with process.apparmorProfile and one without; then mounts cgroup v2 and runs a container
 # whose linux.resources.devices deny a decoy device (berth's BPF device program) and one without
-# rules; prints PASS or FAIL.
+# rules; then cgroup v2 resources and lifecycle, and rootless berth in a delegated subtree; prints
+# PASS or FAIL.
 #   scripts/vm-test.sh            (as root; about 20-60 s)
 set -eu
 cd "$(dirname "$0")/.."
@@ -168,6 +169,42 @@ echo "RESULT-cg-viewns $($B run --bundle /bundle vm-viewns 2>&1 | tr '\n' ' ')"
 [ -e /sys/fs/cgroup/berth-vm ] && echo "RESULT-cg-LEFT" || echo "RESULT-cg-CLEAN"
 CG
 chmod +x root/cg-test
+# Rootless berth in a cgroup v2 subtree delegated to uid 1000 (chowned as the kernel's
+# cgroup-v2.rst describes), run through busybox su: limits land in <delegated>/berth/<id>, pause,
+# kill --all and delete work as the user; outside a delegated subtree the run goes on with a warning.
+mkdir -p root/etc
+printf 'root:x:0:0::/:/bin/sh\ntester:x:1000:1000::/tmp:/bin/sh\n' > root/etc/passwd
+printf 'root:x:0:\ntester:x:1000:\n' > root/etc/group
+sed -e 's|"sleep 100 \& sleep 100"|"sleep 100"|' -e 's|"cgroupsPath": "/berth-vm/cg",||' \
+    -e 's|{ "type": "mount" },|{ "type": "pid" }, { "type": "mount" }, { "type": "user" },|' \
+    -e 's|"linux": {|"linux": { "uidMappings": [ { "containerID": 0, "hostID": 1000, "size": 1 } ], "gidMappings": [ { "containerID": 0, "hostID": 1000, "size": 1 } ],|' \
+    root/bundle/config-cg.json > root/bundle/config-rl.json
+cat > root/rl-test <<'RL'
+#!/bin/busybox sh
+cp /bundle/config-rl.json /bundle/config.json
+chmod 1777 /tmp
+cg=/sys/fs/cgroup/deleg
+mkdir -p $cg/session
+chown 1000:1000 $cg $cg/cgroup.procs $cg/cgroup.subtree_control $cg/cgroup.threads $cg/session $cg/session/cgroup.procs
+as_user() { sh -c 'echo $$ > /sys/fs/cgroup/deleg/session/cgroup.procs; exec su -s /bin/sh tester -c "$0"' "$1"; }
+B="/berth --root /tmp/rl"
+as_user "$B create --bundle /bundle rl1" && echo "RESULT-rl-CREATED"
+echo "RESULT-rl-memory.max-$(cat $cg/berth/rl1/memory.max)"
+echo "RESULT-rl-pids.max-$(cat $cg/berth/rl1/pids.max)"
+echo "RESULT-rl-owner-$(stat -c %u $cg/berth/rl1)"
+as_user "$B start rl1"
+as_user "$B pause rl1 && $B state rl1" | grep -q '"paused"' && grep -q "frozen 1" $cg/berth/rl1/cgroup.events && echo "RESULT-rl-PAUSED"
+as_user "$B resume rl1"
+as_user "$B kill --all rl1 KILL"
+sleep 1
+as_user "$B state rl1" | grep -q '"stopped"' && echo "RESULT-rl-KILLED"
+as_user "$B delete rl1"
+[ -e $cg/berth/rl1 ] && echo "RESULT-rl-LEFT" || echo "RESULT-rl-CLEAN"
+# Not in a delegated subtree (the user's shell in the root cgroup): a warning, no cgroup, it runs.
+sed -i 's|"sleep 100"|"echo ran"|' /bundle/config.json
+echo "RESULT-rl-undelegated $(su -s /bin/sh tester -c "$B run --bundle /bundle rl2" 2>&1 | tr '\n' ' ')"
+RL
+chmod +x root/rl-test
 cat > root/init <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -196,6 +233,7 @@ for mode in confined free devfree devdeny; do
 done > /run/out 2>&1
 [ -e /sys/fs/cgroup/berth-vm ] && echo "RESULT-cgroup-LEFT" >> /run/out
 /cg-test >> /run/out 2>&1
+/rl-test >> /run/out 2>&1
 cat /run/out
 if grep -q RESULT-confined-DENIED /run/out && grep -q RESULT-free-READ /run/out &&
    grep -q RESULT-devfree-READ /run/out && grep -q RESULT-devdeny-DENIED /run/out &&
@@ -206,7 +244,12 @@ if grep -q RESULT-confined-DENIED /run/out && grep -q RESULT-free-READ /run/out 
    grep -q RESULT-cg-KILLED /run/out && grep -q RESULT-cg-CLEAN /run/out &&
    grep -q RESULT-cg-STATS /run/out && grep -q "RESULT-cg-view 67108864 RO" /run/out &&
    grep -q "RESULT-cg-viewns 67108864 RO" /run/out && grep -q RESULT-cg-exec-zero-read /run/out &&
-   grep -q RESULT-cg-upd1-zero-denied /run/out && grep -q RESULT-cg-upd2-zero-read /run/out; then
+   grep -q RESULT-cg-upd1-zero-denied /run/out && grep -q RESULT-cg-upd2-zero-read /run/out &&
+   grep -q RESULT-rl-CREATED /run/out && grep -q RESULT-rl-memory.max-67108864 /run/out &&
+   grep -q RESULT-rl-pids.max-20 /run/out && grep -q RESULT-rl-owner-1000 /run/out &&
+   grep -q RESULT-rl-PAUSED /run/out && grep -q RESULT-rl-KILLED /run/out &&
+   grep -q RESULT-rl-CLEAN /run/out &&
+   grep -q "RESULT-rl-undelegated.*no cgroup is delegated to uid 1000.* ran" /run/out; then
     echo "VM-TEST: PASS"
 else
     echo "VM-TEST: FAIL"

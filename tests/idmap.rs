@@ -68,6 +68,58 @@ fn a_mounts_own_mappings_are_used() {
     assert_eq!(out.trim(), "0:0");
 }
 
+/// An idmapped tmpfs: its root, owned by on-disk uid/gid 1000 (`uid=`/`gid=`), shows through the
+/// mount's own mapping; files the container makes there are stored with the mapped-back ids.
+#[test]
+fn idmapped_tmpfs_with_and_without_a_user_namespace() {
+    let script = "stat -c %u:%g /t; touch /t/new && stat -c %u:%g /t/new";
+    let tmpfs = |b: &mut Bundle, mapped: bool, host: u32| {
+        // The mount point exists in the image (a user namespace's root may not create it).
+        let _ = std::fs::create_dir(b.rootfs.join("t"));
+        let mut m = json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs",
+                            "options": ["uid=1000", "gid=1000", "mode=777"]});
+        if mapped {
+            let map = json!([{"containerID": 1000, "hostID": host, "size": 1},
+                             {"containerID": 0, "hostID": 0, "size": 1}]);
+            m["uidMappings"] = map.clone();
+            m["gidMappings"] = map;
+        }
+        b.add_mount(m);
+    };
+    // No user namespace: on-disk 1000 shown as 4242 (the control shows 1000).
+    let mut b = Bundle::new(script);
+    tmpfs(&mut b, false, 0);
+    assert_eq!(lines(&ok(&b.run("plain"))), ["1000:1000", "0:0"]);
+    let mut b = Bundle::new(script);
+    tmpfs(&mut b, true, 4242);
+    assert_eq!(lines(&ok(&b.run("mapped"))), ["4242:4242", "0:0"]);
+    // In a user namespace (container 0.. = host 100000..), the parent makes the tmpfs in the host's
+    // user namespace and idmaps it: on-disk 1000 as host 101001, which is the container's 1001; the
+    // container's root (host 100000) is not in the mount's mapping, so it cannot create files there.
+    let mut b = Bundle::new(script);
+    b.in_userns();
+    tmpfs(&mut b, false, 0);
+    assert_eq!(lines(&ok(&b.run("uplain"))), ["1000:1000", "0:0"]);
+    let mut b = Bundle::new("stat -c %u:%g /t; touch /t/new 2>/dev/null || echo refused");
+    b.in_userns();
+    tmpfs(&mut b, true, 101001);
+    assert_eq!(lines(&ok(&b.run("umapped"))), ["1001:1001", "refused"]);
+    // idmap without mappings takes the container's: on-disk 1000 is the container's 1000, and the
+    // container's root writes on-disk 0.
+    let mut b = Bundle::new(script);
+    b.in_userns();
+    std::fs::create_dir(b.rootfs.join("t")).unwrap();
+    b.add_mount(
+        json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs",
+                        "options": ["uid=1000", "gid=1000", "mode=777", "idmap"]}),
+    );
+    assert_eq!(lines(&ok(&b.run("ucontainer"))), ["1000:1000", "0:0"]);
+}
+
+fn lines(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_string).collect()
+}
+
 #[test]
 fn ridmap_maps_submounts_and_idmap_only_the_top() {
     let script = "stat -c %u /v/f /v/sub/g";
@@ -124,13 +176,16 @@ fn bad_idmapped_mounts_are_errors_naming_the_mount() {
     );
     let e = fails(&b.run("half"));
     assert!(e.contains("/v") && e.contains("needs both"), "{e}");
-    // Not a bind mount.
+    // Neither a bind mount nor tmpfs.
     let mut b = Bundle::new("true");
     b.add_mount(
-        json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}),
+        json!({"destination": "/m", "type": "mqueue", "source": "mqueue", "options": ["idmap"]}),
     );
-    let e = fails(&b.run("tmpfs"));
-    assert!(e.contains("/t") && e.contains("bind mounts only"), "{e}");
+    let e = fails(&b.run("mqueue"));
+    assert!(
+        e.contains("/m") && e.contains("bind mounts and tmpfs only"),
+        "{e}"
+    );
     // Without a user namespace, explicit mappings work (berth makes the namespace).
     let mut b = Bundle::new("stat -c %u /v/f");
     let vol = b.host_path("vol");

@@ -188,12 +188,17 @@ pub struct Setup {
 /// hierarchy's root) or relative (to the runtime's own cgroup), `/berth/<id>` when absent. `..` and
 /// the root itself are refused, and so is systemd's `slice:prefix:name` form (no systemd driver yet).
 pub fn path_for(vs: &ValidSpec, id: &str, own: &Path) -> Result<PathBuf> {
+    path_under(vs, id, own, Path::new("/"))
+}
+
+/// [`path_for`], with the default parent `base/berth` (`base` from the hierarchy's root).
+fn path_under(vs: &ValidSpec, id: &str, own: &Path, base: &Path) -> Result<PathBuf> {
     let given = vs
         .linux()
         .cgroups_path
         .clone()
         .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| format!("/berth/{id}"));
+        .unwrap_or_else(|| format!("{}/berth/{id}", base.display()));
     if !given.starts_with('/') && given.matches(':').count() == 2 {
         return Err(Error::NotSupported(format!(
             "linux.cgroupsPath: {given:?} is a systemd slice:prefix:name path; berth has no systemd cgroup driver yet"
@@ -224,6 +229,57 @@ pub fn path_for(vs: &ValidSpec, id: &str, own: &Path) -> Result<PathBuf> {
     Ok(rel)
 }
 
+/// `p` without its leading `/`.
+fn rel(p: &Path) -> &Path {
+    p.strip_prefix("/").unwrap_or(p)
+}
+
+/// Rootless: the cgroup v2 subtree delegated to the caller (the topmost ancestor of its own cgroup
+/// that it owns, as a delegating manager chowns it), from the hierarchy's root; with a cgroupsPath,
+/// that path must lie in it. `None` (and a warning, as crun) when there is no such subtree: the
+/// container runs without a cgroup.
+fn delegated_base(
+    version: Version,
+    hierarchies: &[Hierarchy],
+    vs: &ValidSpec,
+    id: &str,
+) -> Result<Option<PathBuf>> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = nix::unistd::geteuid().as_raw();
+    let none = |why: String| {
+        crate::logging::warn(&format!(
+            "rootless: linux.resources and linux.cgroupsPath ignored: {why}"
+        ));
+        Ok(None)
+    };
+    let h = match (version, hierarchies.first()) {
+        (Version::V2, Some(h)) => h,
+        _ => return none(format!("cgroup v1 is not delegated to uid {uid}")),
+    };
+    let owned = |p: &Path| std::fs::metadata(h.mount.join(rel(p))).is_ok_and(|m| m.uid() == uid);
+    let Some(base) = h
+        .own
+        .ancestors()
+        .take_while(|a| *a != Path::new("/") && owned(a))
+        .last()
+        .map(Path::to_path_buf)
+    else {
+        return none(format!(
+            "no cgroup is delegated to uid {uid} (its cgroup {} belongs to another user)",
+            h.own.display()
+        ));
+    };
+    let path = Path::new("/").join(path_under(vs, id, &h.own, &base)?);
+    if !path.starts_with(&base) {
+        return none(format!(
+            "{} is outside the cgroup delegated to uid {uid} ({})",
+            path.display(),
+            base.display()
+        ));
+    }
+    Ok(Some(base))
+}
+
 /// The spec asks for a cgroup: it names one, or it has resources.
 fn wanted(vs: &ValidSpec) -> bool {
     let l = vs.linux();
@@ -246,6 +302,15 @@ impl Cgroup {
             return Ok(None);
         }
         let (version, hierarchies) = layout()?;
+        // Rootless: only inside a cgroup v2 subtree delegated to the caller (else none, warned).
+        let delegated = if crate::spec::rootless::active() {
+            match delegated_base(version, &hierarchies, vs, id)? {
+                Some(base) => Some(base),
+                None => return Ok(None),
+            }
+        } else {
+            None
+        };
         let resources = match &vs.linux().resources {
             Some(r) => resources::plan(r, version)?,
             None => Default::default(),
@@ -268,14 +333,16 @@ impl Cgroup {
                 .any(|w| h.controllers.iter().any(|c| c == w.controller))
         };
         for h in hierarchies.iter().filter(|h| !h.unified || needs(h)) {
-            let path = h.mount.join(path_for(vs, id, &h.own)?);
+            let base = delegated.as_deref().unwrap_or(Path::new("/"));
+            let path = h.mount.join(path_under(vs, id, &h.own, base)?);
             // The default parent (`/berth`) is shared by every container without a cgroupsPath and
             // stays, as runc's and Podman's parents do: only the container's own directory (and
-            // ancestors of a given cgroupsPath) come and go with it.
-            let keep = if has_path {
-                h.mount.clone()
-            } else {
-                h.mount.join("berth")
+            // ancestors of a given cgroupsPath) come and go with it. Rootless, nothing above the
+            // delegated subtree is ever made.
+            let keep = match (&delegated, has_path) {
+                (Some(d), true) => h.mount.join(rel(d)),
+                (_, false) => h.mount.join(rel(base)).join("berth"),
+                (None, true) => h.mount.clone(),
             };
             let made_from = path
                 .ancestors()
@@ -298,7 +365,12 @@ impl Cgroup {
                 )));
             }
         }
-        let devices = devices::rules(vs)?;
+        // Rootless, device rules are not the cgroup's to keep (a BPF device program needs the host's
+        // privilege); the user namespace already keeps the container from making device nodes.
+        let devices = match delegated {
+            Some(_) => None,
+            None => devices::rules(vs)?,
+        };
         Ok(Some((cg, Setup { devices, resources })))
     }
 

@@ -82,18 +82,38 @@ impl OpenSource for HostPath {
     }
 }
 
-/// The detached, configured tree of a bind mount (not attached anywhere yet). The parent makes these
-/// for a container in a new user namespace, whose root may not reach the sources; see process::spawn.
-pub fn bind_tree(
+/// The detached, configured mount of `op`, not attached anywhere yet: a bind mount's tree, or an
+/// idmapped tmpfs. The parent makes these for a container in a new user namespace, whose root may not
+/// reach bind sources, and whose own tmpfs could only be idmapped with a namespace it does not own;
+/// see process::spawn.
+pub fn detached_tree(
     op: &MountOp,
     sources: &dyn OpenSource,
     usernses: &mut Usernses,
 ) -> Result<OwnedFd> {
-    let OpKind::Bind { source, recursive } = &op.kind else {
-        return Err(Error::State(format!("{}: not a bind mount", op.label())));
+    let tree = match &op.kind {
+        OpKind::Bind { source, recursive } => {
+            let tree = sources.clone_source(op, source, *recursive)?;
+            set_attrs(&tree, op)?;
+            tree
+        }
+        OpKind::Fs {
+            fstype,
+            source,
+            params,
+        } if fstype == "tmpfs" && op.idmap.is_some() => make_fs(
+            fstype,
+            source.as_deref(),
+            params,
+            op.effective_top().attr_set,
+        )?,
+        OpKind::Fs { .. } => {
+            return Err(Error::State(format!(
+                "{}: not a bind mount or idmapped tmpfs",
+                op.label()
+            )));
+        }
     };
-    let tree = sources.clone_source(op, source, *recursive)?;
-    set_attrs(&tree, op)?;
     usernses.apply(&tree, op)?;
     Ok(tree)
 }
@@ -103,7 +123,7 @@ pub fn bind_tree(
 pub struct Env<'a> {
     /// Where bind sources come from.
     pub sources: &'a dyn OpenSource,
-    /// Bind trees the parent made, by mount index.
+    /// Detached mounts the parent made ([`detached_tree`]), by mount index.
     pub made: std::collections::HashMap<usize, OwnedFd>,
     /// The user namespaces of idmapped binds made here.
     pub usernses: Usernses,
@@ -125,7 +145,7 @@ pub struct Env<'a> {
 fn bind(root: &Root, op: &MountOp, env: &mut Env<'_>) -> Result<(OwnedFd, bool)> {
     let tree = match env.made.remove(&op.index) {
         Some(t) => t,
-        None => bind_tree(op, env.sources, &mut env.usernses)?,
+        None => detached_tree(op, env.sources, &mut env.usernses)?,
     };
     // The source's kind is asked only when the destination must be created; once attached, the
     // destination's kind is the source's.
@@ -151,10 +171,17 @@ fn new_fs(
     fstype: &str,
     source: Option<&str>,
     params: &[(String, Option<String>)],
-    cgroup_v1: &[(String, std::path::PathBuf)],
+    env: &mut Env<'_>,
 ) -> Result<OwnedFd> {
-    if fstype == "cgroup2" && !cgroup_v1.is_empty() {
-        return cgroup_v1_tree(root, op, cgroup_v1);
+    if fstype == "cgroup2" && !env.cgroup_v1.is_empty() {
+        return cgroup_v1_tree(root, op, &env.cgroup_v1);
+    }
+    if let Some(mnt) = env.made.remove(&op.index) {
+        return attach_fs(root, op, fstype, mnt);
+    }
+    if op.idmap.is_some() {
+        let mnt = detached_tree(op, env.sources, &mut env.usernses)?;
+        return attach_fs(root, op, fstype, mnt);
     }
     let mnt = match make_fs(fstype, source, params, op.effective_top().attr_set) {
         // cgroup2 in a user namespace without a cgroup namespace of its own is refused; as runc, the
@@ -173,6 +200,11 @@ fn new_fs(
         }
         r => r?,
     };
+    attach_fs(root, op, fstype, mnt)
+}
+
+/// Attaches the new filesystem `mnt` at the destination (tmpcopyup first).
+fn attach_fs(root: &Root, op: &MountOp, fstype: &str, mnt: OwnedFd) -> Result<OwnedFd> {
     let dest = if matches!(fstype, "proc" | "sysfs") {
         // proc and sysfs only onto real directories: a symlink here is refused, not followed.
         drop(root.mkdir_all(&op.dest)?);
@@ -404,7 +436,7 @@ pub fn apply_one(root: &Root, op: &MountOp, env: &mut Env<'_>) -> Result<(OwnedF
             fstype,
             source,
             params,
-        } => new_fs(root, op, fstype, source.as_deref(), params, &env.cgroup_v1).map(|m| (m, true)),
+        } => new_fs(root, op, fstype, source.as_deref(), params, env).map(|m| (m, true)),
     }
     .with_context(|| op.label())?;
     if let Some((flag, recursive)) = op.propagation {

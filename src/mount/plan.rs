@@ -46,11 +46,11 @@ pub struct MountOp {
     pub propagation: Option<(u64, bool)>,
     /// tmpcopyup: copy what the image has at the destination into the new tmpfs.
     pub copy_up: bool,
-    /// An idmapped bind mount.
+    /// An idmapped bind mount or tmpfs.
     pub idmap: Option<Idmap>,
 }
 
-/// How a bind mount is idmapped (`mount_setattr(MOUNT_ATTR_IDMAP)` on the detached tree).
+/// How a bind mount or tmpfs is idmapped (`mount_setattr(MOUNT_ATTR_IDMAP)` on the detached mount).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Idmap {
     /// Every mount of the tree (`ridmap`), or the top one (`idmap`, or mappings alone; as runc).
@@ -234,7 +234,8 @@ pub fn plan_one(index: usize, m: &Mount, bundle: &Path) -> Result<MountOp> {
     if copy_up && !matches!(&kind, OpKind::Fs { fstype, .. } if fstype == "tmpfs") {
         return Err(bad("option \"tmpcopyup\" is for tmpfs mounts only".into()));
     }
-    let idmap = idmap_of(m, idmap_opt, bind).map_err(bad)?;
+    let idmappable = bind || matches!(&kind, OpKind::Fs { fstype, .. } if fstype == "tmpfs");
+    let idmap = idmap_of(m, idmap_opt, idmappable).map_err(bad)?;
     Ok(MountOp {
         index,
         dest,
@@ -252,14 +253,14 @@ pub fn plan_one(index: usize, m: &Mount, bundle: &Path) -> Result<MountOp> {
 fn idmap_of(
     m: &Mount,
     opt: Option<bool>,
-    bind: bool,
+    idmappable: bool,
 ) -> std::result::Result<Option<Idmap>, String> {
     let (uid, gid) = (m.uid_mappings.as_ref(), m.gid_mappings.as_ref());
     if opt.is_none() && uid.is_none() && gid.is_none() {
         return Ok(None);
     }
-    if !bind {
-        return Err("idmapped mounts are made of bind mounts only (as runc)".into());
+    if !idmappable {
+        return Err("idmapped mounts are made of bind mounts and tmpfs only".into());
     }
     let (uid, gid) = match (uid, gid) {
         (None, None) => (Vec::new(), Vec::new()),
@@ -451,10 +452,16 @@ mod tests {
         }
         assert!(plan_one(0, &m("/x", None, "t", &[]), Path::new("/b")).is_err());
         assert!(
-            plan_one(0, &m("/x", Some("tmpfs"), "t", &["idmap"]), Path::new("/b"))
+            plan_one(0, &m("/x", Some("proc"), "t", &["idmap"]), Path::new("/b"))
                 .unwrap_err()
                 .to_string()
-                .contains("bind mounts only")
+                .contains("bind mounts and tmpfs only")
+        );
+        assert!(
+            plan_one(0, &m("/x", Some("tmpfs"), "t", &["idmap"]), Path::new("/b"))
+                .unwrap()
+                .idmap
+                .is_some()
         );
     }
 

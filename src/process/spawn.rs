@@ -335,11 +335,15 @@ fn hand_over_binds(
     pid: i32,
     chan: &Channel,
 ) -> Result<()> {
+    let is_bind = |op: &&MountOp| matches!(op.kind, crate::mount::plan::OpKind::Bind { .. });
+    // Binds up to a bound (beyond it the child opens its sources itself); idmapped tmpfs always
+    // (only a mount made in the host's user namespace can be idmapped).
+    let few = plan.iter().filter(is_bind).count() <= MAX_HANDED_OVER;
     let binds: Vec<&MountOp> = plan
         .iter()
-        .filter(|op| matches!(op.kind, crate::mount::plan::OpKind::Bind { .. }))
+        .filter(|op| if is_bind(op) { few } else { op.idmap.is_some() })
         .collect();
-    if binds.is_empty() || binds.len() > MAX_HANDED_OVER {
+    if binds.is_empty() {
         return Ok(());
     }
     let open = |p: &str| sys::openat2(None, Path::new(p), libc::O_RDONLY | libc::O_CLOEXEC, 0, 0);
@@ -361,7 +365,7 @@ fn hand_over_binds(
     let mut usernses =
         crate::mount::idmap::Usernses::new(Some(open(&format!("/proc/{pid}/ns/user"))?));
     let handed = binds.iter().try_for_each(|op| {
-        let tree = crate::mount::apply::bind_tree(op, sources, &mut usernses)
+        let tree = crate::mount::apply::detached_tree(op, sources, &mut usernses)
             .with_context(|| op.label())?;
         chan.send_with(&Msg::Tree(op.index as u32), Some(tree.as_raw_fd()))
     });

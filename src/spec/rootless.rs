@@ -5,8 +5,8 @@
 //!   caller (uid and gid), as `runc spec --rootless` writes it, and container ids 1.. to the user's
 //!   subordinate range when /etc/subuid and /etc/subgid have one and newuidmap/newgidmap exist.
 //!   Mappings other than the caller's own id are written through those helpers (process::spawn).
-//! - cgroups: none (they are not delegated to the user here); `linux.resources` and
-//!   `linux.cgroupsPath` are dropped with a warning, as crun does.
+//! - cgroups: left to the cgroup code, which uses a cgroup v2 subtree delegated to the caller and
+//!   otherwise runs without one, with a warning, as crun does (`crate::cgroups`).
 //! - devpts `gid=N` where N is not mapped is dropped (the kernel refuses it); without a network
 //!   namespace of its own, sysfs is the host's /sys bound read-only (a new sysfs needs one).
 
@@ -96,12 +96,9 @@ fn apply(spec: &mut Spec, say: bool) {
             ));
         }
     }
-    if linux.resources.is_some() || linux.cgroups_path.is_some() {
-        if say {
-            crate::logging::warn(&format!(
-                "rootless: linux.resources and linux.cgroupsPath ignored: no cgroup is delegated to uid {uid}"
-            ));
-        }
+    // `berth spec --rootless` drops the cgroup settings, as runc's; at run time the cgroup code
+    // decides (a delegated cgroup v2 subtree, else none and a warning).
+    if !say {
         linux.resources = None;
         linux.cgroups_path = None;
     }
