@@ -395,3 +395,28 @@ fn update_replaces_device_rules() {
     ok(&b.berth(&["delete", "-f", "du"]));
     assert_no_cgroup_left("devupd");
 }
+
+/// Without systemd as the host's init (this host), `--systemd-cgroup` is a clear error before
+/// anything exists; a slice path without the flag says which flag it needs. The systemd driver
+/// itself is proven in the systemd guest of scripts/vm-test.sh.
+#[test]
+fn systemd_driver_without_systemd_is_a_clear_error_and_leaves_nothing() {
+    if Path::new("/run/systemd/system").is_dir() {
+        eprintln!("skipped: systemd is this host's init");
+        return;
+    }
+    let mut b = Bundle::new("true");
+    b.spec["linux"]["cgroupsPath"] = json!("system.slice:berth:sd1");
+    let bundle = b.dir.to_str().unwrap().to_string();
+    let e = fails(&b.berth(&["--systemd-cgroup", "run", "--bundle", &bundle, "sd1"]));
+    assert!(
+        e.contains("--systemd-cgroup") && e.contains("not running as this host's init"),
+        "{e}"
+    );
+    assert!(!b.state.join("sd1").exists());
+    let e = fails(&b.run("sd2"));
+    assert!(e.contains("pass --systemd-cgroup"), "{e}");
+    assert!(!b.state.join("sd2").exists());
+    let features = ok(&b.berth(&["features"]));
+    assert!(features.contains("\"systemd\": false"), "{features}");
+}

@@ -12,9 +12,11 @@
 //! device rules into v1 lines, [`bpf`] into the v2 device program.
 
 pub mod bpf;
+pub mod dbus;
 pub mod devices;
 pub mod resources;
 pub mod stats;
+pub mod systemd;
 
 use crate::error::{Context, Error, Result, io_err};
 use crate::spec::ValidSpec;
@@ -173,6 +175,18 @@ pub struct Cgroup {
     pub version: Version,
     /// One directory (v2) or one per hierarchy (v1).
     pub dirs: Vec<Dir>,
+    /// With the systemd driver: the transient scope that holds the directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<Unit>,
+}
+
+/// A systemd scope (`--systemd-cgroup`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Unit {
+    /// `prefix-name.scope`.
+    pub name: String,
+    /// The slice it is started in.
+    pub slice: String,
 }
 
 /// What goes into a new cgroup.
@@ -182,11 +196,14 @@ pub struct Setup {
     pub devices: Option<Vec<Rule>>,
     /// The other resources.
     pub resources: resources::Plan,
+    /// With the systemd driver: the unit properties systemd manages itself.
+    pub properties: Vec<dbus::Val>,
 }
 
 /// The cgroup path inside the hierarchy, by runc's rules: linux.cgroupsPath absolute (from the
 /// hierarchy's root) or relative (to the runtime's own cgroup), `/berth/<id>` when absent. `..` and
-/// the root itself are refused, and so is systemd's `slice:prefix:name` form (no systemd driver yet).
+/// the root itself are refused, and so is systemd's `slice:prefix:name` form (that is for
+/// `--systemd-cgroup`, [`systemd::unit_for`]).
 pub fn path_for(vs: &ValidSpec, id: &str, own: &Path) -> Result<PathBuf> {
     path_under(vs, id, own, Path::new("/"))
 }
@@ -201,7 +218,7 @@ fn path_under(vs: &ValidSpec, id: &str, own: &Path, base: &Path) -> Result<PathB
         .unwrap_or_else(|| format!("{}/berth/{id}", base.display()));
     if !given.starts_with('/') && given.matches(':').count() == 2 {
         return Err(Error::NotSupported(format!(
-            "linux.cgroupsPath: {given:?} is a systemd slice:prefix:name path; berth has no systemd cgroup driver yet"
+            "linux.cgroupsPath: {given:?} is a systemd slice:prefix:name path; pass --systemd-cgroup for the systemd driver"
         )));
     }
     let p = Path::new(&given);
@@ -295,9 +312,13 @@ fn write(path: &Path, value: &str) -> Result<()> {
 }
 
 impl Cgroup {
-    /// The cgroup a container needs, if any (a cgroupsPath or resources), with what goes into it.
-    /// Every resource field is checked here, before anything exists.
-    pub fn for_spec(vs: &ValidSpec, id: &str) -> Result<Option<(Cgroup, Setup)>> {
+    /// The cgroup a container needs, if any (a cgroupsPath or resources; always with the systemd
+    /// driver, as runc), with what goes into it. Every resource field is checked here, before anything
+    /// exists.
+    pub fn for_spec(vs: &ValidSpec, id: &str, systemd: bool) -> Result<Option<(Cgroup, Setup)>> {
+        if systemd {
+            return Self::for_systemd(vs, id).map(Some);
+        }
         if !wanted(vs) {
             return Ok(None);
         }
@@ -356,7 +377,11 @@ impl Cgroup {
                 unified: h.unified,
             });
         }
-        let cg = Cgroup { version, dirs };
+        let cg = Cgroup {
+            version,
+            dirs,
+            unit: None,
+        };
         for w in &resources.writes {
             if cg.dir_for(w.controller).is_none() {
                 return Err(Error::NotSupported(format!(
@@ -371,7 +396,57 @@ impl Cgroup {
             Some(_) => None,
             None => devices::rules(vs)?,
         };
-        Ok(Some((cg, Setup { devices, resources })))
+        Ok(Some((
+            cg,
+            Setup {
+                devices,
+                resources,
+                properties: Vec::new(),
+            },
+        )))
+    }
+
+    /// The systemd driver's cgroup: a scope in the slice `linux.cgroupsPath` names, on cgroup v2.
+    fn for_systemd(vs: &ValidSpec, id: &str) -> Result<(Cgroup, Setup)> {
+        if crate::spec::rootless::active() {
+            return Err(Error::NotSupported(
+                "--systemd-cgroup: rootless (the user's systemd instance) is not supported; drop the flag".into(),
+            ));
+        }
+        systemd::available()?;
+        let (version, hierarchies) = layout()?;
+        let h = match (version, hierarchies.first()) {
+            (Version::V2, Some(h)) => h,
+            _ => {
+                return Err(Error::NotSupported(
+                    "--systemd-cgroup: berth's systemd driver needs cgroup v2 (this host has v1)"
+                        .into(),
+                ));
+            }
+        };
+        let (slice, unit, dir) = systemd::unit_for(vs.linux().cgroups_path.as_deref(), id)?;
+        let r = vs.linux().resources.as_ref();
+        let resources = match r {
+            Some(r) => resources::plan(r, version)?,
+            None => Default::default(),
+        };
+        let path = h.mount.join(rel(&dir));
+        let cg = Cgroup {
+            version,
+            dirs: vec![Dir {
+                controllers: h.controllers.clone(),
+                made_from: Some(path.clone()),
+                path,
+                unified: false,
+            }],
+            unit: Some(Unit { name: unit, slice }),
+        };
+        let setup = Setup {
+            devices: devices::rules(vs)?,
+            resources,
+            properties: systemd::resource_properties(r),
+        };
+        Ok((cg, setup))
     }
 
     /// The directory whose hierarchy holds `controller`.
@@ -408,6 +483,10 @@ impl Cgroup {
                     d.path.display()
                 )));
             }
+        }
+        // A systemd scope is made with its first process (see [`Cgroup::enter`]).
+        if self.unit.is_some() {
+            return Ok(());
         }
         let made = self.make_dirs().with_context(label);
         let applied = made.and_then(|()| self.apply(setup));
@@ -510,6 +589,9 @@ impl Cgroup {
     /// devices, appended as at create).
     pub fn update(&self, r: &serde_json::Value, vs: &ValidSpec) -> Result<()> {
         let plan = resources::plan(r, self.version)?;
+        if let Some(unit) = &self.unit {
+            systemd::set(&unit.name, systemd::resource_properties(Some(r)))?;
+        }
         for i in &plan.ignored {
             crate::logging::info(&format!("linux.resources.{i}: ignored"));
         }
@@ -522,6 +604,7 @@ impl Cgroup {
                 self.apply(&Setup {
                     devices: None,
                     resources: plan,
+                    properties: Vec::new(),
                 })?;
                 let d = self
                     .dirs
@@ -533,8 +616,21 @@ impl Cgroup {
             (_, devices) => self.apply(&Setup {
                 devices,
                 resources: plan,
+                properties: Vec::new(),
             }),
         }
+    }
+
+    /// Puts the container's init `pid` into its new cgroup: with the systemd driver the scope is
+    /// started with it, then its limits and device rules are written; else it joins the directories
+    /// [`Cgroup::create`] made and set up.
+    pub fn enter(&self, pid: i32, setup: &Setup) -> Result<()> {
+        let Some(unit) = &self.unit else {
+            return self.join(pid);
+        };
+        systemd::start(&unit.name, &unit.slice, pid, setup.properties.clone())
+            .with_context(|| "linux.cgroupsPath".into())?;
+        self.apply(setup)
     }
 
     /// Moves `pid` into the cgroup (every hierarchy).
@@ -615,6 +711,12 @@ impl Cgroup {
     /// notice exits), then the ancestors berth made for them while they are empty.
     pub fn remove(&self) -> Result<()> {
         let mut first_err = None;
+        // systemd removes a scope's directory when the scope stops (or empties).
+        if let Some(unit) = &self.unit
+            && let Err(e) = systemd::stop(&unit.name)
+        {
+            first_err = Some(e);
+        }
         for d in &self.dirs {
             let Some(top) = &d.made_from else {
                 continue;

@@ -110,17 +110,6 @@ pub fn create_container(
     vs: &mut ValidSpec,
     launch: Launch,
 ) -> Result<(Container, Spawned)> {
-    if g.systemd_cgroup
-        && vs
-            .linux()
-            .cgroups_path
-            .as_deref()
-            .is_some_and(|p| !p.is_empty())
-    {
-        return Err(Error::NotSupported(
-            "--systemd-cgroup: berth has only the cgroupfs driver so far (drop the flag to manage the cgroup directly)".into(),
-        ));
-    }
     let id = a.id()?;
     // In a joined mount namespace berth mounts nothing (see rootfs::chroot_joined).
     let plan = if vs.joins_mount() {
@@ -153,7 +142,7 @@ pub fn create_container(
     // directory for exec and update (which use no mounts) is not thousands of volumes long.
     vs.spec.mounts = Vec::new();
     let landlock = Mode::for_spec(vs, enforcer.as_ref().and_then(|e| e.policy.landlock))?;
-    let cgroup = crate::cgroups::Cgroup::for_spec(vs, id)?;
+    let cgroup = crate::cgroups::Cgroup::for_spec(vs, id, g.systemd_cgroup)?;
     let mut c = Container::create(&g.root, id)?;
     let vs: &ValidSpec = vs;
     // The cgroup is recorded in the state directory before it exists, so a delete after a create
@@ -165,11 +154,13 @@ pub fn create_container(
             .map(|()| Some(cg)),
         None => Ok(None),
     };
+    let setup = cgroup.as_ref().map(|(_, s)| s);
     let result = made.and_then(|cgroup| {
         let guards = Guards {
             policy: enforcer.as_ref(),
             landlock,
             cgroup,
+            cgroup_setup: setup,
         };
         spawn_and_save(&mut c, a, vs, &plan, launch, &guards)
     });
@@ -195,6 +186,7 @@ struct Guards<'a> {
     policy: Option<&'a Enforcer>,
     landlock: Mode,
     cgroup: Option<&'a crate::cgroups::Cgroup>,
+    cgroup_setup: Option<&'a crate::cgroups::Setup>,
 }
 
 fn spawn_and_save(
@@ -209,6 +201,7 @@ fn spawn_and_save(
         policy,
         landlock,
         cgroup,
+        cgroup_setup,
     } = *guards;
     let created = crate::logging::now_rfc3339();
     let id = a.id()?.to_string();
@@ -237,6 +230,7 @@ fn spawn_and_save(
         policy,
         landlock,
         cgroup,
+        cgroup_setup,
         state_json: &state_json,
     };
     let s = spawn::spawn(vs, plan, &opts)?;

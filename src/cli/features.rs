@@ -1,6 +1,6 @@
 //! `berth features`: features.json (runtime-spec features.md), listing exactly what this build
 //! enforces and nothing more: seccomp on x86_64, AppArmor when the host has it, idmapped mounts when
-//! the kernel has them; no systemd cgroup driver, no SELinux.
+//! the kernel has them, the systemd cgroup driver where systemd's bus answers; no SELinux.
 
 use crate::error::Result;
 use crate::mount::options::{Opt, TABLE};
@@ -30,7 +30,7 @@ pub fn run() -> Result<i32> {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
-            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true },
+            "cgroup": { "v1": true, "v2": true, "systemd": crate::cgroups::systemd::reachable(), "systemdUser": false, "rdma": true },
             "seccomp": {
                 "enabled": true,
                 "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",

@@ -66,7 +66,7 @@ pub struct Global {
     /// Host mount policy file (else BERTH_POLICY, else /etc/berth/policy.json when present).
     #[arg(long)]
     pub policy: Option<PathBuf>,
-    /// Accepted for compatibility; a systemd cgroup path is refused, as berth manages no cgroups yet.
+    /// The systemd cgroup driver: the cgroup is a transient scope (cgroupsPath `slice:prefix:name`).
     #[arg(long)]
     pub systemd_cgroup: bool,
 }

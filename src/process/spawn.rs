@@ -43,8 +43,11 @@ pub struct Options<'a> {
     pub policy: Option<&'a crate::policy::Enforcer>,
     /// How hard to apply Landlock.
     pub landlock: crate::security::landlock::Mode,
-    /// The container's cgroup, made and with its rules in place; the child joins it at sync point 1.
+    /// The container's cgroup and what goes into it; the child enters it at sync point 1 (made and
+    /// with its rules in place by then, or, with the systemd driver, started with the child in it).
     pub cgroup: Option<&'a crate::cgroups::Cgroup>,
+    /// What goes into it.
+    pub cgroup_setup: Option<&'a crate::cgroups::Setup>,
     /// The state JSON for hooks, given the init's pid and a status.
     pub state_json: &'a dyn Fn(i32, &str) -> String,
 }
@@ -244,7 +247,8 @@ fn drive(
     // root in its user namespace).
     let new_user = vs.clone_flags.contains(CloneFlags::CLONE_NEWUSER);
     if let Some(cg) = opts.cgroup {
-        cg.join(pid)
+        let none = crate::cgroups::Setup::default();
+        cg.enter(pid, opts.cgroup_setup.unwrap_or(&none))
             .with_context(|| "joining the container's cgroup".into())?;
     }
     if new_user {
