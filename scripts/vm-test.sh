@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # AppArmor for real: boots Debian's kernel (AppArmor built in; extracted from the .deb, never
 # installed into the host's /boot) under QEMU with TCG only, with an initramfs holding the static
 # berth, busybox and apparmor_parser. /init moves itself into a tmpfs and switch_roots (pivot_root
@@ -7,12 +7,14 @@
 # whose linux.resources.devices deny a decoy device (berth's BPF device program) and one without
 # rules; then cgroup v2 resources and lifecycle, and rootless berth in a delegated subtree; prints
 # PASS or FAIL.
-#   scripts/vm-test.sh            (as root; about 20-60 s)
+# A second boot (see boot_systemd below) runs a Debian bookworm root with systemd as init and
+# cgroup v2: berth's systemd cgroup driver and Podman with --cgroup-manager systemd.
+#   scripts/vm-test.sh [all|apparmor|systemd]    (as root; default all)
 set -eu
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "vm-test.sh: run as root" >&2; exit 1; }
 need=""
-for p in qemu-system-x86 busybox-static cpio; do
+for p in qemu-system-x86 busybox-static cpio mmdebstrap; do
     dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
 done
 if [ -n "$need" ]; then
@@ -21,17 +23,12 @@ fi
 ./scripts/toolchain.sh
 cargo build --release -q
 berth=$PWD/target/x86_64-unknown-linux-musl/release/berth
+repo=$PWD
 work=$(mktemp -d /tmp/berth-vm.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 
-# The kernel and apparmor_parser, from Debian's packages (downloaded, extracted, not installed).
-image=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
-apt-get download -q "$image" apparmor >/dev/null 2>&1
-dpkg-deb -x "$image"_*.deb kernel
-dpkg-deb -x apparmor_*.deb apparmor
-vmlinuz=$(ls kernel/boot/vmlinuz-*)
-
+boot_apparmor() {
 # The initramfs.
 mkdir -p root/bin root/sbin root/lib/x86_64-linux-gnu root/lib64 root/proc root/sys root/dev root/run \
     root/tmp root/bundle/rootfs/bin root/bundle/rootfs/proc root/bundle/rootfs/dev root/bundle/rootfs/tmp
@@ -264,9 +261,134 @@ timeout 600 qemu-system-x86_64 -accel tcg -m 1024 -smp 1 -nographic -no-reboot \
     -kernel "$vmlinuz" -initrd initrd.gz \
     -append "console=ttyS0 apparmor=1 security=apparmor panic=-1 quiet" > console.log 2>&1 || true
 grep -E "apparmor enabled|profile loaded|cgroup2|RESULT-|berth: error|VM-TEST" console.log || tail -30 console.log
-if grep -q "VM-TEST: PASS" console.log; then
-    echo PASS
-else
-    echo FAIL
-    exit 1
+grep -q "VM-TEST: PASS" console.log
+}
+
+# The systemd guest: a Debian bookworm root built by mmdebstrap from Debian's packages (systemd,
+# dbus, podman; no recommends, no docs), cached in /var/cache/berth-vm by its recipe, booted from an
+# uncompressed initramfs whose /init copies it into a tmpfs and switch_roots to systemd (as above,
+# pivot_root needs a real mount as /). A oneshot unit runs scripts/guest/systemd-test.sh.
+boot_systemd() {
+    pkgs=systemd,systemd-sysv,dbus,podman,conmon,crun
+    recipe="bookworm $pkgs minbase v1"
+    cache=/var/cache/berth-vm
+    tarball=$cache/systemd-root-$(echo "$recipe" | md5sum | cut -c1-12).tar
+    if [ ! -s "$tarball" ]; then
+        mkdir -p "$cache"
+        rm -f "$cache"/systemd-root-*.tar
+        # In a mount namespace of its own: mmdebstrap mounts /proc, /sys and /dev in its chroot.
+        unshare -m --propagation private mmdebstrap --variant=minbase --include="$pkgs" \
+            --aptopt='APT::Install-Recommends "false"' \
+            --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+            --dpkgopt='path-exclude=/usr/share/locale/*' --format=tar \
+            bookworm "$tarball.part" http://deb.debian.org/debian > mmdebstrap.log 2>&1 ||
+            { tail -20 mmdebstrap.log; return 1; }
+        mv "$tarball.part" "$tarball"
+    fi
+    rm -rf sd && mkdir sd
+    tar -xf "$tarball" -C sd
+    mkdir -p sd/shim sd/bundle/rootfs/bin sd/bundle/rootfs/proc sd/bundle/rootfs/dev sd/bundle/rootfs/tmp
+    cp /bin/busybox sd/shim/busybox
+    cp "$berth" sd/berth
+    cp /bin/busybox sd/bundle/rootfs/bin/busybox
+    for t in sh cat echo sleep id; do ln -s busybox sd/bundle/rootfs/bin/$t; done
+    tar -C sd/bundle/rootfs -cf sd/bb.tar .
+    cat > sd/bundle/config-sd.json <<'JSON'
+{
+  "ociVersion": "1.2.0",
+  "process": { "user": { "uid": 0, "gid": 0 }, "args": ["/bin/sh", "-c", "sleep 100"],
+    "env": ["PATH=/bin"], "cwd": "/", "noNewPrivileges": true },
+  "root": { "path": "rootfs" },
+  "mounts": [ { "destination": "/proc", "type": "proc", "source": "proc" },
+    { "destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"] } ],
+  "linux": {
+    "cgroupsPath": "system.slice:berth:sd1",
+    "resources": { "memory": { "limit": 67108864 }, "pids": { "limit": 20 },
+      "cpu": { "shares": 512, "quota": 50000, "period": 100000 } },
+    "namespaces": [ { "type": "pid" }, { "type": "mount" }, { "type": "ipc" }, { "type": "uts" } ] }
+}
+JSON
+    cp "$repo/scripts/guest/systemd-test.sh" sd/berth-test.sh
+    chmod +x sd/berth-test.sh
+    cat > sd/etc/systemd/system/berth-test.service <<'UNIT'
+[Unit]
+Description=berth systemd driver test
+Wants=dbus.service
+After=dbus.service basic.target
+
+[Service]
+Type=oneshot
+ExecStart=/berth-test.sh
+StandardOutput=journal+console
+StandardError=journal+console
+UNIT
+    mkdir -p sd/etc/systemd/system/default.target.wants
+    ln -s ../berth-test.service sd/etc/systemd/system/default.target.wants/berth-test.service
+    echo berth-guest > sd/etc/hostname
+    # No udev in this root: a getty would wait 90 s for its tty's device unit.
+    ln -s /dev/null "sd/etc/systemd/system/serial-getty@ttyS0.service"
+    ln -s /dev/null "sd/etc/systemd/system/getty@tty1.service"
+    cat > sd/init <<'SHIM'
+#!/shim/busybox sh
+b=/shim/busybox
+$b mount -t proc proc /proc
+$b mount -t devtmpfs dev /dev
+$b mkdir -p /newroot
+$b mount -t tmpfs -o size=2g,mode=0755 root /newroot
+for f in /*; do
+    case "$f" in
+    /proc|/dev|/sys|/run|/tmp|/newroot|/init|/shim) $b mkdir -p "/newroot$f" ;;
+    *) $b cp -a "$f" /newroot/ ;;
+    esac
+done
+$b chmod 1777 /newroot/tmp
+echo "shim: root copied at $($b cut -d' ' -f1 /proc/uptime)s" > /dev/console
+$b umount /proc
+$b umount /dev
+exec $b switch_root /newroot /lib/systemd/systemd
+SHIM
+    chmod +x sd/init
+    (cd sd && find . | cpio -o -H newc 2>/dev/null) > sd-initrd.cpio
+    rm -rf sd
+    timeout 900 qemu-system-x86_64 -accel tcg -m 3072 -smp 2 -nographic -no-reboot \
+        -kernel "$vmlinuz" -initrd sd-initrd.cpio \
+        -append "console=ttyS0 systemd.unified_cgroup_hierarchy=1 systemd.show_status=0 panic=-1 quiet" \
+        > sd-console.log 2>&1 || true
+    grep -aE "shim:|RESULT-sd-|berth: error" sd-console.log || tail -40 sd-console.log
+    sd_expect=(
+        'features-"systemd":true' 'created' 'unit-67108864-20-20-500ms-yes'
+        'files-67108864-20-20-50000_100000' 'procs-1' 'updated-134217728-134217728-30-30'
+        'exec-0::/system.slice/berth-sd1.scope' 'paused' 'resumed' 'killed'
+        'after-delete-not-found-dir-gone' 'default-0::/system.slice/berth-sd2.scope'
+        'default-after-not-found' 'bad-.*linux.cgroupsPath: invalid slice name'
+        'podman-imported' 'podman-run-hello' 'podman-memory-67108864-67108864' 'podman-runtime-/berth' 'podman-exec-in'
+        'podman-pause-paused' 'podman-unpause-running' 'podman-after-not-found' 'done-at'
+    )
+    fail=0
+    for e in "${sd_expect[@]}"; do
+        grep -aq "RESULT-sd-$e" sd-console.log || { echo "missing: RESULT-sd-$e"; fail=1; }
+    done
+    grep -aq "RESULT-sd-bad-state-left" sd-console.log && { echo "a bad create left its state"; fail=1; }
+    return $fail
+}
+
+what=${1:-all}
+# The kernel and apparmor_parser, from Debian's packages (downloaded, extracted, not installed).
+image=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+apt-get download -q "$image" apparmor >/dev/null 2>&1
+dpkg-deb -x "$image"_*.deb kernel
+dpkg-deb -x apparmor_*.deb apparmor
+vmlinuz=$(ls kernel/boot/vmlinuz-*)
+status=0
+if [ "$what" = all ] || [ "$what" = apparmor ]; then
+    start=$(date +%s)
+    if boot_apparmor; then echo "apparmor/cgroup guest: PASS ($(( $(date +%s) - start )) s)"; else
+        echo "apparmor/cgroup guest: FAIL"; status=1; fi
 fi
+if [ "$what" = all ] || [ "$what" = systemd ]; then
+    start=$(date +%s)
+    if boot_systemd; then echo "systemd guest: PASS ($(( $(date +%s) - start )) s)"; else
+        echo "systemd guest: FAIL"; status=1; fi
+fi
+[ $status = 0 ] && echo PASS || echo FAIL
+exit $status

@@ -1,0 +1,52 @@
+#!/bin/sh
+# Runs inside the systemd guest of scripts/vm-test.sh (systemd as init, cgroup v2), as a oneshot
+# service after boot: berth's systemd cgroup driver, then Podman with --cgroup-manager systemd and
+# --runtime berth. Prints RESULT-sd-* lines to the console; the host decides PASS or FAIL.
+set -u
+say() { echo "RESULT-sd-$*" > /dev/console; }
+B="/berth --root /run/berth-sd --systemd-cgroup"
+scope=/sys/fs/cgroup/system.slice/berth-sd1.scope
+prop() { systemctl show -P "$2" "$1" 2>/dev/null; }
+
+say "booted-in-$(cut -d' ' -f1 /proc/uptime)s"
+say "features-$(/berth features | tr -d ' \n' | grep -o '"systemd":[a-z]*' | head -1)"
+cp /bundle/config-sd.json /bundle/config.json
+$B create --bundle /bundle sd1 2>/dev/console && say created
+say "unit-$(prop berth-sd1.scope MemoryMax)-$(prop berth-sd1.scope TasksMax)-$(prop berth-sd1.scope CPUWeight)-$(prop berth-sd1.scope CPUQuotaPerSecUSec)-$(prop berth-sd1.scope Delegate)"
+say "files-$(cat $scope/memory.max)-$(cat $scope/pids.max)-$(cat $scope/cpu.weight)-$(cat $scope/cpu.max | tr ' ' _)"
+say "procs-$(wc -l < $scope/cgroup.procs)"
+$B start sd1
+$B update --memory 134217728 --pids-limit 30 sd1 2>/dev/console
+say "updated-$(prop berth-sd1.scope MemoryMax)-$(cat $scope/memory.max)-$(prop berth-sd1.scope TasksMax)-$(cat $scope/pids.max)"
+$B exec sd1 sh -c 'cat /proc/self/cgroup' > /tmp/exec.out 2>&1 && say "exec-$(cat /tmp/exec.out)"
+$B pause sd1 && $B state sd1 | grep -q '"paused"' && grep -q "frozen 1" $scope/cgroup.events && say paused
+$B resume sd1 && $B state sd1 | grep -q '"running"' && say resumed
+$B kill --all sd1 KILL
+sleep 1
+$B state sd1 | grep -q '"stopped"' && say killed
+$B delete sd1 2>/dev/console
+say "after-delete-$(prop berth-sd1.scope LoadState)-$([ -e $scope ] && echo dir-left || echo dir-gone)"
+# No cgroupsPath: berth-<id>.scope in system.slice, as runc's default (with prefix runc).
+sed -e 's|"cgroupsPath": "system.slice:berth:sd1",||' -e 's|"sleep 100"|"cat /proc/self/cgroup"|' \
+    /bundle/config-sd.json > /bundle/config.json
+say "default-$($B run --bundle /bundle sd2 2>&1 | tr -d '\n')"
+say "default-after-$(prop berth-sd2.scope LoadState)"
+# A bad slice name: an error naming the field, nothing left.
+sed -e 's|system.slice:berth:sd1|bad--name.slice:berth:sd3|' /bundle/config-sd.json > /bundle/config.json
+say "bad-$($B run --bundle /bundle sd3 2>&1 | tr -d '\n')"
+[ -e /run/berth-sd/sd3 ] && say bad-state-left
+
+# Podman with systemd's cgroup manager and berth as its runtime (vfs storage: no overlay module).
+P="podman --root /var/tmp/pd --runroot /run/pd --storage-driver vfs --cgroup-manager systemd --runtime /berth"
+$P import /bb.tar localhost/bb >/dev/null 2>/dev/console && say podman-imported
+say "podman-run-$($P run --rm --network none localhost/bb echo hello 2>/dev/console)"
+id=$($P run -d --network none --memory 64m localhost/bb sleep 100 2>/dev/console)
+say "podman-memory-$(cat /sys/fs/cgroup/machine.slice/libpod-$id.scope/memory.max 2>&1)-$(prop libpod-$id.scope MemoryMax)"
+say "podman-runtime-$($P inspect -f '{{.OCIRuntime}}' $id)"
+say "podman-exec-$($P exec $id echo in 2>/dev/console)"
+$P pause $id >/dev/null 2>/dev/console && say "podman-pause-$($P inspect -f '{{.State.Status}}' $id)"
+$P unpause $id >/dev/null 2>/dev/console && say "podman-unpause-$($P inspect -f '{{.State.Status}}' $id)"
+$P rm -f -t 0 $id >/dev/null 2>/dev/console
+say "podman-after-$(prop libpod-$id.scope LoadState)"
+say "done-at-$(cut -d' ' -f1 /proc/uptime)s"
+systemctl --no-block poweroff
