@@ -5,10 +5,13 @@ import json, os, time, shutil, statistics, subprocess, sys, tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BERTH = os.path.join(ROOT, "target/x86_64-unknown-linux-musl/release/berth")
 RUNTIMES = {"berth": BERTH, "crun": shutil.which("crun"), "runc": shutil.which("runc")}
+# BERTH_BASELINE=/path/to/an/older/berth adds it as a row ("berth-base"), to see what a change cost.
+if os.environ.get("BERTH_BASELINE"):
+    RUNTIMES["berth-base"] = os.environ["BERTH_BASELINE"]
 # Global options per runtime. crun 1.8.1 refuses cgroup-v1 hybrid hosts ("drop all controllers from
 # cgroupv2") unless told to manage no cgroups, which is also what berth does; runc has no such switch
 # and creates its cgroups as usual.
-GLOBAL = {"berth": [], "crun": ["--cgroup-manager=disabled"], "runc": []}
+GLOBAL = {"berth": [], "berth-base": [], "crun": ["--cgroup-manager=disabled"], "runc": []}
 
 
 # A typical Podman resources block (memory, pids, cpu shares, devices), for `bench.sh cgroups`.
