@@ -358,7 +358,7 @@ SHIM
     sd_expect=(
         'features-"systemd":true' 'created' 'unit-67108864-20-20-500ms-yes'
         'files-67108864-20-20-50000_100000' 'procs-1' 'updated-134217728-134217728-30-30'
-        'exec-0::/system.slice/berth-sd1.scope' 'paused' 'resumed' 'killed'
+        'exec-0::/system.slice/berth-sd1.scope' 'stats' 'paused' 'resumed' 'killed'
         'after-delete-not-found-dir-gone' 'default-0::/system.slice/berth-sd2.scope'
         'default-after-not-found' 'bad-.*linux.cgroupsPath: invalid slice name'
         'podman-imported' 'podman-run-hello' 'podman-memory-67108864-67108864' 'podman-runtime-/berth' 'podman-exec-in'

@@ -19,6 +19,7 @@ $B start sd1
 $B update --memory 134217728 --pids-limit 30 sd1 2>/dev/console
 say "updated-$(prop berth-sd1.scope MemoryMax)-$(cat $scope/memory.max)-$(prop berth-sd1.scope TasksMax)-$(cat $scope/pids.max)"
 $B exec sd1 sh -c 'cat /proc/self/cgroup' > /tmp/exec.out 2>&1 && say "exec-$(cat /tmp/exec.out)"
+$B events --stats sd1 | grep -q '"current":1' && say stats
 $B pause sd1 && $B state sd1 | grep -q '"paused"' && grep -q "frozen 1" $scope/cgroup.events && say paused
 $B resume sd1 && $B state sd1 | grep -q '"running"' && say resumed
 $B kill --all sd1 KILL
