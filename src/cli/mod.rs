@@ -7,6 +7,7 @@ mod delete;
 mod events;
 mod exec;
 mod features;
+mod front;
 mod kill;
 mod list;
 mod pause;
@@ -94,7 +95,12 @@ pub enum Command {
     /// Start the process of a created container.
     Start(start::Args),
     /// Create, start and wait for a container (exits with its exit code).
-    Run(run::Args),
+    ///
+    /// With a bundle (-b), as runc. With --rootfs, berth's front end: no bundle, a spec built from
+    /// the flags below, strict defaults (read-only root and volumes, no new privileges, no network
+    /// but loopback, berth's seccomp profile), the container removed when its process exits.
+    #[command(after_long_help = run::EXAMPLES)]
+    Run(Box<run::Args>),
     /// Print a container's state as JSON.
     State(state::Args),
     /// Send a signal to a container's process.
@@ -174,7 +180,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Spec(a) => spec::run(a),
         Command::Create(a) => create::run(g, a),
         Command::Start(a) => start::run(g, a),
-        Command::Run(a) => run::run(g, a),
+        Command::Run(a) => run::run(g, *a),
         Command::State(a) => state::run(g, a),
         Command::Kill(a) => kill::run(g, a),
         Command::Delete(a) => delete::run(g, a),

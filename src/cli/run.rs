@@ -5,7 +5,7 @@
 //! `--detach` returns once the process runs.
 
 use super::create::{self, Launch, create_container, load_spec};
-use super::{Global, volumes};
+use super::{Global, front, volumes};
 use crate::error::{Error, Result};
 use crate::process::sync::Msg;
 use crate::state::Container;
@@ -18,29 +18,69 @@ use nix::unistd::Pid;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
+/// Examples for `berth run --help`.
+pub const EXAMPLES: &str = "\
+Examples:
+  A CI job: the workspace writable, a cache read-only, no network, 2 GiB, 2 CPUs:
+    berth run --rootfs ./rootfs -v \"$PWD\":/work:rw -v ~/.cache/ci:/cache -w /work \\
+        --memory 2g --cpus 2 -- make test
+
+  From an OCI image layout (skopeo copy docker://busybox oci:img:latest), as a user:
+    berth run --rootfs oci:img:latest -u 1000:1000 -e HOME=/tmp -- id
+
+  Detached with a name, then exec into it and remove it:
+    berth run --rootfs ./rootfs --name job1 -d -- sleep 600
+    berth exec job1 ps; berth delete --force job1
+
+  Print the generated config.json (a bundle for runc, crun or berth create):
+    berth run --rootfs ./rootfs --tmpfs /scratch:size=64m --cap-add NET_BIND_SERVICE --dry-run
+
+Volumes (-v, --volumes) are bound as whole trees, read-only unless :rw, never with set-uid binaries or
+device nodes; under a host mount policy (--policy) every path is vetted by it.";
+
 /// `run` options.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The create options.
     #[command(flatten)]
     pub create: create::CreateArgs,
-    /// Return once the process runs.
+    /// Return once the process runs (the front end prints the container id).
     #[arg(long, short = 'd')]
     pub detach: bool,
-    /// Front end: run on this root filesystem with a spec built in memory (no bundle).
-    #[arg(long)]
+    /// Front end: run this root filesystem with a spec built in memory, no bundle needed.
+    #[arg(long, value_name = "DIR", help_heading = "Front end")]
     pub rootfs: Option<PathBuf>,
-    /// Front end: a volume HOST:CTR[:ro|rw], read-only unless :rw (repeatable).
-    #[arg(long = "volume", short = 'v', requires = "rootfs")]
+    /// A volume HOST:CTR[:ro|rw], read-only unless :rw (repeatable).
+    #[arg(
+        long = "volume",
+        short = 'v',
+        value_name = "HOST:CTR[:ro|rw]",
+        requires = "rootfs",
+        help_heading = "Front end: mounts"
+    )]
     pub volumes: Vec<String>,
-    /// Front end: a JSON list of {host_path, container_path, read_only}.
-    #[arg(long = "volumes", requires = "rootfs")]
+    /// A JSON list of {host_path, container_path, read_only}.
+    #[arg(
+        long = "volumes",
+        value_name = "FILE",
+        requires = "rootfs",
+        help_heading = "Front end: mounts"
+    )]
     pub volumes_file: Option<PathBuf>,
-    /// Front end: the container id (default berth-<pid>).
-    #[arg(long = "id", requires = "rootfs")]
+    /// The container id (default berth-<pid>).
+    #[arg(
+        long = "id",
+        visible_alias = "name",
+        value_name = "ID",
+        requires = "rootfs",
+        help_heading = "Front end: lifecycle"
+    )]
     pub name: Option<String>,
-    /// Front end: the command and its arguments, after `--` (default sh).
-    #[arg(last = true, requires = "rootfs")]
+    /// The front end's other options.
+    #[command(flatten)]
+    pub front: front::FrontArgs,
+    /// The command and its arguments, after `--` (default sh).
+    #[arg(last = true, requires = "rootfs", value_name = "CMD")]
     pub command: Vec<String>,
 }
 
@@ -55,15 +95,10 @@ fn spec_for(a: &mut Args) -> Result<crate::spec::ValidSpec> {
             "give the container id once: positionally or with --id".into(),
         ));
     }
-    let mut volumes = a
-        .volumes
-        .iter()
-        .map(|v| volumes::parse_volume(v))
-        .collect::<Result<Vec<_>>>()?;
-    if let Some(f) = &a.volumes_file {
-        volumes.extend(volumes::read_volumes(f)?);
-    }
-    let vs = volumes::front_end_spec(rootfs, &volumes, &a.command)?;
+    let volumes = front::all_volumes(&a.volumes, a.volumes_file.as_deref())?;
+    let vs = volumes::front_end_spec(rootfs, &volumes, &a.command, &|spec| {
+        front::apply(&a.front, spec, rootfs, a.detach)
+    })?;
     if a.create.id.is_none() {
         a.create.id = Some(
             a.name
@@ -119,6 +154,12 @@ pub fn run(g: &Global, mut a: Args) -> Result<i32> {
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
         .map_err(|e| Error::sys("sigprocmask", e))?;
     let mut vs = spec_for(&mut a)?;
+    if a.front.dry_run {
+        let text = serde_json::to_string_pretty(&vs.spec)
+            .map_err(|e| Error::State(format!("--dry-run: {e}")))?;
+        super::out(&text)?;
+        return Ok(0);
+    }
     let id = a.create.id()?.to_string();
     if a.detach && vs.process.terminal && a.create.console_socket.is_none() {
         return Err(Error::InvalidSpec(
@@ -151,6 +192,9 @@ pub fn run(g: &Global, mut a: Args) -> Result<i32> {
         crate::hooks::run_list_warn("poststart", &h.poststart, &state);
     }
     if a.detach {
+        if a.rootfs.is_some() {
+            super::out(&id)?;
+        }
         return Ok(0);
     }
     let code = wait(pid, &mask, spawned.pty)?;

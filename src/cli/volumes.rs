@@ -65,8 +65,14 @@ fn absolute(p: &Path) -> Result<PathBuf> {
 }
 
 /// The spec for `berth run --rootfs`: `berth spec`'s defaults, the rootfs read-only with a tmpfs on
-/// /tmp, terminal when stdin is one, the volumes as nosuid,nodev bind mounts.
-pub fn front_end_spec(rootfs: &Path, volumes: &[Volume], command: &[String]) -> Result<ValidSpec> {
+/// /tmp, terminal when stdin is one, the volumes as nosuid,nodev bind mounts; `adjust` (the front
+/// end's other flags) changes it before it is adapted (rootless) and validated.
+pub fn front_end_spec(
+    rootfs: &Path,
+    volumes: &[Volume],
+    command: &[String],
+    adjust: &dyn Fn(&mut crate::spec::Spec) -> Result<()>,
+) -> Result<ValidSpec> {
     let mut spec = default_spec();
     let root = spec.root.get_or_insert_with(Default::default);
     root.path = absolute(rootfs)?.display().to_string();
@@ -106,6 +112,7 @@ pub fn front_end_spec(rootfs: &Path, volumes: &[Volume], command: &[String]) -> 
             ..Default::default()
         });
     }
+    adjust(&mut spec)?;
     let cwd = std::env::current_dir().map_err(|e| io_err("getcwd", Path::new("."), e))?;
     crate::spec::rootless::adapt(&mut spec);
     ValidSpec::new(spec, &cwd)
@@ -131,6 +138,7 @@ mod tests {
             Path::new("rootfs"),
             &[parse_volume("data:/d").unwrap()],
             &["true".into()],
+            &|_| Ok(()),
         )
         .unwrap();
         let m = vs.spec.mounts.last().unwrap();
@@ -138,6 +146,14 @@ mod tests {
             assert!(m.options.contains(&o.to_string()), "{o}");
         }
         assert!(Path::new(m.source.as_deref().unwrap()).is_absolute());
-        assert!(front_end_spec(Path::new("r"), &[parse_volume("/a:rel").unwrap()], &[]).is_err());
+        assert!(
+            front_end_spec(
+                Path::new("r"),
+                &[parse_volume("/a:rel").unwrap()],
+                &[],
+                &|_| Ok(())
+            )
+            .is_err()
+        );
     }
 }

@@ -322,6 +322,17 @@ fn build_rootfs(
     //    read-only and masked paths. Before pivot_root: cloning the host's /dev/null onto masked files
     //    needs its mount in our namespace, which ends when the old root is detached.
     rootfs::write_sysctls(vs)?;
+    // The front end's `--net none`: a network namespace of its own with loopback up (as crun does).
+    if vs
+        .spec
+        .annotations
+        .get(crate::spec::LOOPBACK_ANNOTATION)
+        .map(String::as_str)
+        == Some("up")
+        && vs.clone_flags.contains(CloneFlags::CLONE_NEWNET)
+    {
+        step("loopback", sys::loopback_up().map_err(Into::into))?;
+    }
     let root = match null {
         Some(null) => {
             rootfs::readonly_paths(&root, &linux.readonly_paths)?;

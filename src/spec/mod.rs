@@ -18,6 +18,10 @@ pub use validate::ValidSpec;
 /// The OCI runtime-spec version berth implements.
 pub const OCI_VERSION: &str = "1.2.0";
 
+/// The annotation (set by the front end's `--net none`) that has the init bring loopback up in the
+/// container's own network namespace.
+pub const LOOPBACK_ANNOTATION: &str = "berth.loopback";
+
 /// config.json.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -473,6 +473,38 @@ pub fn set_non_dumpable() -> Result<(), SysError> {
     unit(ret as libc::c_long, || "prctl(PR_SET_DUMPABLE, 0)".into())
 }
 
+/// Brings the loopback interface of the current network namespace up (SIOCGIFFLAGS, then
+/// SIOCSIFFLAGS with IFF_UP on an AF_INET datagram socket).
+pub fn loopback_up() -> Result<(), SysError> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: integer arguments only; the fd returned is owned below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    unit(fd as libc::c_long, || "socket(AF_INET, SOCK_DGRAM)".into())?;
+    // SAFETY: fd was just returned by socket(2) and is owned by nothing else.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads the name and writes ifru_flags of the ifreq we own.
+    let ret = unsafe {
+        libc::ioctl(
+            sock.as_raw_fd(),
+            libc::SIOCGIFFLAGS as libc::Ioctl,
+            &mut req,
+        )
+    };
+    unit(ret as libc::c_long, || "ioctl(lo, SIOCGIFFLAGS)".into())?;
+    // SAFETY: SIOCGIFFLAGS filled ifru_flags, the union member read and written here.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads the ifreq we own.
+    let ret = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as libc::Ioctl, &req) };
+    unit(ret as libc::c_long, || {
+        "ioctl(lo, SIOCSIFFLAGS, IFF_UP)".into()
+    })
+}
+
 /// prctl(PR_SET_PDEATHSIG, sig).
 pub fn set_parent_death_signal(sig: i32) -> Result<(), SysError> {
     // SAFETY: integer arguments only.

@@ -1,0 +1,516 @@
+//! The front end's flags (`berth run --rootfs ...`), named as `podman run`/`docker run` name them,
+//! turned into the spec: each flag changes the in-memory spec of [`super::volumes::front_end_spec`]
+//! and a bad value is a one-line error naming the flag. Defaults stay strict: read-only root and
+//! volumes, no new privileges, a new network namespace with only loopback (up), berth's default
+//! seccomp profile.
+
+use super::volumes;
+use crate::error::{Error, Result, io_err};
+use crate::spec::{Mount, Spec};
+use std::path::{Path, PathBuf};
+
+/// Front-end options of `berth run` (all need `--rootfs`).
+#[derive(Debug, Default, clap::Args)]
+pub struct FrontArgs {
+    /// Set an environment variable (KEY=VALUE; KEY alone takes the caller's value).
+    #[arg(
+        long = "env",
+        short = 'e',
+        value_name = "KEY=VALUE",
+        requires = "rootfs",
+        help_heading = "Front end: process"
+    )]
+    pub env: Vec<String>,
+    /// Read environment variables from a file (KEY=VALUE lines; # comments).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "rootfs",
+        help_heading = "Front end: process"
+    )]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory inside the container (absolute).
+    #[arg(
+        long,
+        short = 'w',
+        value_name = "DIR",
+        requires = "rootfs",
+        help_heading = "Front end: process"
+    )]
+    pub workdir: Option<String>,
+    /// User and group to run as: UID[:GID] or NAME[:GROUP] (names from the rootfs's /etc/passwd).
+    #[arg(
+        long,
+        short = 'u',
+        value_name = "USER[:GROUP]",
+        requires = "rootfs",
+        help_heading = "Front end: process"
+    )]
+    pub user: Option<String>,
+    /// Allocate a terminal (default: when stdin is a terminal).
+    #[arg(
+        long,
+        short = 't',
+        requires = "rootfs",
+        help_heading = "Front end: process"
+    )]
+    pub tty: bool,
+    /// Keep stdin open (it always is; accepted for podman/docker habits).
+    #[arg(
+        long,
+        short = 'i',
+        requires = "rootfs",
+        help_heading = "Front end: process"
+    )]
+    pub interactive: bool,
+    /// The container's hostname.
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "rootfs",
+        help_heading = "Front end: process"
+    )]
+    pub hostname: Option<String>,
+
+    /// A tmpfs at PATH with mount options (e.g. /scratch:size=64m,mode=1777), nosuid,nodev.
+    #[arg(
+        long,
+        value_name = "PATH[:OPTS]",
+        requires = "rootfs",
+        help_heading = "Front end: mounts"
+    )]
+    pub tmpfs: Vec<String>,
+    /// Read-only root filesystem (the default).
+    #[arg(
+        long,
+        requires = "rootfs",
+        conflicts_with = "rw_root",
+        help_heading = "Front end: mounts"
+    )]
+    pub read_only: bool,
+    /// Writable root filesystem (a directory is changed in place; an image's changes are discarded).
+    #[arg(long, requires = "rootfs", help_heading = "Front end: mounts")]
+    pub rw_root: bool,
+
+    /// Network: none (a new namespace with loopback up; the default) or host.
+    #[arg(
+        long = "net",
+        alias = "network",
+        value_name = "none|host",
+        requires = "rootfs",
+        help_heading = "Front end: network"
+    )]
+    pub net: Option<String>,
+
+    /// Add a capability (CAP_NAME or NAME; ALL for every one).
+    #[arg(
+        long,
+        value_name = "CAP",
+        requires = "rootfs",
+        help_heading = "Front end: security"
+    )]
+    pub cap_add: Vec<String>,
+    /// Drop a capability (CAP_NAME or NAME; ALL for every one).
+    #[arg(
+        long,
+        value_name = "CAP",
+        requires = "rootfs",
+        help_heading = "Front end: security"
+    )]
+    pub cap_drop: Vec<String>,
+    /// landlock=off|best-effort|enforce, seccomp=default|unconfined|FILE (linux.seccomp JSON).
+    #[arg(
+        long,
+        value_name = "OPT=VALUE",
+        requires = "rootfs",
+        help_heading = "Front end: security"
+    )]
+    pub security_opt: Vec<String>,
+
+    /// Memory limit (bytes, or with k, m, g: 512m).
+    #[arg(
+        long,
+        short = 'm',
+        value_name = "SIZE",
+        requires = "rootfs",
+        help_heading = "Front end: resources"
+    )]
+    pub memory: Option<String>,
+    /// CPUs the container may use (1.5: one and a half CPUs' time).
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "rootfs",
+        help_heading = "Front end: resources"
+    )]
+    pub cpus: Option<String>,
+    /// Most processes the container may have (-1: no limit).
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "rootfs",
+        allow_hyphen_values = true,
+        help_heading = "Front end: resources"
+    )]
+    pub pids_limit: Option<String>,
+
+    /// Remove the container when its process exits (the default when not detached).
+    #[arg(long, requires = "rootfs", help_heading = "Front end: lifecycle")]
+    pub rm: bool,
+    /// Print the generated config.json and run nothing.
+    #[arg(long, requires = "rootfs", help_heading = "Front end: lifecycle")]
+    pub dry_run: bool,
+}
+
+use crate::spec::LOOPBACK_ANNOTATION as LOOPBACK;
+
+fn bad(flag: &str, value: &str, why: impl std::fmt::Display) -> Error {
+    Error::InvalidSpec(format!("{flag} {value:?}: {why}"))
+}
+
+/// `512m` → bytes.
+pub fn parse_size(flag: &str, s: &str) -> Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mul) = match t.char_indices().last() {
+        Some((i, 'k')) => (&t[..i], 1i64 << 10),
+        Some((i, 'm')) => (&t[..i], 1 << 20),
+        Some((i, 'g')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| bad(flag, s, "not a size (bytes, or a number with k, m or g)"))?;
+    let bytes = n * mul as f64;
+    if !(4096.0..9.0e18).contains(&bytes) {
+        return Err(bad(flag, s, "must be at least 4k"));
+    }
+    Ok(bytes as i64)
+}
+
+fn cap_name(flag: &str, c: &str) -> Result<String> {
+    let up = c.to_ascii_uppercase();
+    if up == "ALL" {
+        return Ok(up);
+    }
+    let name = if up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    };
+    crate::security::caps::parse(&name).map_err(|_| bad(flag, c, "unknown capability"))?;
+    Ok(name)
+}
+
+/// A file of the rootfs, resolved inside it (a symlink in the image cannot lead out).
+fn read_in_root(rootfs: &Path, file: &str) -> Option<String> {
+    let dir = crate::sys::openat2(None, rootfs, libc::O_PATH | libc::O_DIRECTORY, 0, 0).ok()?;
+    let fd = crate::sys::openat2(
+        Some(std::os::fd::AsFd::as_fd(&dir)),
+        Path::new(file),
+        libc::O_RDONLY,
+        0,
+        crate::sys::RESOLVE_IN_ROOT | crate::sys::RESOLVE_NO_MAGICLINKS,
+    )
+    .ok()?;
+    std::io::read_to_string(std::fs::File::from(fd)).ok()
+}
+
+/// The id (and primary group, for passwd) of the entry whose field `key` (0: name, 2: id) is
+/// `value` in the rootfs's `file`.
+fn lookup(rootfs: &Path, file: &str, key: usize, value: &str) -> Option<(u32, u32)> {
+    read_in_root(rootfs, file)?.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        if f.get(key) != Some(&value) {
+            return None;
+        }
+        let id = f.get(2)?.parse().ok()?;
+        let gid = f.get(3).and_then(|v| v.parse().ok()).unwrap_or(id);
+        Some((id, gid))
+    })
+}
+
+fn user(rootfs: &Path, s: &str) -> Result<(u32, u32)> {
+    let (u, g) = match s.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (s, None),
+    };
+    let (uid, primary) = match u.parse::<u32>() {
+        Ok(n) => (n, lookup(rootfs, "etc/passwd", 2, u).map_or(n, |(_, g)| g)),
+        Err(_) => lookup(rootfs, "etc/passwd", 0, u)
+            .ok_or_else(|| bad("--user", s, "no such user in the rootfs's /etc/passwd"))?,
+    };
+    let gid = match g {
+        None => primary,
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => {
+                lookup(rootfs, "etc/group", 0, g)
+                    .ok_or_else(|| bad("--user", s, "no such group in the rootfs's /etc/group"))?
+                    .0
+            }
+        },
+    };
+    Ok((uid, gid))
+}
+
+fn set_env(env: &mut Vec<String>, kv: String) {
+    let key = kv.split('=').next().unwrap_or("").to_string();
+    env.retain(|e| e.split('=').next() != Some(key.as_str()));
+    env.push(kv);
+}
+
+fn env_entry(flag: &str, e: &str) -> Result<Option<String>> {
+    let key = e.split('=').next().unwrap_or("");
+    if key.is_empty() || key.contains('\0') || e.contains('\0') {
+        return Err(bad(flag, e, "expected KEY=VALUE"));
+    }
+    if e.contains('=') {
+        return Ok(Some(e.to_string()));
+    }
+    // KEY alone: the caller's value, or nothing when the caller has none (as docker).
+    Ok(std::env::var(key).ok().map(|v| format!("{key}={v}")))
+}
+
+/// Applies the front end's flags to `spec` (rootfs already set). `detach`: the run is detached.
+pub fn apply(f: &FrontArgs, spec: &mut Spec, rootfs: &Path, detach: bool) -> Result<()> {
+    if f.rm && detach {
+        return Err(Error::InvalidSpec(
+            "--rm with --detach: berth keeps no daemon to remove a detached container when it exits; remove it with `berth delete`".into(),
+        ));
+    }
+    let process = spec.process.get_or_insert_with(Default::default);
+    if f.tty {
+        process.terminal = true;
+    }
+    for e in &f.env {
+        if let Some(kv) = env_entry("--env", e)? {
+            set_env(&mut process.env, kv);
+        }
+    }
+    for file in &f.env_file {
+        let text = std::fs::read_to_string(file).map_err(|e| io_err("read", file, e))?;
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Some(kv) = env_entry(&format!("--env-file {}:", file.display()), line)? {
+                set_env(&mut process.env, kv);
+            }
+        }
+    }
+    if let Some(w) = &f.workdir {
+        if !w.starts_with('/') {
+            return Err(bad("--workdir", w, "must be an absolute path"));
+        }
+        process.cwd = w.clone();
+    }
+    if let Some(u) = &f.user {
+        let (uid, gid) = user(rootfs, u)?;
+        process.user.uid = uid;
+        process.user.gid = gid;
+    }
+    // Capabilities: every set the default spec lists, changed alike.
+    if !f.cap_add.is_empty() || !f.cap_drop.is_empty() {
+        let adds = f
+            .cap_add
+            .iter()
+            .map(|c| cap_name("--cap-add", c))
+            .collect::<Result<Vec<_>>>()?;
+        let drops = f
+            .cap_drop
+            .iter()
+            .map(|c| cap_name("--cap-drop", c))
+            .collect::<Result<Vec<_>>>()?;
+        let all: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
+        let caps = process.capabilities.get_or_insert_with(Default::default);
+        for set in [
+            &mut caps.bounding,
+            &mut caps.effective,
+            &mut caps.permitted,
+            &mut caps.ambient,
+        ] {
+            let mut list = set.take().unwrap_or_default();
+            if drops.iter().any(|d| d == "ALL") {
+                list.clear();
+            }
+            list.retain(|c| !drops.contains(c));
+            for a in &adds {
+                let add = if a == "ALL" {
+                    all.clone()
+                } else {
+                    vec![a.clone()]
+                };
+                for c in add {
+                    if !list.contains(&c) {
+                        list.push(c);
+                    }
+                }
+            }
+            list.sort();
+            *set = Some(list);
+        }
+    }
+    if let Some(h) = &f.hostname {
+        let ok = !h.is_empty()
+            && h.len() <= 64
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if !ok {
+            return Err(bad(
+                "--hostname",
+                h,
+                "expected letters, digits, '-' and '.' (at most 64)",
+            ));
+        }
+        spec.hostname = Some(h.clone());
+    }
+    if f.rw_root {
+        spec.root.get_or_insert_with(Default::default).readonly = false;
+    }
+    for t in &f.tmpfs {
+        let (path, opts) = t.split_once(':').unwrap_or((t, ""));
+        if !path.starts_with('/') {
+            return Err(bad("--tmpfs", t, "the path must be absolute"));
+        }
+        let mut options = vec!["nosuid".to_string(), "nodev".to_string()];
+        for o in opts.split(',').filter(|o| !o.is_empty()) {
+            if matches!(o, "suid" | "dev" | "exec" | "bind" | "rbind") {
+                return Err(bad("--tmpfs", t, format!("option {o:?} is not allowed")));
+            }
+            options.push(o.to_string());
+        }
+        spec.mounts.retain(|m| m.destination != path);
+        spec.mounts.push(Mount {
+            destination: path.to_string(),
+            typ: Some("tmpfs".into()),
+            source: Some("tmpfs".into()),
+            options,
+            ..Default::default()
+        });
+    }
+    let linux = spec.linux.get_or_insert_with(Default::default);
+    match f.net.as_deref().unwrap_or("none") {
+        "none" => {
+            spec.annotations.insert(LOOPBACK.into(), "up".into());
+        }
+        "host" => linux.namespaces.retain(|n| n.typ != "network"),
+        other => return Err(bad("--net", other, "expected none or host")),
+    }
+    let mut resources = serde_json::Map::new();
+    if let Some(m) = &f.memory {
+        resources.insert(
+            "memory".into(),
+            serde_json::json!({"limit": parse_size("--memory", m)?}),
+        );
+    }
+    if let Some(c) = &f.cpus {
+        let n: f64 = c
+            .parse()
+            .ok()
+            .filter(|n: &f64| *n >= 0.01 && *n <= 4096.0)
+            .ok_or_else(|| bad("--cpus", c, "expected a number of CPUs from 0.01"))?;
+        resources.insert(
+            "cpu".into(),
+            serde_json::json!({"quota": (n * 100_000.0).round() as i64, "period": 100_000}),
+        );
+    }
+    if let Some(p) = &f.pids_limit {
+        let n: i64 = p
+            .parse()
+            .ok()
+            .filter(|n: &i64| *n > 0 || *n == -1)
+            .ok_or_else(|| bad("--pids-limit", p, "expected a positive number or -1"))?;
+        resources.insert("pids".into(), serde_json::json!({"limit": n}));
+    }
+    if !resources.is_empty() {
+        linux.resources = Some(serde_json::Value::Object(resources));
+    }
+    // Seccomp: berth's default profile unless asked otherwise.
+    let mut seccomp = Some(crate::security::seccomp::default_profile());
+    for o in &f.security_opt {
+        let (k, v) = o.split_once('=').ok_or_else(|| {
+            bad(
+                "--security-opt",
+                o,
+                "expected landlock=MODE or seccomp=PROFILE",
+            )
+        })?;
+        match (k, v) {
+            ("landlock", "off" | "best-effort" | "enforce") => {
+                spec.annotations
+                    .insert(crate::security::landlock::ANNOTATION.into(), v.into());
+            }
+            ("landlock", _) => {
+                return Err(bad(
+                    "--security-opt",
+                    o,
+                    "expected landlock=off|best-effort|enforce",
+                ));
+            }
+            ("seccomp", "default") => seccomp = Some(crate::security::seccomp::default_profile()),
+            ("seccomp", "unconfined") => seccomp = None,
+            ("seccomp", file) => {
+                let bytes = std::fs::read(file).map_err(|e| io_err("read", Path::new(file), e))?;
+                let v: serde_json::Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| bad("--security-opt", o, format!("not JSON: {e}")))?;
+                crate::security::seccomp::compile(&v).map_err(|e| bad("--security-opt", o, e))?;
+                seccomp = Some(v);
+            }
+            _ => {
+                return Err(bad(
+                    "--security-opt",
+                    o,
+                    "unknown option (landlock=, seccomp=)",
+                ));
+            }
+        }
+    }
+    spec.linux.get_or_insert_with(Default::default).seccomp = seccomp;
+    Ok(())
+}
+
+/// Parses the volumes of `-v` and `--volumes`.
+pub fn all_volumes(v: &[String], file: Option<&Path>) -> Result<Vec<volumes::Volume>> {
+    let mut out = v
+        .iter()
+        .map(|v| volumes::parse_volume(v))
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(f) = file {
+        out.extend(volumes::read_volumes(f)?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("--memory", "512m").unwrap(), 512 << 20);
+        assert_eq!(parse_size("--memory", "1g").unwrap(), 1 << 30);
+        assert_eq!(parse_size("--memory", "1.5G").unwrap(), 3 << 29);
+        assert_eq!(parse_size("--memory", "65536").unwrap(), 65536);
+        for b in ["", "m", "-1m", "12x", "1k0", "1"] {
+            let e = parse_size("--memory", b).unwrap_err().to_string();
+            assert!(e.contains("--memory"), "{b}: {e}");
+        }
+    }
+
+    #[test]
+    fn capabilities_and_env() {
+        assert_eq!(cap_name("--cap-add", "net_admin").unwrap(), "CAP_NET_ADMIN");
+        assert_eq!(cap_name("--cap-add", "CAP_KILL").unwrap(), "CAP_KILL");
+        assert!(
+            cap_name("--cap-add", "FLY")
+                .unwrap_err()
+                .to_string()
+                .contains("--cap-add")
+        );
+        let mut env = vec!["PATH=/bin".to_string(), "A=1".to_string()];
+        set_env(&mut env, "A=2".into());
+        assert_eq!(env, ["PATH=/bin", "A=2"]);
+        assert!(env_entry("--env", "=x").is_err());
+    }
+}
