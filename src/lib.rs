@@ -21,6 +21,7 @@ pub mod cgroups;
 pub mod cli;
 pub mod error;
 pub mod hooks;
+pub mod image;
 pub mod logging;
 pub mod mount;
 pub mod policy;

@@ -272,6 +272,24 @@ fn env_entry(flag: &str, e: &str) -> Result<Option<String>> {
     Ok(std::env::var(key).ok().map(|v| format!("{key}={v}")))
 }
 
+/// Applies an image's config (environment, working directory, user) to `spec`; the flags come after.
+pub fn apply_image(c: &crate::image::Config, spec: &mut Spec, rootfs: &Path) -> Result<()> {
+    let process = spec.process.get_or_insert_with(Default::default);
+    for e in c.env.iter().flatten() {
+        set_env(&mut process.env, e.clone());
+    }
+    if let Some(w) = c.working_dir.as_deref().filter(|w| w.starts_with('/')) {
+        process.cwd = w.to_string();
+    }
+    if let Some(u) = c.user.as_deref().filter(|u| !u.is_empty()) {
+        let (uid, gid) = user(rootfs, u)
+            .map_err(|e| Error::InvalidSpec(format!("the image's config User {u:?}: {e}")))?;
+        process.user.uid = uid;
+        process.user.gid = gid;
+    }
+    Ok(())
+}
+
 /// Applies the front end's flags to `spec` (rootfs already set). `detach`: the run is detached.
 pub fn apply(f: &FrontArgs, spec: &mut Spec, rootfs: &Path, detach: bool) -> Result<()> {
     if f.rm && detach {
@@ -283,11 +301,6 @@ pub fn apply(f: &FrontArgs, spec: &mut Spec, rootfs: &Path, detach: bool) -> Res
     if f.tty {
         process.terminal = true;
     }
-    for e in &f.env {
-        if let Some(kv) = env_entry("--env", e)? {
-            set_env(&mut process.env, kv);
-        }
-    }
     for file in &f.env_file {
         let text = std::fs::read_to_string(file).map_err(|e| io_err("read", file, e))?;
         for line in text.lines().map(str::trim) {
@@ -297,6 +310,12 @@ pub fn apply(f: &FrontArgs, spec: &mut Spec, rootfs: &Path, detach: bool) -> Res
             if let Some(kv) = env_entry(&format!("--env-file {}:", file.display()), line)? {
                 set_env(&mut process.env, kv);
             }
+        }
+    }
+    // -e after the files: it overrides them, as with podman and docker.
+    for e in &f.env {
+        if let Some(kv) = env_entry("--env", e)? {
+            set_env(&mut process.env, kv);
         }
     }
     if let Some(w) = &f.workdir {

@@ -47,8 +47,9 @@ pub struct Args {
     /// Return once the process runs (the front end prints the container id).
     #[arg(long, short = 'd')]
     pub detach: bool,
-    /// Front end: run this root filesystem with a spec built in memory, no bundle needed.
-    #[arg(long, value_name = "DIR", help_heading = "Front end")]
+    /// Front end: run this root filesystem (a directory, or an OCI image layout: oci:DIR[:TAG])
+    /// with a spec built in memory, no bundle needed.
+    #[arg(long, value_name = "DIR|oci:DIR[:TAG]", help_heading = "Front end")]
     pub rootfs: Option<PathBuf>,
     /// A volume HOST:CTR[:ro|rw], read-only unless :rw (repeatable).
     #[arg(
@@ -96,8 +97,32 @@ fn spec_for(a: &mut Args) -> Result<crate::spec::ValidSpec> {
         ));
     }
     let volumes = front::all_volumes(&a.volumes, a.volumes_file.as_deref())?;
-    let vs = volumes::front_end_spec(rootfs, &volumes, &a.command, &|spec| {
-        front::apply(&a.front, spec, rootfs, a.detach)
+    // An OCI image layout: its layers unpacked (once) and mounted as an overlay in a mount
+    // namespace of this process's own; its config gives the defaults the flags override.
+    let (rootfs, image) = match crate::image::parse_ref(&rootfs.to_string_lossy()) {
+        Some((dir, tag)) => {
+            let img = crate::image::load(&dir, tag.as_deref())?;
+            (crate::image::mount_rootfs(&img)?, Some(img.config))
+        }
+        None => (rootfs.clone(), None),
+    };
+    let command = match &image {
+        Some(c) => {
+            let mut cmd = c.entrypoint.clone().unwrap_or_default();
+            if a.command.is_empty() {
+                cmd.extend(c.cmd.clone().unwrap_or_default());
+            } else {
+                cmd.extend(a.command.iter().cloned());
+            }
+            cmd
+        }
+        None => a.command.clone(),
+    };
+    let vs = volumes::front_end_spec(&rootfs, &volumes, &command, &|spec| {
+        if let Some(c) = &image {
+            front::apply_image(c, spec, &rootfs)?;
+        }
+        front::apply(&a.front, spec, &rootfs, a.detach)
     })?;
     if a.create.id.is_none() {
         a.create.id = Some(

@@ -505,6 +505,25 @@ pub fn loopback_up() -> Result<(), SysError> {
     })
 }
 
+/// fsetxattr(2) on an open file.
+pub fn fsetxattr(fd: impl AsFd, name: &str, value: &[u8]) -> Result<(), SysError> {
+    let cname = std::ffi::CString::new(name).map_err(|_| SysError {
+        call: format!("fsetxattr({name:?})"),
+        errno: Errno::EINVAL,
+    })?;
+    // SAFETY: cname is NUL-terminated and value is a live slice of the length passed; fd is open.
+    let ret = unsafe {
+        libc::fsetxattr(
+            fd.as_fd().as_raw_fd(),
+            cname.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    unit(ret as libc::c_long, || format!("fsetxattr({name})"))
+}
+
 /// prctl(PR_SET_PDEATHSIG, sig).
 pub fn set_parent_death_signal(sig: i32) -> Result<(), SysError> {
     // SAFETY: integer arguments only.

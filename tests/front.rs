@@ -1,0 +1,623 @@
+//! The front end (`berth run --rootfs`) as people use it: every flag through the real binary, checked
+//! from inside the container; bad values are one-line errors naming the flag; OCI image layouts
+//! (`--rootfs oci:DIR[:TAG]`) with whiteouts, an opaque directory and a hardlink, and hostile layers
+//! (`..`, a write through an absolute symlink, a hardlink out of the layer) refused with nothing
+//! written outside and nothing left in the cache.
+
+mod common;
+use common::*;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+/// A bundle whose rootfs serves the front end (its config is not used).
+fn world() -> (Bundle, String) {
+    let b = Bundle::new("true");
+    let rootfs = b.rootfs.display().to_string();
+    (b, rootfs)
+}
+
+fn front(b: &Bundle, rootfs: &str, flags: &[&str], cmd: &str) -> Output {
+    let mut args = vec!["run", "--rootfs", rootfs];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["--", "sh", "-c", cmd]);
+    b.berth(&args)
+}
+
+#[test]
+fn process_flags_env_workdir_user_hostname_tty() {
+    let (b, rootfs) = world();
+    std::fs::write(
+        b.rootfs.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nalice:x:1234:1235::/tmp:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(b.rootfs.join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
+    let env_file = b.tmp.path().join("env");
+    std::fs::write(&env_file, "# a comment\n\nFROM_FILE=yes\nA=file\n").unwrap();
+    let out = ok(&front(
+        &b,
+        &rootfs,
+        &[
+            "-e",
+            "A=1",
+            "--env-file",
+            env_file.to_str().unwrap(),
+            "-e",
+            "B=two words",
+            "-w",
+            "/tmp",
+            "-u",
+            "alice:staff",
+            "--hostname",
+            "box1",
+        ],
+        "echo $A/$FROM_FILE/$B; pwd; id -u; id -g; hostname",
+    ));
+    // -e overrides --env-file, as with podman and docker.
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["1/yes/two words", "/tmp", "1234", "50", "box1"],
+        "{out}"
+    );
+    // A numeric user takes its primary group from the rootfs's passwd; an unknown name is an error.
+    let out = ok(&front(&b, &rootfs, &["-u", "1234"], "id -u; id -g"));
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["1234", "1235"]);
+    // -t: a terminal even though stdin is not one.
+    let out = ok(&front(&b, &rootfs, &["-t", "-i"], "tty"));
+    assert!(out.contains("/dev/pts/"), "{out}");
+    let out = ok(&front(&b, &rootfs, &[], "tty || true"));
+    assert!(out.contains("not a tty"), "{out}");
+}
+
+#[test]
+fn network_none_has_loopback_up_and_host_shares_the_hosts() {
+    let (b, rootfs) = world();
+    let out = ok(&front(
+        &b,
+        &rootfs,
+        &[],
+        "ls /sys/class/net | tr '\\n' ' '; cat /sys/class/net/lo/flags",
+    ));
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["lo", "0x9"],
+        "{out}"
+    );
+    let host = std::fs::read_dir("/sys/class/net").unwrap().count();
+    let out = ok(&front(
+        &b,
+        &rootfs,
+        &["--net", "host"],
+        "ls /sys/class/net | wc -l",
+    ));
+    assert_eq!(out.trim(), host.to_string());
+}
+
+#[test]
+fn mounts_tmpfs_read_only_root_and_rw_root() {
+    let (b, rootfs) = world();
+    let out = ok(&front(
+        &b,
+        &rootfs,
+        &["--tmpfs", "/scratch:size=1m,mode=700", "--read-only"],
+        "grep ' /scratch ' /proc/mounts; touch /scratch/x && echo scratch-ok; touch /rootfile 2>/dev/null || echo root-ro",
+    ));
+    assert!(
+        out.contains("tmpfs /scratch tmpfs rw,nosuid,nodev"),
+        "{out}"
+    );
+    assert!(
+        out.contains("size=1024k") && out.contains("mode=700"),
+        "{out}"
+    );
+    assert!(
+        out.contains("scratch-ok") && out.contains("root-ro"),
+        "{out}"
+    );
+    ok(&front(&b, &rootfs, &["--rw-root"], "touch /rootfile"));
+    assert!(b.rootfs.join("rootfile").exists());
+    let e = fails(&front(&b, &rootfs, &["--read-only", "--rw-root"], "true"));
+    assert!(e.contains("--rw-root") || e.contains("--read-only"), "{e}");
+}
+
+#[test]
+fn capabilities_and_security_options() {
+    let (b, rootfs) = world();
+    let caps = |flags: &[&str]| {
+        let out = ok(&front(&b, &rootfs, flags, "grep CapEff /proc/self/status"));
+        u64::from_str_radix(out.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    // The default set: AUDIT_WRITE (29), KILL (5), NET_BIND_SERVICE (10).
+    assert_eq!(caps(&[]), 1 << 29 | 1 << 5 | 1 << 10);
+    assert_eq!(caps(&["--cap-drop", "ALL"]), 0);
+    assert_eq!(
+        caps(&["--cap-drop", "all", "--cap-add", "net_admin"]),
+        1 << 12
+    );
+    assert_eq!(caps(&["--cap-drop", "KILL"]), 1 << 29 | 1 << 10);
+    // seccomp: berth's default profile unless unconfined; a file of one's own.
+    let mode = |flags: &[&str]| {
+        ok(&front(
+            &b,
+            &rootfs,
+            flags,
+            "grep Seccomp: /proc/self/status",
+        ))
+    };
+    assert!(mode(&[]).contains('2'));
+    assert!(mode(&["--security-opt", "seccomp=unconfined"]).contains('0'));
+    let profile = b.tmp.path().join("seccomp.json");
+    std::fs::write(
+        &profile,
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]})
+        .to_string(),
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    let out = ok(&front(
+        &b,
+        &rootfs,
+        &["--security-opt", &opt],
+        "mkdir /tmp/d 2>&1 || echo refused",
+    ));
+    assert!(out.contains("refused"), "{out}");
+    // Landlock's mode goes into the spec as berth's annotation.
+    let out = ok(&b.berth(&[
+        "run",
+        "--rootfs",
+        &rootfs,
+        "--security-opt",
+        "landlock=enforce",
+        "--dry-run",
+    ]));
+    let spec: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(spec["annotations"]["berth.landlock"], "enforce");
+    ok(&front(
+        &b,
+        &rootfs,
+        &["--security-opt", "landlock=enforce"],
+        "true",
+    ));
+}
+
+#[test]
+fn resources_become_cgroup_limits() {
+    let (b, rootfs) = world();
+    let out = ok(&b.berth(&[
+        "run",
+        "--rootfs",
+        &rootfs,
+        "--memory",
+        "64m",
+        "--cpus",
+        "1.5",
+        "--pids-limit",
+        "40",
+        "--dry-run",
+    ]));
+    let spec: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        spec["linux"]["resources"],
+        json!({"memory": {"limit": 67108864}, "cpu": {"quota": 150000, "period": 100000},
+               "pids": {"limit": 40}})
+    );
+    // And they hold: the container's own cgroup (v1 or v2) carries them.
+    let out = ok(&front(
+        &b,
+        &rootfs,
+        &["--memory", "64m", "--pids-limit", "40", "--id", "res1"],
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; \
+         cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max",
+    ));
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["67108864", "40"], "{out}");
+}
+
+#[test]
+fn lifecycle_detach_name_rm_and_dry_run() {
+    let (b, rootfs) = world();
+    let out = ok(&b.berth(&[
+        "run", "--rootfs", &rootfs, "--name", "bg1", "-d", "--", "sleep", "100",
+    ]));
+    assert_eq!(out.trim(), "bg1");
+    assert_eq!(b.state("bg1")["status"], "running");
+    ok(&b.berth(&["delete", "--force", "bg1"]));
+    let e = fails(&b.berth(&["run", "--rootfs", &rootfs, "--rm", "-d", "--", "true"]));
+    assert!(e.contains("--rm") && e.contains("--detach"), "{e}");
+    // --rm is what a foreground run does anyway: nothing is left.
+    ok(&b.berth(&[
+        "run", "--rootfs", &rootfs, "--rm", "--id", "fg1", "--", "true",
+    ]));
+    assert!(!b.state.join("fg1").exists());
+    // --dry-run: the config, and no container.
+    let out = ok(&b.berth(&["run", "--rootfs", &rootfs, "--id", "dry1", "--dry-run"]));
+    let spec: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(spec["root"]["readonly"], true);
+    assert_eq!(spec["process"]["noNewPrivileges"], true);
+    assert!(spec["linux"]["seccomp"].is_object());
+    assert!(!b.state.join("dry1").exists());
+    let help = ok(&b.berth(&["run", "--help"]));
+    for h in [
+        "Front end: process",
+        "Front end: security",
+        "Examples:",
+        "oci:DIR",
+    ] {
+        assert!(help.contains(h), "{h}");
+    }
+}
+
+#[test]
+fn bad_flag_values_are_one_line_errors_naming_the_flag() {
+    let (b, rootfs) = world();
+    for (flags, name) in [
+        (&["--memory", "12x"][..], "--memory"),
+        (&["--memory", "1k"], "--memory"),
+        (&["--cpus", "0"], "--cpus"),
+        (&["--cpus", "lots"], "--cpus"),
+        (&["--pids-limit", "0"], "--pids-limit"),
+        (&["--net", "bridge"], "--net"),
+        (&["-u", "nosuchuser"], "--user"),
+        (&["-u", "0:nosuchgroup"], "--user"),
+        (&["-w", "relative"], "--workdir"),
+        (&["--tmpfs", "rel"], "--tmpfs"),
+        (&["--tmpfs", "/t:exec"], "--tmpfs"),
+        (&["--cap-add", "FLY"], "--cap-add"),
+        (&["--cap-drop", "CAP_NOPE"], "--cap-drop"),
+        (&["--security-opt", "foo=bar"], "--security-opt"),
+        (&["--security-opt", "landlock=maybe"], "--security-opt"),
+        (
+            &["--security-opt", "seccomp=/nonexistent.json"],
+            "/nonexistent.json",
+        ),
+        (&["-e", "=x"], "--env"),
+        (&["--env-file", "/nonexistent-env"], "/nonexistent-env"),
+        (&["--hostname", "bad name"], "--hostname"),
+    ] {
+        let e = fails(&front(&b, &rootfs, flags, "true"));
+        assert!(e.contains(name), "{flags:?}: {e}");
+        assert_eq!(e.trim().lines().count(), 1, "{flags:?}: {e}");
+    }
+    assert_eq!(std::fs::read_dir(&b.state).map_or(0, |d| d.count()), 0);
+}
+
+// --- OCI image layouts ---
+
+/// Writes `bytes` as a blob; returns its digest.
+fn blob(layout: &Path, bytes: &[u8]) -> String {
+    let hex: String = Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let dir = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(&hex), bytes).unwrap();
+    format!("sha256:{hex}")
+}
+
+/// A tar entry with a raw name (and link name), as a hostile tool would write it.
+fn raw_entry(
+    tar: &mut tar::Builder<Vec<u8>>,
+    kind: tar::EntryType,
+    name: &str,
+    link: &str,
+    data: &[u8],
+) {
+    let mut h = tar::Header::new_gnu();
+    h.as_mut_bytes()[..name.len()].copy_from_slice(name.as_bytes());
+    if !link.is_empty() {
+        h.as_mut_bytes()[157..157 + link.len()].copy_from_slice(link.as_bytes());
+    }
+    h.set_entry_type(kind);
+    h.set_mode(0o644);
+    h.set_size(data.len() as u64);
+    h.set_cksum();
+    tar.append(&h, data).unwrap();
+}
+
+fn file(tar: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]) {
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o644);
+    h.set_size(data.len() as u64);
+    h.set_entry_type(tar::EntryType::Regular);
+    tar.append_data(&mut h, name, data).unwrap();
+}
+
+fn dir_entry(tar: &mut tar::Builder<Vec<u8>>, name: &str) {
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o755);
+    h.set_size(0);
+    h.set_entry_type(tar::EntryType::Directory);
+    tar.append_data(&mut h, name, &[][..]).unwrap();
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// An OCI layout at `layout` with these layers (gzip when `.1`), the config and a tag.
+fn write_layout(layout: &Path, layers: &[(Vec<u8>, bool)], config: serde_json::Value, tag: &str) {
+    std::fs::create_dir_all(layout).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let descs: Vec<_> = layers
+        .iter()
+        .map(|(bytes, gz)| {
+            let (data, mt) = if *gz {
+                (gzip(bytes), "application/vnd.oci.image.layer.v1.tar+gzip")
+            } else {
+                (bytes.clone(), "application/vnd.oci.image.layer.v1.tar")
+            };
+            json!({"mediaType": mt, "digest": blob(layout, &data), "size": data.len()})
+        })
+        .collect();
+    let cfg = serde_json::to_vec(
+        &json!({"architecture": "amd64", "os": "linux", "config": config,
+        "rootfs": {"type": "layers", "diff_ids": []}}),
+    )
+    .unwrap();
+    let manifest = serde_json::to_vec(&json!({"schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": blob(layout, &cfg), "size": cfg.len()},
+        "layers": descs}))
+    .unwrap();
+    let index = json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": blob(layout, &manifest), "size": manifest.len(),
+        "annotations": {"org.opencontainers.image.ref.name": tag}}]});
+    std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
+}
+
+/// The busybox rootfs as a layer, plus /data/{gone,keep} and /opq/a.
+fn base_layer(rootfs: &Path) -> Vec<u8> {
+    let mut t = tar::Builder::new(Vec::new());
+    t.follow_symlinks(false);
+    t.append_dir_all(".", rootfs).unwrap();
+    dir_entry(&mut t, "data");
+    file(&mut t, "data/gone", b"gone\n");
+    file(&mut t, "data/keep", b"keep\n");
+    dir_entry(&mut t, "opq");
+    file(&mut t, "opq/a", b"a\n");
+    t.into_inner().unwrap()
+}
+
+fn run_image(b: &Bundle, cache: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    let mut c = b.cmd(&all);
+    c.env("BERTH_IMAGE_CACHE", cache);
+    output(&mut c, b.tmp.path())
+}
+
+#[test]
+fn an_oci_layout_runs_with_whiteouts_hardlinks_and_its_config() {
+    let (b, _) = world();
+    let layout = b.tmp.path().join("img");
+    let mut top = tar::Builder::new(Vec::new());
+    file(&mut top, "data/.wh.gone", b"");
+    file(&mut top, "data/new", b"new\n");
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Link);
+    h.set_size(0);
+    top.append_link(&mut h, "data/new-link", "data/new")
+        .unwrap();
+    file(&mut top, "opq/.wh..wh..opq", b"");
+    file(&mut top, "opq/b", b"b\n");
+    write_layout(
+        &layout,
+        &[
+            (base_layer(&b.rootfs), true),
+            (top.into_inner().unwrap(), false),
+        ],
+        json!({"Env": ["IMG=one", "PATH=/bin:/sbin"], "Cmd": ["sh", "-c", "echo default $IMG; pwd"],
+               "WorkingDir": "/data"}),
+        "v1",
+    );
+    let cache = b.tmp.path().join("cache");
+    let image = format!("oci:{}:v1", layout.display());
+    // The image's defaults.
+    let out = ok(&run_image(&b, &cache, &["--rootfs", &image]));
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["default one", "/data"],
+        "{out}"
+    );
+    // The layers as the container sees them, and flags over the config.
+    let out = ok(&run_image(
+        &b,
+        &cache,
+        &[
+            "--rootfs",
+            &image,
+            "-e",
+            "IMG=two",
+            "--",
+            "sh",
+            "-c",
+            "ls /data | tr '\\n' ' '; echo; ls /opq; stat -c %h /data/new; echo $IMG; touch /x 2>/dev/null || echo ro",
+        ],
+    ));
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["keep new new-link ", "b", "2", "two", "ro"],
+        "{out}"
+    );
+    // Writable root: changes go to the tmpfs upper layer, never to the cache.
+    ok(&run_image(
+        &b,
+        &cache,
+        &[
+            "--rootfs",
+            &image,
+            "--rw-root",
+            "--",
+            "sh",
+            "-c",
+            "echo x > /data/keep; rm /bin/ls",
+        ],
+    ));
+    let layers: Vec<PathBuf> = std::fs::read_dir(cache.join("sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(layers.len(), 2, "{layers:?}");
+    assert!(
+        layers
+            .iter()
+            .any(|l| std::fs::read(l.join("data/keep")).is_ok_and(|d| d == b"keep\n"))
+    );
+    assert!(layers.iter().any(|l| l.join("bin/ls").exists()));
+    // The second run used the cache; the host saw no mount (checked when the bundle drops), and
+    // only the empty run directory is left besides the layers.
+    let run = cache.join("run");
+    assert_eq!(std::fs::read_dir(&run).unwrap().count(), 0);
+    let names: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    // Unknown tags and bad layouts.
+    let e = fails(&run_image(
+        &b,
+        &cache,
+        &["--rootfs", &format!("oci:{}:v9", layout.display())],
+    ));
+    assert!(e.contains("no manifest tagged \"v9\""), "{e}");
+    let e = fails(&run_image(
+        &b,
+        &cache,
+        &["--rootfs", "oci:/nonexistent-layout"],
+    ));
+    assert!(e.contains("/nonexistent-layout/index.json"), "{e}");
+}
+
+#[test]
+fn hostile_layers_are_refused_and_write_nothing_outside() {
+    let (b, _) = world();
+    let decoy = b.host_path("decoy");
+    std::fs::write(decoy.join("secret"), "host secret\n").unwrap();
+    let cache = b.tmp.path().join("cache");
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "dotdot",
+            {
+                let mut t = tar::Builder::new(Vec::new());
+                raw_entry(
+                    &mut t,
+                    tar::EntryType::Regular,
+                    "../../../escaped",
+                    "",
+                    b"x",
+                );
+                t.into_inner().unwrap()
+            },
+            "climbs out",
+        ),
+        (
+            "symlink",
+            {
+                let mut t = tar::Builder::new(Vec::new());
+                raw_entry(
+                    &mut t,
+                    tar::EntryType::Symlink,
+                    "evil",
+                    decoy.to_str().unwrap(),
+                    b"",
+                );
+                raw_entry(&mut t, tar::EntryType::Regular, "evil/pwned", "", b"x");
+                t.into_inner().unwrap()
+            },
+            "through a symlink",
+        ),
+        (
+            "hardlink",
+            {
+                let mut t = tar::Builder::new(Vec::new());
+                raw_entry(
+                    &mut t,
+                    tar::EntryType::Link,
+                    "hl",
+                    "../../decoy/secret",
+                    b"",
+                );
+                t.into_inner().unwrap()
+            },
+            "climbs out",
+        ),
+        (
+            "abs-hardlink",
+            {
+                let mut t = tar::Builder::new(Vec::new());
+                let target = format!("{}/secret", decoy.display());
+                raw_entry(&mut t, tar::EntryType::Link, "hl", &target, b"");
+                t.into_inner().unwrap()
+            },
+            "hardlink",
+        ),
+    ];
+    for (name, layer, needle) in cases {
+        let layout = b.tmp.path().join(format!("img-{name}"));
+        write_layout(
+            &layout,
+            &[(base_layer(&b.rootfs), false), (layer, false)],
+            json!({}),
+            "t",
+        );
+        let e = fails(&run_image(
+            &b,
+            &cache,
+            &[
+                "--rootfs",
+                &format!("oci:{}:t", layout.display()),
+                "--",
+                "true",
+            ],
+        ));
+        assert!(e.contains(needle), "{name}: {e}");
+        // Nothing outside, nothing half-unpacked in the cache (the base layer is, whole).
+        assert_eq!(std::fs::read_dir(&decoy).unwrap().count(), 1, "{name}");
+        assert_eq!(
+            std::fs::read(decoy.join("secret")).unwrap(),
+            b"host secret\n"
+        );
+        assert!(!b.tmp.path().join("escaped").exists() && !Path::new("/escaped").exists());
+        let left: Vec<_> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("tmp-"))
+            .collect();
+        assert!(left.is_empty(), "{name}: {left:?}");
+        assert_eq!(
+            std::fs::read_dir(cache.join("sha256")).unwrap().count(),
+            1,
+            "{name}"
+        );
+    }
+    // A blob whose content does not match its digest.
+    let layout = b.tmp.path().join("img-tampered");
+    write_layout(&layout, &[(base_layer(&b.rootfs), false)], json!({}), "t");
+    for e in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+        let p = e.unwrap().path();
+        if std::fs::metadata(&p).unwrap().len() > 100_000 {
+            let mut d = std::fs::read(&p).unwrap();
+            let n = d.len();
+            d[n / 2] ^= 1;
+            std::fs::write(&p, d).unwrap();
+        }
+    }
+    let e = fails(&run_image(
+        &b,
+        &b.tmp.path().join("cache2"),
+        &["--rootfs", &format!("oci:{}:t", layout.display())],
+    ));
+    assert!(e.contains("does not match its content"), "{e}");
+}
