@@ -1,7 +1,8 @@
 #!/bin/sh
-# The main job: build berth, build the busybox rootfs, and run a container on it with one read-only
-# and one read-write volume through berth's front end (no bundle directory needed), under a host
-# mount policy that allows only the demo's own directory.
+# The main job: build berth, build the busybox rootfs, and run a CI-style job on it through berth's
+# front end (no bundle directory needed): the workspace mounted read-write, a cache read-only, no
+# network but loopback, limits on memory and processes, under a host mount policy that allows only
+# the demo's own directory.
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/toolchain.sh
@@ -10,17 +11,20 @@ cargo build --release -q
 berth=$PWD/target/x86_64-unknown-linux-musl/release/berth
 work=$(mktemp -d /tmp/berth-demo.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/volumes/data" "$work/volumes/out"
-echo "hello from the host" > "$work/volumes/data/greeting"
+mkdir -p "$work/volumes/workspace" "$work/volumes/cache"
+echo 'echo "building $PROJECT"; cat /cache/deps.txt > build.log; echo ok >> build.log' > "$work/volumes/workspace/build.sh"
+echo "deps from the cache" > "$work/volumes/cache/deps.txt"
 cat > "$work/policy.json" <<JSON
 { "roots": [ { "path": "$work/volumes", "access": "rw" } ],
   "rootfs": [ { "path": "$PWD/rootfs", "access": "ro" } ] }
 JSON
 "$berth" --root "$work/state" --policy "$work/policy.json" run --rootfs rootfs \
-    -v "$work/volumes/data:/data" -v "$work/volumes/out:/out:rw" -- \
-    sh -c 'echo "in the container: $(hostname), pid $$"; cat /data/greeting;
-           (echo try > /data/x) 2>/dev/null || echo "/data is read-only (the default)";
-           date > /out/stamp && echo "wrote /out/stamp"'
-echo "on the host: out/stamp = $(cat "$work/volumes/out/stamp")"
+    -v "$work/volumes/workspace:/work:rw" -v "$work/volumes/cache:/cache" -w /work \
+    -e PROJECT=demo --memory 256m --pids-limit 64 -- \
+    sh -c 'echo "in the container: $(hostname), pid $$, network: $(ls /sys/class/net)";
+           sh build.sh && echo "wrote /work/build.log";
+           (echo try > /cache/x) 2>/dev/null || echo "/cache is read-only (the default)";
+           (echo try > /x) 2>/dev/null || echo "/ is read-only (the default)"'
+echo "on the host: workspace/build.log = $(tr '\n' ' ' < "$work/volumes/workspace/build.log")"
 echo "and a volume outside the policy's roots is refused:"
 "$berth" --root "$work/state" --policy "$work/policy.json" run --rootfs rootfs -v /etc:/etc-host -- true || true

@@ -85,14 +85,14 @@ struct ImageConfig {
     config: Option<Config>,
 }
 
-/// `oci:DIR[:TAG]` → the layout directory and the tag.
+/// `oci:DIR[:TAG]` → the layout directory and the tag. As skopeo reads it, the tag is all after
+/// the first ':' (it may hold more: `localhost/bb:1`), so DIR cannot contain one.
 pub fn parse_ref(s: &str) -> Option<(PathBuf, Option<String>)> {
     let rest = s.strip_prefix("oci:")?;
-    match rest.rsplit_once(':') {
-        Some((dir, tag)) if !tag.is_empty() && !tag.contains('/') => {
-            Some((PathBuf::from(dir), Some(tag.to_string())))
-        }
-        _ => Some((PathBuf::from(rest), None)),
+    match rest.split_once(':') {
+        Some((dir, tag)) if !tag.is_empty() => Some((PathBuf::from(dir), Some(tag.to_string()))),
+        Some((dir, _)) => Some((PathBuf::from(dir), None)),
+        None => Some((PathBuf::from(rest), None)),
     }
 }
 
@@ -644,6 +644,10 @@ mod tests {
             Some((PathBuf::from("/a/b"), Some("latest".into())))
         );
         assert_eq!(parse_ref("oci:img"), Some((PathBuf::from("img"), None)));
+        assert_eq!(
+            parse_ref("oci:d:localhost/bb:1"),
+            Some((PathBuf::from("d"), Some("localhost/bb:1".into())))
+        );
         assert_eq!(parse_ref("/a/b"), None);
         assert_eq!(clean(b"./a/b").unwrap(), Path::new("a/b"));
         assert_eq!(clean(b"/etc/x").unwrap(), Path::new("etc/x"));

@@ -610,3 +610,56 @@ fn containerd_drives_berth_through_the_runc_shim() {
     ran(&c.ctr(&["task", "rm", "c6"]));
     ran(&c.ctr(&["container", "rm", "c6"]));
 }
+
+/// An image Podman saved as an OCI layout (`podman save --format oci-dir`) runs through berth's
+/// front end (`--rootfs oci:DIR:REF`), its tag given as Podman wrote it.
+#[test]
+fn an_image_podman_saved_runs_through_the_front_end() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !have("podman") {
+        return;
+    }
+    let b = Bundle::new("true");
+    let p = Podman::new(b.tmp.path());
+    let tarball = b.tmp.path().join("bb.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&p.rootfs)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = output(
+        &mut p.cmd(&["import", tarball.to_str().unwrap(), "localhost/bb:1"]),
+        &p.dir,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let layout = b.tmp.path().join("layout");
+    let o = output(
+        &mut p.cmd(&[
+            "save",
+            "--format",
+            "oci-dir",
+            "-o",
+            layout.to_str().unwrap(),
+            "localhost/bb:1",
+        ]),
+        &p.dir,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let image = format!("oci:{}:localhost/bb:1", layout.display());
+    let mut c = b.cmd(&[
+        "run",
+        "--rootfs",
+        &image,
+        "--",
+        "sh",
+        "-c",
+        "echo from-podman; id -u",
+    ]);
+    c.env("BERTH_IMAGE_CACHE", b.tmp.path().join("cache"));
+    let out = ok(&output(&mut c, b.tmp.path()));
+    assert_eq!(out, "from-podman\n0\n");
+}
