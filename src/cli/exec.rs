@@ -42,6 +42,9 @@ pub struct Args {
     /// AppArmor profile.
     #[arg(long)]
     pub apparmor: Option<String>,
+    /// SELinux label for the process (runc's --process-label).
+    #[arg(long = "process-label")]
+    pub process_label: Option<String>,
     /// Pass this many extra fds (3, 4, ...) to the process.
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: u32,
@@ -134,6 +137,9 @@ fn process_of(a: &Args, base: &Process) -> Result<Process> {
     if let Some(profile) = &a.apparmor {
         p.apparmor_profile = Some(profile.clone());
     }
+    if let Some(label) = &a.process_label {
+        p.selinux_label = Some(label.clone());
+    }
     Ok(p)
 }
 
@@ -166,8 +172,8 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     // The lock is not held while the process runs.
     drop(c);
     let mut vs = ValidSpec::new(crate::spec::parse(&bytes)?, &saved.bundle)?;
-    let process = process_of(&a, &vs.process)?;
-    crate::spec::validate::check_process(&process)?;
+    let mut process = process_of(&a, &vs.process)?;
+    crate::spec::validate::check_process(&mut process)?;
     vs.process = process;
     if vs.process.terminal && a.detach && a.console_socket.is_none() {
         return Err(Error::InvalidSpec(

@@ -1,6 +1,6 @@
 //! `berth features`: features.json (runtime-spec features.md), listing exactly what this build
 //! enforces and nothing more: seccomp on x86_64, AppArmor when the host has it, idmapped mounts when
-//! the kernel has them, the systemd cgroup driver where systemd's bus answers; no SELinux.
+//! the kernel has them, the systemd cgroup driver where systemd's bus answers, SELinux where it is on.
 
 use crate::error::Result;
 use crate::mount::options::{Opt, TABLE};
@@ -43,7 +43,7 @@ pub fn run() -> Result<i32> {
                 "supportedFlags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC"]
             },
             "apparmor": { "enabled": crate::security::apparmor::enabled() },
-            "selinux": { "enabled": false },
+            "selinux": { "enabled": crate::security::selinux::enabled() },
             "intelRdt": { "enabled": false },
             "mountExtensions": { "idmap": { "enabled": idmap } }
         },

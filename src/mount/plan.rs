@@ -329,7 +329,29 @@ pub fn plan_for(vs: &crate::spec::ValidSpec) -> Result<Vec<MountOp>> {
     let userns = (!l.uid_mappings.is_empty() && !l.gid_mappings.is_empty())
         .then_some((l.uid_mappings.as_slice(), l.gid_mappings.as_slice()));
     resolve_idmaps(&mut ops, userns)?;
+    // linux.mountLabel (only still set when SELinux is on: validate) labels the filesystems berth
+    // makes whose files the container uses, unless a mount names its own context.
+    if let Some(label) = l.mount_label.as_deref() {
+        label_mounts(&mut ops, label);
+    }
     Ok(ops)
+}
+
+/// Adds `context=label` to the tmpfs, mqueue and devpts mounts that have no SELinux option.
+fn label_mounts(ops: &mut [MountOp], label: &str) {
+    for op in ops {
+        if let OpKind::Fs { fstype, params, .. } = &mut op.kind
+            && matches!(fstype.as_str(), "tmpfs" | "mqueue" | "devpts")
+            && !params.iter().any(|(k, _)| {
+                matches!(
+                    k.as_str(),
+                    "context" | "fscontext" | "defcontext" | "rootcontext"
+                )
+            })
+        {
+            params.push(("context".into(), Some(label.to_string())));
+        }
+    }
 }
 
 #[cfg(test)]

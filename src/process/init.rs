@@ -384,8 +384,12 @@ pub(crate) fn confine(
     let p = &vs.process;
     // 9. The AppArmor label for the next execve, first of the security layers (the ones after it can
     //    only narrow what the process may do), through berth's own procfs.
+    //    SELinux's domain likewise (the label is only still set when SELinux is on: validate).
     if let Some(profile) = p.apparmor_profile.as_deref().filter(|s| !s.is_empty()) {
         crate::security::apparmor::apply(profile, &rootfs::private_proc()?)?;
+    }
+    if let Some(label) = p.selinux_label.as_deref().filter(|s| !s.is_empty()) {
+        crate::security::selinux::apply(label, &rootfs::private_proc()?)?;
     }
     // 10. rlimits while still privileged (raising a hard limit needs CAP_SYS_RESOURCE), and the
     //     execution domain (linux.personality), before seccomp could refuse personality(2).

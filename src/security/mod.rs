@@ -6,3 +6,4 @@ pub mod caps;
 pub mod exe;
 pub mod landlock;
 pub mod seccomp;
+pub mod selinux;

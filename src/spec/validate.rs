@@ -47,20 +47,21 @@ pub struct ValidSpec {
     pub personality: Option<u32>,
 }
 
-/// SELinux labels: with SELinux off there is nothing to label and the label is ignored, as runc and
-/// crun do (logged with --debug); with SELinux on, berth would have to apply it, and cannot yet.
-fn check_selinux_label(field: &str, label: Option<&str>) -> Result<()> {
-    let Some(label) = label.filter(|l| !l.is_empty()) else {
+/// SELinux labels: with SELinux off there is nothing to label and the label is dropped, as runc and
+/// crun ignore it (logged with --debug); with SELinux on it is checked here and applied later
+/// (security::selinux, mount::plan).
+fn check_selinux_label(field: &str, label: &mut Option<String>) -> Result<()> {
+    let Some(l) = label.as_deref().filter(|l| !l.is_empty()) else {
+        *label = None;
         return Ok(());
     };
-    if Path::new("/sys/fs/selinux/enforce").exists() {
-        return Err(Error::NotSupported(format!(
-            "{field}: applying SELinux labels is not supported yet (label {label:?})"
-        )));
+    if crate::security::selinux::enabled() {
+        return crate::security::selinux::check(field, l);
     }
     crate::logging::debug(&format!(
-        "{field}: SELinux is not enabled on this host; label {label:?} ignored"
+        "{field}: SELinux is not enabled on this host; label {l:?} ignored"
     ));
+    *label = None;
     Ok(())
 }
 
@@ -201,7 +202,7 @@ fn check_namespaces(namespaces: &[Namespace]) -> Result<(CloneFlags, bool, Vec<J
 }
 
 /// Checks a process object (the spec's, or one `exec` runs).
-pub fn check_process(p: &Process) -> Result<()> {
+pub fn check_process(p: &mut Process) -> Result<()> {
     if p.args.is_empty() || p.args[0].is_empty() {
         return Err(invalid("process.args: must name a program".into()));
     }
@@ -230,7 +231,7 @@ pub fn check_process(p: &Process) -> Result<()> {
             )));
         }
     }
-    check_selinux_label("process.selinuxLabel", p.selinux_label.as_deref())?;
+    check_selinux_label("process.selinuxLabel", &mut p.selinux_label)?;
     crate::security::apparmor::check(p.apparmor_profile.as_deref())?;
     if let Some(caps) = &p.capabilities {
         let sets = [
@@ -344,7 +345,7 @@ fn check_linux(
 
 impl ValidSpec {
     /// Validates `spec` of the bundle in `bundle`.
-    pub fn new(spec: Spec, bundle: &Path) -> Result<ValidSpec> {
+    pub fn new(mut spec: Spec, bundle: &Path) -> Result<ValidSpec> {
         if spec.oci_version.is_empty() {
             return Err(invalid("ociVersion: missing".into()));
         }
@@ -362,11 +363,14 @@ impl ValidSpec {
         let bundle =
             std::path::absolute(bundle).map_err(|e| crate::error::io_err("absolute", bundle, e))?;
         let rootfs = bundle.join(&root.path);
-        let process = spec
+        let mut process = spec
             .process
             .clone()
             .ok_or_else(|| invalid("process: missing".into()))?;
-        check_process(&process)?;
+        check_process(&mut process)?;
+        if let Some(p) = spec.process.as_mut() {
+            p.selinux_label = process.selinux_label.clone();
+        }
 
         let linux = spec.linux.clone().unwrap_or_default();
         let (clone_flags, new_time, joins) = check_namespaces(&linux.namespaces)?;
@@ -387,7 +391,11 @@ impl ValidSpec {
             Some(v) if !v.is_null() => Some(crate::security::seccomp::compile(v)?),
             _ => None,
         };
-        check_selinux_label("linux.mountLabel", linux.mount_label.as_deref())?;
+        let mut mount_label = linux.mount_label.clone();
+        check_selinux_label("linux.mountLabel", &mut mount_label)?;
+        if let Some(l) = spec.linux.as_mut() {
+            l.mount_label = mount_label;
+        }
         if linux.intel_rdt.is_some() {
             return Err(Error::NotSupported("linux.intelRdt".into()));
         }
