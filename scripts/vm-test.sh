@@ -9,7 +9,8 @@
 # PASS or FAIL.
 # A second boot (see boot_systemd below) runs a Debian bookworm root with systemd as init and
 # cgroup v2: berth's systemd cgroup driver and Podman with --cgroup-manager systemd.
-#   scripts/vm-test.sh [all|apparmor|systemd]    (as root; default all)
+# A third boot (boot_selinux) enforces SELinux: process.selinuxLabel and linux.mountLabel.
+#   scripts/vm-test.sh [all|apparmor|systemd|selinux]    (as root; default all)
 set -eu
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "vm-test.sh: run as root" >&2; exit 1; }
@@ -264,31 +265,60 @@ grep -E "apparmor enabled|profile loaded|cgroup2|RESULT-|berth: error|VM-TEST" c
 grep -q "VM-TEST: PASS" console.log
 }
 
+# A Debian bookworm root built by mmdebstrap from Debian's packages ($1, comma-separated; no
+# recommends, no docs), cached in /var/cache/berth-vm by its recipe; sets $tarball.
+debian_root() {
+    recipe="bookworm $1 minbase v1"
+    cache=/var/cache/berth-vm
+    tarball=$cache/root-$(echo "$recipe" | md5sum | cut -c1-12).tar
+    [ -s "$tarball" ] && return 0
+    mkdir -p "$cache"
+    # In a mount namespace of its own: mmdebstrap mounts /proc, /sys and /dev in its chroot.
+    unshare -m --propagation private mmdebstrap --variant=minbase --include="$1" \
+        --aptopt='APT::Install-Recommends "false"' \
+        --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+        --dpkgopt='path-exclude=/usr/share/locale/*' --format=tar \
+        bookworm "$tarball.part" http://deb.debian.org/debian > mmdebstrap.log 2>&1 ||
+        { tail -20 mmdebstrap.log; return 1; }
+    mv "$tarball.part" "$tarball"
+}
+
+# The shim that boots a Debian root from an initramfs: it copies the root into a tmpfs (pivot_root
+# needs a real mount as /) and switch_roots to $1.
+write_shim() {
+    mkdir -p "$2/shim"
+    cp /bin/busybox "$2/shim/busybox"
+    cat > "$2/init" <<SHIM
+#!/shim/busybox sh
+b=/shim/busybox
+\$b mount -t proc proc /proc
+\$b mount -t devtmpfs dev /dev
+\$b mkdir -p /newroot
+\$b mount -t tmpfs -o size=2g,mode=0755 root /newroot
+for f in /*; do
+    case "\$f" in
+    /proc|/dev|/sys|/run|/tmp|/newroot|/init|/shim) \$b mkdir -p "/newroot\$f" ;;
+    *) \$b cp -a "\$f" /newroot/ ;;
+    esac
+done
+\$b chmod 1777 /newroot/tmp
+echo "shim: root copied at \$(\$b cut -d' ' -f1 /proc/uptime)s" > /dev/console
+\$b umount /proc
+\$b umount /dev
+exec \$b switch_root /newroot $1
+SHIM
+    chmod +x "$2/init"
+}
+
 # The systemd guest: a Debian bookworm root built by mmdebstrap from Debian's packages (systemd,
 # dbus, podman; no recommends, no docs), cached in /var/cache/berth-vm by its recipe, booted from an
 # uncompressed initramfs whose /init copies it into a tmpfs and switch_roots to systemd (as above,
 # pivot_root needs a real mount as /). A oneshot unit runs scripts/guest/systemd-test.sh.
 boot_systemd() {
-    pkgs=systemd,systemd-sysv,dbus,podman,conmon,crun
-    recipe="bookworm $pkgs minbase v1"
-    cache=/var/cache/berth-vm
-    tarball=$cache/systemd-root-$(echo "$recipe" | md5sum | cut -c1-12).tar
-    if [ ! -s "$tarball" ]; then
-        mkdir -p "$cache"
-        rm -f "$cache"/systemd-root-*.tar
-        # In a mount namespace of its own: mmdebstrap mounts /proc, /sys and /dev in its chroot.
-        unshare -m --propagation private mmdebstrap --variant=minbase --include="$pkgs" \
-            --aptopt='APT::Install-Recommends "false"' \
-            --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
-            --dpkgopt='path-exclude=/usr/share/locale/*' --format=tar \
-            bookworm "$tarball.part" http://deb.debian.org/debian > mmdebstrap.log 2>&1 ||
-            { tail -20 mmdebstrap.log; return 1; }
-        mv "$tarball.part" "$tarball"
-    fi
+    debian_root systemd,systemd-sysv,dbus,podman,conmon,crun || return 1
     rm -rf sd && mkdir sd
     tar -xf "$tarball" -C sd
-    mkdir -p sd/shim sd/bundle/rootfs/bin sd/bundle/rootfs/proc sd/bundle/rootfs/dev sd/bundle/rootfs/tmp
-    cp /bin/busybox sd/shim/busybox
+    mkdir -p sd/bundle/rootfs/bin sd/bundle/rootfs/proc sd/bundle/rootfs/dev sd/bundle/rootfs/tmp
     cp "$berth" sd/berth
     cp /bin/busybox sd/bundle/rootfs/bin/busybox
     for t in sh cat echo sleep id; do ln -s busybox sd/bundle/rootfs/bin/$t; done
@@ -328,26 +358,7 @@ UNIT
     # No udev in this root: a getty would wait 90 s for its tty's device unit.
     ln -s /dev/null "sd/etc/systemd/system/serial-getty@ttyS0.service"
     ln -s /dev/null "sd/etc/systemd/system/getty@tty1.service"
-    cat > sd/init <<'SHIM'
-#!/shim/busybox sh
-b=/shim/busybox
-$b mount -t proc proc /proc
-$b mount -t devtmpfs dev /dev
-$b mkdir -p /newroot
-$b mount -t tmpfs -o size=2g,mode=0755 root /newroot
-for f in /*; do
-    case "$f" in
-    /proc|/dev|/sys|/run|/tmp|/newroot|/init|/shim) $b mkdir -p "/newroot$f" ;;
-    *) $b cp -a "$f" /newroot/ ;;
-    esac
-done
-$b chmod 1777 /newroot/tmp
-echo "shim: root copied at $($b cut -d' ' -f1 /proc/uptime)s" > /dev/console
-$b umount /proc
-$b umount /dev
-exec $b switch_root /newroot /lib/systemd/systemd
-SHIM
-    chmod +x sd/init
+    write_shim /lib/systemd/systemd sd
     (cd sd && find . | cpio -o -H newc 2>/dev/null) > sd-initrd.cpio
     rm -rf sd
     timeout 900 qemu-system-x86_64 -accel tcg -m 3072 -smp 2 -nographic -no-reboot \
@@ -372,6 +383,70 @@ SHIM
     return $fail
 }
 
+# The SELinux guest: Debian's kernel booted with security=selinux, a Debian bookworm root with
+# selinux-policy-default and berth's test module (scripts/guest/berth-test.cil: two domains that
+# differ only in reading berth_secret_t, and a mount type) compiled in on the host by semodule in the
+# chroot, booted by the shim into scripts/guest/selinux-test.sh as PID 1, which loads the policy,
+# labels the root and enforces.
+boot_selinux() {
+    debian_root selinux-policy-default,policycoreutils,selinux-utils || return 1
+    rm -rf se && mkdir se
+    tar -xf "$tarball" -C se
+    cp "$repo/scripts/guest/berth-test.cil" se/berth-test.cil
+    chroot se semodule -n -i /berth-test.cil > semodule.log 2>&1 || { cat semodule.log; return 1; }
+    mkdir -p se/bundle/rootfs/bin se/bundle/rootfs/proc se/bundle/rootfs/dev se/bundle/rootfs/tmp \
+        se/bundle/rootfs/vol
+    cp "$berth" se/berth
+    cp /bin/busybox se/bundle/rootfs/bin/busybox
+    for t in sh cat echo sleep grep tr; do ln -s busybox se/bundle/rootfs/bin/$t; done
+    cp "$repo/scripts/guest/selinux-test.sh" se/selinux-test.sh
+    se_config() { # name label mountlabel script
+        cat > "se/bundle/config-$1.json" <<JSON
+{
+  "ociVersion": "1.2.0",
+  "process": { "user": { "uid": 0, "gid": 0 }, "args": ["/bin/sh", "-c", "$4"],
+    "env": ["PATH=/bin"], "cwd": "/", "noNewPrivileges": true, "selinuxLabel": "$2" },
+  "root": { "path": "rootfs" },
+  "mounts": [ { "destination": "/proc", "type": "proc", "source": "proc" },
+    { "destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"] },
+    { "destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"] },
+    { "destination": "/vol", "type": "bind", "source": "/vol", "options": ["rbind", "ro"] } ],
+  "linux": { "mountLabel": "$3",
+    "namespaces": [ { "type": "pid" }, { "type": "mount" }, { "type": "ipc" }, { "type": "uts" } ] }
+}
+JSON
+    }
+    probe="tr -d '\\\\000' < /proc/self/attr/current; echo; grep ' /tmp ' /proc/mounts | grep -o 'berth_mount_t' | head -1; cat /vol/secret 2>/dev/null || echo DENIED"
+    se_config free system_u:system_r:berth_free_t:s0 system_u:object_r:berth_mount_t:s0 "$probe"
+    se_config confined system_u:system_r:berth_confined_t:s0 system_u:object_r:berth_mount_t:s0 "$probe"
+    se_config badlabel system_u:system_r:nonexistent_t:s0 system_u:object_r:berth_mount_t:s0 "true"
+    se_config badmount system_u:system_r:berth_free_t:s0 system_u:object_r:nonexistent_t:s0 "true"
+    se_config sleep system_u:system_r:berth_free_t:s0 system_u:object_r:berth_mount_t:s0 "sleep 100"
+    write_shim /selinux-test.sh se
+    (cd se && find . | cpio -o -H newc 2>/dev/null) > se-initrd.cpio
+    rm -rf se
+    timeout 900 qemu-system-x86_64 -accel tcg -m 3072 -smp 2 -nographic -no-reboot \
+        -kernel "$vmlinuz" -initrd se-initrd.cpio \
+        -append "console=ttyS0 security=selinux selinux=1 enforcing=0 panic=-1 quiet" \
+        > se-console.log 2>&1 || true
+    grep -aE "shim:|RESULT-se-|avc: .*denied" se-console.log | head -60 || tail -40 se-console.log
+    se_expect=(
+        'enforce-1' 'features-"selinux":{"enabled":true}'
+        'free system_u:system_r:berth_free_t:s0 berth_mount_t host secret'
+        'confined system_u:system_r:berth_confined_t:s0 berth_mount_t DENIED'
+        'badlabel .*process.selinuxLabel "system_u:system_r:nonexistent_t:s0".*EINVAL'
+        'badmount .*mounts.1. (/dev).*context=system_u:object_r:nonexistent_t:s0.*EINVAL'
+        'exec-default system_u:system_r:berth_free_t:s0'
+        'exec-label system_u:system_r:berth_confined_t:s0' 'done'
+    )
+    fail=0
+    for e in "${se_expect[@]}"; do
+        grep -aq "RESULT-se-$e" se-console.log || { echo "missing: RESULT-se-$e"; fail=1; }
+    done
+    grep -aq "RESULT-se-bad.*-state-left" se-console.log && { echo "a bad label left state"; fail=1; }
+    return $fail
+}
+
 what=${1:-all}
 # The kernel and apparmor_parser, from Debian's packages (downloaded, extracted, not installed).
 image=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
@@ -389,6 +464,11 @@ if [ "$what" = all ] || [ "$what" = systemd ]; then
     start=$(date +%s)
     if boot_systemd; then echo "systemd guest: PASS ($(( $(date +%s) - start )) s)"; else
         echo "systemd guest: FAIL"; status=1; fi
+fi
+if [ "$what" = all ] || [ "$what" = selinux ]; then
+    start=$(date +%s)
+    if boot_selinux; then echo "SELinux guest: PASS ($(( $(date +%s) - start )) s)"; else
+        echo "SELinux guest: FAIL"; status=1; fi
 fi
 [ $status = 0 ] && echo PASS || echo FAIL
 exit $status
