@@ -467,6 +467,34 @@ mod tests {
     }
 
     #[test]
+    fn the_mount_label_goes_on_tmpfs_mqueue_and_devpts_without_their_own_context() {
+        let mut ops = plan(
+            &[
+                m("/t", Some("tmpfs"), "t", &[]),
+                m("/q", Some("mqueue"), "q", &[]),
+                m("/p", Some("devpts"), "p", &["context=own"]),
+                m("/proc", Some("proc"), "proc", &[]),
+                m("/b", None, "/h", &["bind"]),
+            ],
+            Path::new("/b"),
+        )
+        .unwrap();
+        label_mounts(&mut ops, "u:r:t:s0");
+        let ctx = |i: usize| match &ops[i].kind {
+            OpKind::Fs { params, .. } => params
+                .iter()
+                .filter(|(k, _)| k == "context")
+                .map(|(_, v)| v.clone().unwrap_or_default())
+                .collect::<Vec<_>>(),
+            OpKind::Bind { .. } => Vec::new(),
+        };
+        assert_eq!(ctx(0), ["u:r:t:s0"]);
+        assert_eq!(ctx(1), ["u:r:t:s0"]);
+        assert_eq!(ctx(2), ["own"]);
+        assert!(ctx(3).is_empty() && ctx(4).is_empty());
+    }
+
+    #[test]
     fn root_destination_and_missing_type_refused() {
         for d in ["/", "/..", "/x/..", "x/../..", "/./"] {
             let e = plan_one(0, &m(d, Some("tmpfs"), "t", &[]), Path::new("/b")).unwrap_err();
