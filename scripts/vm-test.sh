@@ -310,6 +310,26 @@ SHIM
     chmod +x "$2/init"
 }
 
+# Packs the root $1 (with the shim booting into $2) into an uncompressed initramfs, boots it with the
+# kernel command line $3, and checks the console for RESULT-$4-<each remaining argument> (grep
+# patterns). The console is kept as $4-console.log.
+boot_root() {
+    local dir=$1 target=$2 cmdline=$3 tag=$4
+    shift 4
+    write_shim "$target" "$dir"
+    (cd "$dir" && find . | cpio -o -H newc 2>/dev/null) > "$tag-initrd.cpio"
+    rm -rf "$dir"
+    timeout 900 qemu-system-x86_64 -accel tcg -m 3072 -smp 2 -nographic -no-reboot \
+        -kernel "$vmlinuz" -initrd "$tag-initrd.cpio" -append "console=ttyS0 panic=-1 quiet $cmdline" \
+        > "$tag-console.log" 2>&1 || true
+    grep -aE "shim:|RESULT-$tag-|berth: error" "$tag-console.log" || tail -40 "$tag-console.log"
+    local fail=0 e
+    for e in "$@"; do
+        grep -aq "RESULT-$tag-$e" "$tag-console.log" || { echo "missing: RESULT-$tag-$e"; fail=1; }
+    done
+    return $fail
+}
+
 # The systemd guest: a Debian bookworm root built by mmdebstrap from Debian's packages (systemd,
 # dbus, podman; no recommends, no docs), cached in /var/cache/berth-vm by its recipe, booted from an
 # uncompressed initramfs whose /init copies it into a tmpfs and switch_roots to systemd (as above,
@@ -358,27 +378,15 @@ UNIT
     # No udev in this root: a getty would wait 90 s for its tty's device unit.
     ln -s /dev/null "sd/etc/systemd/system/serial-getty@ttyS0.service"
     ln -s /dev/null "sd/etc/systemd/system/getty@tty1.service"
-    write_shim /lib/systemd/systemd sd
-    (cd sd && find . | cpio -o -H newc 2>/dev/null) > sd-initrd.cpio
-    rm -rf sd
-    timeout 900 qemu-system-x86_64 -accel tcg -m 3072 -smp 2 -nographic -no-reboot \
-        -kernel "$vmlinuz" -initrd sd-initrd.cpio \
-        -append "console=ttyS0 systemd.unified_cgroup_hierarchy=1 systemd.show_status=0 panic=-1 quiet" \
-        > sd-console.log 2>&1 || true
-    grep -aE "shim:|RESULT-sd-|berth: error" sd-console.log || tail -40 sd-console.log
-    sd_expect=(
-        'features-"systemd":true' 'created' 'unit-67108864-20-20-500ms-yes'
-        'files-67108864-20-20-50000_100000' 'procs-1' 'updated-134217728-134217728-30-30'
-        'exec-0::/system.slice/berth-sd1.scope' 'stats' 'paused' 'resumed' 'killed'
-        'after-delete-not-found-dir-gone' 'default-0::/system.slice/berth-sd2.scope'
-        'default-after-not-found' 'bad-.*linux.cgroupsPath: invalid slice name'
-        'podman-imported' 'podman-run-hello' 'podman-memory-67108864-67108864' 'podman-runtime-/berth' 'podman-exec-in'
-        'podman-pause-paused' 'podman-unpause-running' 'podman-after-not-found' 'done-at'
-    )
     fail=0
-    for e in "${sd_expect[@]}"; do
-        grep -aq "RESULT-sd-$e" sd-console.log || { echo "missing: RESULT-sd-$e"; fail=1; }
-    done
+    boot_root sd /lib/systemd/systemd "systemd.unified_cgroup_hierarchy=1 systemd.show_status=0" sd \
+        'features-"systemd":true' 'created' 'unit-67108864-20-20-500ms-yes' \
+        'files-67108864-20-20-50000_100000' 'procs-1' 'updated-134217728-134217728-30-30' \
+        'exec-0::/system.slice/berth-sd1.scope' 'stats' 'paused' 'resumed' 'killed' \
+        'after-delete-not-found-dir-gone' 'default-0::/system.slice/berth-sd2.scope' \
+        'default-after-not-found' 'bad-.*linux.cgroupsPath: invalid slice name' \
+        'podman-imported' 'podman-run-hello' 'podman-memory-67108864-67108864' 'podman-runtime-/berth' 'podman-exec-in' \
+        'podman-pause-paused' 'podman-unpause-running' 'podman-after-not-found' 'done-at' || fail=1
     grep -aq "RESULT-sd-bad-state-left" sd-console.log && { echo "a bad create left its state"; fail=1; }
     return $fail
 }
@@ -422,27 +430,15 @@ JSON
     se_config badlabel system_u:system_r:nonexistent_t:s0 system_u:object_r:berth_mount_t:s0 "true"
     se_config badmount system_u:system_r:berth_free_t:s0 system_u:object_r:nonexistent_t:s0 "true"
     se_config sleep system_u:system_r:berth_free_t:s0 system_u:object_r:berth_mount_t:s0 "sleep 100"
-    write_shim /selinux-test.sh se
-    (cd se && find . | cpio -o -H newc 2>/dev/null) > se-initrd.cpio
-    rm -rf se
-    timeout 900 qemu-system-x86_64 -accel tcg -m 3072 -smp 2 -nographic -no-reboot \
-        -kernel "$vmlinuz" -initrd se-initrd.cpio \
-        -append "console=ttyS0 security=selinux selinux=1 enforcing=0 panic=-1 quiet" \
-        > se-console.log 2>&1 || true
-    grep -aE "shim:|RESULT-se-|avc: .*denied" se-console.log | head -60 || tail -40 se-console.log
-    se_expect=(
-        'enforce-1' 'features-"selinux":{"enabled":true}'
-        'free system_u:system_r:berth_free_t:s0 berth_mount_t host secret'
-        'confined system_u:system_r:berth_confined_t:s0 berth_mount_t DENIED'
-        'badlabel .*process.selinuxLabel "system_u:system_r:nonexistent_t:s0".*EINVAL'
-        'badmount .*mounts.1. (/dev).*context=system_u:object_r:nonexistent_t:s0.*EINVAL'
-        'exec-default system_u:system_r:berth_free_t:s0'
-        'exec-label system_u:system_r:berth_confined_t:s0' 'done'
-    )
     fail=0
-    for e in "${se_expect[@]}"; do
-        grep -aq "RESULT-se-$e" se-console.log || { echo "missing: RESULT-se-$e"; fail=1; }
-    done
+    boot_root se /selinux-test.sh "security=selinux selinux=1 enforcing=0" se \
+        'enforce-1' 'features-"selinux":{"enabled":true}' \
+        'free system_u:system_r:berth_free_t:s0 berth_mount_t host secret' \
+        'confined system_u:system_r:berth_confined_t:s0 berth_mount_t DENIED' \
+        'badlabel .*process.selinuxLabel "system_u:system_r:nonexistent_t:s0".*EINVAL' \
+        'badmount .*mounts.1. (/dev).*context=system_u:object_r:nonexistent_t:s0.*EINVAL' \
+        'exec-default system_u:system_r:berth_free_t:s0' \
+        'exec-label system_u:system_r:berth_confined_t:s0' 'done' || fail=1
     grep -aq "RESULT-se-bad.*-state-left" se-console.log && { echo "a bad label left state"; fail=1; }
     return $fail
 }

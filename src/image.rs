@@ -463,14 +463,7 @@ fn unpack_entry(
                 name,
             )
             .map_err(|e| Error::sys("symlinkat", e))?;
-            nix::unistd::fchownat(
-                at(parent.as_fd()),
-                name,
-                Some(uid.into()),
-                Some(gid.into()),
-                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-            )
-            .map_err(|e| Error::sys("fchownat", e))?;
+            lchown(parent.as_fd(), name, uid, gid)?;
         }
         T::Link => {
             let target = clean(
@@ -522,14 +515,7 @@ fn unpack_entry(
             );
             replace(parent.as_fd(), name);
             mknod(parent.as_fd(), name, t, maj, min)?;
-            nix::unistd::fchownat(
-                at(parent.as_fd()),
-                name,
-                Some(uid.into()),
-                Some(gid.into()),
-                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-            )
-            .map_err(|e| Error::sys("fchownat", e))?;
+            lchown(parent.as_fd(), name, uid, gid)?;
             nix::sys::stat::fchmodat(
                 at(parent.as_fd()),
                 name,
@@ -542,6 +528,18 @@ fn unpack_entry(
         _ => {}
     }
     Ok(())
+}
+
+/// The owner of `name` in `parent`, the link itself when it is one.
+fn lchown(parent: BorrowedFd<'_>, name: &Path, uid: u32, gid: u32) -> Result<()> {
+    nix::unistd::fchownat(
+        at(parent),
+        name,
+        Some(uid.into()),
+        Some(gid.into()),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| Error::sys("fchownat", e))
 }
 
 fn mkdir(parent: BorrowedFd<'_>, name: &Path) -> Result<()> {

@@ -317,20 +317,18 @@ fn raw_entry(
     tar.append(&h, data).unwrap();
 }
 
-fn file(tar: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]) {
+/// A regular file (0644) or, with no data and a name ending in '/', a directory (0755).
+fn entry(tar: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]) {
+    let dir = name.ends_with('/');
     let mut h = tar::Header::new_gnu();
-    h.set_mode(0o644);
+    h.set_mode(if dir { 0o755 } else { 0o644 });
     h.set_size(data.len() as u64);
-    h.set_entry_type(tar::EntryType::Regular);
+    h.set_entry_type(if dir {
+        tar::EntryType::Directory
+    } else {
+        tar::EntryType::Regular
+    });
     tar.append_data(&mut h, name, data).unwrap();
-}
-
-fn dir_entry(tar: &mut tar::Builder<Vec<u8>>, name: &str) {
-    let mut h = tar::Header::new_gnu();
-    h.set_mode(0o755);
-    h.set_size(0);
-    h.set_entry_type(tar::EntryType::Directory);
-    tar.append_data(&mut h, name, &[][..]).unwrap();
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -382,11 +380,11 @@ fn base_layer(rootfs: &Path) -> Vec<u8> {
     let mut t = tar::Builder::new(Vec::new());
     t.follow_symlinks(false);
     t.append_dir_all(".", rootfs).unwrap();
-    dir_entry(&mut t, "data");
-    file(&mut t, "data/gone", b"gone\n");
-    file(&mut t, "data/keep", b"keep\n");
-    dir_entry(&mut t, "opq");
-    file(&mut t, "opq/a", b"a\n");
+    entry(&mut t, "data/", b"");
+    entry(&mut t, "data/gone", b"gone\n");
+    entry(&mut t, "data/keep", b"keep\n");
+    entry(&mut t, "opq/", b"");
+    entry(&mut t, "opq/a", b"a\n");
     t.into_inner().unwrap()
 }
 
@@ -403,15 +401,15 @@ fn an_oci_layout_runs_with_whiteouts_hardlinks_and_its_config() {
     let (b, _) = world();
     let layout = b.tmp.path().join("img");
     let mut top = tar::Builder::new(Vec::new());
-    file(&mut top, "data/.wh.gone", b"");
-    file(&mut top, "data/new", b"new\n");
+    entry(&mut top, "data/.wh.gone", b"");
+    entry(&mut top, "data/new", b"new\n");
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(tar::EntryType::Link);
     h.set_size(0);
     top.append_link(&mut h, "data/new-link", "data/new")
         .unwrap();
-    file(&mut top, "opq/.wh..wh..opq", b"");
-    file(&mut top, "opq/b", b"b\n");
+    entry(&mut top, "opq/.wh..wh..opq", b"");
+    entry(&mut top, "opq/b", b"b\n");
     write_layout(
         &layout,
         &[
