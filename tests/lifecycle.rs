@@ -290,3 +290,21 @@ fn apparmor_profile_on_a_host_without_apparmor_fails_clearly() {
     }
     assert!(!b.state.join("aa1").exists());
 }
+
+/// `start` returns once the user's program has been exec'd (the init's exec fifo fd is close-on-exec
+/// and start waits for it to go), so a signal sent right after start reaches the program and not
+/// berth's init. Repeated, since without the wait the exec usually wins the race anyway.
+#[test]
+fn start_returns_after_the_program_is_execd() {
+    let mut b = Bundle::new("true");
+    b.spec["process"]["args"] = serde_json::json!(["sleep", "100"]);
+    for i in 0..20 {
+        let id = format!("ex{i}");
+        ok(&b.create(&id));
+        let pid = b.state(&id)["pid"].as_i64().unwrap();
+        ok(&b.berth(&["start", &id]));
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        assert_eq!(comm.trim(), "sleep", "run {i}");
+        ok(&b.berth(&["delete", "--force", &id]));
+    }
+}

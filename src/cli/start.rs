@@ -47,6 +47,15 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         Ok(_) | Err(nix::errno::Errno::EPIPE) => return Err(died()),
         Err(e) => return Err(Error::sys(format!("write({})", fifo_path.display()), e)),
     }
+    // The init's fifo fd is close-on-exec: once no reader is left (POLLERR on our write end) the
+    // user's program has been exec'd, so a signal sent right after `start` reaches it rather than
+    // berth's init, whose default dispositions a pid namespace's init would drop. Bounded, so that
+    // slow startContainer hooks never hold `start` up for long.
+    let mut fds = [nix::poll::PollFd::new(
+        std::os::fd::AsFd::as_fd(&fifo),
+        nix::poll::PollFlags::empty(),
+    )];
+    let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(1000u16));
     drop(fifo);
     std::fs::remove_file(&fifo_path).map_err(|e| io_err("unlink", &fifo_path, e))?;
     // poststart hooks run without the container's lock, so one may call berth on this container.
