@@ -10,7 +10,10 @@ cargo build --release -q
 [ -x rootfs/bin/busybox ] || ./scripts/mkrootfs.sh
 berth=$PWD/target/x86_64-unknown-linux-musl/release/berth
 work=$(mktemp -d /tmp/berth-demo.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+# The job's limits put its cgroup under berth's shared default parent (/berth in each hierarchy),
+# which berth keeps, as runc and Podman keep theirs; the demo removes it again if it made it.
+had_parent=$(ls -d /sys/fs/cgroup/*/berth /sys/fs/cgroup/berth 2>/dev/null | head -1)
+trap 'rm -rf "$work"; [ -n "$had_parent" ] || rmdir /sys/fs/cgroup/*/berth /sys/fs/cgroup/berth 2>/dev/null || true' EXIT
 mkdir -p "$work/volumes/workspace" "$work/volumes/cache"
 echo 'echo "building $PROJECT"; cat /cache/deps.txt > build.log; echo ok >> build.log' > "$work/volumes/workspace/build.sh"
 echo "deps from the cache" > "$work/volumes/cache/deps.txt"

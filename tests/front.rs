@@ -204,7 +204,20 @@ fn resources_become_cgroup_limits() {
         json!({"memory": {"limit": 67108864}, "cpu": {"quota": 150000, "period": 100000},
                "pids": {"limit": 40}})
     );
-    // And they hold: the container's own cgroup (v1 or v2) carries them.
+    // And they hold: the container's own cgroup (v1 or v2) carries them. It is made under the shared
+    // default parent /berth, which stays (as runc's and Podman's parents do); the test removes it
+    // again when it made it (rmdir: only while empty).
+    let parents = || -> Vec<PathBuf> {
+        std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("berth"))
+            .chain([PathBuf::from("/sys/fs/cgroup/berth")])
+            .filter(|p| p.is_dir())
+            .collect()
+    };
+    let made_parent = parents().is_empty();
     let out = ok(&front(
         &b,
         &rootfs,
@@ -212,7 +225,13 @@ fn resources_become_cgroup_limits() {
         "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; \
          cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max",
     ));
+    if made_parent {
+        for p in parents() {
+            let _ = std::fs::remove_dir(p);
+        }
+    }
     assert_eq!(out.lines().collect::<Vec<_>>(), ["67108864", "40"], "{out}");
+    assert!(!b.state.join("res1").exists());
 }
 
 #[test]
