@@ -151,16 +151,14 @@ pub fn create_container(
         Some((cg, setup)) => c
             .record_cgroup(cg)
             .and_then(|()| cg.create(setup))
-            .map(|()| Some(cg)),
+            .map(|()| Some((cg, setup))),
         None => Ok(None),
     };
-    let setup = cgroup.as_ref().map(|(_, s)| s);
     let result = made.and_then(|cgroup| {
         let guards = Guards {
             policy: enforcer.as_ref(),
             landlock,
             cgroup,
-            cgroup_setup: setup,
         };
         spawn_and_save(&mut c, a, vs, &plan, launch, &guards)
     });
@@ -185,8 +183,8 @@ pub fn create_container(
 struct Guards<'a> {
     policy: Option<&'a Enforcer>,
     landlock: Mode,
-    cgroup: Option<&'a crate::cgroups::Cgroup>,
-    cgroup_setup: Option<&'a crate::cgroups::Setup>,
+    /// The cgroup and what goes into it.
+    cgroup: Option<(&'a crate::cgroups::Cgroup, &'a crate::cgroups::Setup)>,
 }
 
 fn spawn_and_save(
@@ -201,7 +199,6 @@ fn spawn_and_save(
         policy,
         landlock,
         cgroup,
-        cgroup_setup,
     } = *guards;
     let created = crate::logging::now_rfc3339();
     let id = a.id()?.to_string();
@@ -230,7 +227,6 @@ fn spawn_and_save(
         policy,
         landlock,
         cgroup,
-        cgroup_setup,
         state_json: &state_json,
     };
     let s = spawn::spawn(vs, plan, &opts)?;
@@ -246,7 +242,7 @@ fn spawn_and_save(
         own_pid_ns: vs
             .clone_flags
             .contains(nix::sched::CloneFlags::CLONE_NEWPID),
-        cgroup: cgroup.cloned(),
+        cgroup: cgroup.map(|(cg, _)| cg.clone()),
         landlock: Some(landlock),
     };
     // Once the state is durable the init may outlive this process (create): it stops dying with us

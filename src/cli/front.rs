@@ -4,7 +4,6 @@
 //! volumes, no new privileges, a new network namespace with only loopback (up), berth's default
 //! seccomp profile.
 
-use super::volumes;
 use crate::error::{Error, Result, io_err};
 use crate::spec::{Mount, Spec};
 use std::path::{Path, PathBuf};
@@ -204,15 +203,8 @@ fn cap_name(flag: &str, c: &str) -> Result<String> {
 
 /// A file of the rootfs, resolved inside it (a symlink in the image cannot lead out).
 fn read_in_root(rootfs: &Path, file: &str) -> Option<String> {
-    let dir = crate::sys::openat2(None, rootfs, libc::O_PATH | libc::O_DIRECTORY, 0, 0).ok()?;
-    let fd = crate::sys::openat2(
-        Some(std::os::fd::AsFd::as_fd(&dir)),
-        Path::new(file),
-        libc::O_RDONLY,
-        0,
-        crate::sys::RESOLVE_IN_ROOT | crate::sys::RESOLVE_NO_MAGICLINKS,
-    )
-    .ok()?;
+    let root = crate::resolve::Root::open(rootfs).ok()?;
+    let fd = root.open_at(Path::new(file), libc::O_RDONLY).ok()?;
     std::io::read_to_string(std::fs::File::from(fd)).ok()
 }
 
@@ -487,18 +479,6 @@ pub fn apply(f: &FrontArgs, spec: &mut Spec, rootfs: &Path, detach: bool) -> Res
     }
     spec.linux.get_or_insert_with(Default::default).seccomp = seccomp;
     Ok(())
-}
-
-/// Parses the volumes of `-v` and `--volumes`.
-pub fn all_volumes(v: &[String], file: Option<&Path>) -> Result<Vec<volumes::Volume>> {
-    let mut out = v
-        .iter()
-        .map(|v| volumes::parse_volume(v))
-        .collect::<Result<Vec<_>>>()?;
-    if let Some(f) = file {
-        out.extend(volumes::read_volumes(f)?);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -96,7 +96,7 @@ fn spec_for(a: &mut Args) -> Result<crate::spec::ValidSpec> {
             "give the container id once: positionally or with --id".into(),
         ));
     }
-    let volumes = front::all_volumes(&a.volumes, a.volumes_file.as_deref())?;
+    let volumes = volumes::all(&a.volumes, a.volumes_file.as_deref())?;
     // An OCI image layout: its layers unpacked (once) and mounted as an overlay in a mount
     // namespace of this process's own; its config gives the defaults the flags override.
     let (rootfs, image) = match crate::image::parse_ref(&rootfs.to_string_lossy()) {

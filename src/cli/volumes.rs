@@ -60,6 +60,18 @@ pub fn read_volumes(path: &Path) -> Result<Vec<Volume>> {
         .map_err(|e| Error::InvalidSpec(format!("{}: {}: {}", path.display(), e.path(), e.inner())))
 }
 
+/// Parses the volumes of `-v` and `--volumes`.
+pub fn all(v: &[String], file: Option<&Path>) -> Result<Vec<Volume>> {
+    let mut out = v
+        .iter()
+        .map(|v| parse_volume(v))
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(f) = file {
+        out.extend(read_volumes(f)?);
+    }
+    Ok(out)
+}
+
 fn absolute(p: &Path) -> Result<PathBuf> {
     std::path::absolute(p).map_err(|e| io_err("absolute", p, e))
 }

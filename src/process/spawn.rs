@@ -45,9 +45,7 @@ pub struct Options<'a> {
     pub landlock: crate::security::landlock::Mode,
     /// The container's cgroup and what goes into it; the child enters it at sync point 1 (made and
     /// with its rules in place by then, or, with the systemd driver, started with the child in it).
-    pub cgroup: Option<&'a crate::cgroups::Cgroup>,
-    /// What goes into it.
-    pub cgroup_setup: Option<&'a crate::cgroups::Setup>,
+    pub cgroup: Option<(&'a crate::cgroups::Cgroup, &'a crate::cgroups::Setup)>,
     /// The state JSON for hooks, given the init's pid and a status.
     pub state_json: &'a dyn Fn(i32, &str) -> String,
 }
@@ -246,9 +244,8 @@ fn drive(
     // Sync point 1: the child is in its cgroup and its id maps are written; it may go on (and become
     // root in its user namespace).
     let new_user = vs.clone_flags.contains(CloneFlags::CLONE_NEWUSER);
-    if let Some(cg) = opts.cgroup {
-        let none = crate::cgroups::Setup::default();
-        cg.enter(pid, opts.cgroup_setup.unwrap_or(&none))
+    if let Some((cg, setup)) = opts.cgroup {
+        cg.enter(pid, setup)
             .with_context(|| "joining the container's cgroup".into())?;
     }
     if new_user {
@@ -258,7 +255,7 @@ fn drive(
                 .with_context(|| "linux.uidMappings".into())?;
             write_proc(pid, "gid_map", &map_text(&l.gid_mappings))
                 .with_context(|| "linux.gidMappings".into())?;
-            hand_over_binds(vs, opts, plan, pid, parent_end)?;
+            hand_over_trees(vs, opts, plan, pid, parent_end)?;
         } else {
             // Rootless: the maps an unprivileged parent may write (see rootless_maps); the child,
             // root in its own user namespace, makes its bind mounts itself (berth cannot enter its
@@ -331,8 +328,9 @@ const MAX_HANDED_OVER: usize = 256;
 /// sources below root-only directories (Podman's 0700 userdata, as crun and runc handle it): the
 /// parent enters the child's mount namespace, opens each source with the host's credentials (vetted
 /// by the policy when there is one), clones and configures the tree there, hands the detached tree
-/// to the child, and returns to its own namespace, root and working directory.
-fn hand_over_binds(
+/// to the child, and returns to its own namespace, root and working directory. Idmapped tmpfs
+/// instances go the same way (only one made in the host's user namespace can be idmapped).
+fn hand_over_trees(
     vs: &ValidSpec,
     opts: &Options<'_>,
     plan: &[MountOp],
@@ -459,7 +457,7 @@ pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spa
                 landlock: opts.landlock,
                 in_cgroup: opts.cgroup.is_some(),
                 cgroupns_later,
-                cgroup: opts.cgroup,
+                cgroup: opts.cgroup.map(|(cg, _)| cg),
                 rootless,
             })
         }
