@@ -102,6 +102,134 @@ pub fn cache_dir() -> PathBuf {
         .map_or_else(|| PathBuf::from("/var/lib/berth/layers"), PathBuf::from)
 }
 
+/// The most bytes one layer may unpack to (data plus 512 per entry): `BERTH_IMAGE_MAX_LAYER_BYTES`,
+/// else 16 GiB. A decompression bomb stops here with an error, leaving nothing in the cache.
+fn max_layer_bytes() -> u64 {
+    std::env::var("BERTH_IMAGE_MAX_LAYER_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16 << 30)
+}
+
+/// The most entries one layer may have (an inode bomb of empty files stops here).
+const MAX_ENTRIES: u64 = 4 << 20;
+/// The longest entry name or link target (a GNU long name or PAX path included): PATH_MAX.
+const MAX_NAME: u64 = 4096;
+/// The largest PAX extended header.
+const MAX_PAX: u64 = 1 << 20;
+
+/// The layer cache: a root-owned 0700 directory, and every directory of its own (`sha256/`, each
+/// layer's `sha256/<hex>/`, `tmp-*`, `run/`) likewise, checked on the fd at every use, so no other
+/// user can reach an unpacked layer (its set-uid files) or plant one.
+struct Cache {
+    path: PathBuf,
+    fd: OwnedFd,
+}
+
+/// A directory of the cache is root's, not reachable by anyone else, and not a symlink (the fd was
+/// opened with O_NOFOLLOW / RESOLVE_NO_SYMLINKS).
+fn vet_dir(fd: &OwnedFd, path: &Path) -> Result<()> {
+    let st = sys::fstat(fd)?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFDIR || st.st_uid != 0 || st.st_mode & 0o077 != 0 {
+        return Err(Error::SafetyViolation(format!(
+            "image cache {}: owned by uid {} with mode {:o}; it must be a directory of root's with mode 0700 (one someone else made or can reach is never used: remove it)",
+            path.display(),
+            st.st_uid,
+            st.st_mode & 0o7777
+        )));
+    }
+    Ok(())
+}
+
+impl Cache {
+    /// Opens (making it 0700 when missing) and vets the cache root.
+    fn open() -> Result<Cache> {
+        let path = cache_dir();
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io_err("mkdir", parent, e))?;
+        }
+        match nix::unistd::mkdir(&path, nix::sys::stat::Mode::from_bits_truncate(0o700)) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(Error::sys(format!("mkdir({})", path.display()), e)),
+        }
+        let fd = sys::openat2(
+            None,
+            &path,
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            0,
+            0,
+        )
+        .map_err(|e| {
+            Error::SafetyViolation(format!(
+                "image cache {}: not a directory (a symlink?): {e}",
+                path.display()
+            ))
+        })?;
+        vet_dir(&fd, &path)?;
+        Ok(Cache { path, fd })
+    }
+
+    /// `rel` (one or more names) below the cache root, made 0700 when `make` and missing, vetted.
+    fn dir(&self, rel: &str, make: bool) -> Result<Option<OwnedFd>> {
+        let path = self.path.join(rel);
+        if make {
+            match nix::sys::stat::mkdirat(
+                at(self.fd.as_fd()),
+                rel,
+                nix::sys::stat::Mode::from_bits_truncate(0o700),
+            ) {
+                Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                Err(e) => return Err(Error::sys(format!("mkdirat({})", path.display()), e)),
+            }
+        }
+        match sys::openat2_errno(
+            Some(self.fd.as_fd()),
+            Path::new(rel),
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+            BENEATH,
+        ) {
+            Ok(fd) => vet_dir(&fd, &path).map(|()| Some(fd)),
+            Err(nix::errno::Errno::ENOENT) if !make => Ok(None),
+            Err(e) => Err(Error::SafetyViolation(format!(
+                "image cache {}: not a directory of its own (a symlink?): {}",
+                path.display(),
+                sys::openat2_error(Some(self.fd.as_fd()), Path::new(rel), BENEATH, e)
+            ))),
+        }
+    }
+
+    /// Removes `rel` below the cache root (a half-unpacked layer); errors are only logged.
+    fn remove(&self, rel: &str) {
+        let path = self.path.join(rel);
+        if let Err(e) = std::fs::remove_dir_all(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            crate::logging::warn(&format!("removing {}: {e}", path.display()));
+        }
+    }
+
+    /// Half-unpacked copies of the layer `hex` left by a berth that was killed.
+    fn remove_stale(&self, hex: &str) {
+        let Ok(rd) = std::fs::read_dir(&self.path) else {
+            return;
+        };
+        let prefix = format!("tmp-{hex}-");
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name
+                .strip_prefix(&prefix)
+                .and_then(|p| p.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if sys::process_start_time(pid).is_none() {
+                self.remove(&name);
+            }
+        }
+    }
+}
+
 fn bad(dir: &Path, why: impl std::fmt::Display) -> Error {
     Error::InvalidSpec(format!("--rootfs oci:{}: {why}", dir.display()))
 }
@@ -197,7 +325,7 @@ pub fn load(dir: &Path, tag: Option<&str>) -> Result<Image> {
     }
     let manifest: Manifest = read_blob(dir, &digest, "manifest")?;
     let config: ImageConfig = read_blob(dir, &manifest.config.digest, "config")?;
-    let cache = cache_dir();
+    let cache = Cache::open()?;
     let layers = manifest
         .layers
         .iter()
@@ -232,11 +360,17 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
-/// The layer's directory in the cache, unpacked now unless it already is.
-fn unpack_layer(dir: &Path, l: &Descriptor, cache: &Path) -> Result<PathBuf> {
+/// The layer's directory in the cache (`sha256/<hex>/fs`), unpacked now unless it already is: into
+/// `tmp-<hex>-<pid>/fs`, renamed to `sha256/<hex>` only once whole and checked, so an entry there is
+/// always complete; on any error the half-unpacked copy is removed.
+fn unpack_layer(dir: &Path, l: &Descriptor, cache: &Cache) -> Result<PathBuf> {
     let want = hex_of(dir, &l.digest)?;
-    let done = cache.join("sha256").join(want);
-    if done.is_dir() {
+    let name = format!("sha256/{want}");
+    let done = cache.path.join(&name).join("fs");
+    let sha = cache
+        .dir("sha256", true)?
+        .unwrap_or_else(|| unreachable!("made"));
+    if cache.dir(&name, false)?.is_some() {
         return Ok(done);
     }
     let media = l.media_type.as_deref().unwrap_or("");
@@ -247,22 +381,30 @@ fn unpack_layer(dir: &Path, l: &Descriptor, cache: &Path) -> Result<PathBuf> {
             format!("layer {}: zstd layers are not supported", l.digest),
         ));
     }
-    std::fs::create_dir_all(cache.join("sha256")).map_err(|e| io_err("mkdir", cache, e))?;
-    let tmp = cache.join(format!("tmp-{want}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir(&tmp).map_err(|e| io_err("mkdir", &tmp, e))?;
-    let result = (|| {
+    cache.remove_stale(want);
+    let tmp = format!("tmp-{want}-{}", std::process::id());
+    cache.remove(&tmp);
+    let result = cache.dir(&tmp, true).and_then(|t| {
+        let t = t.unwrap_or_else(|| unreachable!("made"));
+        mkdir(t.as_fd(), Path::new("fs"))?;
+        let root = sys::openat2(
+            Some(t.as_fd()),
+            Path::new("fs"),
+            libc::O_RDONLY | libc::O_DIRECTORY,
+            0,
+            BENEATH,
+        )?;
+        owner_mode(&root, 0, 0, 0o755)?;
         let path = blob_path(dir, &l.digest)?;
         let file = std::fs::File::open(&path).map_err(|e| io_err("open", &path, e))?;
         let mut src = Hashing {
             inner: file,
             hash: Sha256::new(),
         };
-        let root = sys::openat2(None, &tmp, libc::O_PATH | libc::O_DIRECTORY, 0, 0)?;
         if gzip {
+            // What follows the tar stream is hashed, never decompressed (a bomb after the end).
             let mut gz = flate2::read::MultiGzDecoder::new(&mut src);
             unpack(&mut gz, root.as_fd())?;
-            std::io::copy(&mut gz, &mut std::io::sink()).map_err(|e| io_err("read", &path, e))?;
         } else {
             unpack(&mut src, root.as_fd())?;
         }
@@ -273,22 +415,19 @@ fn unpack_layer(dir: &Path, l: &Descriptor, cache: &Path) -> Result<PathBuf> {
                 "does not match its content (sha256 {got})"
             )));
         }
-        Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(bad(dir, format!("layer {}: {e}", l.digest)));
-    }
-    match std::fs::rename(&tmp, &done) {
+        nix::fcntl::renameat(at(cache.fd.as_fd()), tmp.as_str(), at(sha.as_fd()), want)
+            .map_err(|e| Error::sys(format!("renameat({tmp}, sha256/{want})"), e))
+    });
+    match result {
         Ok(()) => Ok(done),
         // Unpacked meanwhile by another berth: theirs is as good.
-        Err(_) if done.is_dir() => {
-            let _ = std::fs::remove_dir_all(&tmp);
+        Err(_) if cache.dir(&name, false).is_ok_and(|d| d.is_some()) => {
+            cache.remove(&tmp);
             Ok(done)
         }
         Err(e) => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            Err(io_err("rename", &done, e))
+            cache.remove(&tmp);
+            Err(bad(dir, format!("layer {}: {e}", l.digest)))
         }
     }
 }
@@ -363,38 +502,208 @@ fn replace(parent: BorrowedFd<'_>, name: &Path) {
     let _ = nix::unistd::unlinkat(at(parent), name, flags);
 }
 
-/// Unpacks a tar stream into the directory `root`.
+/// What extension headers (GNU long name and link, PAX) say of the next entry.
+#[derive(Default)]
+struct Pending {
+    path: Option<Vec<u8>>,
+    link: Option<Vec<u8>>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    mtime: Option<i64>,
+    size: Option<u64>,
+}
+
+/// The data of an extension header, refused beyond `max` bytes (before any is read).
+fn read_ext(entry: &mut tar::Entry<'_, &mut dyn Read>, max: u64, what: &str) -> Result<Vec<u8>> {
+    let size = entry.size();
+    if size > max {
+        return Err(Error::SafetyViolation(format!(
+            "a {what} of {size} bytes (at most {max})"
+        )));
+    }
+    let mut data = Vec::with_capacity(size as usize);
+    entry
+        .read_to_end(&mut data)
+        .map_err(|e| Error::State(format!("tar: {what}: {e}")))?;
+    Ok(data)
+}
+
+/// A GNU long name: the name and its trailing NULs dropped.
+fn long_name(mut v: Vec<u8>) -> Vec<u8> {
+    while v.last() == Some(&0) {
+        v.pop();
+    }
+    v
+}
+
+/// PAX records (`LEN KEY=VALUE\n`) into `p`. Keys berth does not use are ignored, as GNU tar does;
+/// sparse files are refused (never made by image builders).
+fn parse_pax(data: &[u8], p: &mut Pending) -> Result<()> {
+    let mut rest = data;
+    let bad = |why: &str| Error::SafetyViolation(format!("a malformed PAX header ({why})"));
+    while !rest.is_empty() {
+        let sp = rest
+            .iter()
+            .position(|b| *b == b' ')
+            .ok_or_else(|| bad("no length"))?;
+        let len: usize = std::str::from_utf8(&rest[..sp])
+            .ok()
+            .and_then(|l| l.parse().ok())
+            .filter(|l| *l > sp + 1 && *l <= rest.len())
+            .ok_or_else(|| bad("a bad length"))?;
+        let rec = &rest[sp + 1..len];
+        rest = &rest[len..];
+        let rec = rec
+            .strip_suffix(b"\n")
+            .ok_or_else(|| bad("a record without a newline"))?;
+        let eq = rec
+            .iter()
+            .position(|b| *b == b'=')
+            .ok_or_else(|| bad("no '='"))?;
+        let (key, value) = (&rec[..eq], &rec[eq + 1..]);
+        let num = || -> Result<u64> {
+            std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.split('.').next()?.parse().ok())
+                .ok_or_else(|| bad("a number"))
+        };
+        match key {
+            b"path" => p.path = Some(value.to_vec()),
+            b"linkpath" => p.link = Some(value.to_vec()),
+            b"uid" => p.uid = Some(u32::try_from(num()?).map_err(|_| bad("uid"))?),
+            b"gid" => p.gid = Some(u32::try_from(num()?).map_err(|_| bad("gid"))?),
+            b"mtime" => p.mtime = Some(i64::try_from(num()?).map_err(|_| bad("mtime"))?),
+            b"size" => p.size = Some(num()?),
+            k if k.starts_with(b"GNU.sparse") => {
+                return Err(Error::NotSupported("sparse files in a layer".into()));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Unpacks a tar stream into the directory `root`. The entries are read raw, so that extension
+/// headers are bounded before they are read (a 256 MiB long name is refused, not buffered), and
+/// everything is counted against the layer's limits.
 fn unpack(src: &mut dyn Read, root: BorrowedFd<'_>) -> Result<()> {
     let mut ar = tar::Archive::new(src);
     let entries = ar
         .entries()
-        .map_err(|e| Error::State(format!("tar: {e}")))?;
+        .map_err(|e| Error::State(format!("tar: {e}")))?
+        .raw(true);
+    let max_bytes = max_layer_bytes();
+    let (mut bytes, mut count) = (0u64, 0u64);
+    let mut pending = Pending::default();
     for entry in entries {
         let mut entry = entry.map_err(|e| Error::State(format!("tar: {e}")))?;
-        let path = clean(&entry.path_bytes())?;
+        bytes = bytes.saturating_add(512).saturating_add(entry.size());
+        count += 1;
+        if bytes > max_bytes || count > MAX_ENTRIES {
+            return Err(Error::SafetyViolation(format!(
+                "unpacks to more than {max_bytes} bytes or {MAX_ENTRIES} entries (BERTH_IMAGE_MAX_LAYER_BYTES sets the byte limit)"
+            )));
+        }
+        use tar::EntryType as T;
+        match entry.header().entry_type() {
+            T::GNULongName => {
+                pending.path = Some(long_name(read_ext(
+                    &mut entry,
+                    MAX_NAME + 1,
+                    "GNU long name",
+                )?));
+                continue;
+            }
+            T::GNULongLink => {
+                pending.link = Some(long_name(read_ext(
+                    &mut entry,
+                    MAX_NAME + 1,
+                    "GNU long link",
+                )?));
+                continue;
+            }
+            T::XHeader => {
+                parse_pax(&read_ext(&mut entry, MAX_PAX, "PAX header")?, &mut pending)?;
+                continue;
+            }
+            T::XGlobalHeader => {
+                read_ext(&mut entry, MAX_PAX, "PAX global header")?;
+                continue;
+            }
+            _ => {}
+        }
+        let p = std::mem::take(&mut pending);
+        if p.size.is_some_and(|s| s != entry.size()) {
+            return Err(Error::NotSupported(
+                "a PAX size that differs from the header's (an entry over 8 GiB)".into(),
+            ));
+        }
+        let raw = p
+            .path
+            .clone()
+            .unwrap_or_else(|| entry.path_bytes().into_owned());
+        if raw.len() as u64 > MAX_NAME {
+            return Err(Error::SafetyViolation(format!(
+                "an entry name of {} bytes (at most {MAX_NAME})",
+                raw.len()
+            )));
+        }
+        let path = clean(&raw)?;
         let what = || path.display().to_string();
-        unpack_entry(&mut entry, &path, root).map_err(|e| match e {
+        unpack_entry(&mut entry, &path, &p, root).map_err(|e| match e {
             Error::SafetyViolation(m) => Error::SafetyViolation(format!("entry {:?}: {m}", what())),
+            Error::NotSupported(m) => Error::NotSupported(format!("entry {:?}: {m}", what())),
             other => Error::State(format!("entry {:?}: {other}", what())),
         })?;
     }
     Ok(())
 }
 
+/// An entry's owner, mode and mtime, PAX overrides applied.
+struct Meta {
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    mtime: i64,
+}
+
 fn unpack_entry(
     entry: &mut tar::Entry<'_, &mut dyn Read>,
     path: &Path,
+    ext: &Pending,
     root: BorrowedFd<'_>,
 ) -> Result<()> {
     let Some(name) = path.file_name().map(Path::new) else {
         return Ok(()); // the layer's root itself
     };
+    if name.as_os_str().len() > 255 {
+        return Err(Error::SafetyViolation(
+            "a name longer than 255 bytes".into(),
+        ));
+    }
     let parent = dir_at(root, path.parent().unwrap_or(Path::new("")))?;
     let h = entry.header();
-    let mode = h.mode().unwrap_or(0o644) & 0o7777;
-    let (uid, gid) = (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32);
-    let mtime = h.mtime().unwrap_or(0) as i64;
+    let meta = Meta {
+        uid: ext.uid.unwrap_or(h.uid().unwrap_or(0) as u32),
+        gid: ext.gid.unwrap_or(h.gid().unwrap_or(0) as u32),
+        mode: h.mode().unwrap_or(0o644) & 0o7777,
+        mtime: ext.mtime.unwrap_or(h.mtime().unwrap_or(0) as i64),
+    };
     let kind = h.entry_type();
+    let link = || -> Result<Vec<u8>> {
+        let l = match &ext.link {
+            Some(l) => l.clone(),
+            None => entry
+                .header()
+                .link_name_bytes()
+                .ok_or_else(|| Error::State("a link without a target".into()))?
+                .into_owned(),
+        };
+        if l.len() as u64 > MAX_NAME {
+            return Err(Error::SafetyViolation("a link target over PATH_MAX".into()));
+        }
+        Ok(l)
+    };
     // Whiteouts.
     let n = name.as_os_str().as_encoded_bytes();
     if n == b".wh..wh..opq" {
@@ -414,48 +723,10 @@ fn unpack_entry(
     }
     use tar::EntryType as T;
     match kind {
-        T::Directory => {
-            match nix::sys::stat::fstatat(
-                at(parent.as_fd()),
-                name,
-                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-            ) {
-                Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {}
-                Ok(_) => {
-                    replace(parent.as_fd(), name);
-                    mkdir(parent.as_fd(), name)?;
-                }
-                Err(_) => mkdir(parent.as_fd(), name)?,
-            }
-            let d = sys::openat2(
-                Some(parent.as_fd()),
-                name,
-                libc::O_RDONLY | libc::O_DIRECTORY,
-                0,
-                BENEATH,
-            )?;
-            owner_mode(&d, uid, gid, mode)?;
-        }
-        T::Regular | T::Continuous => {
-            replace(parent.as_fd(), name);
-            let f = sys::openat2(
-                Some(parent.as_fd()),
-                name,
-                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                0o600,
-                BENEATH,
-            )?;
-            let mut file = std::fs::File::from(f);
-            std::io::copy(entry, &mut file).map_err(|e| Error::State(format!("write: {e}")))?;
-            owner_mode(&file, uid, gid, mode)?;
-            let t = nix::sys::time::TimeSpec::new(mtime, 0);
-            nix::sys::stat::futimens(file.as_raw_fd(), &t, &t)
-                .map_err(|e| Error::sys("futimens", e))?;
-        }
+        T::Directory => make_dir(parent.as_fd(), name, &meta),
+        T::Regular | T::Continuous => make_file(entry, parent.as_fd(), name, &meta),
         T::Symlink => {
-            let target = entry
-                .link_name_bytes()
-                .ok_or_else(|| Error::State("a symlink without a target".into()))?;
+            let target = link()?;
             replace(parent.as_fd(), name);
             nix::unistd::symlinkat(
                 Path::new(OsStr::from_bytes(&target)),
@@ -463,71 +734,107 @@ fn unpack_entry(
                 name,
             )
             .map_err(|e| Error::sys("symlinkat", e))?;
-            lchown(parent.as_fd(), name, uid, gid)?;
+            lchown(parent.as_fd(), name, meta.uid, meta.gid)
         }
-        T::Link => {
-            let target = clean(
-                &entry
-                    .link_name_bytes()
-                    .ok_or_else(|| Error::State("a hardlink without a target".into()))?,
-            )?;
-            let tname = target
-                .file_name()
-                .map(Path::new)
-                .ok_or_else(|| Error::SafetyViolation("a hardlink to the layer's root".into()))?;
-            let tparent = sys::openat2(
-                Some(root),
-                target
-                    .parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .unwrap_or(Path::new(".")),
-                libc::O_PATH | libc::O_DIRECTORY,
-                0,
-                BENEATH,
-            )
-            .map_err(|e| {
-                Error::SafetyViolation(format!(
-                    "hardlink target {:?} is not a path inside the layer ({e})",
-                    target.display()
-                ))
-            })?;
+        T::Link => make_hardlink(root, parent.as_fd(), name, &clean(&link()?)?),
+        T::Fifo => {
             replace(parent.as_fd(), name);
-            nix::unistd::linkat(
-                at(tparent.as_fd()),
-                tname,
-                at(parent.as_fd()),
-                name,
-                nix::fcntl::AtFlags::empty(),
-            )
-            .map_err(|e| {
-                Error::SafetyViolation(format!("hardlink to {:?}: {e}", target.display()))
-            })?;
-        }
-        T::Char | T::Block | T::Fifo => {
-            let t = match kind {
-                T::Char => libc::S_IFCHR,
-                T::Block => libc::S_IFBLK,
-                _ => libc::S_IFIFO,
-            };
-            let (maj, min) = (
-                h.device_major().ok().flatten().unwrap_or(0),
-                h.device_minor().ok().flatten().unwrap_or(0),
-            );
-            replace(parent.as_fd(), name);
-            mknod(parent.as_fd(), name, t, maj, min)?;
-            lchown(parent.as_fd(), name, uid, gid)?;
+            mknod(parent.as_fd(), name, libc::S_IFIFO, 0, 0)?;
+            lchown(parent.as_fd(), name, meta.uid, meta.gid)?;
             nix::sys::stat::fchmodat(
                 at(parent.as_fd()),
                 name,
-                nix::sys::stat::Mode::from_bits_truncate(mode),
+                nix::sys::stat::Mode::from_bits_truncate(meta.mode),
                 nix::sys::stat::FchmodatFlags::FollowSymlink,
             )
-            .map_err(|e| Error::sys("fchmodat", e))?;
+            .map_err(|e| Error::sys("fchmodat", e))
         }
-        // PAX and GNU headers are folded in by the reader; anything else carries nothing to make.
-        _ => {}
+        // A device node in a layer would be a host device to whoever reaches the cache or the
+        // container; the container's /dev is its own tmpfs (and linux.devices) instead.
+        T::Char | T::Block => Err(Error::SafetyViolation(
+            "a device node (an image brings no devices: the container gets its own /dev)".into(),
+        )),
+        T::GNUSparse => Err(Error::NotSupported("sparse files in a layer".into())),
+        // Anything else (GNU volume labels, multi-volume parts) carries nothing to make.
+        _ => Ok(()),
     }
-    Ok(())
+}
+
+fn make_dir(parent: BorrowedFd<'_>, name: &Path, meta: &Meta) -> Result<()> {
+    match nix::sys::stat::fstatat(at(parent), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {}
+        Ok(_) => {
+            replace(parent, name);
+            mkdir(parent, name)?;
+        }
+        Err(_) => mkdir(parent, name)?,
+    }
+    let d = sys::openat2(
+        Some(parent),
+        name,
+        libc::O_RDONLY | libc::O_DIRECTORY,
+        0,
+        BENEATH,
+    )?;
+    owner_mode(&d, meta.uid, meta.gid, meta.mode)
+}
+
+fn make_file(
+    entry: &mut tar::Entry<'_, &mut dyn Read>,
+    parent: BorrowedFd<'_>,
+    name: &Path,
+    meta: &Meta,
+) -> Result<()> {
+    replace(parent, name);
+    let f = sys::openat2(
+        Some(parent),
+        name,
+        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        0o600,
+        BENEATH,
+    )?;
+    let mut file = std::fs::File::from(f);
+    std::io::copy(entry, &mut file).map_err(|e| Error::State(format!("write: {e}")))?;
+    owner_mode(&file, meta.uid, meta.gid, meta.mode)?;
+    let t = nix::sys::time::TimeSpec::new(meta.mtime, 0);
+    nix::sys::stat::futimens(file.as_raw_fd(), &t, &t).map_err(|e| Error::sys("futimens", e))
+}
+
+fn make_hardlink(
+    root: BorrowedFd<'_>,
+    parent: BorrowedFd<'_>,
+    name: &Path,
+    target: &Path,
+) -> Result<()> {
+    let tname = target
+        .file_name()
+        .map(Path::new)
+        .ok_or_else(|| Error::SafetyViolation("a hardlink to the layer's root".into()))?;
+    let tparent = sys::openat2(
+        Some(root),
+        target
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+        BENEATH,
+    )
+    .map_err(|e| {
+        Error::SafetyViolation(format!(
+            "hardlink target {:?} is not a path inside the layer ({e})",
+            target.display()
+        ))
+    })?;
+    replace(parent, name);
+    nix::unistd::linkat(
+        at(tparent.as_fd()),
+        tname,
+        at(parent),
+        name,
+        nix::fcntl::AtFlags::empty(),
+    )
+    .map_err(|e| Error::SafetyViolation(format!("hardlink to {:?}: {e}", target.display())))
 }
 
 /// The owner of `name` in `parent`, the link itself when it is one.
@@ -588,8 +895,9 @@ pub fn mount_rootfs(img: &Image) -> Result<PathBuf> {
             "--rootfs oci: the image has no layers".into(),
         ));
     }
-    let run = cache_dir().join("run");
-    std::fs::create_dir_all(&run).map_err(|e| io_err("mkdir", &run, e))?;
+    let cache = Cache::open()?;
+    cache.dir("run", true)?;
+    let run = cache.path.join("run");
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
         .map_err(|e| Error::sys("unshare(CLONE_NEWNS)", e))?;
     nix::mount::mount(
@@ -624,7 +932,8 @@ pub fn mount_rootfs(img: &Image) -> Result<PathBuf> {
     ctx.set("lowerdir", Some(&lower.join(":")))?;
     ctx.set("upperdir", Some(&run.join("upper").display().to_string()))?;
     ctx.set("workdir", Some(&run.join("work").display().to_string()))?;
-    let ovl = ctx.mount(0)?;
+    // nodev, as Podman mounts image roots: no device node of a layer opens a host device.
+    let ovl = ctx.mount(sys::MOUNT_ATTR_NODEV)?;
     let rootfs = run.join("rootfs");
     let mnt = sys::openat2(None, &rootfs, libc::O_PATH | libc::O_DIRECTORY, 0, 0)?;
     sys::move_mount(&ovl, &mnt)?;

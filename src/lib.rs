@@ -20,6 +20,7 @@
 pub mod cgroups;
 pub mod cli;
 pub mod error;
+pub mod files;
 pub mod hooks;
 pub mod image;
 pub mod logging;

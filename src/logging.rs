@@ -29,13 +29,7 @@ static LOGGER: OnceLock<Logger> = OnceLock::new();
 /// Sets the logger up (first call wins).
 pub fn init(path: Option<&std::path::Path>, format: Format, debug: bool) -> crate::Result<()> {
     let file = match path {
-        Some(p) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|e| crate::error::io_err("open log", p, e))?,
-        ),
+        Some(p) => Some(crate::files::open_log(p)?),
         None => None,
     };
     let _ = LOGGER.set(Logger {

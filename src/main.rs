@@ -16,6 +16,14 @@ fn main() {
         berth::sys::exit_now(134);
     }));
     let cli = berth::cli::parse();
+    // The verbs that put processes into a container run from a sealed copy of this binary
+    // (security::exe): re-executed here, before anything else happens.
+    if cli.command.enters_container()
+        && let Err(e) = berth::security::exe::run_sealed()
+    {
+        eprintln!("berth: error: running from a sealed copy of berth's binary: {e}");
+        std::process::exit(1);
+    }
     let format = match cli.global.log_format {
         LogFormat::Text => logging::Format::Text,
         LogFormat::Json => logging::Format::Json,

@@ -18,7 +18,6 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -177,11 +176,7 @@ impl Container {
     /// before the clone, whatever user it becomes) and locks it; an existing id is an error.
     pub fn create(root: &Path, id: &str) -> Result<Container> {
         check_id(id)?;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(root)
-            .map_err(|e| io_err("mkdir", root, e))?;
+        crate::files::make_state_root(root)?;
         let dir = root.join(id);
         match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => {}
@@ -214,6 +209,7 @@ impl Container {
     /// Opens and locks an existing container.
     pub fn load(root: &Path, id: &str) -> Result<Container> {
         check_id(id)?;
+        crate::files::vet_state_root(root)?;
         let dir = root.join(id);
         let lock = lock(&dir)?;
         let saved = Self::read_saved(&dir)?;
@@ -229,6 +225,7 @@ impl Container {
     /// deleted container's directory is renamed away first, so this sees a whole state or none).
     pub fn peek(root: &Path, id: &str) -> Result<Container> {
         check_id(id)?;
+        crate::files::vet_state_root(root)?;
         let dir = root.join(id);
         if !dir.is_dir() {
             return Err(gone(&dir));
@@ -246,7 +243,7 @@ impl Container {
     pub fn record_cgroup(&self, cg: &crate::cgroups::Cgroup) -> Result<()> {
         let path = self.dir.join(CGROUP_RECORD);
         let bytes = serde_json::to_vec(cg).map_err(|e| Error::State(format!("encoding: {e}")))?;
-        std::fs::write(&path, bytes).map_err(|e| io_err("write", &path, e))
+        crate::files::replace_file(&path, "tmp", &bytes, 0o600, false)
     }
 
     /// Whether the creator of a state-less directory still runs: it holds the lock until create
@@ -270,22 +267,10 @@ impl Container {
 
     /// Writes state.json atomically: temp file, fsync (when `durable`), rename.
     pub fn save(&mut self, saved: Saved, durable: bool) -> Result<()> {
-        let tmp = self.dir.join(".state.json.tmp");
         let dst = self.dir.join(STATE_FILE);
         let bytes =
             serde_json::to_vec(&saved).map_err(|e| Error::State(format!("encoding state: {e}")))?;
-        let mut f = File::options()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| io_err("open", &tmp, e))?;
-        f.write_all(&bytes).map_err(|e| io_err("write", &tmp, e))?;
-        if durable {
-            f.sync_data().map_err(|e| io_err("fsync", &tmp, e))?;
-        }
-        std::fs::rename(&tmp, &dst).map_err(|e| io_err("rename", &dst, e))?;
+        crate::files::replace_file(&dst, "tmp", &bytes, 0o600, durable)?;
         self.saved = Some(saved);
         Ok(())
     }
@@ -422,6 +407,7 @@ impl Container {
 
 /// The ids under `root`, sorted.
 pub fn list_ids(root: &Path) -> Result<Vec<String>> {
+    crate::files::vet_state_root(root)?;
     let mut ids = Vec::new();
     let rd = match std::fs::read_dir(root) {
         Ok(rd) => rd,

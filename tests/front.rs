@@ -201,8 +201,8 @@ fn resources_become_cgroup_limits() {
     let spec: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         spec["linux"]["resources"],
-        json!({"memory": {"limit": 67108864}, "cpu": {"quota": 150000, "period": 100000},
-               "pids": {"limit": 40}})
+        json!({"devices": [{"allow": false, "access": "rwm"}], "memory": {"limit": 67108864},
+               "cpu": {"quota": 150000, "period": 100000}, "pids": {"limit": 40}})
     );
     // And they hold: the container's own cgroup (v1 or v2) carries them. It is made under the shared
     // default parent /berth, which stays (as runc's and Podman's parents do); the test removes it
@@ -490,9 +490,9 @@ fn an_oci_layout_runs_with_whiteouts_hardlinks_and_its_config() {
     assert!(
         layers
             .iter()
-            .any(|l| std::fs::read(l.join("data/keep")).is_ok_and(|d| d == b"keep\n"))
+            .any(|l| std::fs::read(l.join("fs/data/keep")).is_ok_and(|d| d == b"keep\n"))
     );
-    assert!(layers.iter().any(|l| l.join("bin/ls").exists()));
+    assert!(layers.iter().any(|l| l.join("fs/bin/ls").exists()));
     // The second run used the cache; the host saw no mount (checked when the bundle drops), and
     // only the empty run directory is left besides the layers.
     let run = cache.join("run");
@@ -637,4 +637,204 @@ fn hostile_layers_are_refused_and_write_nothing_outside() {
         &["--rootfs", &format!("oci:{}:t", layout.display())],
     ));
     assert!(e.contains("does not match its content"), "{e}");
+}
+
+/// The hex digest of the only layer of a one-layer layout.
+fn only_layer(layout: &Path) -> String {
+    std::fs::read_dir(layout.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.metadata().unwrap().len() > 100_000)
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn mode_owner(p: &Path) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(p).unwrap();
+    (m.mode() & 0o7777, m.uid())
+}
+
+#[test]
+fn the_layer_cache_is_roots_alone_and_nothing_planted_there_is_used() {
+    let (b, _) = world();
+    let layout = b.tmp.path().join("img");
+    write_layout(&layout, &[(base_layer(&b.rootfs), false)], json!({}), "t");
+    let image = format!("oci:{}:t", layout.display());
+    let hex = only_layer(&layout);
+    // The image root is nodev (as Podman mounts it).
+    let cache = b.tmp.path().join("cache");
+    let out = ok(&run_image(
+        &b,
+        &cache,
+        &[
+            "--rootfs",
+            &image,
+            "--",
+            "sh",
+            "-c",
+            "awk '$5 == \"/\" {print $6}' /proc/self/mountinfo",
+        ],
+    ));
+    assert!(out.contains("nodev"), "{out}");
+    // Every directory of the cache's own is root's and 0700; nobody else reaches a layer.
+    for d in [
+        cache.clone(),
+        cache.join("sha256"),
+        cache.join("sha256").join(&hex),
+        cache.join("run"),
+    ] {
+        assert_eq!(mode_owner(&d), (0o700, 0), "{d:?}");
+    }
+    let layer_file = cache.join("sha256").join(&hex).join("fs/etc/passwd");
+    assert!(layer_file.exists());
+    let as_nobody = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+        .arg(&layer_file)
+        .output()
+        .unwrap();
+    assert!(!as_nobody.status.success(), "nobody read a cached layer");
+    // A cache root someone else could reach, owns, or that is a symlink: refused, naming it.
+    let decoy = b.host_path("decoy");
+    let planted = b.tmp.path().join("planted");
+    std::fs::create_dir(&planted).unwrap();
+    let set_mode = |p: &Path, m: u32| {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(m)).unwrap()
+    };
+    set_mode(&planted, 0o755);
+    let e = fails(&run_image(
+        &b,
+        &planted,
+        &["--rootfs", &image, "--", "true"],
+    ));
+    assert!(e.contains("image cache") && e.contains("0700"), "{e}");
+    set_mode(&planted, 0o700);
+    std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
+    let e = fails(&run_image(
+        &b,
+        &planted,
+        &["--rootfs", &image, "--", "true"],
+    ));
+    assert!(e.contains("owned by uid 65534"), "{e}");
+    let link = b.tmp.path().join("cache-link");
+    std::os::unix::fs::symlink(&decoy, &link).unwrap();
+    let e = fails(&run_image(&b, &link, &["--rootfs", &image, "--", "true"]));
+    assert!(e.contains("image cache"), "{e}");
+    // A layer planted at sha256/<digest>: a symlink to a decoy "layer", or another user's directory.
+    let fresh = b.tmp.path().join("cache3");
+    for (i, plant) in ["symlink", "foreign"].iter().enumerate() {
+        let _ = std::fs::remove_dir_all(&fresh);
+        std::fs::create_dir(&fresh).unwrap();
+        set_mode(&fresh, 0o700);
+        std::fs::create_dir(fresh.join("sha256")).unwrap();
+        set_mode(&fresh.join("sha256"), 0o700);
+        let at = fresh.join("sha256").join(&hex);
+        if *plant == "symlink" {
+            std::fs::create_dir_all(decoy.join("fs/bin")).unwrap();
+            std::os::unix::fs::symlink(&decoy, &at).unwrap();
+        } else {
+            std::fs::create_dir_all(at.join("fs")).unwrap();
+            set_mode(&at, 0o700);
+            std::os::unix::fs::chown(&at, Some(65534), Some(65534)).unwrap();
+        }
+        let e = fails(&run_image(&b, &fresh, &["--rootfs", &image, "--", "true"]));
+        assert!(
+            e.contains("image cache") && e.contains(&hex),
+            "{i} {plant}: {e}"
+        );
+    }
+    assert_eq!(std::fs::read_dir(decoy.join("fs/bin")).unwrap().count(), 0);
+}
+
+/// The cache holds no copy of a refused layer (only `run/` and the base layers, if any).
+fn nothing_half_done(cache: &Path, layers: usize) {
+    let names: Vec<String> = std::fs::read_dir(cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("tmp-"))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+    assert_eq!(
+        std::fs::read_dir(cache.join("sha256")).map_or(0, |d| d.count()),
+        layers
+    );
+}
+
+#[test]
+fn device_nodes_and_bombs_in_layers_are_refused_leaving_nothing() {
+    let (b, _) = world();
+    let cache = b.tmp.path().join("cache");
+    let gnu = |kind: tar::EntryType, name: &str, data: &[u8]| {
+        let mut t = tar::Builder::new(Vec::new());
+        raw_entry(&mut t, kind, name, "", data);
+        t.into_inner().unwrap()
+    };
+    let zeros = {
+        let mut t = tar::Builder::new(Vec::new());
+        entry(&mut t, "zeros", &vec![0u8; 64 << 20]);
+        t.into_inner().unwrap()
+    };
+    let mut pax = tar::Builder::new(Vec::new());
+    raw_entry(
+        &mut pax,
+        tar::EntryType::XHeader,
+        "pax",
+        "",
+        &vec![b'x'; 2 << 20],
+    );
+    entry(&mut pax, "after", b"x");
+    let mut long = tar::Builder::new(Vec::new());
+    raw_entry(
+        &mut long,
+        tar::EntryType::GNULongName,
+        "././@LongLink",
+        "",
+        &vec![b'a'; 8 << 20],
+    );
+    entry(&mut long, "after", b"x");
+    let cases: Vec<(&str, Vec<u8>, bool, &str)> = vec![
+        (
+            "block",
+            gnu(tar::EntryType::Block, "disk", b""),
+            false,
+            "device node",
+        ),
+        (
+            "char",
+            gnu(tar::EntryType::Char, "mem", b""),
+            false,
+            "device node",
+        ),
+        ("zip-bomb", zeros, true, "unpacks to more than"),
+        (
+            "pax-bomb",
+            pax.into_inner().unwrap(),
+            false,
+            "PAX header of",
+        ),
+        (
+            "long-name",
+            long.into_inner().unwrap(),
+            true,
+            "GNU long name of",
+        ),
+    ];
+    for (name, layer, gz, needle) in cases {
+        let layout = b.tmp.path().join(format!("img-{name}"));
+        write_layout(&layout, &[(layer, gz)], json!({}), "t");
+        let mut c = b.cmd(&[
+            "run",
+            "--rootfs",
+            &format!("oci:{}:t", layout.display()),
+            "--",
+            "true",
+        ]);
+        c.env("BERTH_IMAGE_CACHE", &cache)
+            .env("BERTH_IMAGE_MAX_LAYER_BYTES", (16u64 << 20).to_string());
+        let e = fails(&output(&mut c, b.tmp.path()));
+        assert!(e.contains(needle), "{name}: {e}");
+        nothing_half_done(&cache, 0);
+    }
 }

@@ -51,6 +51,11 @@ impl User {
 
     /// `berth ARGS` as this user (the binary copied where the user can run it).
     fn berth(&self, b: &Bundle, args: &[&str]) -> Output {
+        self.berth_with(b, args, true)
+    }
+
+    /// The same, with or without its XDG_RUNTIME_DIR.
+    fn berth_with(&self, b: &Bundle, args: &[&str], xdg: bool) -> Output {
         let bin = b.tmp.path().join("berth-bin");
         if !bin.exists() {
             std::fs::copy(BERTH, &bin).unwrap();
@@ -61,8 +66,12 @@ impl User {
             .arg("--clear-groups")
             .arg(&bin)
             .args(args)
-            .env("XDG_RUNTIME_DIR", &self.xdg)
             .current_dir(&b.dir);
+        if xdg {
+            c.env("XDG_RUNTIME_DIR", &self.xdg);
+        } else {
+            c.env_remove("XDG_RUNTIME_DIR");
+        }
         output(&mut c, b.tmp.path())
     }
 }
@@ -288,4 +297,67 @@ fn spec_rootless_writes_runcs_rootless_spec_and_it_runs() {
         lines[1].parse::<u32>().unwrap() >= 1,
         "/sys is not bound read-only: {out}"
     );
+}
+
+#[test]
+fn a_state_root_another_user_planted_is_refused() {
+    // Without XDG_RUNTIME_DIR the state root is /tmp/berth-UID, a name anyone can take first.
+    let (b, victim) = world("vic", "true");
+    b.write();
+    let other = b.tmp.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let attacker = User::new("atk", &other);
+    let planted = PathBuf::from(format!("/tmp/berth-{}", victim.uid));
+    /// Removes the planted path, even when the test fails.
+    struct Planted(PathBuf);
+    impl Drop for Planted {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let guard = Planted(planted.clone());
+    let cleanup = || drop(Planted(planted.clone()));
+    cleanup();
+    // The attacker's directory, with a container of theirs in it.
+    std::fs::create_dir_all(planted.join("evil")).unwrap();
+    std::fs::write(planted.join("evil/state.json"), "{}").unwrap();
+    let out = Command::new("chown")
+        .args(["-R", &format!("{}:{}", attacker.uid, attacker.gid)])
+        .arg(&planted)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::set_permissions(
+        &planted,
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    for args in [&["list"][..], &["delete", "evil"], &["state", "evil"]] {
+        let e = fails(&victim.berth_with(&b, args, false));
+        assert!(
+            e.contains("state root") && e.contains(&format!("owned by uid {}", attacker.uid)),
+            "{args:?}: {e}"
+        );
+    }
+    // A symlink there (to the attacker's directory) is refused too.
+    std::fs::rename(&planted, other.join("moved")).unwrap();
+    std::os::unix::fs::symlink(other.join("moved"), &planted).unwrap();
+    let e = fails(&victim.berth_with(&b, &["list"], false));
+    assert!(e.contains("not a directory"), "{e}");
+    cleanup();
+    // The victim's own, but open to others: refused; made by berth itself: 0700, and used.
+    std::fs::create_dir(&planted).unwrap();
+    std::os::unix::fs::chown(&planted, Some(victim.uid), Some(victim.gid)).unwrap();
+    std::fs::set_permissions(
+        &planted,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let e = fails(&victim.berth_with(&b, &["list"], false));
+    assert!(e.contains("mode 755"), "{e}");
+    cleanup();
+    ok(&victim.berth_with(&b, &["run", "mine"], false));
+    assert_eq!(std::fs::metadata(&planted).unwrap().mode() & 0o777, 0o700);
+    drop(guard);
 }

@@ -3,10 +3,11 @@
 //!
 //! Later rules override earlier ones for the devices and access bits they cover; before the first
 //! rule everything is allowed. After the spec's rules come the devices every container needs (null,
-//! zero, full, random, urandom, tty, console, ptmx, the pts range, mknod of any node) and the spec's
-//! own linux.devices, as runc appends them, except where the spec denies that very device by number:
-//! berth never grants what the config denies (a blanket `deny a *:* rwm`, the usual first rule, does
-//! not count as denying them).
+//! zero, full, random, urandom, tty, console, ptmx, the pts range, mknod of any node), as runc
+//! appends them, except where the spec denies that very device by number (a blanket `deny a *:*
+//! rwm`, the usual first rule, does not count as denying them). The spec's linux.devices are *not*
+//! granted: a node is created in /dev, but access to it is what linux.resources.devices allows, as
+//! with runc and crun (the orchestrators that pass devices add their allow rules themselves).
 
 use crate::error::{Error, Result, io_err};
 use crate::spec::ValidSpec;
@@ -182,15 +183,14 @@ pub fn rules(vs: &ValidSpec) -> Result<Option<Vec<Rule>>> {
     if out.is_empty() {
         return Ok(None);
     }
-    Ok(Some(with_defaults(out, vs)))
+    Ok(Some(with_defaults(out)))
 }
 
-/// The spec's rules followed by berth's default devices and the spec's linux.devices, except those
-/// the rules deny by number.
-pub fn with_defaults(mut out: Vec<Rule>, vs: &ValidSpec) -> Vec<Rule> {
+/// The spec's rules followed by berth's default devices, except those the rules deny by number.
+pub fn with_defaults(mut out: Vec<Rule>) -> Vec<Rule> {
     let denied =
         |typ: char, major: u32, minor: u32| out.iter().any(|r| r.denies_device(typ, major, minor));
-    let mut extra: Vec<Rule> = DEFAULT_ALLOWED
+    let extra: Vec<Rule> = DEFAULT_ALLOWED
         .iter()
         .filter(|d| match (d.major, d.minor) {
             (Some(ma), Some(mi)) => !denied(d.typ, ma, mi),
@@ -201,22 +201,6 @@ pub fn with_defaults(mut out: Vec<Rule>, vs: &ValidSpec) -> Vec<Rule> {
         })
         .copied()
         .collect();
-    for d in &vs.linux().devices {
-        let typ = if d.typ == "b" { 'b' } else { 'c' };
-        if d.typ == "p" {
-            continue;
-        }
-        let (ma, mi) = (d.major as u32, d.minor as u32);
-        if !denied(typ, ma, mi) {
-            extra.push(Rule {
-                allow: true,
-                typ,
-                major: Some(ma),
-                minor: Some(mi),
-                access: RWM,
-            });
-        }
-    }
     out.extend(extra);
     out
 }

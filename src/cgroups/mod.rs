@@ -587,7 +587,7 @@ impl Cgroup {
     /// Applies a new `linux.resources` to the existing cgroup (`update`), checked as at create.
     /// Device rules on v2 replace the container's device program (`defaults` are berth's default
     /// devices, appended as at create).
-    pub fn update(&self, r: &serde_json::Value, vs: &ValidSpec) -> Result<()> {
+    pub fn update(&self, r: &serde_json::Value) -> Result<()> {
         let plan = resources::plan(r, self.version)?;
         if let Some(unit) = &self.unit {
             systemd::set(&unit.name, systemd::resource_properties(Some(r)))?;
@@ -596,7 +596,7 @@ impl Cgroup {
             crate::logging::info(&format!("linux.resources.{i}: ignored"));
         }
         let devices = match r.get("devices").filter(|d| !d.is_null()) {
-            Some(d) => Some(devices::with_defaults(devices::parse(d)?, vs)),
+            Some(d) => Some(devices::with_defaults(devices::parse(d)?)),
             None => None,
         };
         match (self.version, devices) {

@@ -277,10 +277,7 @@ fn spawn_and_save(
 
 /// Writes the pid file atomically (orchestrators poll for it).
 pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let tmp = path.with_extension("berth-tmp");
-    std::fs::write(&tmp, pid.to_string()).map_err(|e| io_err("write", &tmp, e))?;
-    std::fs::rename(&tmp, path)
-        .map_err(|e| io_err("rename", path, e))
+    crate::files::replace_file(path, "berth-tmp", pid.to_string().as_bytes(), 0o644, false)
         .with_context(|| "--pid-file".into())
 }
 

@@ -116,11 +116,12 @@ fn process_of(a: &Args, base: &Process) -> Result<Process> {
     }
     if !a.cap.is_empty() {
         let caps = p.capabilities.get_or_insert_with(Default::default);
+        // As runc: every set but the inheritable one (which would let a file capability of any
+        // program the process runs gain it).
         for set in [
             &mut caps.bounding,
             &mut caps.effective,
             &mut caps.permitted,
-            &mut caps.inheritable,
             &mut caps.ambient,
         ] {
             let list = set.get_or_insert_with(Vec::new);
@@ -174,6 +175,16 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     let mut vs = ValidSpec::new(crate::spec::parse(&bytes)?, &saved.bundle)?;
     let mut process = process_of(&a, &vs.process)?;
     crate::spec::validate::check_process(&mut process)?;
+    // Under a host policy the process is held to it as the init was (refused, naming the set);
+    // with or without one it never gets more than the init's bounding set.
+    if let Some(policy) = crate::policy::Policy::load(g.policy.as_deref())?
+        && let Some(err) = crate::policy::bundle::exec_findings(&policy, &process)
+            .iter()
+            .find_map(|f| f.to_error())
+    {
+        return Err(err);
+    }
+    exec::bound_by_init(&mut process, saved.pid)?;
     vs.process = process;
     if vs.process.terminal && a.detach && a.console_socket.is_none() {
         return Err(Error::InvalidSpec(
@@ -181,9 +192,10 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         ));
     }
     let console = match &a.console_socket {
-        Some(p) => Some(std::os::fd::OwnedFd::from(
-            std::os::unix::net::UnixStream::connect(p).map_err(|e| io_err("connect", p, e))?,
-        )),
+        Some(p) => Some(std::os::fd::OwnedFd::from(crate::files::connect_socket(
+            p,
+            "--console-socket",
+        )?)),
         None => None,
     };
     let mask = super::run::signal_mask();

@@ -409,6 +409,12 @@ pub fn apply(f: &FrontArgs, spec: &mut Spec, rootfs: &Path, detach: bool) -> Res
         other => return Err(bad("--net", other, "expected none or host")),
     }
     let mut resources = serde_json::Map::new();
+    // Every device denied but the standard ones (cgroups::devices appends them), as Podman does: a
+    // device node an image or a volume brings opens nothing.
+    resources.insert(
+        "devices".into(),
+        serde_json::json!([{"allow": false, "access": "rwm"}]),
+    );
     if let Some(m) = &f.memory {
         resources.insert(
             "memory".into(),

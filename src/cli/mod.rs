@@ -127,6 +127,16 @@ pub enum Command {
     Exec(exec::Args),
 }
 
+impl Command {
+    /// Whether the verb starts processes inside a container (they must run from berth's sealed copy).
+    pub fn enters_container(&self) -> bool {
+        matches!(
+            self,
+            Command::Create(_) | Command::Run(_) | Command::Exec(_)
+        )
+    }
+}
+
 /// Parses the command line. Global options go before the verb (runc's grammar, and what every client
 /// passes); one after the verb is also accepted: only then is the command line parsed again with the
 /// global options propagated to every verb, which clap does by copying them into each (a third of a

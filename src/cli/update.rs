@@ -145,15 +145,6 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         )));
     }
     let cg = c.cgroup_for("update")?;
-    // The container's spec, for the devices berth allows by default (as at create).
-    let config = c.dir.join(crate::state::CONFIG_FILE);
-    let bytes = std::fs::read(&config).map_err(|e| io_err("read", &config, e))?;
-    let bundle = c
-        .saved
-        .as_ref()
-        .map(|s| s.bundle.clone())
-        .unwrap_or_default();
-    let vs = crate::spec::ValidSpec::new(crate::spec::parse(&bytes)?, &bundle)?;
-    cg.update(&r, &vs)?;
+    cg.update(&r)?;
     Ok(0)
 }

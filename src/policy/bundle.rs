@@ -214,7 +214,7 @@ impl Enforcer {
             Err(f) => f,
         });
         self.hooks(vs, &mut out);
-        self.capabilities(vs, &mut out);
+        capabilities(&self.policy.container, &vs.process, "process", &mut out);
         let rules = &self.policy.container;
         let devices = &vs.linux().devices;
         out.push(if devices.is_empty() || rules.devices {
@@ -263,39 +263,6 @@ impl Enforcer {
                     },
                 );
             }
-        }
-    }
-
-    fn capabilities(&self, vs: &ValidSpec, out: &mut Vec<Finding>) {
-        let rules = &self.policy.container;
-        let Some(c) = &vs.process.capabilities else {
-            return;
-        };
-        let sets = [
-            ("bounding", &c.bounding),
-            ("effective", &c.effective),
-            ("inheritable", &c.inheritable),
-            ("permitted", &c.permitted),
-            ("ambient", &c.ambient),
-        ];
-        for (set, list) in sets {
-            let field = format!("process.capabilities.{set}");
-            let over: Vec<&String> = list
-                .iter()
-                .flatten()
-                .filter(|cap| {
-                    !rules.max_capabilities.contains(cap) || (*cap == "CAP_MKNOD" && !rules.devices)
-                })
-                .collect();
-            out.push(if over.is_empty() {
-                Finding::allowed(field, "container.max_capabilities")
-            } else {
-                Finding::refused(
-                    field,
-                    "container.max_capabilities",
-                    format!("{over:?} above what the policy allows"),
-                )
-            });
         }
     }
 
@@ -389,4 +356,51 @@ impl Enforcer {
             vs.spec.root.get_or_insert_with(Default::default).readonly = true;
         }
     }
+}
+
+/// The capability sets of a process (the init's, or an exec'd one's) against the policy's cap;
+/// `what` names the process in the findings (`process`, or `exec` for an exec'd process).
+fn capabilities(
+    rules: &ContainerRules,
+    p: &crate::spec::Process,
+    what: &str,
+    out: &mut Vec<Finding>,
+) {
+    let Some(c) = &p.capabilities else {
+        return;
+    };
+    let sets = [
+        ("bounding", &c.bounding),
+        ("effective", &c.effective),
+        ("inheritable", &c.inheritable),
+        ("permitted", &c.permitted),
+        ("ambient", &c.ambient),
+    ];
+    for (set, list) in sets {
+        let field = format!("{what}.capabilities.{set}");
+        let over: Vec<&String> = list
+            .iter()
+            .flatten()
+            .filter(|cap| {
+                !rules.max_capabilities.contains(cap) || (*cap == "CAP_MKNOD" && !rules.devices)
+            })
+            .collect();
+        out.push(if over.is_empty() {
+            Finding::allowed(field, "container.max_capabilities")
+        } else {
+            Finding::refused(
+                field,
+                "container.max_capabilities",
+                format!("{over:?} above what the policy allows"),
+            )
+        });
+    }
+}
+
+/// The policy's verdicts on a process `exec` is about to start: bounded as the init is (its
+/// capabilities within the policy's cap).
+pub fn exec_findings(policy: &Policy, p: &crate::spec::Process) -> Vec<Finding> {
+    let mut out = Vec::new();
+    capabilities(&policy.container, p, "exec", &mut out);
+    out
 }

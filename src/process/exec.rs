@@ -42,6 +42,38 @@ pub struct Target<'a> {
     pub preserve_fds: u32,
 }
 
+/// Bounds a process about to be exec'd into the container whose init is `pid` exactly as that init
+/// is bounded, whatever the request (`--cap`, `--process`) asked: no capability outside the init's
+/// bounding set (read from the kernel, /proc/PID/status CapBnd, so the policy's cap at create holds
+/// too), and no_new_privs when the init has it.
+pub fn bound_by_init(p: &mut crate::spec::Process, pid: i32) -> Result<()> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).map_err(|_| {
+        Error::State("cannot exec in a stopped container (its init is gone)".into())
+    })?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+    };
+    let bnd = field("CapBnd:")
+        .and_then(|v| u64::from_str_radix(v, 16).ok())
+        .ok_or_else(|| Error::State(format!("{path}: no CapBnd line")))?;
+    if field("NoNewPrivs:") == Some("1") {
+        p.no_new_privileges = true;
+    }
+    if let Some(c) = &mut p.capabilities {
+        let dropped = crate::security::caps::clamp(c, bnd);
+        if !dropped.is_empty() {
+            crate::logging::warn(&format!(
+                "exec: {dropped:?} not granted: not in the container's bounding set"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The namespaces of `pid` that differ from this process's.
 fn namespaces_of(pid: i32) -> Result<CloneFlags> {
     let types = [

@@ -215,11 +215,10 @@ fn prepare(vs: &ValidSpec, opts: &Options<'_>) -> Result<(Option<OwnedFd>, Optio
         None
     };
     let console = match opts.console_socket {
-        Some(p) => Some(OwnedFd::from(
-            std::os::unix::net::UnixStream::connect(p)
-                .map_err(|e| io_err("connect", p, e))
-                .with_context(|| "--console-socket".into())?,
-        )),
+        Some(p) => Some(OwnedFd::from(crate::files::connect_socket(
+            p,
+            "--console-socket",
+        )?)),
         None => None,
     };
     if vs.process.terminal && console.is_none() && opts.fifo_gate {
@@ -402,9 +401,7 @@ fn send_to_agent(vs: &ValidSpec, opts: &Options<'_>, pid: i32, fd: OwnedFd) -> R
         "state": state,
     });
     let label = || "linux.seccomp.listenerPath".to_string();
-    let sock = std::os::unix::net::UnixStream::connect(path)
-        .map_err(|e| io_err("connect", path, e))
-        .with_context(label)?;
+    let sock = crate::files::connect_socket(path, "linux.seccomp.listenerPath")?;
     Channel::from_fd(OwnedFd::from(sock))
         .send_raw_fd(msg.to_string().as_bytes(), fd.as_raw_fd())
         .with_context(label)

@@ -63,11 +63,46 @@ pub fn apply_sets(c: &Capabilities) -> Result<()> {
     Ok(())
 }
 
+/// Keeps in every set of `c` only what the bounding mask `bnd` (CapBnd of /proc/PID/status)
+/// holds; returns the names dropped (each once).
+pub fn clamp(c: &mut Capabilities, bnd: u64) -> Vec<String> {
+    let mut dropped: Vec<String> = Vec::new();
+    for set in [
+        &mut c.bounding,
+        &mut c.effective,
+        &mut c.permitted,
+        &mut c.inheritable,
+        &mut c.ambient,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        set.retain(|name| {
+            let keep =
+                parse(name).is_ok_and(|cap| cap.index() < 64 && bnd & (1u64 << cap.index()) != 0);
+            if !keep && !dropped.contains(name) {
+                dropped.push(name.clone());
+            }
+            keep
+        });
+    }
+    dropped
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn names_parse() {
         assert!(super::parse("CAP_KILL").is_ok());
         assert!(super::parse("CAP_NOPE").is_err());
+        let mut c = crate::spec::Capabilities {
+            bounding: Some(vec!["CAP_KILL".into(), "CAP_SYS_ADMIN".into()]),
+            effective: Some(vec!["CAP_SYS_ADMIN".into()]),
+            ..Default::default()
+        };
+        // CAP_KILL is bit 5.
+        assert_eq!(super::clamp(&mut c, 1 << 5), ["CAP_SYS_ADMIN"]);
+        assert_eq!(c.bounding, Some(vec!["CAP_KILL".to_string()]));
+        assert_eq!(c.effective, Some(vec![]));
     }
 }

@@ -997,3 +997,90 @@ impl Drop for FdBatch {
         self.flush();
     }
 }
+
+/// The seals of berth's sealed copy (security::sealed): no write, no size change, no further change
+/// of the seals.
+pub const SEALS_OF_COPY: i32 =
+    libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+
+/// memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC): an executable file in memory whose
+/// seals can be set. MFD_EXEC (Linux 6.3) is dropped where the kernel does not know it (EINVAL).
+pub fn memfd_exec(name: &CStr) -> Result<OwnedFd, SysError> {
+    const MFD_EXEC: libc::c_uint = 0x10;
+    let base = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    for flags in [base | MFD_EXEC, base] {
+        // SAFETY: `name` is NUL-terminated and outlives the call; the fd returned is owned below.
+        let ret = unsafe { libc::memfd_create(name.as_ptr(), flags) };
+        if ret < 0 && Errno::last() == Errno::EINVAL && flags & MFD_EXEC != 0 {
+            continue;
+        }
+        return owned(ret as libc::c_long, || {
+            format!("memfd_create({name:?}, MFD_CLOEXEC|MFD_ALLOW_SEALING|MFD_EXEC)")
+        });
+    }
+    unreachable!("the loop returns on its second pass")
+}
+
+/// fcntl(fd, F_ADD_SEALS, seals).
+pub fn add_seals(fd: impl AsFd, seals: i32) -> Result<(), SysError> {
+    let raw = fd.as_fd().as_raw_fd();
+    // SAFETY: integer arguments only, on an fd borrowed for the call.
+    let ret = unsafe { libc::fcntl(raw, libc::F_ADD_SEALS, seals) };
+    unit(ret as libc::c_long, || {
+        format!("fcntl({}, F_ADD_SEALS, {seals:#x})", describe_fd(raw))
+    })
+}
+
+/// fcntl(fd, F_GET_SEALS): the seals of a memfd (EINVAL for a file that cannot have any).
+pub fn get_seals(fd: impl AsFd) -> Result<i32, Errno> {
+    // SAFETY: integer arguments only, on an fd borrowed for the call.
+    let ret = unsafe { libc::fcntl(fd.as_fd().as_raw_fd(), libc::F_GET_SEALS) };
+    if ret < 0 { Err(Errno::last()) } else { Ok(ret) }
+}
+
+/// execveat(fd, "", argv, envp, AT_EMPTY_PATH): runs the file behind `fd`. Returns only on error.
+pub fn execveat_fd(fd: impl AsFd, argv: &[CString], envp: &[CString]) -> SysError {
+    let raw = fd.as_fd().as_raw_fd();
+    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
+    a.push(std::ptr::null());
+    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
+    e.push(std::ptr::null());
+    // SAFETY: `a` and `e` are null-terminated arrays of pointers into CStrings that live until the call
+    // returns (on success the address space is replaced); "" is a static NUL-terminated string.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            raw,
+            c"".as_ptr(),
+            a.as_ptr(),
+            e.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    SysError {
+        call: format!("execveat({}, \"\", AT_EMPTY_PATH)", describe_fd(raw)),
+        errno: Errno::last(),
+    }
+}
+
+/// Removes a variable from this process's environment. Called only at the start of `main`, before
+/// any thread exists (the environment is not thread-safe to change).
+pub fn take_env(name: &str) -> Option<std::ffi::OsString> {
+    let v = std::env::var_os(name)?;
+    // SAFETY: berth is single-threaded when this runs (the first thing main does), so no other thread
+    // reads the environment concurrently, which is std::env::remove_var's only requirement.
+    unsafe { std::env::remove_var(name) };
+    Some(v)
+}
+
+/// Takes ownership of an fd a previous image of this process left open across execve (berth's
+/// read-only clone, named in the environment): None unless it is at least 3 and open.
+pub fn adopt_inherited_fd(fd: RawFd) -> Option<OwnedFd> {
+    // SAFETY: integer arguments only; F_GETFD reads the fd's flags.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return None;
+    }
+    // SAFETY: called first thing in main, before this process opened or wrapped any fd above the
+    // standard three, so nothing else owns this one: the OwnedFd is its sole owner.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
