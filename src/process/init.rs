@@ -173,9 +173,13 @@ fn enter_namespaces(a: &InitArgs<'_>) -> Result<Made> {
     if let (Some(j), Some(fd)) = (a.join_user, user_fd) {
         nix::sched::setns(fd.as_fd(), CloneFlags::CLONE_NEWUSER)
             .map_err(|e| Error::sys(format!("setns({}, user)", j.path.display()), e))?;
+        check_joined_maps(vs, j)?;
         become_root()?;
         nix::sched::unshare(a.unshare_later)
             .map_err(|e| Error::sys(format!("unshare({:?})", a.unshare_later), e))?;
+        if a.unshare_later.contains(CloneFlags::CLONE_NEWPID) {
+            become_pid_one(a)?;
+        }
     }
     if let (Some(j), Some(fd)) = (mount, mount_fd) {
         nix::sched::setns(fd.as_fd(), CloneFlags::CLONE_NEWNS)
@@ -522,6 +526,66 @@ fn restrict_landlock(chan: &Channel, landlock: Option<Landlock>) -> Result<()> {
 }
 
 /// setresgid/setresuid 0 inside a new user namespace (the process was unmapped until now).
+/// Mappings given beside a joined user namespace (containerd 2.x passes both) must be that
+/// namespace's: its maps as this process, now inside it, reads them (relative to its parent).
+fn check_joined_maps(vs: &ValidSpec, j: &JoinNs) -> Result<()> {
+    let l = vs.linux();
+    for (field, file, want) in [
+        ("linux.uidMappings", "uid_map", &l.uid_mappings),
+        ("linux.gidMappings", "gid_map", &l.gid_mappings),
+    ] {
+        if want.is_empty() {
+            continue;
+        }
+        let path = format!("/proc/self/{file}");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| crate::error::io_err("read", Path::new(&path), e))?;
+        let mut have: Vec<(u32, u32, u32)> = text
+            .lines()
+            .filter_map(|line| {
+                let n: Vec<u32> = line
+                    .split_whitespace()
+                    .filter_map(|v| v.parse().ok())
+                    .collect();
+                (n.len() == 3).then(|| (n[0], n[1], n[2]))
+            })
+            .collect();
+        let mut want: Vec<(u32, u32, u32)> = want
+            .iter()
+            .map(|m| (m.container_id, m.host_id, m.size))
+            .collect();
+        have.sort_unstable();
+        want.sort_unstable();
+        if have != want {
+            return Err(Error::InvalidSpec(format!(
+                "{field}: {want:?} (containerID, hostID, size) do not match the joined user namespace {}, whose {file} is {have:?}",
+                j.path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The pid namespace was made after joining the user namespace, so that namespace owns it (its root
+/// may mount /proc there); unshare moves only children into it, so this process forks the init, tells
+/// the parent its pid and exits. The init goes on once the parent (a child subreaper) has reaped this
+/// process and so become the init's parent, and then dies with it again until ready.
+fn become_pid_one(a: &InitArgs<'_>) -> Result<()> {
+    match sys::clone_fork(0)? {
+        sys::Forked::Parent(pid) => {
+            let sent = a.chan.send(&Msg::Pid(pid as u32));
+            sys::exit_now(i32::from(sent.is_err()))
+        }
+        sys::Forked::Child => {
+            a.chan.expect(Msg::Continue)?;
+            step(
+                "prctl",
+                sys::set_parent_death_signal(libc::SIGKILL).map_err(Into::into),
+            )
+        }
+    }
+}
+
 fn become_root() -> Result<()> {
     let root_g = Gid::from_raw(0);
     let root_u = Uid::from_raw(0);

@@ -150,9 +150,50 @@ fn join_in_parent(vs: &ValidSpec) -> Result<()> {
     {
         let label = || format!("joining the {} namespace {}", j.typ, j.path.display());
         let fd = sys::openat2(None, &j.path, libc::O_RDONLY, 0, 0).with_context(label)?;
+        not_the_hosts_for_sysctls(vs, j, &fd)?;
         nix::sched::setns(fd.as_fd(), j.flag)
             .map_err(|e| Error::sys(format!("setns({}, {})", j.path.display(), j.typ), e))
             .with_context(label)?;
+    }
+    Ok(())
+}
+
+/// A sysctl may be written into a joined namespace only when it is the container's own (a pod's, made
+/// by the orchestrator), never the host's: the namespace berth itself runs in, or the initial one
+/// (pid 1's). Checked on the very fd that is joined.
+fn not_the_hosts_for_sysctls(
+    vs: &ValidSpec,
+    j: &crate::spec::validate::JoinNs,
+    fd: &OwnedFd,
+) -> Result<()> {
+    let Some(key) = vs.linux().sysctl.keys().find(|k| {
+        crate::spec::validate::sysctl_namespace(k).and_then(crate::spec::validate::ns_flag)
+            == Some(j.flag)
+    }) else {
+        return Ok(());
+    };
+    let file = match j.typ.as_str() {
+        "network" => "net",
+        other => other,
+    };
+    let joined = sys::fstat(fd)?;
+    for whose in ["self", "1"] {
+        let path = format!("/proc/{whose}/ns/{file}");
+        let Ok(theirs) = nix::sys::stat::stat(path.as_str()) else {
+            continue;
+        };
+        if (theirs.st_dev, theirs.st_ino) == (joined.st_dev, joined.st_ino) {
+            return Err(Error::InvalidSpec(format!(
+                "linux.sysctl.{key}: the {} namespace {} is the host's own ({}); refusing to change the host's settings",
+                j.typ,
+                j.path.display(),
+                if whose == "self" {
+                    "berth's"
+                } else {
+                    "the initial one"
+                }
+            )));
+        }
     }
     Ok(())
 }
@@ -230,41 +271,67 @@ fn prepare(vs: &ValidSpec, opts: &Options<'_>) -> Result<(Option<OwnedFd>, Optio
     Ok((fifo, console))
 }
 
+/// The init forked by the intermediate child as pid 1 of a pid namespace made after joining a user
+/// namespace: its pid, the intermediate reaped (the init is then this process's child), and its go.
+fn adopt_forked_init(pid: &mut i32, guard: &mut ChildGuard, parent_end: &Channel) -> Result<()> {
+    let init = match parent_end.recv_with()? {
+        (Msg::Pid(p), _) => p as i32,
+        (Msg::Error { errno, msg }, _) => return Err(Error::Child { msg, errno }),
+        (m, _) => {
+            return Err(Error::State(format!(
+                "sync socket: expected the init's pid, got {m:?}"
+            )));
+        }
+    };
+    let _ = nix::sys::wait::waitpid(Pid::from_raw(*pid), None);
+    *guard = ChildGuard(Some(Pid::from_raw(init)));
+    *pid = init;
+    parent_end.send(&Msg::Continue)
+}
+
 /// The parent's side of sync points 1-3; returns the terminal's master side when the parent relays it.
+#[allow(clippy::too_many_arguments)]
 fn drive(
     vs: &ValidSpec,
     opts: &Options<'_>,
     plan: &[MountOp],
-    pid: i32,
+    pid: &mut i32,
+    guard: &mut ChildGuard,
     parent_end: &Channel,
     hooks: bool,
     rootless: bool,
+    pid_later: bool,
 ) -> Result<Option<OwnedFd>> {
+    let first = *pid;
     // Sync point 1: the child is in its cgroup and its id maps are written; it may go on (and become
     // root in its user namespace).
     let new_user = vs.clone_flags.contains(CloneFlags::CLONE_NEWUSER);
     if let Some((cg, setup)) = opts.cgroup {
-        cg.enter(pid, setup)
+        cg.enter(first, setup)
             .with_context(|| "joining the container's cgroup".into())?;
     }
     if new_user {
         let l = vs.linux();
         if !rootless {
-            write_proc(pid, "uid_map", &map_text(&l.uid_mappings))
+            write_proc(first, "uid_map", &map_text(&l.uid_mappings))
                 .with_context(|| "linux.uidMappings".into())?;
-            write_proc(pid, "gid_map", &map_text(&l.gid_mappings))
+            write_proc(first, "gid_map", &map_text(&l.gid_mappings))
                 .with_context(|| "linux.gidMappings".into())?;
-            hand_over_trees(vs, opts, plan, pid, parent_end)?;
+            hand_over_trees(vs, opts, plan, first, parent_end)?;
         } else {
             // Rootless: the maps an unprivileged parent may write (see rootless_maps); the child,
             // root in its own user namespace, makes its bind mounts itself (berth cannot enter its
             // mount namespace to hand them over).
-            rootless_maps(pid, &l.uid_mappings, &l.gid_mappings)?;
+            rootless_maps(first, &l.uid_mappings, &l.gid_mappings)?;
         }
     }
     if new_user || opts.cgroup.is_some() {
         parent_end.send(&Msg::Continue)?;
     }
+    if pid_later {
+        adopt_forked_init(pid, guard, parent_end)?;
+    }
+    let pid = *pid;
     if let Some(adj) = vs.process.oom_score_adj {
         write_proc(pid, "oom_score_adj", &adj.to_string())
             .with_context(|| "process.oomScoreAdj".into())?;
@@ -415,14 +482,19 @@ pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spa
     join_in_parent(vs)?;
     new_time_ns(vs)?;
     let join_user = vs.joins.iter().find(|j| j.typ == "user");
-    // With a user namespace to join, the child must join it before it creates the others.
+    // With a user namespace to join, the child must join it before it creates the others, so that
+    // it owns them (containerd 2.x's user-namespaced pods): all of them, the pid namespace too, which
+    // then needs one more fork (init::become_pid_one); this process is a child subreaper so that
+    // the init is its child once the intermediate is gone.
     let (clone_flags, unshare_later) = match join_user {
-        Some(_) => (
-            vs.clone_flags & CloneFlags::CLONE_NEWPID,
-            vs.clone_flags - CloneFlags::CLONE_NEWPID,
-        ),
+        Some(_) => (CloneFlags::empty(), vs.clone_flags),
         None => (vs.clone_flags, CloneFlags::empty()),
     };
+    let pid_later = unshare_later.contains(CloneFlags::CLONE_NEWPID);
+    if pid_later {
+        nix::sys::prctl::set_child_subreaper(true)
+            .map_err(|e| Error::sys("prctl(PR_SET_CHILD_SUBREAPER, 1)", e))?;
+    }
     // The cgroup namespace is made once the init is in its cgroup (sync point 1), so that cgroup is
     // its root.
     let cgroupns_later = opts.cgroup.is_some() && clone_flags.contains(CloneFlags::CLONE_NEWCGROUP);
@@ -464,10 +536,20 @@ pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spa
     drop(console);
     drop(fifo);
     let mut guard = ChildGuard(Some(Pid::from_raw(pid)));
+    let mut pid = pid;
+    let pty = drive(
+        vs,
+        opts,
+        plan,
+        &mut pid,
+        &mut guard,
+        &parent_end,
+        hooks,
+        rootless,
+        pid_later,
+    )?;
     // A zombie still has its start time; if the child already failed, its error is on the socket.
     let start_time = sys::process_start(pid).map_or(0, |(t, _)| t);
-
-    let pty = drive(vs, opts, plan, pid, &parent_end, hooks, rootless)?;
     guard.0 = None;
     Ok(Spawned {
         pid,

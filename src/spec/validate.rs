@@ -90,7 +90,8 @@ fn personality(v: &serde_json::Value) -> Result<u32> {
     }
 }
 
-fn ns_flag(typ: &str) -> Option<CloneFlags> {
+/// The clone flag of a runtime-spec namespace type (`network` → CLONE_NEWNET).
+pub fn ns_flag(typ: &str) -> Option<CloneFlags> {
     Some(match typ {
         "pid" => CloneFlags::CLONE_NEWPID,
         "network" => CloneFlags::CLONE_NEWNET,
@@ -295,17 +296,13 @@ fn check_linux(
                 "linux.sysctl.{key}: not a namespaced sysctl, so setting it would change the host"
             ))
         })?;
-        // Only a namespace berth creates for the container: a joined one is shared with someone else
-        // (the host's own, at worst), whose settings the bundle must not change.
+        // A namespace of the container's own: one berth creates, or one the orchestrator made for it
+        // and the spec joins (a pod's network namespace). A joined one is checked when it is joined
+        // (process::spawn): never the host's own, whose settings the bundle must not change.
         let flag = ns_flag(need).unwrap_or(CloneFlags::empty());
-        if !clone_flags.contains(flag) {
-            let how = if joins.iter().any(|j| j.flag == flag) {
-                "the container joins an existing one"
-            } else {
-                "the spec has none"
-            };
+        if !clone_flags.contains(flag) && !joins.iter().any(|j| j.flag == flag) {
             return Err(invalid(format!(
-                "linux.sysctl.{key}: needs a new {need} namespace of the container's own ({how})"
+                "linux.sysctl.{key}: needs a {need} namespace of the container's own (the spec has none)"
             )));
         }
     }
@@ -381,9 +378,11 @@ impl ValidSpec {
                 "linux.uidMappings/gidMappings: a new user namespace needs both".into(),
             ));
         }
-        if !new_user && (!linux.uid_mappings.is_empty() || !linux.gid_mappings.is_empty()) {
+        // With a joined user namespace, mappings are what the orchestrator says that namespace has
+        // (containerd 2.x passes both): checked against its maps when the init joins it, as runc.
+        if !userns && (!linux.uid_mappings.is_empty() || !linux.gid_mappings.is_empty()) {
             return Err(invalid(
-                "linux.uidMappings: mappings given without a new user namespace".into(),
+                "linux.uidMappings: mappings given without a user namespace".into(),
             ));
         }
         check_linux(&spec, &linux, clone_flags, new_time, &joins)?;
