@@ -42,9 +42,15 @@ fn sandbox(script: &str, pod: &Sleeper) -> Bundle {
         "net.ipv4.ip_unprivileged_port_start": "0",
         "net.ipv4.ping_group_range": "0 65535",
     });
-    let ro = b.host_path("ro");
+    // Below a root-only directory, as containerd's sandbox state (the pod's root cannot reach it:
+    // berth opens it with the host's view and hands the tree over).
+    let ro = b.host_path("private/ro");
+    std::fs::set_permissions(
+        b.tmp.path().join("private"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
     std::fs::write(ro.join("f"), "ro\n").unwrap();
-    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
     b.add_mount(json!({"destination": "/ro", "type": "bind", "source": ro,
         "options": ["rbind", "rro", "nosuid", "nodev"]}));
     std::fs::create_dir(b.rootfs.join("ro")).unwrap();

@@ -137,19 +137,7 @@ fn enter_namespaces(a: &InitArgs<'_>) -> Result<Made> {
     //    view of their sources (this process's root may not reach them).
     let mut made = std::collections::HashMap::new();
     if new_user || a.in_cgroup {
-        loop {
-            match a.chan.recv_with()? {
-                (Msg::Continue, _) => break,
-                (Msg::Tree(i), Some(fd)) => {
-                    made.insert(i as usize, fd);
-                }
-                (other, _) => {
-                    return Err(Error::State(format!(
-                        "sync socket: expected Continue, got {other:?}"
-                    )));
-                }
-            }
-        }
+        wait_continue(&a.chan, &mut made)?;
     }
     if dumpable_until_mapped {
         step("prctl", sys::set_non_dumpable().map_err(Into::into))?;
@@ -177,9 +165,7 @@ fn enter_namespaces(a: &InitArgs<'_>) -> Result<Made> {
         become_root()?;
         nix::sched::unshare(a.unshare_later)
             .map_err(|e| Error::sys(format!("unshare({:?})", a.unshare_later), e))?;
-        if a.unshare_later.contains(CloneFlags::CLONE_NEWPID) {
-            become_pid_one(a)?;
-        }
+        after_joined_user(a, &mut made)?;
     }
     if let (Some(j), Some(fd)) = (mount, mount_fd) {
         nix::sched::setns(fd.as_fd(), CloneFlags::CLONE_NEWNS)
@@ -566,18 +552,44 @@ fn check_joined_maps(vs: &ValidSpec, j: &JoinNs) -> Result<()> {
     Ok(())
 }
 
-/// The pid namespace was made after joining the user namespace, so that namespace owns it (its root
-/// may mount /proc there); unshare moves only children into it, so this process forks the init, tells
-/// the parent its pid and exits. The init goes on once the parent (a child subreaper) has reaped this
-/// process and so become the init's parent, and then dies with it again until ready.
-fn become_pid_one(a: &InitArgs<'_>) -> Result<()> {
+/// Waits for the parent's go, keeping the bind mounts it hands over on the way.
+fn wait_continue(chan: &Channel, made: &mut Made) -> Result<()> {
+    loop {
+        match chan.recv_with()? {
+            (Msg::Continue, _) => return Ok(()),
+            (Msg::Tree(i), Some(fd)) => {
+                made.insert(i as usize, fd);
+            }
+            (other, _) => {
+                return Err(Error::State(format!(
+                    "sync socket: expected Continue, got {other:?}"
+                )));
+            }
+        }
+    }
+}
+
+/// The sync point after joining a user namespace and making the namespaces it owns (sync point 1b):
+/// the parent hands over the bind mounts it opened with the host's view (this process's root, a
+/// mapped uid, may not reach their sources), as for a new user namespace.
+///
+/// A pid namespace made here is owned by that user namespace (its root may mount /proc there), but
+/// unshare moves only children into it: this process forks the init, tells the parent its pid and
+/// exits; the init goes on once the parent (a child subreaper) has reaped this process, and so become
+/// the init's parent, and then dies with it again until ready. Without a new pid namespace this
+/// process goes on itself (pid 0 in the message).
+fn after_joined_user(a: &InitArgs<'_>, made: &mut Made) -> Result<()> {
+    if !a.unshare_later.contains(CloneFlags::CLONE_NEWPID) {
+        a.chan.send(&Msg::Pid(0))?;
+        return wait_continue(&a.chan, made);
+    }
     match sys::clone_fork(0)? {
         sys::Forked::Parent(pid) => {
             let sent = a.chan.send(&Msg::Pid(pid as u32));
             sys::exit_now(i32::from(sent.is_err()))
         }
         sys::Forked::Child => {
-            a.chan.expect(Msg::Continue)?;
+            wait_continue(&a.chan, made)?;
             step(
                 "prctl",
                 sys::set_parent_death_signal(libc::SIGKILL).map_err(Into::into),

@@ -271,9 +271,18 @@ fn prepare(vs: &ValidSpec, opts: &Options<'_>) -> Result<(Option<OwnedFd>, Optio
     Ok((fifo, console))
 }
 
-/// The init forked by the intermediate child as pid 1 of a pid namespace made after joining a user
-/// namespace: its pid, the intermediate reaped (the init is then this process's child), and its go.
-fn adopt_forked_init(pid: &mut i32, guard: &mut ChildGuard, parent_end: &Channel) -> Result<()> {
+/// Sync point 1b (init::after_joined_user), after the child joined a user namespace and made the
+/// namespaces it owns: the init forked as pid 1 of a new pid namespace adopted (the intermediate
+/// reaped: the init is then this process's child), the bind mounts handed over, the go.
+fn after_joined_user(
+    vs: &ValidSpec,
+    opts: &Options<'_>,
+    plan: &[MountOp],
+    pid: &mut i32,
+    guard: &mut ChildGuard,
+    parent_end: &Channel,
+    rootless: bool,
+) -> Result<()> {
     let init = match parent_end.recv_with()? {
         (Msg::Pid(p), _) => p as i32,
         (Msg::Error { errno, msg }, _) => return Err(Error::Child { msg, errno }),
@@ -283,9 +292,14 @@ fn adopt_forked_init(pid: &mut i32, guard: &mut ChildGuard, parent_end: &Channel
             )));
         }
     };
-    let _ = nix::sys::wait::waitpid(Pid::from_raw(*pid), None);
-    *guard = ChildGuard(Some(Pid::from_raw(init)));
-    *pid = init;
+    if init != 0 {
+        let _ = nix::sys::wait::waitpid(Pid::from_raw(*pid), None);
+        guard.0 = Some(Pid::from_raw(init));
+        *pid = init;
+    }
+    if !rootless {
+        hand_over_trees(vs, opts, plan, *pid, parent_end)?;
+    }
     parent_end.send(&Msg::Continue)
 }
 
@@ -300,7 +314,7 @@ fn drive(
     parent_end: &Channel,
     hooks: bool,
     rootless: bool,
-    pid_later: bool,
+    user_later: bool,
 ) -> Result<Option<OwnedFd>> {
     let first = *pid;
     // Sync point 1: the child is in its cgroup and its id maps are written; it may go on (and become
@@ -328,8 +342,8 @@ fn drive(
     if new_user || opts.cgroup.is_some() {
         parent_end.send(&Msg::Continue)?;
     }
-    if pid_later {
-        adopt_forked_init(pid, guard, parent_end)?;
+    if user_later {
+        after_joined_user(vs, opts, plan, pid, guard, parent_end, rootless)?;
     }
     let pid = *pid;
     if let Some(adj) = vs.process.oom_score_adj {
@@ -491,6 +505,7 @@ pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spa
         None => (vs.clone_flags, CloneFlags::empty()),
     };
     let pid_later = unshare_later.contains(CloneFlags::CLONE_NEWPID);
+    let user_later = join_user.is_some();
     if pid_later {
         nix::sys::prctl::set_child_subreaper(true)
             .map_err(|e| Error::sys("prctl(PR_SET_CHILD_SUBREAPER, 1)", e))?;
@@ -546,7 +561,7 @@ pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spa
         &parent_end,
         hooks,
         rootless,
-        pid_later,
+        user_later,
     )?;
     // A zombie still has its start time; if the child already failed, its error is on the socket.
     let start_time = sys::process_start(pid).map_or(0, |(t, _)| t);
