@@ -128,29 +128,34 @@ fn a_sysctl_goes_into_a_joined_namespace_only_when_it_is_not_the_hosts() {
     nss.push(json!({"type": "network", "path": netns.ns("net")}));
     b.spec["linux"]["sysctl"] = json!({"net.ipv4.ip_unprivileged_port_start": "77"});
     assert_eq!(ok(&b.run("sys1")).trim(), "77");
-    // The host's own, as berth's namespace or the initial one: refused, naming the sysctl.
-    let host_before =
-        std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap();
-    // (pid 1's namespaces, the initial ones, are checked too where berth may open them; this
-    // sandbox's root may not.)
-    let ours = format!("/proc/{}/ns/net", std::process::id());
-    for (path, whose) in [
-        ("/proc/self/ns/net", "host's own"),
-        (ours.as_str(), "host's own"),
-    ] {
+    // The host's own, as berth's namespace (or the initial one): refused, naming the sysctl. berth
+    // runs in a private network namespace of the test's, the decoy "host", whose setting is read
+    // after the refusal (never the real host's).
+    for path in ["/proc/self/ns/net", "/proc/$$/ns/net"] {
         let nss = b.spec["linux"]["namespaces"].as_array_mut().unwrap();
         nss.retain(|n| n["type"] != "network");
-        nss.push(json!({"type": "network", "path": path}));
-        let e = fails(&b.run("sys2"));
+        nss.push(json!({"type": "network", "path": path.replace("$$", "PARENT")}));
+        b.write();
+        let config = b.dir.join("config.json");
+        let script = format!(
+            "sed -i \"s|PARENT|$$|\" {cfg}; {berth} --root {root} run --bundle {dir} sys2; \
+             echo rc=$?; cat /proc/sys/net/ipv4/ip_unprivileged_port_start",
+            cfg = config.display(),
+            berth = BERTH,
+            root = b.state.display(),
+            dir = b.dir.display()
+        );
+        let out = output(
+            std::process::Command::new("unshare").args(["--net", "sh", "-c", &script]),
+            b.tmp.path(),
+        );
+        let (o, e) = (stdout(&out), stderr(&out));
         assert!(
-            e.contains("linux.sysctl.net.ipv4.ip_unprivileged_port_start") && e.contains(whose),
+            e.contains("linux.sysctl.net.ipv4.ip_unprivileged_port_start") && e.contains("host's own"),
             "{path}: {e}"
         );
+        assert!(o.contains("rc=1") && !o.contains("\n77"), "{path}: {o}");
     }
-    assert_eq!(
-        std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap(),
-        host_before
-    );
     // Under a host policy joining stays refused as before.
     let policy = b.tmp.path().join("policy.json");
     std::fs::write(
