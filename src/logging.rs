@@ -70,9 +70,15 @@ pub fn rfc3339(secs: i64, nanos: u32) -> String {
     )
 }
 
+/// Writes to stderr, ignoring every error: a full disk, a closed pipe (EPIPE, SIGPIPE ignored) or
+/// a closed fd must never abort berth or leave its work half-done (eprintln! panics on them).
+pub fn to_stderr(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
 fn emit(level: &str, msg: &str) {
     let Some(l) = LOGGER.get() else {
-        eprintln!("berth: {level}: {msg}");
+        to_stderr(&format!("berth: {level}: {msg}\n"));
         return;
     };
     let time = now_rfc3339();
@@ -88,7 +94,7 @@ fn emit(level: &str, msg: &str) {
             let _ = (&*f).write_all(line.as_bytes());
         }
         // Without a log file, stderr gets warnings, and the rest only with --debug.
-        None if level == "warning" || l.debug => eprint!("{line}"),
+        None if level == "warning" || l.debug => to_stderr(&line),
         None => {}
     }
 }
@@ -98,7 +104,7 @@ pub fn error(msg: &str) {
     if LOGGER.get().is_some_and(|l| l.file.is_some()) {
         emit("error", msg);
     }
-    eprintln!("berth: error: {msg}");
+    to_stderr(&format!("berth: error: {msg}\n"));
 }
 
 /// A warning.

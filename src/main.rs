@@ -21,7 +21,9 @@ fn main() {
     if cli.command.enters_container()
         && let Err(e) = berth::security::exe::run_sealed()
     {
-        eprintln!("berth: error: running from a sealed copy of berth's binary: {e}");
+        logging::to_stderr(&format!(
+            "berth: error: running from a sealed copy of berth's binary: {e}\n"
+        ));
         std::process::exit(1);
     }
     let format = match cli.global.log_format {
@@ -29,7 +31,7 @@ fn main() {
         LogFormat::Json => logging::Format::Json,
     };
     if let Err(e) = logging::init(cli.global.log.as_deref(), format, cli.global.debug) {
-        eprintln!("berth: error: {e}");
+        logging::to_stderr(&format!("berth: error: {e}\n"));
         std::process::exit(1);
     }
     let code = match berth::cli::run(cli) {

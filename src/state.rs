@@ -105,8 +105,10 @@ impl Status {
 
 /// Container ids: what runc accepts, so nothing can name a path outside the state root.
 pub fn check_id(id: &str) -> Result<()> {
+    // At most a directory name (NAME_MAX): every id create accepts can be deleted (the tombstone a
+    // delete renames it to has a short name of its own).
     let ok = !id.is_empty()
-        && id.len() <= 1024
+        && id.len() <= 255
         && id != "."
         && id != ".."
         && id
@@ -116,7 +118,7 @@ pub fn check_id(id: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::InvalidSpec(format!(
-            "container id {id:?}: use letters, digits, '_', '+', '-' and '.' only"
+            "container id {id:?}: use letters, digits, '_', '+', '-' and '.' only, at most 255 bytes"
         )))
     }
 }
@@ -137,6 +139,73 @@ pub struct Container {
 /// The cgroup of a container still being created, recorded before the cgroup is made so that a
 /// `delete` after a crashed create removes it.
 const CGROUP_RECORD: &str = "cgroup.json";
+/// The init as soon as it exists (before any hook runs), kept beside state.json: what `state` shows
+/// of a container still being created, and how `delete -f` finds the init when state.json is
+/// damaged or gone.
+const INIT_RECORD: &str = "init.json";
+/// Prefix of a directory being deleted (`~deleting.<pid>.<nanos>`, short whatever the id): `~` is
+/// in no id.
+const TOMB_PREFIX: &str = "~deleting.";
+
+/// What [`INIT_RECORD`] holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InitRecord {
+    /// The init's pid on the host.
+    pub pid: i32,
+    /// Its start time.
+    pub start_time: u64,
+    /// Absolute bundle path.
+    pub bundle: PathBuf,
+    /// Absolute rootfs path.
+    pub rootfs: PathBuf,
+    /// RFC 3339 creation time.
+    pub created: String,
+}
+
+/// Records the init of the container whose state directory is `dir` (see [`INIT_RECORD`]).
+pub fn record_init(dir: &Path, r: &InitRecord) -> Result<()> {
+    let bytes = serde_json::to_vec(r).map_err(|e| Error::State(format!("encoding: {e}")))?;
+    crate::files::replace_file(&dir.join(INIT_RECORD), "tmp", &bytes, 0o600, false)
+}
+
+fn read_record<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Option<T> {
+    serde_json::from_slice(&std::fs::read(dir.join(name)).ok()?).ok()
+}
+
+/// Finishes the deletes that were interrupted (killed, or failed after their rename): every
+/// tombstone under `root` whose deleting berth is gone (its lock is free) loses its recorded cgroup
+/// and its directory. Errors are warned about, never fatal: the next verb tries again.
+pub fn sweep_tombs(root: &Path) {
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return;
+    };
+    for e in rd.flatten() {
+        if !e.file_name().to_string_lossy().starts_with(TOMB_PREFIX) {
+            continue;
+        }
+        let tomb = e.path();
+        let Ok(f) = File::options()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(&tomb)
+        else {
+            continue;
+        };
+        // A delete in progress holds the lock.
+        let Ok(_lock) = Flock::lock(f, FlockArg::LockExclusiveNonblock) else {
+            continue;
+        };
+        let cg = read_record::<Saved>(&tomb, STATE_FILE)
+            .and_then(|s| s.cgroup)
+            .or_else(|| read_record(&tomb, CGROUP_RECORD));
+        let done = cg
+            .map_or(Ok(()), |cg: crate::cgroups::Cgroup| cg.remove())
+            .and_then(|()| std::fs::remove_dir_all(&tomb).map_err(|e| io_err("rmdir", &tomb, e)));
+        if let Err(e) = done {
+            crate::logging::warn(&format!("finishing an interrupted delete: {e}"));
+        }
+    }
+}
 
 fn same_file(a: &libc::stat, b: &libc::stat) -> bool {
     a.st_dev == b.st_dev && a.st_ino == b.st_ino
@@ -177,6 +246,7 @@ impl Container {
     pub fn create(root: &Path, id: &str) -> Result<Container> {
         check_id(id)?;
         crate::files::make_state_root(root)?;
+        sweep_tombs(root);
         let dir = root.join(id);
         match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => {}
@@ -204,6 +274,61 @@ impl Container {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_err("read", &path, e)),
         }
+    }
+
+    /// Opens and locks an existing container whatever its state.json holds: a damaged (corrupt,
+    /// truncated, empty) state is returned as the error beside a container with no saved state, for
+    /// `delete -f`, which removes what berth can still identify as the container's.
+    pub fn load_any(root: &Path, id: &str) -> Result<(Container, Option<Error>)> {
+        check_id(id)?;
+        crate::files::vet_state_root(root)?;
+        let dir = root.join(id);
+        let lock = lock(&dir)?;
+        let (saved, damage) = match Self::read_saved(&dir) {
+            Ok(s) => (s, None),
+            Err(e) => (None, Some(e)),
+        };
+        let c = Container {
+            dir,
+            saved,
+            lock: Some(lock),
+            creator: false,
+        };
+        Ok((c, damage))
+    }
+
+    /// The init as recorded beside the state (see [`INIT_RECORD`]).
+    pub fn init_record(&self) -> Option<InitRecord> {
+        read_record(&self.dir, INIT_RECORD)
+    }
+
+    /// The container's cgroup: from the state, else from the record made before it was created.
+    pub fn any_cgroup(&self) -> Option<crate::cgroups::Cgroup> {
+        self.saved
+            .as_ref()
+            .and_then(|s| s.cgroup.clone())
+            .or_else(|| read_record(&self.dir, CGROUP_RECORD))
+    }
+
+    /// Every process berth can identify as this container's init that still runs (pid and start
+    /// time both match): the state's and the init record's.
+    pub fn live_inits(&self) -> Vec<i32> {
+        let mut out = Vec::new();
+        let known = self
+            .saved
+            .as_ref()
+            .map(|s| (s.pid, s.start_time))
+            .into_iter()
+            .chain(self.init_record().map(|r| (r.pid, r.start_time)));
+        for (pid, start) in known {
+            if pid > 0
+                && crate::sys::process_start(pid).is_some_and(|(t, alive)| t == start && alive)
+                && !out.contains(&pid)
+            {
+                out.push(pid);
+            }
+        }
+        out
     }
 
     /// Opens and locks an existing container.
@@ -367,40 +492,49 @@ impl Container {
                 owner: String::new(),
                 annotations: s.annotations.clone(),
             },
-            None => State {
-                oci_version: OCI_VERSION.into(),
-                id,
-                status: status.as_str().into(),
-                pid: 0,
-                bundle: String::new(),
-                rootfs: String::new(),
-                created: String::new(),
-                owner: String::new(),
-                annotations: BTreeMap::new(),
-            },
+            // Still being created (a prestart hook asks): what the init record says.
+            None => {
+                let r = self.init_record();
+                State {
+                    oci_version: OCI_VERSION.into(),
+                    id,
+                    status: status.as_str().into(),
+                    pid: match (&r, status) {
+                        (Some(r), Status::Creating) => r.pid,
+                        _ => 0,
+                    },
+                    bundle: r
+                        .as_ref()
+                        .map(|r| r.bundle.display().to_string())
+                        .unwrap_or_default(),
+                    rootfs: r
+                        .as_ref()
+                        .map(|r| r.rootfs.display().to_string())
+                        .unwrap_or_default(),
+                    created: r.map(|r| r.created).unwrap_or_default(),
+                    owner: String::new(),
+                    annotations: BTreeMap::new(),
+                }
+            }
         }
     }
 
     /// Removes the container's cgroup (its processes are gone by now) and the state directory (the
-    /// lock goes with it). The directory is first renamed out of the way, so readers see the whole
-    /// container or nothing.
+    /// lock goes with it). The cgroup goes first, while the directory still names it, so a delete
+    /// killed or failing at any step leaves either the container (a later `delete -f` does it all
+    /// again) or a tombstone with nothing but files, which every later create, delete and list
+    /// finishes ([`sweep_tombs`]). The directory is renamed out of the way before it is emptied, so
+    /// readers see the whole container or nothing.
     pub fn remove(self) -> Result<()> {
-        let recorded = || -> Option<crate::cgroups::Cgroup> {
-            let b = std::fs::read(self.dir.join(CGROUP_RECORD)).ok()?;
-            serde_json::from_slice(&b).ok()
-        };
-        let cg = self
-            .saved
-            .as_ref()
-            .and_then(|s| s.cgroup.clone())
-            .or_else(recorded);
-        let mut tomb = self.dir.clone().into_os_string();
-        tomb.push(format!("~deleting.{}", std::process::id()));
-        let tomb = PathBuf::from(tomb);
-        std::fs::rename(&self.dir, &tomb).map_err(|e| io_err("rename", &self.dir, e))?;
-        if let Some(cg) = cg {
+        if let Some(cg) = self.any_cgroup() {
             cg.remove()?;
         }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let root = self.dir.parent().unwrap_or(Path::new("."));
+        let tomb = root.join(format!("{TOMB_PREFIX}{}.{nanos}", std::process::id()));
+        std::fs::rename(&self.dir, &tomb).map_err(|e| io_err("rename", &self.dir, e))?;
         std::fs::remove_dir_all(&tomb).map_err(|e| io_err("rmdir", &tomb, e))
     }
 }
@@ -408,6 +542,7 @@ impl Container {
 /// The ids under `root`, sorted.
 pub fn list_ids(root: &Path) -> Result<Vec<String>> {
     crate::files::vet_state_root(root)?;
+    sweep_tombs(root);
     let mut ids = Vec::new();
     let rd = match std::fs::read_dir(root) {
         Ok(rd) => rd,

@@ -269,3 +269,179 @@ fn corrupt_and_orphaned_entries_are_listed() {
     std::fs::remove_dir_all(b.state.join("broken")).unwrap();
     ok(&b.berth(&["delete", "-f", "fine"]));
 }
+
+/// `strace -qq OPTS berth delete -f ID`.
+fn strace_delete(b: &Bundle, id: &str, opts: &[&str]) -> std::process::Output {
+    output(
+        Command::new("strace")
+            .arg("-qq")
+            .args(opts)
+            .arg(BERTH)
+            .args(["--root", b.state.to_str().unwrap(), "delete", "-f", id])
+            .stdin(Stdio::null()),
+        b.tmp.path(),
+    )
+}
+
+#[test]
+fn delete_killed_at_every_syscall_leaves_what_the_next_delete_removes() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        panic!("strace is needed (.ci/run installs it)");
+    }
+    for with_cgroup in [false, true] {
+        let marker = format!("berth-delcrash-{}-{with_cgroup}", std::process::id());
+        let mut b = Bundle::new(&format!("sleep 1000; : {marker}"));
+        let cg_top = devices_hierarchy().join(format!("berth-delcrash-{}", std::process::id()));
+        if with_cgroup {
+            let cg = format!("/berth-delcrash-{}/c", std::process::id());
+            b.spec["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
+            b.spec["linux"]["cgroupsPath"] = json!(cg);
+        }
+        b.write();
+        let id = format!("delcrash{}", std::process::id());
+        let up = || {
+            ok(&b.create(&id));
+            ok(&b.berth(&["start", &id]));
+        };
+        // The syscalls of one delete -f of a running container.
+        up();
+        let trace = b.tmp.path().join("trace");
+        ok(&strace_delete(&b, &id, &["-o", trace.to_str().unwrap()]));
+        let mut seen = std::collections::HashMap::<String, usize>::new();
+        let calls: Vec<(String, usize)> = std::fs::read_to_string(&trace)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split('(').next())
+            .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            .map(|n| {
+                let k = seen.entry(n.to_string()).or_default();
+                *k += 1;
+                (n.to_string(), *k)
+            })
+            .collect();
+        assert!(calls.len() > 30, "only {} syscalls traced", calls.len());
+        for (name, n) in &calls {
+            up();
+            let inject = format!("inject={name}:signal=KILL:when={n}");
+            let _ = strace_delete(&b, &id, &["-o", "/dev/null", "-e", &inject]);
+            let at = format!("cgroup {with_cgroup}, killed at {name}#{n}");
+            // Whatever the moment, the next delete -f removes everything.
+            let o = b.berth(&["delete", "-f", &id]);
+            assert!(o.status.success(), "{at}: {}", stderr(&o));
+            let left = wait_gone(&marker);
+            assert!(left.is_empty(), "{at}: processes left {left:?}");
+            let entries: Vec<_> = std::fs::read_dir(&b.state)
+                .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+                .unwrap_or_default();
+            assert!(entries.is_empty(), "{at}: state left: {entries:?}");
+            assert!(!cg_top.join("c").exists(), "{at}: cgroup left");
+        }
+        // The id can be created again.
+        up();
+        ok(&b.berth(&["delete", "-f", &id]));
+        let _ = std::fs::remove_dir(&cg_top);
+    }
+}
+
+#[test]
+fn damaged_state_and_long_ids_are_still_deletable() {
+    let marker = format!("berth-damaged-{}", std::process::id());
+    let mut b = Bundle::new(&format!("sleep 1000; : {marker}"));
+    let cg = format!("/berth-damaged-{}/c", std::process::id());
+    b.spec["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    b.spec["linux"]["cgroupsPath"] = json!(cg);
+    let cg_dir = devices_hierarchy().join(cg.trim_start_matches('/'));
+    let id = "damaged";
+    for damage in ["corrupt", "truncated", "empty", "deleted"] {
+        ok(&b.create(id));
+        ok(&b.berth(&["start", id]));
+        let state = b.state.join(id).join("state.json");
+        match damage {
+            "corrupt" => std::fs::write(&state, "{not json").unwrap(),
+            "truncated" => {
+                let s = std::fs::read(&state).unwrap();
+                std::fs::write(&state, &s[..s.len() / 2]).unwrap();
+            }
+            "empty" => std::fs::write(&state, "").unwrap(),
+            _ => std::fs::remove_file(&state).unwrap(),
+        }
+        if damage != "deleted" {
+            // Every verb but delete -f refuses; the container is not gone.
+            assert!(
+                fails(&b.berth(&["state", id])).contains("corrupt state"),
+                "{damage}"
+            );
+            fails(&b.berth(&["delete", id]));
+        }
+        ok(&b.berth(&["delete", "-f", id]));
+        assert!(wait_gone(&marker).is_empty(), "{damage}: the init was left");
+        assert!(!cg_dir.exists(), "{damage}: its cgroup was left");
+        assert!(!b.state.join(id).exists(), "{damage}");
+    }
+    let _ = std::fs::remove_dir(cg_dir.parent().unwrap());
+    // Without any record of the init (no cgroup, init record gone too): said, non-zero.
+    b.spec["linux"]["resources"] = serde_json::Value::Null;
+    b.spec["linux"]["cgroupsPath"] = serde_json::Value::Null;
+    ok(&b.create(id));
+    ok(&b.berth(&["start", id]));
+    std::fs::write(b.state.join(id).join("state.json"), "{").unwrap();
+    let init = std::fs::read_to_string(b.state.join(id).join("init.json")).unwrap();
+    let pid: serde_json::Value = serde_json::from_str(&init).unwrap();
+    std::fs::remove_file(b.state.join(id).join("init.json")).unwrap();
+    let e = fails(&b.berth(&["delete", "-f", id]));
+    assert!(e.contains("could not be identified"), "{e}");
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid["pid"].as_i64().unwrap() as i32),
+        nix::sys::signal::SIGKILL,
+    );
+    assert!(wait_gone(&marker).is_empty());
+    // The longest id create accepts is deleted; a longer one is refused at create.
+    let long = "l".repeat(255);
+    b.spec["process"]["args"] = json!(["true"]);
+    ok(&b.create(&long));
+    ok(&b.berth(&["delete", "-f", &long]));
+    assert!(fails(&b.create(&"l".repeat(256))).contains("at most 255 bytes"));
+    // A prestart hook asking for the state sees the bundle and the pid.
+    let out = b.tmp.path().join("hook-state");
+    b.spec["hooks"] = json!({"prestart": [{"path": "/bin/sh", "args": ["sh", "-c",
+        format!("{} --root {} state hooked > {}", BERTH, b.state.display(), out.display())]}]});
+    ok(&b.run("hooked"));
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(st["status"], "creating", "{st}");
+    assert_eq!(st["bundle"], b.dir.display().to_string(), "{st}");
+    assert!(
+        st["pid"].as_i64().unwrap() > 0 && !st["created"].as_str().unwrap().is_empty(),
+        "{st}"
+    );
+}
+
+#[test]
+fn a_failing_stderr_never_aborts_berth() {
+    let b = Bundle::new("true");
+    let full = std::fs::File::options()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let o = Command::new(BERTH)
+        .args(["--root", b.state.to_str().unwrap(), "state", "nope"])
+        .stderr(full)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "an error, not an abort");
+    // A warning on the way (a corrupt entry) with stderr full: the table is still printed.
+    std::fs::create_dir_all(b.state.join("bad")).unwrap();
+    std::fs::write(b.state.join("bad/state.json"), "{").unwrap();
+    let full = std::fs::File::options()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let o = Command::new(BERTH)
+        .args(["--root", b.state.to_str().unwrap(), "list"])
+        .stderr(full)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{:?}", o.status);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("bad"));
+    std::fs::remove_dir_all(b.state.join("bad")).unwrap();
+}

@@ -151,7 +151,8 @@ fn a_sysctl_goes_into_a_joined_namespace_only_when_it_is_not_the_hosts() {
         );
         let (o, e) = (stdout(&out), stderr(&out));
         assert!(
-            e.contains("linux.sysctl.net.ipv4.ip_unprivileged_port_start") && e.contains("host's own"),
+            e.contains("linux.sysctl.net.ipv4.ip_unprivileged_port_start")
+                && e.contains("host's own"),
             "{path}: {e}"
         );
         assert!(o.contains("rc=1") && !o.contains("\n77"), "{path}: {o}");

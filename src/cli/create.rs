@@ -216,6 +216,17 @@ fn spawn_and_save(
         };
         serde_json::to_string(&s).unwrap_or_default()
     };
+    let dir = c.dir.clone();
+    let on_init = |pid: i32| {
+        let r = crate::state::InitRecord {
+            pid,
+            start_time: crate::sys::process_start(pid).map_or(0, |(t, _)| t),
+            bundle: vs.bundle.clone(),
+            rootfs: vs.rootfs.clone(),
+            created: created.clone(),
+        };
+        crate::state::record_init(&dir, &r)
+    };
     let opts = spawn::Options {
         state_dir: &c.dir.clone(),
         fifo_gate: launch == Launch::Create,
@@ -228,6 +239,7 @@ fn spawn_and_save(
         landlock,
         cgroup,
         state_json: &state_json,
+        on_init: &on_init,
     };
     let s = spawn::spawn(vs, plan, &opts)?;
     let saved = Saved {

@@ -48,6 +48,9 @@ pub struct Options<'a> {
     pub cgroup: Option<(&'a crate::cgroups::Cgroup, &'a crate::cgroups::Setup)>,
     /// The state JSON for hooks, given the init's pid and a status.
     pub state_json: &'a dyn Fn(i32, &str) -> String,
+    /// Called with the init's final pid as soon as it exists, before any hook runs (the state
+    /// directory's init record).
+    pub on_init: &'a dyn Fn(i32) -> Result<()>,
 }
 
 impl std::fmt::Debug for Options<'_> {
@@ -346,6 +349,7 @@ fn drive(
         after_joined_user(vs, opts, plan, pid, guard, parent_end, rootless)?;
     }
     let pid = *pid;
+    (opts.on_init)(pid)?;
     if let Some(adj) = vs.process.oom_score_adj {
         write_proc(pid, "oom_score_adj", &adj.to_string())
             .with_context(|| "process.oomScoreAdj".into())?;
