@@ -209,17 +209,18 @@ impl Cache {
         }
     }
 
-    /// Half-unpacked copies of the layer `hex` left by a berth that was killed.
-    fn remove_stale(&self, hex: &str) {
+    /// Half-unpacked layers (`tmp-<hex>-<pid>`) left by a berth that was killed: every one whose
+    /// unpacker is gone.
+    fn remove_stale(&self) {
         let Ok(rd) = std::fs::read_dir(&self.path) else {
             return;
         };
-        let prefix = format!("tmp-{hex}-");
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let Some(pid) = name
-                .strip_prefix(&prefix)
-                .and_then(|p| p.parse::<i32>().ok())
+                .strip_prefix("tmp-")
+                .and_then(|p| p.rsplit_once('-'))
+                .and_then(|(_, p)| p.parse::<i32>().ok())
             else {
                 continue;
             };
@@ -370,8 +371,18 @@ fn unpack_layer(dir: &Path, l: &Descriptor, cache: &Cache) -> Result<PathBuf> {
     let sha = cache
         .dir("sha256", true)?
         .unwrap_or_else(|| unreachable!("made"));
-    if cache.dir(&name, false)?.is_some() {
-        return Ok(done);
+    if let Some(layer) = cache.dir(&name, false)? {
+        match check_files(&layer) {
+            Ok(()) => return Ok(done),
+            // A damaged layer (a file truncated, gone or replaced since) is rebuilt, never trusted.
+            Err(why) => {
+                crate::logging::warn(&format!(
+                    "image cache {}: {why}; unpacking the layer again",
+                    cache.path.join(&name).display()
+                ));
+                cache.remove(&name);
+            }
+        }
     }
     let media = l.media_type.as_deref().unwrap_or("");
     let gzip = media.ends_with("+gzip") || media.ends_with(".gzip");
@@ -381,7 +392,7 @@ fn unpack_layer(dir: &Path, l: &Descriptor, cache: &Cache) -> Result<PathBuf> {
             format!("layer {}: zstd layers are not supported", l.digest),
         ));
     }
-    cache.remove_stale(want);
+    cache.remove_stale();
     let tmp = format!("tmp-{want}-{}", std::process::id());
     cache.remove(&tmp);
     let result = cache.dir(&tmp, true).and_then(|t| {
@@ -415,6 +426,10 @@ fn unpack_layer(dir: &Path, l: &Descriptor, cache: &Cache) -> Result<PathBuf> {
                 "does not match its content (sha256 {got})"
             )));
         }
+        // The record of its files, then everything durable before the layer gets its name: a
+        // layer at sha256/<hex> is whole even after a power loss.
+        record_files(&t, &cache.path.join(&tmp))?;
+        nix::unistd::syncfs(root.as_raw_fd()).map_err(|e| Error::sys("syncfs(image cache)", e))?;
         nix::fcntl::renameat(at(cache.fd.as_fd()), tmp.as_str(), at(sha.as_fd()), want)
             .map_err(|e| Error::sys(format!("renameat({tmp}, sha256/{want})"), e))
     });
@@ -430,6 +445,97 @@ fn unpack_layer(dir: &Path, l: &Descriptor, cache: &Cache) -> Result<PathBuf> {
             Err(bad(dir, format!("layer {}: {e}", l.digest)))
         }
     }
+}
+
+/// The record of a layer's regular files (`sha256/<hex>/files`: size and hex path per line), checked
+/// each time the layer is used.
+const FILES_RECORD: &str = "files";
+
+/// Walks the unpacked layer `<dir>/fs` (berth's own, in the 0700 cache: no symlink is followed) and
+/// records every regular file's size in `dir_fd`.
+fn record_files(dir_fd: &OwnedFd, dir: &Path) -> Result<()> {
+    fn walk(p: &Path, rel: &mut PathBuf, out: &mut String) -> Result<()> {
+        let rd = std::fs::read_dir(p).map_err(|e| io_err("readdir", p, e))?;
+        for e in rd {
+            let e = e.map_err(|e| io_err("readdir", p, e))?;
+            let t = e.file_type().map_err(|x| io_err("stat", &e.path(), x))?;
+            rel.push(e.file_name());
+            if t.is_dir() {
+                walk(&e.path(), rel, out)?;
+            } else if t.is_file() {
+                let len = e
+                    .metadata()
+                    .map_err(|x| io_err("stat", &e.path(), x))?
+                    .len();
+                out.push_str(&format!("{len} {}\n", hex(rel.as_os_str().as_bytes())));
+            }
+            rel.pop();
+        }
+        Ok(())
+    }
+    let mut out = String::new();
+    walk(&dir.join("fs"), &mut PathBuf::new(), &mut out)?;
+    let f = sys::openat2(
+        Some(dir_fd.as_fd()),
+        Path::new(FILES_RECORD),
+        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
+        0o600,
+        BENEATH,
+    )?;
+    use std::io::Write;
+    std::fs::File::from(f)
+        .write_all(out.as_bytes())
+        .map_err(|e| io_err("write", &dir.join(FILES_RECORD), e))
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Every file the record names is there, a regular file of its recorded size (opened beneath the
+/// layer without following a symlink); the reason otherwise.
+fn check_files(layer: &OwnedFd) -> std::result::Result<(), String> {
+    let f = sys::openat2(
+        Some(layer.as_fd()),
+        Path::new(FILES_RECORD),
+        libc::O_RDONLY,
+        0,
+        BENEATH,
+    )
+    .map_err(|e| format!("no record of its files ({e})"))?;
+    let mut text = String::new();
+    std::fs::File::from(f)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("its file record: {e}"))?;
+    let fs = sys::openat2(
+        Some(layer.as_fd()),
+        Path::new("fs"),
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+        BENEATH,
+    )
+    .map_err(|e| format!("no fs/ ({e})"))?;
+    for line in text.lines() {
+        let (len, path) = line
+            .split_once(' ')
+            .and_then(|(l, p)| Some((l.parse::<u64>().ok()?, unhex(p)?)))
+            .ok_or("its file record is damaged")?;
+        let path = Path::new(OsStr::from_bytes(&path));
+        let st = sys::openat2(Some(fs.as_fd()), path, libc::O_PATH, 0, BENEATH)
+            .and_then(sys::fstat)
+            .map_err(|e| format!("{} is missing ({e})", path.display()))?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG || st.st_size as u64 != len {
+            return Err(format!(
+                "{} is not the file it was unpacked as ({} bytes, recorded {len})",
+                path.display(),
+                st.st_size
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// An entry's path inside the layer: `./` and a leading `/` dropped, `..` refused.
@@ -938,6 +1044,29 @@ pub fn mount_rootfs(img: &Image) -> Result<PathBuf> {
     let mnt = sys::openat2(None, &rootfs, libc::O_PATH | libc::O_DIRECTORY, 0, 0)?;
     sys::move_mount(&ovl, &mnt)?;
     Ok(rootfs)
+}
+
+/// Entry points for the fuzz targets (fuzz/): not part of berth's interface.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// Parses `bytes` as an index, a manifest and an image config, and a reference and a digest.
+    pub fn json(bytes: &[u8]) {
+        let _ = serde_json::from_slice::<Index>(bytes);
+        let _ = serde_json::from_slice::<Manifest>(bytes);
+        let _ = serde_json::from_slice::<ImageConfig>(bytes);
+        if let Ok(s) = std::str::from_utf8(bytes) {
+            let _ = parse_ref(s);
+            let _ = hex_of(Path::new("d"), s);
+        }
+        let _ = parse_pax(bytes, &mut Pending::default());
+    }
+
+    /// Unpacks `bytes` as a layer into the directory `root` (what the cache does with a layer).
+    pub fn unpack_layer(bytes: &[u8], root: BorrowedFd<'_>) -> Result<()> {
+        unpack(&mut &bytes[..], root)
+    }
 }
 
 #[cfg(test)]

@@ -838,3 +838,70 @@ fn device_nodes_and_bombs_in_layers_are_refused_leaving_nothing() {
         nothing_half_done(&cache, 0);
     }
 }
+
+#[test]
+fn killed_unpacks_are_swept_and_a_damaged_layer_is_rebuilt() {
+    let (b, _) = world();
+    let layout = b.tmp.path().join("img");
+    write_layout(&layout, &[(base_layer(&b.rootfs), true)], json!({}), "t");
+    let image = format!("oci:{}:t", layout.display());
+    let hex = only_layer(&layout);
+    let cache = b.tmp.path().join("cache");
+    // berth killed in the middle of unpacking (at its 40th write to a layer file): litter.
+    let mut c = std::process::Command::new("strace");
+    c.args([
+        "-qq",
+        "-f",
+        "-o",
+        "/dev/null",
+        "-e",
+        "inject=write:signal=KILL:when=40",
+    ])
+    .arg(BERTH)
+    .args([
+        "--root",
+        b.state.to_str().unwrap(),
+        "run",
+        "--rootfs",
+        &image,
+        "--",
+        "true",
+    ])
+    .env("BERTH_IMAGE_CACHE", &cache);
+    let o = output(&mut c, b.tmp.path());
+    assert!(!o.status.success());
+    let litter = || -> Vec<String> {
+        std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("tmp-"))
+            .collect()
+    };
+    assert_eq!(
+        litter().len(),
+        1,
+        "the kill left no half-unpacked layer to sweep"
+    );
+    // One more kept as a live unpacker's (this test's own pid): never swept.
+    let live = cache.join(format!("tmp-{hex}-{}", std::process::id()));
+    std::fs::create_dir(&live).unwrap();
+    ok(&run_image(&b, &cache, &["--rootfs", &image, "--", "true"]));
+    assert_eq!(litter(), [format!("tmp-{hex}-{}", std::process::id())]);
+    std::fs::remove_dir(&live).unwrap();
+    // A cached file truncated behind berth's back: detected and the layer unpacked again.
+    let passwd = cache.join("sha256").join(&hex).join("fs/etc/passwd");
+    let whole = std::fs::read(&passwd).unwrap();
+    std::fs::write(&passwd, b"").unwrap();
+    let o = run_image(
+        &b,
+        &cache,
+        &["--rootfs", &image, "--", "cat", "/etc/passwd"],
+    );
+    assert_eq!(ok(&o).as_bytes(), &whole[..]);
+    assert!(
+        stderr(&o).contains("unpacking the layer again"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read(&passwd).unwrap(), whole);
+}
