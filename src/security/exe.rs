@@ -42,8 +42,8 @@ static ORIGIN: OnceLock<Option<(u64, u64)>> = OnceLock::new();
 /// (device, inode) of /proc/self/exe (the sealed copy once [`run_sealed`] has run).
 static SELF_EXE: OnceLock<Option<(u64, u64)>> = OnceLock::new();
 
-fn mnt_id(fd: &impl AsRawFd) -> Option<String> {
-    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).ok()?;
+fn mnt_id_of(fd: std::os::fd::RawFd) -> Option<String> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
     info.lines()
         .find_map(|l| l.strip_prefix("mnt_id:"))
         .map(|v| v.trim().to_string())
@@ -68,17 +68,25 @@ fn already_sealed(exe: &std::fs::File, origin: Option<&OsStr>) -> Result<Option<
     let Some(raw) = parts.get(2).and_then(|f| f.parse::<i32>().ok()) else {
         return Ok(None);
     };
-    // The clone's fd, inherited across the execveat: owned (and closed) from here on.
-    let Some(clone) = crate::sys::adopt_inherited_fd(raw) else {
+    // The clone's fd, inherited across the execveat: looked at through /proc/self/fd (never
+    // adopted as an owned fd: it is only a number from the environment), then closed.
+    if raw < 3 {
+        return Ok(None);
+    }
+    let via = format!("/proc/self/fd/{raw}");
+    let (Ok(a), Ok(b)) = (
+        nix::sys::stat::stat(via.as_str()),
+        crate::sys::fstat(exe).map_err(Error::from),
+    ) else {
         return Ok(None);
     };
-    let (a, b) = (crate::sys::fstat(&clone)?, crate::sys::fstat(exe)?);
-    let read_only = nix::sys::statvfs::fstatvfs(&clone)
+    let read_only = nix::sys::statvfs::statvfs(via.as_str())
         .is_ok_and(|v| v.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
+    let theirs = mnt_id_of(raw);
     let same = (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-        && mnt_id(&clone).is_some()
-        && mnt_id(&clone) == mnt_id(exe);
-    drop(clone);
+        && theirs.is_some()
+        && theirs == mnt_id_of(exe.as_raw_fd());
+    let _ = nix::unistd::close(raw);
     Ok((read_only && same).then(|| id.unwrap_or((0, 0))))
 }
 

@@ -1072,15 +1072,3 @@ pub fn take_env(name: &str) -> Option<std::ffi::OsString> {
     unsafe { std::env::remove_var(name) };
     Some(v)
 }
-
-/// Takes ownership of an fd a previous image of this process left open across execve (berth's
-/// read-only clone, named in the environment): None unless it is at least 3 and open.
-pub fn adopt_inherited_fd(fd: RawFd) -> Option<OwnedFd> {
-    // SAFETY: integer arguments only; F_GETFD reads the fd's flags.
-    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-        return None;
-    }
-    // SAFETY: called first thing in main, before this process opened or wrapped any fd above the
-    // standard three, so nothing else owns this one: the OwnedFd is its sole owner.
-    Some(unsafe { OwnedFd::from_raw_fd(fd) })
-}
