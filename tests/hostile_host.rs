@@ -128,6 +128,22 @@ fn shebangs_and_elf_interpreters_are_read_as_the_kernel_reads_them() {
             "exec {name}: {e}"
         );
     }
+    // A FIFO as the program or as an interpreter never hangs the check (execve refuses it).
+    nix::unistd::mkfifo(
+        &bin.join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o755),
+    )
+    .unwrap();
+    executable(&bin.join("via-fifo"), b"#!/bin/fifo\n");
+    for prog in ["/bin/fifo", "/bin/via-fifo"] {
+        let start = std::time::Instant::now();
+        let e = fails(&b.berth(&["exec", "kx", prog]));
+        assert!(!e.contains("CVE-2019-5736"), "{prog}: {e}");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "{prog} hung"
+        );
+    }
     // A script missing its interpreter is execve's own ENOENT, not a refusal.
     executable(&bin.join("gone"), b"#!/no/such/interp\n");
     let e = fails(&b.berth(&["exec", "kx", "/bin/gone"]));

@@ -210,13 +210,18 @@ fn walk(path: &[u8], what: &str, depth: usize) -> Result<()> {
         ));
     }
     use nix::errno::Errno;
-    let fd = match crate::sys::openat2_errno(
-        None,
-        Path::new(OsStr::from_bytes(path)),
-        libc::O_RDONLY,
-        0,
-        crate::sys::RESOLVE_NO_MAGICLINKS,
-    ) {
+    // Looked at first without opening it for reading: a FIFO would block the read open (a program
+    // that hangs create), a device's open could act. execve takes regular files only.
+    let probe = |flags: i32| {
+        crate::sys::openat2_errno(
+            None,
+            Path::new(OsStr::from_bytes(path)),
+            flags,
+            0,
+            crate::sys::RESOLVE_NO_MAGICLINKS,
+        )
+    };
+    let pathfd = match probe(libc::O_PATH) {
         Ok(fd) => fd,
         Err(Errno::ELOOP) | Err(Errno::EXDEV) => {
             return Err(refuse(what, path, "resolves through a /proc magic link"));
@@ -231,12 +236,18 @@ fn walk(path: &[u8], what: &str, depth: usize) -> Result<()> {
             ));
         }
     };
-    let st = crate::sys::fstat(&fd)?;
+    let st = crate::sys::fstat(&pathfd)?;
     if is_berth(st.st_dev, st.st_ino) {
         return Err(refuse(what, path, "is berth's own binary"));
     }
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Ok(()); // execve refuses anything but a regular file (EACCES)
+    }
+    let fd = probe(libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .map_err(|e| refuse(what, path, &format!("cannot be opened to be checked ({e})")))?;
+    let again = crate::sys::fstat(&fd)?;
+    if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) {
+        return Err(refuse(what, path, "changed while it was checked"));
     }
     let file = std::fs::File::from(fd);
     let mut head = [0u8; BINPRM_BUF_SIZE];
