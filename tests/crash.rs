@@ -70,8 +70,13 @@ fn create_syscalls(b: &Bundle, id: &str) -> Vec<(String, usize)> {
     let o = strace_create(b, id, &["-o", trace.to_str().unwrap()]);
     ok(&o);
     ok(&b.berth(&["delete", "-f", id]));
+    syscalls_in(&trace)
+}
+
+/// The (syscall, occurrence) pairs of an strace output file, in order.
+fn syscalls_in(trace: &Path) -> Vec<(String, usize)> {
     let mut seen = std::collections::HashMap::<String, usize>::new();
-    std::fs::read_to_string(&trace)
+    std::fs::read_to_string(trace)
         .unwrap()
         .lines()
         .filter_map(|l| l.split('(').next())
@@ -307,18 +312,7 @@ fn delete_killed_at_every_syscall_leaves_what_the_next_delete_removes() {
         up();
         let trace = b.tmp.path().join("trace");
         ok(&strace_delete(&b, &id, &["-o", trace.to_str().unwrap()]));
-        let mut seen = std::collections::HashMap::<String, usize>::new();
-        let calls: Vec<(String, usize)> = std::fs::read_to_string(&trace)
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split('(').next())
-            .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-            .map(|n| {
-                let k = seen.entry(n.to_string()).or_default();
-                *k += 1;
-                (n.to_string(), *k)
-            })
-            .collect();
+        let calls = syscalls_in(&trace);
         assert!(calls.len() > 30, "only {} syscalls traced", calls.len());
         for (name, n) in &calls {
             up();

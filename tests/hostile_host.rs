@@ -330,6 +330,21 @@ impl Drop for Decoy {
     }
 }
 
+/// The container could not read the decoy device: EPERM from the device cgroup.
+#[track_caller]
+fn device_refused(out: &std::process::Output) {
+    assert!(
+        !out.status.success() && !stdout(out).contains("DECOY"),
+        "{}",
+        stdout(out)
+    );
+    assert!(
+        stderr(out).contains("Operation not permitted"),
+        "{}",
+        stderr(out)
+    );
+}
+
 #[test]
 fn linux_devices_get_only_what_the_device_rules_allow() {
     let mut b = Bundle::new("head -c 5 /dev/decoy");
@@ -341,16 +356,7 @@ fn linux_devices_get_only_what_the_device_rules_allow() {
     // runc's default template: deny everything. The node exists; opening it is refused.
     b.spec["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
     let out = b.run("dev1");
-    assert!(
-        !out.status.success() && !stdout(&out).contains("DECOY"),
-        "{}",
-        stdout(&out)
-    );
-    assert!(
-        stderr(&out).contains("Operation not permitted"),
-        "{}",
-        stderr(&out)
-    );
+    device_refused(&out);
     // With the orchestrator's allow rule, as Podman and containerd add: it reads.
     b.spec["linux"]["resources"]["devices"]
         .as_array_mut()
@@ -378,16 +384,7 @@ fn front_end_containers_get_the_default_device_rules() {
         "-c",
         &script,
     ]);
-    assert!(
-        !out.status.success() && !stdout(&out).contains("DECOY"),
-        "{}",
-        stdout(&out)
-    );
-    assert!(
-        stderr(&out).contains("Operation not permitted"),
-        "{}",
-        stderr(&out)
-    );
+    device_refused(&out);
     // The standard devices still work.
     let out = b.berth(&[
         "run",
