@@ -169,19 +169,26 @@ impl Cache {
         Ok(Cache { path, fd })
     }
 
-    /// `rel` (one or more names) below the cache root, made 0700 when `make` and missing, vetted.
-    fn dir(&self, rel: &str, make: bool) -> Result<Option<OwnedFd>> {
-        let path = self.path.join(rel);
-        if make {
-            match nix::sys::stat::mkdirat(
-                at(self.fd.as_fd()),
-                rel,
-                nix::sys::stat::Mode::from_bits_truncate(0o700),
-            ) {
-                Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
-                Err(e) => return Err(Error::sys(format!("mkdirat({})", path.display()), e)),
+    /// `rel` (one or more names) below the cache root, made 0700 when missing, vetted.
+    fn make_dir(&self, rel: &str) -> Result<OwnedFd> {
+        match nix::sys::stat::mkdirat(
+            at(self.fd.as_fd()),
+            rel,
+            nix::sys::stat::Mode::from_bits_truncate(0o700),
+        ) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => {
+                let path = self.path.join(rel);
+                return Err(Error::sys(format!("mkdirat({})", path.display()), e));
             }
         }
+        self.find_dir(rel)?
+            .ok_or_else(|| Error::State(format!("{rel} vanished from the image cache")))
+    }
+
+    /// `rel` below the cache root, vetted, if it exists.
+    fn find_dir(&self, rel: &str) -> Result<Option<OwnedFd>> {
+        let path = self.path.join(rel);
         match sys::openat2_errno(
             Some(self.fd.as_fd()),
             Path::new(rel),
@@ -190,7 +197,7 @@ impl Cache {
             BENEATH,
         ) {
             Ok(fd) => vet_dir(&fd, &path).map(|()| Some(fd)),
-            Err(nix::errno::Errno::ENOENT) if !make => Ok(None),
+            Err(nix::errno::Errno::ENOENT) => Ok(None),
             Err(e) => Err(Error::SafetyViolation(format!(
                 "image cache {}: not a directory of its own (a symlink?): {}",
                 path.display(),
@@ -368,10 +375,8 @@ fn unpack_layer(dir: &Path, l: &Descriptor, cache: &Cache) -> Result<PathBuf> {
     let want = hex_of(dir, &l.digest)?;
     let name = format!("sha256/{want}");
     let done = cache.path.join(&name).join("fs");
-    let sha = cache
-        .dir("sha256", true)?
-        .unwrap_or_else(|| unreachable!("made"));
-    if let Some(layer) = cache.dir(&name, false)? {
+    let sha = cache.make_dir("sha256")?;
+    if let Some(layer) = cache.find_dir(&name)? {
         match check_files(&layer) {
             Ok(()) => return Ok(done),
             // A damaged layer (a file truncated, gone or replaced since) is rebuilt, never trusted.
@@ -395,8 +400,7 @@ fn unpack_layer(dir: &Path, l: &Descriptor, cache: &Cache) -> Result<PathBuf> {
     cache.remove_stale();
     let tmp = format!("tmp-{want}-{}", std::process::id());
     cache.remove(&tmp);
-    let result = cache.dir(&tmp, true).and_then(|t| {
-        let t = t.unwrap_or_else(|| unreachable!("made"));
+    let result = cache.make_dir(&tmp).and_then(|t| {
         mkdir(t.as_fd(), Path::new("fs"))?;
         let root = sys::openat2(
             Some(t.as_fd()),
@@ -436,7 +440,7 @@ fn unpack_layer(dir: &Path, l: &Descriptor, cache: &Cache) -> Result<PathBuf> {
     match result {
         Ok(()) => Ok(done),
         // Unpacked meanwhile by another berth: theirs is as good.
-        Err(_) if cache.dir(&name, false).is_ok_and(|d| d.is_some()) => {
+        Err(_) if cache.find_dir(&name).is_ok_and(|d| d.is_some()) => {
             cache.remove(&tmp);
             Ok(done)
         }
@@ -1002,7 +1006,7 @@ pub fn mount_rootfs(img: &Image) -> Result<PathBuf> {
         ));
     }
     let cache = Cache::open()?;
-    cache.dir("run", true)?;
+    cache.make_dir("run")?;
     let run = cache.path.join("run");
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
         .map_err(|e| Error::sys("unshare(CLONE_NEWNS)", e))?;

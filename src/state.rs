@@ -174,13 +174,15 @@ fn read_record<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Option
 
 /// Finishes the deletes that were interrupted (killed, or failed after their rename): every
 /// tombstone under `root` whose deleting berth is gone (its lock is free) loses its recorded cgroup
-/// and its directory. Errors are warned about, never fatal: the next verb tries again.
+/// and its directory. Called by `delete` and by `list`. Errors are warned
+/// about, never fatal: the next verb tries again.
 pub fn sweep_tombs(root: &Path) {
     let Ok(rd) = std::fs::read_dir(root) else {
         return;
     };
     for e in rd.flatten() {
-        if !e.file_name().to_string_lossy().starts_with(TOMB_PREFIX) {
+        // `~deleting.…`, and the `<id>~deleting.<pid>` of berth before 0.1's session 5.
+        if !e.file_name().to_string_lossy().contains(TOMB_PREFIX) {
             continue;
         }
         let tomb = e.path();
@@ -245,8 +247,10 @@ impl Container {
     /// before the clone, whatever user it becomes) and locks it; an existing id is an error.
     pub fn create(root: &Path, id: &str) -> Result<Container> {
         check_id(id)?;
+        // No sweep here: since the cgroup goes before the rename, a tombstone holds only files, which
+        // block nothing a create needs (delete and list finish them), and create stays one readdir
+        // shorter.
         crate::files::make_state_root(root)?;
-        sweep_tombs(root);
         let dir = root.join(id);
         match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => {}
@@ -522,7 +526,7 @@ impl Container {
     /// Removes the container's cgroup (its processes are gone by now) and the state directory (the
     /// lock goes with it). The cgroup goes first, while the directory still names it, so a delete
     /// killed or failing at any step leaves either the container (a later `delete -f` does it all
-    /// again) or a tombstone with nothing but files, which every later create, delete and list
+    /// again) or a tombstone with nothing but files, which every later delete and list
     /// finishes ([`sweep_tombs`]). The directory is renamed out of the way before it is emptied, so
     /// readers see the whole container or nothing.
     pub fn remove(self) -> Result<()> {

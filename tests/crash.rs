@@ -389,6 +389,24 @@ fn damaged_state_and_long_ids_are_still_deletable() {
         nix::sys::signal::SIGKILL,
     );
     assert!(wait_gone(&marker).is_empty());
+    // A tombstone left by an older berth (`<id>~deleting.<pid>`, its deleter gone) is finished by
+    // `list`; the one of a delete in progress (its lock held) is not.
+    let old = b.state.join("gone~deleting.4194999");
+    std::fs::create_dir_all(old.join("sub")).unwrap();
+    std::fs::write(old.join("state.json"), "{").unwrap();
+    let busy = b.state.join("~deleting.1.2");
+    std::fs::create_dir(&busy).unwrap();
+    let held = std::fs::File::open(&busy).unwrap();
+    let held = nix::fcntl::Flock::lock(held, nix::fcntl::FlockArg::LockExclusive).unwrap();
+    ok(&b.berth(&["list"]));
+    assert!(!old.exists(), "an old-format tombstone was not finished");
+    assert!(
+        busy.exists(),
+        "a tombstone whose delete holds its lock was removed"
+    );
+    drop(held);
+    ok(&b.berth(&["list"]));
+    assert!(!busy.exists());
     // The longest id create accepts is deleted; a longer one is refused at create.
     let long = "l".repeat(255);
     b.spec["process"]["args"] = json!(["true"]);

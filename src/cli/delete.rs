@@ -50,6 +50,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     let state = serde_json::to_string(&c.oci_state()).unwrap_or_default();
     let hooks = c.saved.as_ref().and_then(|s| s.hooks.clone());
     c.remove()?;
+    crate::state::sweep_tombs(&g.root);
     if let Some(h) = hooks {
         crate::hooks::run_list_warn("poststop", &h.poststop, &state);
     }
