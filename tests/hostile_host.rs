@@ -501,3 +501,35 @@ fn a_state_root_someone_else_can_write_is_refused() {
     );
     assert!(e.contains("not a directory"), "{e}");
 }
+
+#[test]
+fn a_forged_sealed_marker_is_refused_not_trusted() {
+    // The marker the re-executed berth reads, forged by a caller: an fd of the binary itself on a
+    // writable mount, or a number that is no fd. berth must never take that for its sealed copy and
+    // go on unsealed: it refuses.
+    let b = Bundle::new("true");
+    b.write();
+    let st = std::fs::metadata(BERTH).unwrap();
+    for fd in ["3", "77"] {
+        let marker = format!("{}:{}:{fd}", st.dev(), st.ino());
+        let script = format!(
+            "exec 3<{} {} --root {} run --bundle {} forged",
+            BERTH,
+            BERTH,
+            b.state.display(),
+            b.dir.display()
+        );
+        let o = output(
+            Command::new("sh")
+                .args(["-c", &script])
+                .env("_BERTH_SEALED_FROM", &marker),
+            b.tmp.path(),
+        );
+        let e = fails(&o);
+        assert!(
+            e.contains("does not run from its sealed copy"),
+            "fd {fd}: {e}"
+        );
+    }
+    assert!(!b.state.join("forged").exists());
+}
