@@ -107,9 +107,12 @@ berth = ["{BERTH}"]
 
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new("podman");
+        // In the test's own directory: conmon writes its `oom` marker into its working directory
+        // when a container is OOM-killed (it used to land at the repository root).
         c.env("CONTAINERS_CONF", self.dir.join("containers.conf"))
             .env("CONTAINERS_STORAGE_CONF", self.dir.join("storage.conf"))
             .args(args)
+            .current_dir(&self.dir)
             .stdin(Stdio::null());
         c
     }
