@@ -59,6 +59,12 @@ pub enum Error {
     /// See [`ErrorKind::State`].
     #[error("{0}")]
     State(String),
+    /// No container of this id (kind [`ErrorKind::State`]; runc's text).
+    #[error("container {0:?} does not exist")]
+    NoSuchContainer(String),
+    /// The host mount policy refused part of the bundle or a mount (kind [`ErrorKind::Policy`]).
+    #[error("policy: {0}")]
+    Refused(crate::policy::Refusal),
     /// A system call failed.
     #[error(transparent)]
     Sys(#[from] SysError),
@@ -88,7 +94,8 @@ impl Error {
             Error::Policy(_) => ErrorKind::Policy,
             Error::NotSupported(_) => ErrorKind::NotSupported,
             Error::SafetyViolation(_) => ErrorKind::SafetyViolation,
-            Error::State(_) => ErrorKind::State,
+            Error::State(_) | Error::NoSuchContainer(_) => ErrorKind::State,
+            Error::Refused(_) => ErrorKind::Policy,
             Error::Sys(_) => ErrorKind::Os,
             Error::Context { source, .. } => source.kind(),
             Error::Child { .. } => ErrorKind::Os,
@@ -101,6 +108,24 @@ impl Error {
             Error::Sys(e) => Some(e.errno),
             Error::Context { source, .. } => source.errno(),
             Error::Child { errno, .. } if *errno != 0 => Some(Errno::from_raw(*errno)),
+            _ => None,
+        }
+    }
+
+    /// The container does not exist (however deep the context).
+    pub fn is_no_such_container(&self) -> bool {
+        match self {
+            Error::NoSuchContainer(_) => true,
+            Error::Context { source, .. } => source.is_no_such_container(),
+            _ => false,
+        }
+    }
+
+    /// The policy's refusal behind this error, if it is one.
+    pub fn refusal(&self) -> Option<&crate::policy::Refusal> {
+        match self {
+            Error::Refused(r) => Some(r),
+            Error::Context { source, .. } => source.refusal(),
             _ => None,
         }
     }

@@ -23,6 +23,8 @@ use std::path::{Path, PathBuf};
 
 /// The container's config.json as it was created (what `exec` confines its processes by).
 pub const CONFIG_FILE: &str = "config.json";
+/// What the init's confinement layers enforced (security::Report), beside the state.
+pub const CONFINEMENT_FILE: &str = "confinement.json";
 /// The exec fifo's name inside the state directory.
 pub const EXEC_FIFO: &str = "exec.fifo";
 const STATE_FILE: &str = "state.json";
@@ -218,7 +220,7 @@ fn gone(dir: &Path) -> Error {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    Error::State(format!("container {id:?} does not exist"))
+    Error::NoSuchContainer(id.to_string())
 }
 
 /// Locks `dir` and checks that it is still the directory at that path (not deleted, not replaced

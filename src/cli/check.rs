@@ -5,10 +5,8 @@
 //! created or started.
 
 use super::Global;
-use super::create::{enforcer, load_spec};
 use crate::error::Result;
-use crate::mount::plan::{OpKind, plan_for};
-use crate::policy::{Access, Verdict};
+use crate::lifecycle;
 
 /// `check` options.
 #[derive(Debug, clap::Args)]
@@ -26,48 +24,13 @@ pub struct Args {
 
 /// `berth check`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
-    let vs = load_spec(&a.bundle)?;
-    let ops = plan_for(&vs)?;
-    let enforcer = enforcer(g, a.tenant.as_deref(), &vs)?;
-    let findings = enforcer
-        .as_ref()
-        .map(|e| e.bundle_findings(&vs, &ops))
-        .unwrap_or_default();
-    let verdicts: Vec<Verdict> = match &enforcer {
-        Some(e) => e.verdicts(&ops, &vs.rootfs),
-        None => ops
-            .iter()
-            .map(|op| {
-                let (source, access) = match &op.kind {
-                    OpKind::Bind { source, .. } => {
-                        let ro = op.top_read_only();
-                        (
-                            Some(source.display().to_string()),
-                            Some(if ro { Access::Ro } else { Access::Rw }),
-                        )
-                    }
-                    OpKind::Fs { .. } => (None, None),
-                };
-                Verdict {
-                    index: op.index,
-                    destination: op.dest.display().to_string(),
-                    resolved: None,
-                    source,
-                    verdict: "allowed",
-                    access,
-                    rule: "no policy".into(),
-                    reason: None,
-                }
-            })
-            .collect(),
-    };
-    let refused = verdicts.iter().any(|v| v.verdict == "refused")
-        || findings.iter().any(|f| f.verdict == "refused");
+    let report = lifecycle::check(&g.context(), &a.bundle, a.tenant.as_deref())?;
+    let (verdicts, findings) = (&report.mounts, &report.bundle);
     if a.format == "json" {
-        let out = serde_json::json!({"mounts": verdicts, "bundle": findings});
+        let out = &report;
         super::out(&serde_json::to_string_pretty(&out).unwrap_or_default())?;
     } else {
-        for f in &findings {
+        for f in findings {
             super::out(&format!(
                 "{}: {} [{}]{}",
                 f.field,
@@ -79,10 +42,8 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                     .unwrap_or_default()
             ))?;
         }
-        for v in &verdicts {
-            let access = v
-                .access
-                .map_or("-", |a| if a == Access::Ro { "ro" } else { "rw" });
+        for v in verdicts {
+            let access = v.access.map_or("-", |a| a.as_str());
             super::out(&format!(
                 "mounts[{}] {} <- {}: {} ({access}) [{}]{}",
                 v.index,
@@ -97,5 +58,5 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
             ))?;
         }
     }
-    Ok(if refused { 1 } else { 0 })
+    Ok(if report.refused() { 1 } else { 0 })
 }

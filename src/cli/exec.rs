@@ -5,11 +5,8 @@
 //! for `run`; with --detach, `--pid-file` is written once it runs.
 
 use super::Global;
-use super::create::write_pid_file;
 use crate::error::{Error, Result, io_err};
-use crate::process::exec::{self, Target};
-use crate::spec::{Process, ValidSpec};
-use crate::state::{Container, Status};
+use crate::lifecycle::{self, ExecProcess, ExecRequest, Overrides, Ran};
 use std::path::PathBuf;
 
 /// `exec` options (runc's).
@@ -67,158 +64,61 @@ pub struct Args {
     pub command: Vec<String>,
 }
 
-/// The process to run: --process, or the container's own with the options over it.
-fn process_of(a: &Args, base: &Process) -> Result<Process> {
+/// The process: --process FILE, or the container's own with the options over it.
+fn process_of(a: &Args) -> Result<ExecProcess> {
     if let Some(path) = &a.process {
         let bytes = std::fs::read(path).map_err(|e| io_err("read", path, e))?;
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        return serde_path_to_error::deserialize(de).map_err(|e| {
-            Error::InvalidSpec(format!(
-                "--process {}: process.{}: {}",
-                path.display(),
-                e.path(),
-                e.inner()
-            ))
-        });
+        return serde_path_to_error::deserialize(de)
+            .map(ExecProcess::Given)
+            .map_err(|e| {
+                Error::InvalidSpec(format!(
+                    "--process {}: process.{}: {}",
+                    path.display(),
+                    e.path(),
+                    e.inner()
+                ))
+            });
     }
-    if a.command.is_empty() {
-        return Err(Error::InvalidSpec(
-            "exec needs a command (or --process FILE)".into(),
-        ));
-    }
-    let mut p = base.clone();
-    p.args = a.command.clone();
-    p.terminal = a.tty;
-    if let Some(cwd) = &a.cwd {
-        p.cwd = cwd.clone();
-    }
-    for kv in &a.env {
-        let key = kv.split('=').next().unwrap_or_default();
-        p.env.retain(|e| e.split('=').next() != Some(key));
-        p.env.push(kv.clone());
-    }
-    if let Some(u) = &a.user {
-        let bad = || Error::InvalidSpec(format!("--user {u:?}: expected UID[:GID]"));
-        let (uid, gid) = match u.split_once(':') {
-            Some((u, g)) => (
-                u.parse().map_err(|_| bad())?,
-                Some(g.parse().map_err(|_| bad())?),
-            ),
-            None => (u.parse().map_err(|_| bad())?, None),
-        };
-        p.user.uid = uid;
-        if let Some(g) = gid {
-            p.user.gid = g;
+    let user = match &a.user {
+        None => None,
+        Some(u) => {
+            let bad = || Error::InvalidSpec(format!("--user {u:?}: expected UID[:GID]"));
+            Some(match u.split_once(':') {
+                Some((u, g)) => (
+                    u.parse().map_err(|_| bad())?,
+                    Some(g.parse().map_err(|_| bad())?),
+                ),
+                None => (u.parse().map_err(|_| bad())?, None),
+            })
         }
-    }
-    if !a.additional_gids.is_empty() {
-        p.user.additional_gids = a.additional_gids.clone();
-    }
-    if !a.cap.is_empty() {
-        let caps = p.capabilities.get_or_insert_with(Default::default);
-        // As runc: every set but the inheritable one (which would let a file capability of any
-        // program the process runs gain it).
-        for set in [
-            &mut caps.bounding,
-            &mut caps.effective,
-            &mut caps.permitted,
-            &mut caps.ambient,
-        ] {
-            let list = set.get_or_insert_with(Vec::new);
-            for c in &a.cap {
-                if !list.contains(c) {
-                    list.push(c.clone());
-                }
-            }
-        }
-    }
-    if a.no_new_privs {
-        p.no_new_privileges = true;
-    }
-    if let Some(profile) = &a.apparmor {
-        p.apparmor_profile = Some(profile.clone());
-    }
-    if let Some(label) = &a.process_label {
-        p.selinux_label = Some(label.clone());
-    }
-    Ok(p)
+    };
+    Ok(ExecProcess::Over(Overrides {
+        args: a.command.clone(),
+        tty: a.tty,
+        cwd: a.cwd.clone(),
+        env: a.env.clone(),
+        user,
+        additional_gids: a.additional_gids.clone(),
+        caps: a.cap.clone(),
+        no_new_privs: a.no_new_privs,
+        apparmor: a.apparmor.clone(),
+        selinux_label: a.process_label.clone(),
+    }))
 }
 
 /// `berth exec`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
-    let c = Container::load(&g.root, &a.id)?;
-    let status = c.status();
-    match status {
-        Status::Stopped | Status::Creating => {
-            return Err(Error::State(format!(
-                "cannot exec in a stopped container ({:?} is {})",
-                a.id,
-                status.as_str()
-            )));
-        }
-        Status::Paused if !a.ignore_paused => {
-            return Err(Error::State(format!(
-                "cannot exec in a paused container ({:?}; use --ignore-paused)",
-                a.id
-            )));
-        }
-        _ => {}
-    }
-    let saved = c
-        .saved
-        .clone()
-        .ok_or_else(|| Error::State("no state".into()))?;
-    let config = c.dir.join(crate::state::CONFIG_FILE);
-    let bytes = std::fs::read(&config).map_err(|e| io_err("read", &config, e))?;
-    // The lock is not held while the process runs.
-    drop(c);
-    let mut vs = ValidSpec::new(crate::spec::parse(&bytes)?, &saved.bundle)?;
-    let mut process = process_of(&a, &vs.process)?;
-    crate::spec::validate::check_process(&mut process)?;
-    // Under a host policy the process is held to it as the init was (refused, naming the set);
-    // with or without one it never gets more than the init's bounding set.
-    if let Some(policy) = crate::policy::Policy::load(g.policy.as_deref())?
-        && let Some(err) = crate::policy::bundle::exec_findings(&policy, &process)
-            .iter()
-            .find_map(|f| f.to_error())
-    {
-        return Err(err);
-    }
-    exec::bound_by_init(&mut process, saved.pid)?;
-    vs.process = process;
-    if vs.process.terminal && a.detach && a.console_socket.is_none() {
-        return Err(Error::InvalidSpec(
-            "--tty: cannot allocate a tty for exec --detach without --console-socket".into(),
-        ));
-    }
-    let console = match &a.console_socket {
-        Some(p) => Some(std::os::fd::OwnedFd::from(crate::files::connect_socket(
-            p,
-            "--console-socket",
-        )?)),
-        None => None,
-    };
-    let mask = super::run::signal_mask();
-    if !a.detach {
-        nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&mask), None)
-            .map_err(|e| Error::sys("sigprocmask", e))?;
-    }
-    let target = Target {
-        pid: saved.pid,
-        start_time: saved.start_time,
-        cgroup: saved.cgroup.as_ref(),
-        landlock: saved
-            .landlock
-            .unwrap_or(crate::security::landlock::Mode::Off),
-        console,
+    let r = ExecRequest {
+        process: process_of(&a)?,
+        detach: a.detach,
+        pid_file: a.pid_file.clone(),
+        console_socket: a.console_socket.clone(),
         preserve_fds: a.preserve_fds,
+        ignore_paused: a.ignore_paused,
     };
-    let spawned = exec::spawn(&vs, &target)?;
-    if let Some(p) = &a.pid_file {
-        write_pid_file(p, spawned.pid)?;
+    match lifecycle::exec(&g.context(), &a.id, &r)? {
+        Ran::Detached => Ok(0),
+        Ran::Exited(code) => Ok(code),
     }
-    if a.detach {
-        return Ok(0);
-    }
-    super::run::wait(spawned.pid, &mask, spawned.pty)
 }

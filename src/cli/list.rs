@@ -22,7 +22,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         match Container::peek(&g.root, &id) {
             Ok(c) => states.push(c.oci_state()),
             // A container deleted meanwhile is simply not listed.
-            Err(e) if e.to_string().contains("does not exist") => {}
+            Err(e) if e.is_no_such_container() => {}
             // A corrupt one is listed, and said so once on stderr (as runc does).
             Err(e) => {
                 crate::logging::warn(&format!("container {id:?}: {e}"));

@@ -7,7 +7,6 @@ mod delete;
 mod events;
 mod exec;
 mod features;
-mod front;
 mod kill;
 mod list;
 mod pause;
@@ -17,9 +16,8 @@ mod spec;
 mod start;
 mod state;
 mod update;
-mod volumes;
 
-use crate::error::Result;
+use crate::error::{Result, io_err};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -70,6 +68,17 @@ pub struct Global {
     /// The systemd cgroup driver: the cgroup is a transient scope (cgroupsPath `slice:prefix:name`).
     #[arg(long)]
     pub systemd_cgroup: bool,
+}
+
+impl Global {
+    /// The lifecycle's context: state root, policy, cgroup driver.
+    pub fn context(&self) -> crate::lifecycle::Context {
+        crate::lifecycle::Context {
+            root: self.root.clone(),
+            policy: self.policy.clone(),
+            systemd_cgroup: self.systemd_cgroup,
+        }
+    }
 }
 
 /// Where state goes without `--root`: /run/berth for root, as runc's /run/runc; for another user
@@ -175,11 +184,7 @@ pub fn out(text: &str) -> Result<()> {
     match r {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
-        Err(e) => Err(crate::error::io_err(
-            "write",
-            std::path::Path::new("stdout"),
-            e,
-        )),
+        Err(e) => Err(io_err("write", std::path::Path::new("stdout"), e)),
     }
 }
 

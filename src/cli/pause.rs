@@ -1,9 +1,7 @@
-//! `berth pause ID` and `berth resume ID`: freeze and thaw the container's cgroup (v1 freezer, v2
-//! cgroup.freeze), returning once the kernel says it is done; `state` then says `paused`.
+//! `berth pause ID` and `berth resume ID` (see lifecycle::pause).
 
 use super::Global;
-use crate::error::{Error, Result};
-use crate::state::{Container, Status};
+use crate::error::Result;
 
 /// `pause`/`resume` options.
 #[derive(Debug, clap::Args)]
@@ -14,22 +12,11 @@ pub struct Args {
 
 /// Freezes (`frozen`) or thaws the container.
 pub fn run(g: &Global, a: Args, frozen: bool) -> Result<i32> {
-    let c = Container::load(&g.root, &a.id)?;
-    let status = c.status();
-    let (want, verb) = if frozen {
-        (Status::Running, "pause")
+    let ctx = g.context();
+    if frozen {
+        crate::lifecycle::pause(&ctx, &a.id)?;
     } else {
-        (Status::Paused, "resume")
-    };
-    if status != want {
-        return Err(Error::State(format!(
-            "cannot {verb} container {:?}: it is {}, not {}",
-            a.id,
-            status.as_str(),
-            want.as_str()
-        )));
+        crate::lifecycle::resume(&ctx, &a.id)?;
     }
-    let cg = c.cgroup_for(verb)?;
-    cg.freeze(frozen)?;
     Ok(0)
 }

@@ -29,14 +29,7 @@ pub fn run(a: Args) -> Result<i32> {
             path.display()
         )));
     }
-    let mut spec = crate::spec::default::default_spec();
-    if a.seccomp.is_some() {
-        spec.linux.get_or_insert_with(Default::default).seccomp =
-            Some(crate::security::seccomp::default_profile());
-    }
-    if a.rootless {
-        crate::spec::rootless::rootless_spec(&mut spec);
-    }
+    let spec = crate::lifecycle::spec_template(a.seccomp.is_some(), a.rootless);
     let text = serde_json::to_string_pretty(&spec).unwrap_or_default();
     std::fs::write(&path, text + "\n").map_err(|e| io_err("write", &path, e))?;
     Ok(0)

@@ -113,16 +113,20 @@ impl Finding {
         }
     }
 
+    /// The refusal, when it is one.
+    pub fn refusal(&self) -> Option<super::Refusal> {
+        (self.verdict == "refused").then(|| {
+            super::Refusal::new(
+                self.field.clone(),
+                self.rule.clone(),
+                self.note.clone().unwrap_or_default(),
+            )
+        })
+    }
+
     /// The refusal as an error, when it is one.
     pub fn to_error(&self) -> Option<Error> {
-        (self.verdict == "refused").then(|| {
-            Error::Policy(format!(
-                "{}: refused by {}: {}",
-                self.field,
-                self.rule,
-                self.note.as_deref().unwrap_or("")
-            ))
-        })
+        self.refusal().map(Error::Refused)
     }
 }
 
@@ -171,7 +175,10 @@ pub fn resolve_tenant(
 impl Enforcer {
     /// Opens the rootfs beneath its allowed rootfs root (RESOLVE_BENEATH, like bind sources): the fd
     /// to bind, and the most access the rule gives.
-    pub fn open_rootfs(&self, rootfs: &Path) -> std::result::Result<(OwnedFd, Access), Finding> {
+    pub fn open_rootfs(
+        &self,
+        rootfs: &Path,
+    ) -> std::result::Result<(OwnedFd, Access), super::Refusal> {
         let field = "root.path";
         let rule = self
             .policy
@@ -180,7 +187,7 @@ impl Enforcer {
             .filter(|r| rootfs.starts_with(&r.path))
             .max_by_key(|r| r.path.components().count())
             .ok_or_else(|| {
-                Finding::refused(
+                super::Refusal::new(
                     field,
                     "rootfs",
                     format!("{} is not under an allowed rootfs root", rootfs.display()),
@@ -196,7 +203,7 @@ impl Enforcer {
                         rule.path.display()
                     ),
                 };
-                Finding::refused(field, "rootfs", why)
+                super::Refusal::new(field, "rootfs", why)
             })?;
         Ok((fd, rule.access))
     }
@@ -211,7 +218,7 @@ impl Enforcer {
                 ..Finding::allowed("root.path", "rootfs (ro)")
             },
             Ok((_, Access::Rw)) => Finding::allowed("root.path", "rootfs (rw)"),
-            Err(f) => f,
+            Err(r) => Finding::refused(r.field, r.rule, r.reason),
         });
         self.hooks(vs, &mut out);
         capabilities(&self.policy.container, &vs.process, "process", &mut out);

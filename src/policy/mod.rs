@@ -38,6 +38,16 @@ pub enum Access {
     Rw,
 }
 
+impl Access {
+    /// `ro` or `rw`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Ro => "ro",
+            Access::Rw => "rw",
+        }
+    }
+}
+
 /// One allowed host root.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -278,6 +288,44 @@ impl Policy {
     }
 }
 
+/// The policy's one typed refusal, for mounts and the rest of the bundle alike: the field (or mount)
+/// refused, the policy key that refused it, and why. It is the error create returns
+/// ([`Error::Refused`]) and what `berth check` prints; nothing parses its text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    /// The config.json field or mount: `root.path`, `hooks.prestart[0]`, `mounts[2] (/data)`.
+    pub field: String,
+    /// The policy key that decided: `roots`, `tenants.a.max_volumes`, `container.hooks`.
+    pub rule: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: refused by {}: {}",
+            self.field, self.rule, self.reason
+        )
+    }
+}
+
+impl Refusal {
+    /// A refusal of `field` by `rule`.
+    pub fn new(
+        field: impl Into<String>,
+        rule: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Refusal {
+            field: field.into(),
+            rule: rule.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
 /// A verdict on one mount.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
@@ -300,6 +348,21 @@ pub struct Verdict {
     /// Why it was refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The refusal, when refused.
+    #[serde(skip)]
+    pub refusal: Option<Refusal>,
+    /// rw was asked and the policy's cap mounts it read-only.
+    #[serde(skip)]
+    pub capped: bool,
+}
+
+impl Verdict {
+    fn refuse(&mut self, r: Refusal) {
+        self.verdict = "refused";
+        self.rule = r.rule.clone();
+        self.reason = Some(r.to_string());
+        self.refusal = Some(r);
+    }
 }
 
 /// A policy with the tenant it applies to, ready to check mounts.
@@ -340,7 +403,7 @@ impl Enforcer {
         let OpKind::Bind { source, .. } = &op.kind else {
             return Err(Error::Policy("not a bind mount".into()));
         };
-        let refuse = |rule: &str, why: String| Error::Policy(format!("refused by {rule}: {why}"));
+        let refuse = |rule: &str, why: String| Error::Refused(Refusal::new(op.label(), rule, why));
         let rule = self.policy.root_for(source).ok_or_else(|| {
             refuse(
                 "roots",
@@ -440,10 +503,10 @@ impl Enforcer {
     /// Checks every mount of a plan; refusals are errors (the first one), before anything is made.
     pub fn check_all(&self, ops: &[MountOp], rootfs: &Path) -> Result<()> {
         for v in self.verdicts(ops, rootfs) {
-            if let Some(reason) = v.reason {
-                return Err(Error::Policy(reason));
+            if let Some(r) = v.refusal {
+                return Err(Error::Refused(r));
             }
-            if v.rule.contains("mounted read-only (excess_access") {
+            if v.capped {
                 crate::logging::info(&format!(
                     "mounts[{}] ({}): rw asked, mounted read-only under the policy's cap",
                     v.index, v.destination
@@ -473,27 +536,27 @@ impl Enforcer {
                     access: None,
                     rule: String::new(),
                     reason: None,
+                    refusal: None,
+                    capped: false,
                 };
                 match &op.kind {
                     OpKind::Fs { fstype, .. } if PATHLESS_FS.contains(&fstype.as_str()) => {
                         v.rule = format!("{fstype} takes no host path");
                     }
-                    OpKind::Fs { fstype, .. } => {
-                        v.verdict = "refused";
-                        v.rule = "roots".into();
-                        v.reason = Some(format!(
-                            "{}: refused by roots: filesystem type {fstype} takes host paths, which a policy cannot vet",
-                            op.label()
-                        ));
-                    }
+                    OpKind::Fs { fstype, .. } => v.refuse(Refusal::new(
+                        op.label(),
+                        "roots",
+                        format!(
+                            "filesystem type {fstype} takes host paths, which a policy cannot vet"
+                        ),
+                    )),
                     OpKind::Bind { source, .. } => {
                         v.source = Some(source.display().to_string());
                         if let Some((name, max)) = limit.filter(|(_, m)| binds > *m) {
-                            v.verdict = "refused";
-                            v.rule = format!("tenants.{name}.max_volumes");
-                            v.reason = Some(format!(
-                                "{}: refused by tenants.{name}.max_volumes: {binds} bind mounts, at most {max} allowed",
-                                op.label()
+                            v.refuse(Refusal::new(
+                                op.label(),
+                                format!("tenants.{name}.max_volumes"),
+                                format!("{binds} bind mounts, at most {max} allowed"),
                             ));
                             return v;
                         }
@@ -527,22 +590,16 @@ impl Enforcer {
                                     ));
                                 }
                                 if wants_rw(op) && access == Access::Ro {
+                                    v.capped = true;
                                     v.rule.push_str(
                                         "; rw asked, mounted read-only (excess_access: read-only)",
                                     );
                                 }
                             }
-                            Err(e) => {
-                                v.verdict = "refused";
-                                let msg = e.to_string();
-                                v.rule = msg
-                                    .split("refused by ")
-                                    .nth(1)
-                                    .and_then(|r| r.split(':').next())
-                                    .unwrap_or("policy")
-                                    .to_string();
-                                v.reason = Some(format!("{}: {}", op.label(), msg.trim_start_matches("policy: ")));
-                            }
+                            Err(e) => v.refuse(match e.refusal() {
+                                Some(r) => r.clone(),
+                                None => Refusal::new(op.label(), "policy", e.to_string()),
+                            }),
                         }
                     }
                 }

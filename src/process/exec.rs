@@ -12,6 +12,7 @@
 //! symlinks), seccomp, identity, no_new_privs. It is non-dumpable until its execve (runc
 //! CVE-2019-5736): nothing of berth's memory or fds is reachable from the container.
 
+use super::ChildGuard;
 use super::init::{self, Program};
 use super::spawn::Spawned;
 use super::sync::{self, Channel, Msg};
@@ -34,8 +35,9 @@ pub struct Target<'a> {
     pub start_time: u64,
     /// The container's cgroup, joined by the new process.
     pub cgroup: Option<&'a crate::cgroups::Cgroup>,
-    /// The container's Landlock mode.
-    pub landlock: Mode,
+    /// The process's confinement (prepared from the container's saved spec; Landlock's mode as the
+    /// init had it).
+    pub confinement: &'a crate::security::Confinement,
     /// `--console-socket`, connected.
     pub console: Option<OwnedFd>,
     /// `--preserve-fds`.
@@ -160,19 +162,24 @@ pub fn spawn(vs: &ValidSpec, t: &Target<'_>) -> Result<Spawned> {
         Forked::Parent(pid) => pid,
     };
     drop(child_end);
-    // Until the process is ready, any failure kills and reaps it.
-    let guard = KillGuard(Some(pid));
+    // Until the process is ready, and then until the caller disarms it, any failure kills and
+    // reaps it.
+    let guard = ChildGuard::new(pid);
     if let Some(cg) = t.cgroup {
         cg.join(pid)
             .with_context(|| "joining the container's cgroup".into())?;
     }
     parent_end.send(&Msg::Continue)?;
     let mut pty = None;
+    let mut report = None;
     loop {
         let (msg, fd) = parent_end.recv_with()?;
         match msg {
             Msg::Ready => break,
-            Msg::Note(n) => crate::logging::debug(&n),
+            Msg::Report(r) => {
+                crate::logging::debug(&r.to_string());
+                report = Some(r);
+            }
             Msg::Fd => pty = fd,
             Msg::SeccompFd => {
                 return Err(Error::NotSupported(
@@ -187,32 +194,13 @@ pub fn spawn(vs: &ValidSpec, t: &Target<'_>) -> Result<Spawned> {
             }
         }
     }
-    guard.disarm();
     Ok(Spawned {
-        pid,
         start_time: sys::process_start_time(pid).unwrap_or(0),
+        guard,
         channel: parent_end,
         pty,
+        report,
     })
-}
-
-/// Kills and reaps the exec'd process unless disarmed.
-struct KillGuard(Option<i32>);
-
-impl KillGuard {
-    fn disarm(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for KillGuard {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0.take() {
-            let p = nix::unistd::Pid::from_raw(pid);
-            let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(p, None);
-        }
-    }
 }
 
 fn report(chan: &Channel, e: Error) -> ! {
@@ -258,8 +246,8 @@ fn process(vs: &ValidSpec, t: &Target<'_>, chan: &Channel, root: &OwnedFd) -> Re
         init::terminal(chan, t.console.as_ref(), &root, None)
             .with_context(|| "process.terminal".into())?;
     }
-    let landlock = container_rules(vs, t.landlock, &root)?;
-    let program: Program = init::confine(vs, chan, root, landlock, t.preserve_fds)?;
+    let landlock = container_rules(vs, t.confinement.landlock, &root)?;
+    let program: Program = init::confine(vs, t.confinement, chan, root, landlock, t.preserve_fds)?;
     chan.send(&Msg::Ready)?;
     sys::umask(vs.process.user.umask.unwrap_or(0o022));
     sys::reset_signals();

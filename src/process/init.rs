@@ -5,13 +5,14 @@
 //! reaps it and removes the state, so a failed create leaves nothing behind. Modelled on firecracker's
 //! jailer `Env::run` and nsjail's `contain.cc`.
 
+use super::spawn::{Layout, Request};
 use super::sync::{Channel, Msg};
 use crate::error::{Context, Error, Result};
 use crate::mount::apply::{HostPath, OpenSource};
-use crate::mount::plan::MountOp;
 use crate::resolve::Root;
 use crate::rootfs;
 use crate::security::landlock::{Builder as Landlock, Grant, Key};
+use crate::security::{Confinement, Enforced, Report};
 use crate::spec::ValidSpec;
 use crate::spec::validate::JoinNs;
 use crate::sys;
@@ -33,45 +34,24 @@ pub enum Gate {
     Socket,
 }
 
-/// What the parent hands to the init.
+/// What the parent hands to the init: the request (spec, plan, options, confinement), by reference,
+/// beside what only the child has.
 #[derive(Debug)]
 pub struct InitArgs<'a> {
-    /// berth runs rootless (decided by the parent before the clone).
-    pub rootless: bool,
-    /// The validated spec.
-    pub vs: &'a ValidSpec,
-    /// The mount plan.
-    pub plan: &'a [MountOp],
+    /// What to make (shared with the parent, which cloned this process with it).
+    pub req: &'a Request<'a>,
+    /// Decisions the parent made before the clone.
+    pub(crate) layout: Layout,
     /// The child's end of the sync socket.
     pub chan: Channel,
     /// How to wait for start.
     pub gate: Gate,
     /// `--console-socket`, connected.
     pub console: Option<OwnedFd>,
-    /// Fds 3..3+N stay open for the process.
-    pub preserve_fds: u32,
-    /// `--no-pivot`.
-    pub no_pivot: bool,
     /// A user namespace to join first.
     pub join_user: Option<&'a JoinNs>,
     /// Namespaces to create after joining that user namespace.
     pub unshare_later: CloneFlags,
-    /// The spec has hooks: stop at sync point 2.
-    pub hooks: bool,
-    /// The parent's lock on the state directory, which the init must not hold while it waits.
-    pub lock_fd: Option<std::os::fd::RawFd>,
-    /// Join a new session keyring (not with --no-new-keyring).
-    pub new_keyring: bool,
-    /// The host mount policy, enforced again on the fds actually mounted.
-    pub policy: Option<&'a crate::policy::Enforcer>,
-    /// How hard to apply Landlock.
-    pub landlock: crate::security::landlock::Mode,
-    /// The parent moves this process into a cgroup at sync point 1.
-    pub in_cgroup: bool,
-    /// Make the cgroup namespace after sync point 1 (so the container's cgroup is its root).
-    pub cgroupns_later: bool,
-    /// The container's cgroup (its v1 directories are bound where the spec mounts cgroup).
-    pub cgroup: Option<&'a crate::cgroups::Cgroup>,
 }
 
 /// Runs the recipe; never returns.
@@ -99,27 +79,34 @@ fn step<T>(name: &str, r: Result<T>) -> Result<T> {
 /// [`confine`]); the exec fifo last.
 fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
     let mut made = enter_namespaces(a)?;
-    let mut landlock = Landlock::new(a.landlock)?;
+    let mut landlock = Landlock::new(a.req.confinement.landlock)?;
     let (root, state) = build_rootfs(a, &mut landlock, &mut made)?;
-    let program = confine(a.vs, &a.chan, root, landlock, a.preserve_fds)?;
+    let program = confine(
+        a.req.vs,
+        a.req.confinement,
+        &a.chan,
+        root,
+        landlock,
+        a.req.options.preserve_fds,
+    )?;
     ready_and_exec(a, program, &state)
 }
 
 /// Steps 1-4: hygiene, id maps, joined user namespace, session.
 fn enter_namespaces(a: &InitArgs<'_>) -> Result<Made> {
-    let vs = a.vs;
+    let vs = a.req.vs;
     // 1. Drop the parent's lock on the state directory (an inherited copy would block `start`).
     //    Not dumpable: while this process holds the runtime's memory inside the container's namespaces,
     //    nothing there may ptrace it or open /proc/<pid>/exe (runc CVE-2019-5736). execve resets it.
     //    Die with the parent until ready, so an interrupted create leaves no orphan.
-    if let Some(fd) = a.lock_fd {
+    if let Some(fd) = a.req.lock_fd {
         sys::close_inherited(fd);
     }
     // Rootless, the parent (not root) writes the id maps, which the kernel lets it do only while this
     // process is dumpable (its /proc files are then the user's): until sync point 1, as runc does.
     // Nothing else is in its namespaces yet, and the user owns berth itself anyway.
     let new_user = vs.clone_flags.contains(CloneFlags::CLONE_NEWUSER);
-    let dumpable_until_mapped = new_user && a.rootless;
+    let dumpable_until_mapped = new_user && a.layout.rootless;
     if !dumpable_until_mapped {
         step("prctl", sys::set_non_dumpable().map_err(Into::into))?;
     }
@@ -136,16 +123,14 @@ fn enter_namespaces(a: &InitArgs<'_>) -> Result<Made> {
     //    In a new user namespace the parent also hands over the bind mounts it made with the host's
     //    view of their sources (this process's root may not reach them).
     let mut made = std::collections::HashMap::new();
-    if new_user || a.in_cgroup {
-        wait_continue(&a.chan, &mut made)?;
-    }
+    wait_continue(&a.chan, &mut made)?;
     if dumpable_until_mapped {
         step("prctl", sys::set_non_dumpable().map_err(Into::into))?;
     }
     if new_user {
         become_root()?;
     }
-    if a.cgroupns_later {
+    if a.layout.cgroupns_later {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
             .map_err(|e| Error::sys("unshare(CLONE_NEWCGROUP)", e))?;
     }
@@ -176,7 +161,7 @@ fn enter_namespaces(a: &InitArgs<'_>) -> Result<Made> {
     // 4. A session of our own: the container is nobody's job-control child; and a session keyring of
     //    its own, so it cannot read the caller's keys.
     nix::unistd::setsid().map_err(|e| Error::sys("setsid()", e))?;
-    if a.new_keyring {
+    if !a.req.options.no_new_keyring {
         sys::join_new_session_keyring()?;
     }
     Ok(made)
@@ -192,7 +177,7 @@ fn build_rootfs(
     landlock: &mut Landlock,
     made: &mut Made,
 ) -> Result<(Root, String)> {
-    let vs = a.vs;
+    let vs = a.req.vs;
     let p = &vs.process;
     let linux = vs.linux();
     // 5. The rootfs, all on fds: propagation, rootfs bound onto itself, the spec's mounts in order,
@@ -204,12 +189,8 @@ fn build_rootfs(
         step("rootfs", rootfs::chroot_joined(vs))?
     } else {
         // Under a policy the rootfs is the fd the policy opened beneath its allowed root.
-        let vetted = match a.policy {
-            Some(e) => Some(
-                e.open_rootfs(&vs.rootfs)
-                    .map_err(|f| f.to_error().unwrap_or(Error::Policy("root.path".into())))?
-                    .0,
-            ),
+        let vetted = match a.req.policy {
+            Some(e) => Some(e.open_rootfs(&vs.rootfs).map_err(Error::Refused)?.0),
             None => None,
         };
         step("rootfs", rootfs::bind_rootfs(vs, vetted))?
@@ -221,7 +202,7 @@ fn build_rootfs(
         Grant::Write
     };
     landlock.allow_root(root.fd(), root_grant)?;
-    let vetted = a.policy.map(|enforcer| crate::policy::Vetted {
+    let vetted = a.req.policy.map(|enforcer| crate::policy::Vetted {
         enforcer,
         rootfs: &vs.rootfs,
     });
@@ -237,7 +218,9 @@ fn build_rootfs(
         closer: Default::default(),
         root_special: None,
         cgroup_v1: a
+            .req
             .cgroup
+            .map(|(c, _)| c)
             .filter(|c| c.version == crate::cgroups::Version::V1)
             .map(|c| {
                 c.dirs
@@ -254,13 +237,17 @@ fn build_rootfs(
             })
             .unwrap_or_default(),
         cgroup_v2_bind: a
+            .req
             .cgroup
+            .map(|(c, _)| c)
             .filter(|c| c.version == crate::cgroups::Version::V2)
-            .filter(|_| !vs.clone_flags.contains(CloneFlags::CLONE_NEWCGROUP) && !a.cgroupns_later)
+            .filter(|_| {
+                !vs.clone_flags.contains(CloneFlags::CLONE_NEWCGROUP) && !a.layout.cgroupns_later
+            })
             .and_then(|c| c.dirs.first())
             .map(|d| d.path.clone()),
     };
-    let dev = crate::mount::apply::apply_all(&root, a.plan, &mut env, &mut |op, fd, dir| {
+    let dev = crate::mount::apply::apply_all(&root, a.req.plan, &mut env, &mut |op, fd, dir| {
         let grant = if op.top_read_only() {
             Grant::Read
         } else {
@@ -293,7 +280,7 @@ fn build_rootfs(
     // 6. Sync point 2: prestart/createRuntime hooks run in the parent now; createContainer hooks run
     //    here, in the container's mount namespace before pivot_root, as the runtime-spec says.
     let mut state = String::new();
-    if a.hooks {
+    if a.layout.hooks {
         a.chan.send(&Msg::RunHooks)?;
         match a.chan.recv()? {
             Msg::State(s) => state = s,
@@ -330,7 +317,10 @@ fn build_rootfs(
             drop(null);
             // 8. Into the root. From here on `/` is the container's; the root turns read-only last,
             //    since the steps before may create mount points in it.
-            step("entering the rootfs", rootfs::enter(&root, a.no_pivot))?;
+            step(
+                "entering the rootfs",
+                rootfs::enter(&root, a.req.options.no_pivot),
+            )?;
             drop(root);
             step("opening /", Root::open(Path::new("/")))?
         }
@@ -366,20 +356,27 @@ pub(crate) type Program = (CString, Vec<CString>, Vec<CString>);
 /// comes after every mount (a Landlocked process cannot mount).
 pub(crate) fn confine(
     vs: &ValidSpec,
+    c: &Confinement,
     chan: &Channel,
     root: Root,
     landlock: Landlock,
     preserve_fds: u32,
 ) -> Result<Program> {
     let p = &vs.process;
+    let mut report = Report {
+        landlock_mode: Some(c.landlock),
+        ..Report::default()
+    };
     // 9. The AppArmor label for the next execve, first of the security layers (the ones after it can
     //    only narrow what the process may do), through berth's own procfs.
-    //    SELinux's domain likewise (the label is only still set when SELinux is on: validate).
+    //    SELinux's domain likewise (the label is only still set when SELinux is on: security::prepare).
     if let Some(profile) = p.apparmor_profile.as_deref().filter(|s| !s.is_empty()) {
         crate::security::apparmor::apply(profile, &rootfs::private_proc()?)?;
+        report.apparmor = Enforced::Full;
     }
     if let Some(label) = p.selinux_label.as_deref().filter(|s| !s.is_empty()) {
         crate::security::selinux::apply(label, &rootfs::private_proc()?)?;
+        report.selinux = Enforced::Full;
     }
     // 10. rlimits while still privileged (raising a hard limit needs CAP_SYS_RESOURCE), and the
     //     execution domain (linux.personality), before seccomp could refuse personality(2).
@@ -392,7 +389,7 @@ pub(crate) fn confine(
     }
     let mut landlock = Some(landlock);
     if !p.no_new_privileges {
-        restrict_landlock(chan, landlock.take())?;
+        report.landlock = restrict_landlock(landlock.take())?;
     }
     // 11. The working directory (openat2, getcwd), the program (PATH lookup) and close-on-exec for every
     //     fd but stdio and the preserved ones (close_range), before seccomp can refuse those calls.
@@ -401,20 +398,22 @@ pub(crate) fn confine(
     sys::cloexec_from(3 + preserve_fds)?;
     // 12. Without no_new_privs: seccomp while CAP_SYS_ADMIN is still effective.
     if !p.no_new_privileges {
-        install_seccomp(vs, chan)?;
+        report.seccomp = install_seccomp(c, chan)?;
     }
     // 13. Identity: bounding set while CAP_SETPCAP is effective, the uid change with keepcaps, the other
     //     capability sets.
-    set_identity(vs)?;
+    report.capabilities = set_identity(vs)?;
     // 14. With no_new_privs: set it, then Landlock (on the fds of the final mount table, reopened
     //     taken while mounting) and seccomp last. (`root` is dropped on return: nothing after this
     //     resolves a path.)
     if p.no_new_privileges {
         nix::sys::prctl::set_no_new_privs()
             .map_err(|e| Error::sys("prctl(PR_SET_NO_NEW_PRIVS)", e))?;
-        restrict_landlock(chan, landlock.take())?;
-        install_seccomp(vs, chan)?;
+        report.no_new_privs = Enforced::Full;
+        report.landlock = restrict_landlock(landlock.take())?;
+        report.seccomp = install_seccomp(c, chan)?;
     }
+    chan.send(&Msg::Report(report))?;
     Ok(program)
 }
 
@@ -441,20 +440,20 @@ fn enter_cwd(vs: &ValidSpec, root: &Root) -> Result<()> {
 
 /// Installs linux.seccomp, if any; a SCMP_ACT_NOTIFY listener fd goes to the parent, which hands it to
 /// the agent at listenerPath.
-fn install_seccomp(vs: &ValidSpec, chan: &Channel) -> Result<()> {
-    let Some(c) = &vs.seccomp else {
-        return Ok(());
+fn install_seccomp(c: &Confinement, chan: &Channel) -> Result<Enforced> {
+    let Some(c) = &c.seccomp else {
+        return Ok(Enforced::Off);
     };
     if let Some(listener) = crate::security::seccomp::install(c)? {
         chan.send_with(&Msg::SeccompFd, Some(listener.as_raw_fd()))?;
     }
-    Ok(())
+    Ok(Enforced::Full)
 }
 
 /// Steps 15-18: ready, the wait for start, startContainer hooks, execve. Only syscalls every seccomp
 /// profile allows from here on.
 fn ready_and_exec(a: &InitArgs<'_>, program: Program, state: &str) -> Result<Infallible> {
-    let vs = a.vs;
+    let vs = a.req.vs;
     let p = &vs.process;
     // 15. Sync point 3: ready. The init still dies with the parent until the parent says the state
     //     that names it is saved: a create killed at any moment before leaves no orphan, one killed
@@ -503,12 +502,9 @@ fn ready_and_exec(a: &InitArgs<'_>, program: Program, state: &str) -> Result<Inf
     Err(sys::execve(&path, &argv, &envp).into())
 }
 
-/// Applies the Landlock ruleset filled while mounting; what was enforced goes to the parent's log.
-fn restrict_landlock(chan: &Channel, landlock: Option<Landlock>) -> Result<()> {
-    if let Some(l) = landlock {
-        chan.send(&Msg::Note(l.restrict()?))?;
-    }
-    Ok(())
+/// Applies the Landlock ruleset filled while mounting; returns what was enforced.
+fn restrict_landlock(landlock: Option<Landlock>) -> Result<Enforced> {
+    landlock.map_or(Ok(Enforced::Off), Landlock::restrict)
 }
 
 /// setresgid/setresuid 0 inside a new user namespace (the process was unmapped until now).
@@ -620,7 +616,7 @@ fn set_rlimits(vs: &ValidSpec) -> Result<()> {
     Ok(())
 }
 
-fn set_identity(vs: &ValidSpec) -> Result<()> {
+fn set_identity(vs: &ValidSpec) -> Result<Enforced> {
     let u = &vs.process.user;
     // An absent process.capabilities (or set) grants nothing, as in runc.
     let none = crate::spec::Capabilities::default();

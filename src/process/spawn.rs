@@ -9,6 +9,7 @@
 //! If anything fails, the child is killed and reaped before the error is returned; its mount namespace
 //! and every mount in it die with it, so nothing is left on the host.
 
+use super::ChildGuard;
 use super::init::{self, Gate, InitArgs};
 use super::sync::{self, Channel, Msg};
 use crate::error::{Context, Error, Result, io_err};
@@ -17,35 +18,48 @@ use crate::mount::plan::MountOp;
 use crate::spec::{IdMapping, ValidSpec};
 use crate::sys::{self, Forked};
 use nix::sched::CloneFlags;
-use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// What the caller asks of the init beyond the spec.
-pub struct Options<'a> {
+/// How the caller wants the container launched, beyond the spec: runc's create/run options, given
+/// once by the verb (see `lifecycle::Launch`) and read by reference by the parent and the init.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `--console-socket`: where the terminal's master side is sent.
+    pub console_socket: Option<PathBuf>,
+    /// Fds 3..3+N stay open for the process (`--preserve-fds` plus systemd's LISTEN_FDS).
+    pub preserve_fds: u32,
+    /// `--no-pivot`: MS_MOVE + chroot instead of pivot_root (ramfs roots).
+    pub no_pivot: bool,
+    /// `--no-new-keyring`: keep the caller's session keyring.
+    pub no_new_keyring: bool,
+}
+
+/// Everything the parent and the init need to make one container: the validated spec, its mount
+/// plan, its confinement, the launch options, and where its state lives. Built once by the lifecycle;
+/// the init reads it through [`InitArgs`], beside what only the child has.
+pub struct Request<'a> {
+    /// The validated spec.
+    pub vs: &'a ValidSpec,
+    /// The mount plan (the policy's hardening applied).
+    pub plan: &'a [MountOp],
+    /// The launch options.
+    pub options: &'a Options,
+    /// Seccomp, Landlock's mode.
+    pub confinement: &'a crate::security::Confinement,
+    /// The host mount policy, enforced again on the fds actually mounted.
+    pub policy: Option<&'a crate::policy::Enforcer>,
+    /// The container's cgroup and what goes into it; the child enters it at sync point 1 (made and
+    /// with its rules in place by then, or, with the systemd driver, started with the child in it).
+    pub cgroup: Option<(&'a crate::cgroups::Cgroup, &'a crate::cgroups::Setup)>,
     /// The container's state directory; with `fifo_gate`, the exec fifo is made in it.
     pub state_dir: &'a Path,
     /// Block the init on `<state_dir>/exec.fifo` until `berth start` (create); otherwise on the sync
     /// socket (run, which starts at once).
     pub fifo_gate: bool,
-    /// `--console-socket`: where the terminal's master side is sent.
-    pub console_socket: Option<&'a Path>,
-    /// `--preserve-fds` plus LISTEN_FDS.
-    pub preserve_fds: u32,
-    /// `--no-pivot`.
-    pub no_pivot: bool,
     /// The state directory's lock fd, closed in the child.
     pub lock_fd: Option<std::os::fd::RawFd>,
-    /// Join a new session keyring.
-    pub new_keyring: bool,
-    /// The host mount policy.
-    pub policy: Option<&'a crate::policy::Enforcer>,
-    /// How hard to apply Landlock.
-    pub landlock: crate::security::landlock::Mode,
-    /// The container's cgroup and what goes into it; the child enters it at sync point 1 (made and
-    /// with its rules in place by then, or, with the systemd driver, started with the child in it).
-    pub cgroup: Option<(&'a crate::cgroups::Cgroup, &'a crate::cgroups::Setup)>,
     /// The state JSON for hooks, given the init's pid and a status.
     pub state_json: &'a dyn Fn(i32, &str) -> String,
     /// Called with the init's final pid as soon as it exists, before any hook runs (the state
@@ -53,20 +67,22 @@ pub struct Options<'a> {
     pub on_init: &'a dyn Fn(i32) -> Result<()>,
 }
 
-impl std::fmt::Debug for Options<'_> {
+impl std::fmt::Debug for Request<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Options")
+        f.debug_struct("Request")
+            .field("options", &self.options)
             .field("state_dir", &self.state_dir)
             .field("fifo_gate", &self.fifo_gate)
             .finish_non_exhaustive()
     }
 }
 
-/// A cloned init that reported ready.
+/// A cloned init (or exec'd process) that reported ready. Its guard kills and reaps it if this is
+/// dropped before the caller disarms it (once the state that names it is saved).
 #[derive(Debug)]
 pub struct Spawned {
-    /// Its pid on the host.
-    pub pid: i32,
+    /// Kills and reaps the process unless disarmed.
+    pub guard: ChildGuard,
     /// Its start time, to recognise it later.
     pub start_time: u64,
     /// The parent's end of the sync socket (run: used to start it and to read a late error).
@@ -74,17 +90,14 @@ pub struct Spawned {
     /// The terminal's master side, when the parent must relay it (run with process.terminal and no
     /// console socket).
     pub pty: Option<OwnedFd>,
+    /// What its confinement layers enforced (sent before ready).
+    pub report: Option<crate::security::Report>,
 }
 
-/// Kills and reaps the child unless disarmed.
-struct ChildGuard(Option<Pid>);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0.take() {
-            let _ = kill(pid, Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(pid, None);
-        }
+impl Spawned {
+    /// Its pid on the host.
+    pub fn pid(&self) -> i32 {
+        self.guard.pid()
     }
 }
 
@@ -237,11 +250,11 @@ fn has_any_hooks(vs: &ValidSpec) -> bool {
 /// `start` writes its byte), and the connected console socket, checked before anything else happens.
 /// The fifo is 0600 root in a 0700 directory: nobody else on the host can start the container, and the
 /// init needs no permission on it whatever user or user namespace it ends up in.
-fn prepare(vs: &ValidSpec, opts: &Options<'_>) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
-    let fifo = if opts.fifo_gate {
-        let state_dir = sys::openat2(None, opts.state_dir, libc::O_PATH | libc::O_DIRECTORY, 0, 0)?;
+fn prepare(req: &Request<'_>) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    let fifo = if req.fifo_gate {
+        let state_dir = sys::openat2(None, req.state_dir, libc::O_PATH | libc::O_DIRECTORY, 0, 0)?;
         let name = Path::new(crate::state::EXEC_FIFO);
-        let what = || format!("mkfifo({})", opts.state_dir.join(name).display());
+        let what = || format!("mkfifo({})", req.state_dir.join(name).display());
         nix::unistd::mkfifoat(
             Some(state_dir.as_raw_fd()),
             name,
@@ -258,14 +271,14 @@ fn prepare(vs: &ValidSpec, opts: &Options<'_>) -> Result<(Option<OwnedFd>, Optio
     } else {
         None
     };
-    let console = match opts.console_socket {
+    let console = match req.options.console_socket.as_deref() {
         Some(p) => Some(OwnedFd::from(crate::files::connect_socket(
             p,
             "--console-socket",
         )?)),
         None => None,
     };
-    if vs.process.terminal && console.is_none() && opts.fifo_gate {
+    if req.vs.process.terminal && console.is_none() && req.fifo_gate {
         return Err(Error::InvalidSpec(
             "process.terminal is true: create needs --console-socket to hand the terminal over"
                 .into(),
@@ -274,19 +287,58 @@ fn prepare(vs: &ValidSpec, opts: &Options<'_>) -> Result<(Option<OwnedFd>, Optio
     Ok((fifo, console))
 }
 
+/// Decisions made before the clone that the parent and the init both follow.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Layout {
+    /// The spec has hooks: stop at sync point 2.
+    pub hooks: bool,
+    /// berth runs rootless (decided before the clone: in the child geteuid() says 0 as soon as its
+    /// maps are written).
+    pub rootless: bool,
+    /// A user namespace is joined by path: sync point 1b follows sync point 1.
+    pub user_later: bool,
+    /// Make the cgroup namespace after sync point 1 (so the container's cgroup is its root).
+    pub cgroupns_later: bool,
+}
+
+/// Sync point 1: the child is in its cgroup and, in a new user namespace, its id maps are written
+/// and the bind mounts made with the host's view handed over; it may go on (and become root in its
+/// user namespace). Unconditional: the child always waits for this go.
+fn sync_one(req: &Request<'_>, pid: i32, chan: &Channel, rootless: bool) -> Result<()> {
+    let vs = req.vs;
+    if let Some((cg, setup)) = req.cgroup {
+        cg.enter(pid, setup)
+            .with_context(|| "joining the container's cgroup".into())?;
+    }
+    if vs.clone_flags.contains(CloneFlags::CLONE_NEWUSER) {
+        let l = vs.linux();
+        if !rootless {
+            write_proc(pid, "uid_map", &map_text(&l.uid_mappings))
+                .with_context(|| "linux.uidMappings".into())?;
+            write_proc(pid, "gid_map", &map_text(&l.gid_mappings))
+                .with_context(|| "linux.gidMappings".into())?;
+            hand_over_trees(req, pid, chan)?;
+        } else {
+            // Rootless: the maps an unprivileged parent may write (see rootless_maps); the child,
+            // root in its own user namespace, makes its bind mounts itself (berth cannot enter its
+            // mount namespace to hand them over).
+            rootless_maps(pid, &l.uid_mappings, &l.gid_mappings)?;
+        }
+    }
+    chan.send(&Msg::Continue)
+}
+
 /// Sync point 1b (init::after_joined_user), after the child joined a user namespace and made the
 /// namespaces it owns: the init forked as pid 1 of a new pid namespace adopted (the intermediate
-/// reaped: the init is then this process's child), the bind mounts handed over, the go.
-fn after_joined_user(
-    vs: &ValidSpec,
-    opts: &Options<'_>,
-    plan: &[MountOp],
-    pid: &mut i32,
+/// reaped: the init is then this process's child, and the one guarded), the bind mounts handed over,
+/// the go.
+fn sync_one_b(
+    req: &Request<'_>,
     guard: &mut ChildGuard,
-    parent_end: &Channel,
+    chan: &Channel,
     rootless: bool,
 ) -> Result<()> {
-    let init = match parent_end.recv_with()? {
+    let init = match chan.recv_with()? {
         (Msg::Pid(p), _) => p as i32,
         (Msg::Error { errno, msg }, _) => return Err(Error::Child { msg, errno }),
         (m, _) => {
@@ -296,102 +348,64 @@ fn after_joined_user(
         }
     };
     if init != 0 {
-        let _ = nix::sys::wait::waitpid(Pid::from_raw(*pid), None);
-        guard.0 = Some(Pid::from_raw(init));
-        *pid = init;
+        let _ = nix::sys::wait::waitpid(Pid::from_raw(guard.pid()), None);
+        guard.replace(init);
     }
     if !rootless {
-        hand_over_trees(vs, opts, plan, *pid, parent_end)?;
+        hand_over_trees(req, guard.pid(), chan)?;
     }
-    parent_end.send(&Msg::Continue)
+    chan.send(&Msg::Continue)
 }
 
-/// The parent's side of sync points 1-3; returns the terminal's master side when the parent relays it.
-#[allow(clippy::too_many_arguments)]
-fn drive(
-    vs: &ValidSpec,
-    opts: &Options<'_>,
-    plan: &[MountOp],
-    pid: &mut i32,
-    guard: &mut ChildGuard,
-    parent_end: &Channel,
-    hooks: bool,
-    rootless: bool,
-    user_later: bool,
-) -> Result<Option<OwnedFd>> {
-    let first = *pid;
-    // Sync point 1: the child is in its cgroup and its id maps are written; it may go on (and become
-    // root in its user namespace).
-    let new_user = vs.clone_flags.contains(CloneFlags::CLONE_NEWUSER);
-    if let Some((cg, setup)) = opts.cgroup {
-        cg.enter(first, setup)
-            .with_context(|| "joining the container's cgroup".into())?;
+/// Sync point 2: namespaces and mounts exist; prestart and createRuntime run here, in the runtime's
+/// namespaces; the child gets the state for the hooks it runs itself.
+fn sync_two(req: &Request<'_>, pid: i32, chan: &Channel) -> Result<()> {
+    let Some(h) = req.vs.spec.hooks.as_ref() else {
+        return Ok(());
+    };
+    chan.expect(Msg::RunHooks)?;
+    // prestart hooks see status "created", as crun shows them and the runtime-tools suite checks
+    // (runc says "creating"); createRuntime and createContainer run while it is "creating".
+    let state = (req.state_json)(pid, "creating");
+    if !h.prestart.is_empty() {
+        crate::hooks::run_list("prestart", &h.prestart, &(req.state_json)(pid, "created"))?;
     }
-    if new_user {
-        let l = vs.linux();
-        if !rootless {
-            write_proc(first, "uid_map", &map_text(&l.uid_mappings))
-                .with_context(|| "linux.uidMappings".into())?;
-            write_proc(first, "gid_map", &map_text(&l.gid_mappings))
-                .with_context(|| "linux.gidMappings".into())?;
-            hand_over_trees(vs, opts, plan, first, parent_end)?;
-        } else {
-            // Rootless: the maps an unprivileged parent may write (see rootless_maps); the child,
-            // root in its own user namespace, makes its bind mounts itself (berth cannot enter its
-            // mount namespace to hand them over).
-            rootless_maps(first, &l.uid_mappings, &l.gid_mappings)?;
-        }
+    crate::hooks::run_list("createRuntime", &h.create_runtime, &state)?;
+    chan.send(&Msg::State(state))
+}
+
+/// The terminal's master side, which the child hands to the parent when no console socket takes it.
+fn take_terminal(chan: &Channel) -> Result<OwnedFd> {
+    match chan.recv_with()? {
+        (Msg::Fd, Some(fd)) => Ok(fd),
+        (Msg::Error { errno, msg }, _) => Err(Error::Child { msg, errno }),
+        (m, _) => Err(Error::State(format!(
+            "sync socket: expected the terminal, got {m:?}"
+        ))),
     }
-    if new_user || opts.cgroup.is_some() {
-        parent_end.send(&Msg::Continue)?;
-    }
-    if user_later {
-        after_joined_user(vs, opts, plan, pid, guard, parent_end, rootless)?;
-    }
-    let pid = *pid;
-    (opts.on_init)(pid)?;
-    if let Some(adj) = vs.process.oom_score_adj {
-        write_proc(pid, "oom_score_adj", &adj.to_string())
-            .with_context(|| "process.oomScoreAdj".into())?;
-    }
-    // Sync point 2: namespaces and mounts exist; prestart and createRuntime run here, in the runtime's
-    // namespaces; the child gets the state for the hooks it runs itself.
-    if hooks {
-        parent_end.expect(Msg::RunHooks)?;
-        // prestart hooks see status "created", as crun shows them and the runtime-tools suite checks
-        // (runc says "creating"); createRuntime and createContainer run while it is "creating".
-        let state = (opts.state_json)(pid, "creating");
-        let h = vs.spec.hooks.as_ref().expect("hooks checked above");
-        if !h.prestart.is_empty() {
-            crate::hooks::run_list("prestart", &h.prestart, &(opts.state_json)(pid, "created"))?;
-        }
-        crate::hooks::run_list("createRuntime", &h.create_runtime, &state)?;
-        parent_end.send(&Msg::State(state))?;
-    }
-    // The child hands the terminal to us when nobody else takes it.
-    let mut pty = None;
-    if vs.process.terminal && opts.console_socket.is_none() {
-        match parent_end.recv_with()? {
-            (Msg::Fd, Some(fd)) => pty = Some(fd),
-            (Msg::Error { errno, msg }, _) => return Err(Error::Child { msg, errno }),
-            (m, _) => {
-                return Err(Error::State(format!(
-                    "sync socket: expected the terminal, got {m:?}"
-                )));
-            }
-        }
-    }
-    // Sync point 3: everything that can fail before the user's program has succeeded.
+}
+
+/// Sync point 3: everything that can fail before the user's program has succeeded. On the way: what
+/// the confinement enforced, and a seccomp listener for the agent.
+fn until_ready(
+    req: &Request<'_>,
+    pid: i32,
+    chan: &Channel,
+) -> Result<Option<crate::security::Report>> {
+    let mut report = None;
     loop {
-        let (msg, fd) = parent_end.recv_with()?;
+        let (msg, fd) = chan.recv_with()?;
         match msg {
-            Msg::Ready => break,
-            Msg::Note(n) => crate::logging::info(&n),
+            Msg::Ready => return Ok(report),
+            Msg::Report(r) => {
+                crate::logging::info(&r.to_string());
+                report = Some(r);
+            }
             Msg::SeccompFd => {
                 let fd = fd.ok_or_else(|| {
                     Error::State("sync socket: a seccomp listener frame without its fd".into())
                 })?;
-                send_to_agent(vs, opts, pid, fd)?;
+                send_to_agent(req, pid, fd)?;
             }
             Msg::Error { errno, msg } => return Err(Error::Child { msg, errno }),
             other => {
@@ -401,7 +415,36 @@ fn drive(
             }
         }
     }
-    Ok(pty)
+}
+
+/// The parent's side of sync points 1-3, in order; returns the terminal's master side when the
+/// parent relays it, and what the confinement enforced.
+fn drive(
+    req: &Request<'_>,
+    guard: &mut ChildGuard,
+    chan: &Channel,
+    layout: Layout,
+) -> Result<(Option<OwnedFd>, Option<crate::security::Report>)> {
+    sync_one(req, guard.pid(), chan, layout.rootless)?;
+    if layout.user_later {
+        sync_one_b(req, guard, chan, layout.rootless)?;
+    }
+    let pid = guard.pid();
+    (req.on_init)(pid)?;
+    if let Some(adj) = req.vs.process.oom_score_adj {
+        write_proc(pid, "oom_score_adj", &adj.to_string())
+            .with_context(|| "process.oomScoreAdj".into())?;
+    }
+    if layout.hooks {
+        sync_two(req, pid, chan)?;
+    }
+    let pty = if req.vs.process.terminal && req.options.console_socket.is_none() {
+        Some(take_terminal(chan)?)
+    } else {
+        None
+    };
+    let report = until_ready(req, pid, chan)?;
+    Ok((pty, report))
 }
 
 /// Binds beyond this count are left to the child (each handed-over tree is an fd it holds until it
@@ -414,13 +457,8 @@ const MAX_HANDED_OVER: usize = 256;
 /// by the policy when there is one), clones and configures the tree there, hands the detached tree
 /// to the child, and returns to its own namespace, root and working directory. Idmapped tmpfs
 /// instances go the same way (only one made in the host's user namespace can be idmapped).
-fn hand_over_trees(
-    vs: &ValidSpec,
-    opts: &Options<'_>,
-    plan: &[MountOp],
-    pid: i32,
-    chan: &Channel,
-) -> Result<()> {
+fn hand_over_trees(req: &Request<'_>, pid: i32, chan: &Channel) -> Result<()> {
+    let (vs, plan) = (req.vs, req.plan);
     let is_bind = |op: &&MountOp| matches!(op.kind, crate::mount::plan::OpKind::Bind { .. });
     // Binds up to a bound (beyond it the child opens its sources itself); idmapped tmpfs always
     // (only a mount made in the host's user namespace can be idmapped).
@@ -439,7 +477,7 @@ fn hand_over_trees(
     let theirs = open(&format!("/proc/{pid}/ns/mnt"))?;
     nix::sched::setns(theirs.as_fd(), CloneFlags::CLONE_NEWNS)
         .map_err(|e| Error::sys(format!("setns(/proc/{pid}/ns/mnt)"), e))?;
-    let vetted = opts.policy.map(|enforcer| crate::policy::Vetted {
+    let vetted = req.policy.map(|enforcer| crate::policy::Vetted {
         enforcer,
         rootfs: &vs.rootfs,
     });
@@ -467,8 +505,8 @@ fn hand_over_trees(
 /// Hands the seccomp notify listener to the agent at linux.seccomp.listenerPath, as runc does: one
 /// message on a new connection with the container process state (runtime-spec config-linux.md,
 /// "The Container Process State") and the fd as SCM_RIGHTS.
-fn send_to_agent(vs: &ValidSpec, opts: &Options<'_>, pid: i32, fd: OwnedFd) -> Result<()> {
-    let Some(c) = &vs.seccomp else {
+fn send_to_agent(req: &Request<'_>, pid: i32, fd: OwnedFd) -> Result<()> {
+    let Some(c) = &req.confinement.seccomp else {
         return Err(Error::State(
             "sync socket: a seccomp listener without linux.seccomp".into(),
         ));
@@ -477,7 +515,7 @@ fn send_to_agent(vs: &ValidSpec, opts: &Options<'_>, pid: i32, fd: OwnedFd) -> R
         Error::InvalidSpec("linux.seccomp: SCMP_ACT_NOTIFY needs listenerPath".into())
     })?;
     let state: serde_json::Value =
-        serde_json::from_str(&(opts.state_json)(pid, "creating")).unwrap_or_default();
+        serde_json::from_str(&(req.state_json)(pid, "creating")).unwrap_or_default();
     let msg = serde_json::json!({
         "ociVersion": crate::spec::OCI_VERSION,
         "fds": ["seccompFd"],
@@ -492,61 +530,53 @@ fn send_to_agent(vs: &ValidSpec, opts: &Options<'_>, pid: i32, fd: OwnedFd) -> R
         .with_context(label)
 }
 
-/// Clones the init and drives it to ready. On error nothing is left running.
-pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spawned> {
+/// Clones the init and drives it to ready. On error nothing is left running; on success the init is
+/// guarded by the returned [`Spawned`] until the caller disarms it.
+pub fn spawn(req: &Request<'_>) -> Result<Spawned> {
+    let vs = req.vs;
     crate::security::exe::remember();
     let (parent_end, child_end) = sync::pair()?;
-    let (fifo, console) = prepare(vs, opts)?;
+    let (fifo, console) = prepare(req)?;
     join_in_parent(vs)?;
     new_time_ns(vs)?;
     let join_user = vs.joins.iter().find(|j| j.typ == "user");
     // With a user namespace to join, the child must join it before it creates the others, so that
     // it owns them (containerd 2.x's user-namespaced pods): all of them, the pid namespace too, which
-    // then needs one more fork (init::become_pid_one); this process is a child subreaper so that
+    // then needs one more fork (init::after_joined_user); this process is a child subreaper so that
     // the init is its child once the intermediate is gone.
     let (clone_flags, unshare_later) = match join_user {
         Some(_) => (CloneFlags::empty(), vs.clone_flags),
         None => (vs.clone_flags, CloneFlags::empty()),
     };
-    let pid_later = unshare_later.contains(CloneFlags::CLONE_NEWPID);
-    let user_later = join_user.is_some();
-    if pid_later {
+    if unshare_later.contains(CloneFlags::CLONE_NEWPID) {
         nix::sys::prctl::set_child_subreaper(true)
             .map_err(|e| Error::sys("prctl(PR_SET_CHILD_SUBREAPER, 1)", e))?;
     }
     // The cgroup namespace is made once the init is in its cgroup (sync point 1), so that cgroup is
     // its root.
-    let cgroupns_later = opts.cgroup.is_some() && clone_flags.contains(CloneFlags::CLONE_NEWCGROUP);
+    let cgroupns_later = req.cgroup.is_some() && clone_flags.contains(CloneFlags::CLONE_NEWCGROUP);
     let clone_flags = if cgroupns_later {
         clone_flags - CloneFlags::CLONE_NEWCGROUP
     } else {
         clone_flags
     };
-    let hooks = has_any_hooks(vs);
-    // Decided here, before the clone: in the child geteuid() says 0 as soon as its maps are written.
-    let rootless = crate::spec::rootless::active();
+    let layout = Layout {
+        hooks: has_any_hooks(vs),
+        rootless: crate::spec::rootless::active(),
+        user_later: join_user.is_some(),
+        cgroupns_later,
+    };
     let pid = match sys::clone_fork(clone_flags.bits() as libc::c_ulong)? {
         Forked::Child => {
             drop(parent_end);
             init::run(InitArgs {
-                vs,
-                plan,
+                req,
+                layout,
                 chan: child_end,
                 gate: fifo.map_or(Gate::Socket, Gate::Fifo),
                 console,
-                preserve_fds: opts.preserve_fds,
-                no_pivot: opts.no_pivot,
                 join_user,
                 unshare_later,
-                hooks,
-                lock_fd: opts.lock_fd,
-                new_keyring: opts.new_keyring,
-                policy: opts.policy,
-                landlock: opts.landlock,
-                in_cgroup: opts.cgroup.is_some(),
-                cgroupns_later,
-                cgroup: opts.cgroup.map(|(cg, _)| cg),
-                rootless,
             })
         }
         Forked::Parent(pid) => pid,
@@ -554,26 +584,15 @@ pub fn spawn(vs: &ValidSpec, plan: &[MountOp], opts: &Options<'_>) -> Result<Spa
     drop(child_end);
     drop(console);
     drop(fifo);
-    let mut guard = ChildGuard(Some(Pid::from_raw(pid)));
-    let mut pid = pid;
-    let pty = drive(
-        vs,
-        opts,
-        plan,
-        &mut pid,
-        &mut guard,
-        &parent_end,
-        hooks,
-        rootless,
-        user_later,
-    )?;
+    let mut guard = ChildGuard::new(pid);
+    let (pty, report) = drive(req, &mut guard, &parent_end, layout)?;
     // A zombie still has its start time; if the child already failed, its error is on the socket.
-    let start_time = sys::process_start(pid).map_or(0, |(t, _)| t);
-    guard.0 = None;
+    let start_time = sys::process_start(guard.pid()).map_or(0, |(t, _)| t);
     Ok(Spawned {
-        pid,
+        guard,
         start_time,
         channel: parent_end,
         pty,
+        report,
     })
 }

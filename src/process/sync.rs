@@ -39,8 +39,8 @@ pub enum Msg {
     Saved,
     /// Child → parent: the init no longer dies with the parent.
     Detached,
-    /// Child → parent: something to log (what a security layer enforced).
-    Note(String),
+    /// Child → parent: what every confinement layer enforced (JSON on the wire).
+    Report(crate::security::Report),
     /// Child → parent: setup failed; the child exits after sending this.
     Error {
         /// errno, 0 when none.
@@ -72,13 +72,17 @@ pub fn pair() -> Result<(Channel, Channel)> {
 
 impl Channel {
     fn encode(msg: &Msg) -> Vec<u8> {
+        let report;
         let (tag, errno, payload): (u8, i32, &str) = match msg {
             Msg::Continue => (1, 0, ""),
             Msg::RunHooks => (2, 0, ""),
             Msg::State(s) => (3, 0, s),
             Msg::Ready => (4, 0, ""),
             Msg::Fd => (5, 0, ""),
-            Msg::Note(s) => (7, 0, s),
+            Msg::Report(r) => {
+                report = serde_json::to_string(r).unwrap_or_default();
+                (7, 0, report.as_str())
+            }
             Msg::SeccompFd => (8, 0, ""),
             Msg::Saved => (9, 0, ""),
             Msg::Detached => (10, 0, ""),
@@ -110,7 +114,7 @@ impl Channel {
                 errno,
                 msg: payload,
             },
-            7 => Msg::Note(payload),
+            7 => Msg::Report(serde_json::from_str(&payload).map_err(|_| bad())?),
             8 => Msg::SeccompFd,
             9 => Msg::Saved,
             10 => Msg::Detached,

@@ -42,7 +42,8 @@ pub fn apply_bounding(c: &Capabilities) -> Result<()> {
 }
 
 /// Sets inheritable, permitted, effective and ambient (after the uid change); absent sets are empty.
-pub fn apply_sets(c: &Capabilities) -> Result<()> {
+/// Partial when an ambient capability was skipped (not both permitted and inheritable).
+pub fn apply_sets(c: &Capabilities) -> Result<super::Enforced> {
     let inh = set_of(&c.inheritable)?;
     let prm = set_of(&c.permitted)?;
     let eff = set_of(&c.effective)?;
@@ -52,15 +53,25 @@ pub fn apply_sets(c: &Capabilities) -> Result<()> {
     caps::set(None, CapSet::Effective, &eff).map_err(|e| err("effective", e))?;
     caps::set(None, CapSet::Permitted, &prm).map_err(|e| err("permitted", e))?;
     caps::clear(None, CapSet::Ambient).map_err(|e| err("clear ambient", e))?;
+    let mut skipped = Vec::new();
     for cap in &amb {
         // The kernel refuses an ambient capability that is not both permitted and inheritable; runc
         // skips those too, since specs routinely list ambient = effective.
         if prm.contains(cap) && inh.contains(cap) {
             caps::raise(None, CapSet::Ambient, *cap)
                 .map_err(|e| err(&format!("raise ambient {cap}"), e))?;
+        } else {
+            skipped.push(cap.to_string());
         }
     }
-    Ok(())
+    if skipped.is_empty() {
+        return Ok(super::Enforced::Full);
+    }
+    skipped.sort();
+    Ok(super::Enforced::Partial(format!(
+        "ambient {} skipped: not both permitted and inheritable",
+        skipped.join(", ")
+    )))
 }
 
 /// Keeps in every set of `c` only what the bounding mask `bnd` (CapBnd of /proc/PID/status)

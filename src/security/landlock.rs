@@ -265,38 +265,35 @@ impl Builder {
         )?)
     }
 
-    /// Restricts this process (needs no_new_privs or CAP_SYS_ADMIN). Returns a line saying what was
-    /// enforced.
-    pub fn restrict(self) -> Result<String> {
-        let name = match self.mode {
-            Mode::Off => return Ok("landlock: off".into()),
-            Mode::Enforce => "enforce",
-            Mode::BestEffort => "best-effort",
-        };
+    /// Restricts this process (needs no_new_privs or CAP_SYS_ADMIN). Returns what was enforced:
+    /// enforce fails unless that is everything; best-effort says what was missing.
+    pub fn restrict(self) -> Result<super::Enforced> {
+        use super::Enforced;
+        if self.mode == Mode::Off {
+            return Ok(Enforced::Off);
+        }
         let Some(ruleset) = self.ruleset else {
             return match self.mode {
                 Mode::Enforce => Err(Error::NotSupported(
                     "annotations.berth.landlock=enforce: this kernel does not support Landlock"
                         .into(),
                 )),
-                _ => Ok(
-                    "landlock: best-effort: not enforced (this kernel does not support Landlock)"
-                        .into(),
-                ),
+                _ => Ok(Enforced::Partial(
+                    "not enforced: this kernel does not support Landlock".into(),
+                )),
             };
         };
         sys::landlock_restrict_self(std::os::fd::AsFd::as_fd(&ruleset))?;
-        let what = if self.full {
-            "fully enforced"
-        } else {
-            "partially enforced (the kernel lacks some of ABI 7's rights)"
-        };
-        if self.mode == Mode::Enforce && !self.full {
+        if self.full {
+            return Ok(Enforced::Full);
+        }
+        let why = "the kernel lacks some of ABI 7's rights";
+        if self.mode == Mode::Enforce {
             return Err(Error::NotSupported(format!(
-                "annotations.berth.landlock=enforce: Landlock {what}"
+                "annotations.berth.landlock=enforce: Landlock only partially enforced ({why})"
             )));
         }
-        Ok(format!("landlock: {name}: {what}"))
+        Ok(Enforced::Partial(why.into()))
     }
 }
 

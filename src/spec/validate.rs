@@ -1,8 +1,10 @@
 //! Validation of config.json into a [`ValidSpec`]: everything later steps rely on is checked here, once,
 //! with errors that name the field (`linux.namespaces[2].type`), before any state or process exists.
 //!
-//! Settings berth cannot enforce are refused (seccomp until the confinement layer lands, SELinux,
-//! personality, idmapped mounts) rather than skipped, so a spec never silently loses a protection.
+//! Settings berth cannot apply are refused (linux.intelRdt; a personality other than LINUX or
+//! LINUX32) rather than skipped, so a spec never silently loses a protection. The security fields
+//! (capability names, seccomp, AppArmor, SELinux, Landlock's annotation) are checked beside the spec
+//! by `security::prepare`, which create and exec call right after this validation.
 
 use super::{Namespace, Process, Spec};
 use crate::error::{Error, Result};
@@ -41,28 +43,8 @@ pub struct ValidSpec {
     pub userns: bool,
     /// The spec mounts a tmpfs on /dev, so berth populates a minimal /dev.
     pub dev_is_tmpfs: bool,
-    /// linux.seccomp, compiled (before any process exists, so profile errors fail early).
-    pub seccomp: Option<crate::security::seccomp::Compiled>,
     /// linux.personality as personality(2) takes it.
     pub personality: Option<u32>,
-}
-
-/// SELinux labels: with SELinux off there is nothing to label and the label is dropped, as runc and
-/// crun ignore it (logged with --debug); with SELinux on it is checked here and applied later
-/// (security::selinux, mount::plan).
-fn check_selinux_label(field: &str, label: &mut Option<String>) -> Result<()> {
-    let Some(l) = label.as_deref().filter(|l| !l.is_empty()) else {
-        *label = None;
-        return Ok(());
-    };
-    if crate::security::selinux::enabled() {
-        return crate::security::selinux::check(field, l);
-    }
-    crate::logging::debug(&format!(
-        "{field}: SELinux is not enabled on this host; label {l:?} ignored"
-    ));
-    *label = None;
-    Ok(())
 }
 
 /// linux.personality: domain LINUX (PER_LINUX, 0) or LINUX32 (PER_LINUX32, 8), as runc supports.
@@ -203,7 +185,7 @@ fn check_namespaces(namespaces: &[Namespace]) -> Result<(CloneFlags, bool, Vec<J
 }
 
 /// Checks a process object (the spec's, or one `exec` runs).
-pub fn check_process(p: &mut Process) -> Result<()> {
+pub fn check_process(p: &Process) -> Result<()> {
     if p.args.is_empty() || p.args[0].is_empty() {
         return Err(invalid("process.args: must name a program".into()));
     }
@@ -230,26 +212,6 @@ pub fn check_process(p: &mut Process) -> Result<()> {
                 "process.rlimits[{i}]: soft limit {} is above hard limit {}",
                 r.soft, r.hard
             )));
-        }
-    }
-    check_selinux_label("process.selinuxLabel", &mut p.selinux_label)?;
-    crate::security::apparmor::check(p.apparmor_profile.as_deref())?;
-    if let Some(caps) = &p.capabilities {
-        let sets = [
-            ("bounding", &caps.bounding),
-            ("effective", &caps.effective),
-            ("inheritable", &caps.inheritable),
-            ("permitted", &caps.permitted),
-            ("ambient", &caps.ambient),
-        ];
-        for (set, list) in sets {
-            for (i, name) in list.iter().flatten().enumerate() {
-                crate::security::caps::parse(name).map_err(|_| {
-                    invalid(format!(
-                        "process.capabilities.{set}[{i}]: unknown capability {name:?}"
-                    ))
-                })?;
-            }
         }
     }
     Ok(())
@@ -342,7 +304,7 @@ fn check_linux(
 
 impl ValidSpec {
     /// Validates `spec` of the bundle in `bundle`.
-    pub fn new(mut spec: Spec, bundle: &Path) -> Result<ValidSpec> {
+    pub fn new(spec: Spec, bundle: &Path) -> Result<ValidSpec> {
         if spec.oci_version.is_empty() {
             return Err(invalid("ociVersion: missing".into()));
         }
@@ -360,14 +322,11 @@ impl ValidSpec {
         let bundle =
             std::path::absolute(bundle).map_err(|e| crate::error::io_err("absolute", bundle, e))?;
         let rootfs = bundle.join(&root.path);
-        let mut process = spec
+        let process = spec
             .process
             .clone()
             .ok_or_else(|| invalid("process: missing".into()))?;
-        check_process(&mut process)?;
-        if let Some(p) = spec.process.as_mut() {
-            p.selinux_label = process.selinux_label.clone();
-        }
+        check_process(&process)?;
 
         let linux = spec.linux.clone().unwrap_or_default();
         let (clone_flags, new_time, joins) = check_namespaces(&linux.namespaces)?;
@@ -386,15 +345,6 @@ impl ValidSpec {
             ));
         }
         check_linux(&spec, &linux, clone_flags, new_time, &joins)?;
-        let seccomp = match &linux.seccomp {
-            Some(v) if !v.is_null() => Some(crate::security::seccomp::compile(v)?),
-            _ => None,
-        };
-        let mut mount_label = linux.mount_label.clone();
-        check_selinux_label("linux.mountLabel", &mut mount_label)?;
-        if let Some(l) = spec.linux.as_mut() {
-            l.mount_label = mount_label;
-        }
         if linux.intel_rdt.is_some() {
             return Err(Error::NotSupported("linux.intelRdt".into()));
         }
@@ -426,7 +376,6 @@ impl ValidSpec {
             joins,
             userns,
             dev_is_tmpfs,
-            seccomp,
             personality,
             spec,
         })
