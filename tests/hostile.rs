@@ -155,11 +155,21 @@ fn the_landlock_annotation_cannot_loosen_the_policy() {
     w.b.spec["annotations"] = json!({"berth.landlock": "off"});
     let log = w.b.tmp.path().join("log");
     let mut a = vec!["--log", log.to_str().unwrap()];
-    a.extend(w.args("run", &[]));
+    a.extend(w.args("create", &[]));
     a.push("ll1");
     ok(&w.b.berth(&a));
-    let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("landlock: enforce"), "{text}");
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(w.b.state.join("ll1/confinement.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["landlock_mode"], "enforce", "{report}");
+    assert_eq!(report["landlock"]["status"], "full", "{report}");
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("landlock (enforce) full")
+    );
+    ok(&w.b.berth(&["delete", "--force", "ll1"]));
 }
 
 #[test]
