@@ -174,10 +174,9 @@ fn landlock_status_is_logged_and_enforce_fails_without_landlock() {
         "le1",
     ]));
     // What every layer enforced is kept beside the state, by field; the log has it as one line.
-    let report: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(b.state.join("le1/confinement.json")).unwrap(),
-    )
-    .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.state.join("le1/confinement.json")).unwrap())
+            .unwrap();
     assert_eq!(report["landlock"]["status"], "full", "{report}");
     assert_eq!(report["landlock_mode"], "enforce", "{report}");
     assert_eq!(report["seccomp"]["status"], "off", "{report}");
@@ -209,11 +208,9 @@ fn landlock_status_is_logged_and_enforce_fails_without_landlock() {
     ]);
     cmd.env("BERTH_TEST_NO_LANDLOCK", "1");
     ok(&output(&mut cmd, b.tmp.path()));
-    assert!(
-        std::fs::read_to_string(&log)
-            .unwrap()
-            .contains("landlock (best-effort) partial (not enforced: this kernel does not support Landlock)")
-    );
+    assert!(std::fs::read_to_string(&log).unwrap().contains(
+        "landlock (best-effort) partial (not enforced: this kernel does not support Landlock)"
+    ));
     b.spec["annotations"] = json!({"berth.landlock": "sometimes"});
     assert!(fails(&b.run("le4")).contains("annotations.berth.landlock"));
 }

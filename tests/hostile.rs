@@ -158,10 +158,9 @@ fn the_landlock_annotation_cannot_loosen_the_policy() {
     a.extend(w.args("create", &[]));
     a.push("ll1");
     ok(&w.b.berth(&a));
-    let report: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(w.b.state.join("ll1/confinement.json")).unwrap(),
-    )
-    .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.b.state.join("ll1/confinement.json")).unwrap())
+            .unwrap();
     assert_eq!(report["landlock_mode"], "enforce", "{report}");
     assert_eq!(report["landlock"]["status"], "full", "{report}");
     assert!(

@@ -399,98 +399,24 @@ impl Enforcer {
 
     /// Opens the source of a bind mount under its allowed root and checks every rule; the returned fd
     /// is the one to mount. `rootfs` is the container's rootfs, which no source may be or contain.
+    /// The checks, in order: the root it lies under (and the tenant's say), the access, the idmap,
+    /// the open beneath the root, the file type, the rootfs.
     pub fn open_source(&self, op: &MountOp, rootfs: &Path) -> Result<(OwnedFd, Access)> {
         let OpKind::Bind { source, .. } = &op.kind else {
             return Err(Error::Policy("not a bind mount".into()));
         };
         let refuse = |rule: &str, why: String| Error::Refused(Refusal::new(op.label(), rule, why));
-        let rule = self.policy.root_for(source).ok_or_else(|| {
-            refuse(
-                "roots",
-                format!("source {} is not under an allowed root", source.display()),
-            )
-        })?;
-        let mut max = rule.access;
-        if let Some((name, t)) = self.tenant() {
-            if !t.roots.iter().any(|r| r == &rule.path) {
-                return Err(refuse(
-                    &format!("tenants.{name}.roots"),
-                    format!("tenant {name} may not use the root {}", rule.path.display()),
-                ));
-            }
-            max = max.min(t.access);
-        }
-        let mut access = if wants_rw(op) { Access::Rw } else { Access::Ro };
-        if access > max && self.policy.excess_access == ExcessAccess::ReadOnly {
-            // harden() makes it read-only as a whole tree, as every bind under an ro cap.
-            access = Access::Ro;
-        }
-        if access > max {
-            return Err(refuse(
-                "access",
-                format!(
-                    "rw requested, but at most ro is allowed from {}",
-                    rule.path.display()
-                ),
-            ));
-        }
+        let (rule, max) = self.lookup(source).map_err(|(r, why)| refuse(&r, why))?;
+        let access = self
+            .access(op, rule, max)
+            .map_err(|(r, why)| refuse(r, why))?;
         if let Some(idmap) = &op.idmap {
-            let Some(allowed) = &rule.idmap else {
-                return Err(refuse(
-                    "roots.idmap",
-                    format!(
-                        "{} allows no idmapped mounts (no idmap rule)",
-                        rule.path.display()
-                    ),
-                ));
-            };
-            if let Some(range) = allowed.outside(idmap) {
-                return Err(refuse(
-                    "roots.idmap",
-                    format!(
-                        "the mapping exposes on-disk {range}, outside what {} allows",
-                        rule.path.display()
-                    ),
-                ));
-            }
+            idmap_allowed(rule, idmap).map_err(|why| refuse("roots.idmap", why))?;
         }
-        let fd = open_beneath(&rule.path, source, libc::O_PATH).map_err(|e| match e {
-            Beneath::Root(e) => refuse("roots", format!("the allowed root cannot be opened: {e}")),
-            Beneath::Rest(nix::errno::Errno::EXDEV | nix::errno::Errno::ELOOP) => refuse(
-                "roots",
-                format!(
-                    "{} leaves the allowed root {} (symlink or ..)",
-                    source.display(),
-                    rule.path.display()
-                ),
-            ),
-            Beneath::Rest(e) => refuse(
-                "roots",
-                format!(
-                    "opening {} beneath {}: {e}",
-                    source.display(),
-                    rule.path.display()
-                ),
-            ),
-        })?;
+        let fd = open_source_beneath(rule, source).map_err(|why| refuse("roots", why))?;
         let st = sys::fstat(&fd)?;
         let t = st.st_mode & libc::S_IFMT;
-        if t != libc::S_IFDIR && t != libc::S_IFREG && !rule.special_files {
-            let what = match t {
-                libc::S_IFCHR | libc::S_IFBLK => "a device node",
-                libc::S_IFSOCK => "a socket",
-                libc::S_IFIFO => "a FIFO",
-                _ => "a special file",
-            };
-            return Err(refuse(
-                "special_files",
-                format!(
-                    "{} is {what}, and {} does not allow special files",
-                    source.display(),
-                    rule.path.display()
-                ),
-            ));
-        }
+        file_type_allowed(rule, source, t).map_err(|why| refuse("special_files", why))?;
         if t == libc::S_IFDIR && contains(&fd, rootfs)? {
             return Err(refuse(
                 "rootfs",
@@ -498,6 +424,51 @@ impl Enforcer {
             ));
         }
         Ok((fd, access))
+    }
+
+    /// The allowed root `source` lies under, and the most access it and the tenant give.
+    fn lookup(&self, source: &Path) -> std::result::Result<(&RootRule, Access), (String, String)> {
+        let rule = self.policy.root_for(source).ok_or_else(|| {
+            (
+                "roots".to_string(),
+                format!("source {} is not under an allowed root", source.display()),
+            )
+        })?;
+        let mut max = rule.access;
+        if let Some((name, t)) = self.tenant() {
+            if !t.roots.iter().any(|r| r == &rule.path) {
+                return Err((
+                    format!("tenants.{name}.roots"),
+                    format!("tenant {name} may not use the root {}", rule.path.display()),
+                ));
+            }
+            max = max.min(t.access);
+        }
+        Ok((rule, max))
+    }
+
+    /// The access the mount gets: what it asks, capped at `max` (read-only under `excess_access:
+    /// read-only`, which harden() then applies to the whole tree), or refused.
+    fn access(
+        &self,
+        op: &MountOp,
+        rule: &RootRule,
+        max: Access,
+    ) -> std::result::Result<Access, (&'static str, String)> {
+        let mut access = if wants_rw(op) { Access::Rw } else { Access::Ro };
+        if access > max && self.policy.excess_access == ExcessAccess::ReadOnly {
+            access = Access::Ro;
+        }
+        if access > max {
+            return Err((
+                "access",
+                format!(
+                    "rw requested, but at most ro is allowed from {}",
+                    rule.path.display()
+                ),
+            ));
+        }
+        Ok(access)
     }
 
     /// Checks every mount of a plan; refusals are errors (the first one), before anything is made.
@@ -560,53 +531,113 @@ impl Enforcer {
                             ));
                             return v;
                         }
-                        match self.open_source(op, rootfs) {
-                            Ok((fd, access)) => {
-                                v.resolved = std::fs::read_link(format!(
-                                    "/proc/self/fd/{}",
-                                    std::os::fd::AsRawFd::as_raw_fd(&fd)
-                                ))
-                                .ok()
-                                .map(|p| p.display().to_string());
-                                v.access = Some(access);
-                                v.rule = self
-                                    .policy
-                                    .root_for(source)
-                                    .map(|r| format!("root {}", r.path.display()))
-                                    .unwrap_or_default();
-                                if let Some(i) = &op.idmap {
-                                    v.rule.push_str(&format!(
-                                        "; idmap{} on-disk uids {}",
-                                        if i.recursive { " (recursive)" } else { "" },
-                                        i.uid
-                                            .iter()
-                                            .map(|m| format!(
-                                                "{}..{}",
-                                                m.container_id,
-                                                u64::from(m.container_id) + u64::from(m.size) - 1
-                                            ))
-                                            .collect::<Vec<_>>()
-                                            .join(",")
-                                    ));
-                                }
-                                if wants_rw(op) && access == Access::Ro {
-                                    v.capped = true;
-                                    v.rule.push_str(
-                                        "; rw asked, mounted read-only (excess_access: read-only)",
-                                    );
-                                }
-                            }
-                            Err(e) => v.refuse(match e.refusal() {
-                                Some(r) => r.clone(),
-                                None => Refusal::new(op.label(), "policy", e.to_string()),
-                            }),
-                        }
+                        self.bind_verdict(op, source, rootfs, &mut v);
                     }
                 }
                 v
             })
             .collect()
     }
+
+    /// The verdict on one bind mount: its source opened and checked as create will open it.
+    fn bind_verdict(&self, op: &MountOp, source: &Path, rootfs: &Path, v: &mut Verdict) {
+        let (fd, access) = match self.open_source(op, rootfs) {
+            Ok(r) => r,
+            Err(e) => {
+                return v.refuse(match e.refusal() {
+                    Some(r) => r.clone(),
+                    None => Refusal::new(op.label(), "policy", e.to_string()),
+                });
+            }
+        };
+        v.resolved = std::fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&fd)
+        ))
+        .ok()
+        .map(|p| p.display().to_string());
+        v.access = Some(access);
+        v.rule = self
+            .policy
+            .root_for(source)
+            .map(|r| format!("root {}", r.path.display()))
+            .unwrap_or_default();
+        if let Some(i) = &op.idmap {
+            let ranges: Vec<String> = i
+                .uid
+                .iter()
+                .map(|m| {
+                    let last = u64::from(m.container_id) + u64::from(m.size) - 1;
+                    format!("{}..{last}", m.container_id)
+                })
+                .collect();
+            v.rule.push_str(&format!(
+                "; idmap{} on-disk uids {}",
+                if i.recursive { " (recursive)" } else { "" },
+                ranges.join(",")
+            ));
+        }
+        if wants_rw(op) && access == Access::Ro {
+            v.capped = true;
+            v.rule
+                .push_str("; rw asked, mounted read-only (excess_access: read-only)");
+        }
+    }
+}
+
+/// An idmapped mount is allowed from `rule` only within its idmap rule's on-disk ids.
+fn idmap_allowed(
+    rule: &RootRule,
+    idmap: &crate::mount::plan::Idmap,
+) -> std::result::Result<(), String> {
+    let Some(allowed) = &rule.idmap else {
+        return Err(format!(
+            "{} allows no idmapped mounts (no idmap rule)",
+            rule.path.display()
+        ));
+    };
+    match allowed.outside(idmap) {
+        Some(range) => Err(format!(
+            "the mapping exposes on-disk {range}, outside what {} allows",
+            rule.path.display()
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Opens `source` beneath its allowed root ([`open_beneath`]); why not, when it cannot be.
+fn open_source_beneath(rule: &RootRule, source: &Path) -> std::result::Result<OwnedFd, String> {
+    open_beneath(&rule.path, source, libc::O_PATH).map_err(|e| match e {
+        Beneath::Root(e) => format!("the allowed root cannot be opened: {e}"),
+        Beneath::Rest(nix::errno::Errno::EXDEV | nix::errno::Errno::ELOOP) => format!(
+            "{} leaves the allowed root {} (symlink or ..)",
+            source.display(),
+            rule.path.display()
+        ),
+        Beneath::Rest(e) => format!(
+            "opening {} beneath {}: {e}",
+            source.display(),
+            rule.path.display()
+        ),
+    })
+}
+
+/// Only directories and regular files may be bound, unless the root allows special files.
+fn file_type_allowed(rule: &RootRule, source: &Path, t: u32) -> std::result::Result<(), String> {
+    if t == libc::S_IFDIR || t == libc::S_IFREG || rule.special_files {
+        return Ok(());
+    }
+    let what = match t {
+        libc::S_IFCHR | libc::S_IFBLK => "a device node",
+        libc::S_IFSOCK => "a socket",
+        libc::S_IFIFO => "a FIFO",
+        _ => "a special file",
+    };
+    Err(format!(
+        "{} is {what}, and {} does not allow special files",
+        source.display(),
+        rule.path.display()
+    ))
 }
 
 /// The policy as the mount code's source of bind sources: every source is opened beneath its allowed

@@ -170,6 +170,19 @@ pub fn spawn(vs: &ValidSpec, t: &Target<'_>) -> Result<Spawned> {
             .with_context(|| "joining the container's cgroup".into())?;
     }
     parent_end.send(&Msg::Continue)?;
+    let (pty, report) = until_ready(&parent_end)?;
+    Ok(Spawned {
+        start_time: sys::process_start_time(pid).unwrap_or(0),
+        guard,
+        channel: parent_end,
+        pty,
+        report,
+    })
+}
+
+/// The exec'd process's side of the sync socket until it is ready: its terminal's master side (when
+/// berth relays it) and what its confinement enforced.
+fn until_ready(parent_end: &Channel) -> Result<(Option<OwnedFd>, Option<crate::security::Report>)> {
     let mut pty = None;
     let mut report = None;
     loop {
@@ -194,13 +207,7 @@ pub fn spawn(vs: &ValidSpec, t: &Target<'_>) -> Result<Spawned> {
             }
         }
     }
-    Ok(Spawned {
-        start_time: sys::process_start_time(pid).unwrap_or(0),
-        guard,
-        channel: parent_end,
-        pty,
-        report,
-    })
+    Ok((pty, report))
 }
 
 fn report(chan: &Channel, e: Error) -> ! {

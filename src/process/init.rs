@@ -178,12 +178,45 @@ fn build_rootfs(
     made: &mut Made,
 ) -> Result<(Root, String)> {
     let vs = a.req.vs;
-    let p = &vs.process;
-    let linux = vs.linux();
-    // 5. The rootfs, all on fds: propagation, rootfs bound onto itself, the spec's mounts in order,
-    //    /dev, devices. Host paths (the verified /dev/null) are opened now, while the host is reachable.
-    //    In a joined mount namespace nothing is mounted (its mounts are shared with whoever made it):
-    //    the init only chroots into root.path as that namespace sees it.
+    // 5. The rootfs, all on fds (see mount_rootfs).
+    let (root, null) = mount_rootfs(a, landlock, made)?;
+    // 6. Sync point 2: prestart/createRuntime hooks run in the parent now; createContainer hooks run
+    //    here, in the container's mount namespace before pivot_root, as the runtime-spec says.
+    let state = container_hooks(a)?;
+    // 7. Sysctls and the loopback, then read-only and masked paths (see harden_paths).
+    // 8. Into the root, unless a joined mount namespace already is the container's.
+    let root = match null {
+        Some(null) => {
+            harden_paths(vs, &root, null)?;
+            enter_root(root, a.req.options.no_pivot)?
+        }
+        None => {
+            settings(vs)?;
+            root
+        }
+    };
+    names(vs)?;
+    if !vs.joins_mount() {
+        // The root turns read-only last, since the steps before may create mount points in it.
+        if vs.spec.root.as_ref().is_some_and(|r| r.readonly) {
+            rootfs::make_root_readonly()?;
+        }
+        rootfs::set_root_propagation(vs)?;
+    }
+    Ok((root, state))
+}
+
+/// Step 5. The rootfs, all on fds: propagation, rootfs bound onto itself, the spec's mounts in order,
+/// /dev, devices, the terminal, the working directory. Host paths (the verified /dev/null, returned)
+/// are opened now, while the host is reachable. In a joined mount namespace nothing is mounted (its
+/// mounts are shared with whoever made it): the init only chroots into root.path as that namespace
+/// sees it. Landlock rules are taken from the mounts as they are attached (see security::landlock).
+fn mount_rootfs(
+    a: &InitArgs<'_>,
+    landlock: &mut Landlock,
+    made: &mut Made,
+) -> Result<(Root, Option<OwnedFd>)> {
+    let vs = a.req.vs;
     let joined = vs.joins_mount();
     let root = if joined {
         step("rootfs", rootfs::chroot_joined(vs))?
@@ -195,7 +228,6 @@ fn build_rootfs(
         };
         step("rootfs", rootfs::bind_rootfs(vs, vetted))?
     };
-    // Landlock rules are taken from the mounts as they are attached (see security::landlock).
     let root_grant = if vs.spec.root.as_ref().is_some_and(|r| r.readonly) {
         Grant::Read
     } else {
@@ -210,43 +242,7 @@ fn build_rootfs(
         Some(v) => v,
         None => &HostPath,
     };
-    let mut env = crate::mount::apply::Env {
-        sources,
-        made: std::mem::take(made),
-        usernses: Default::default(),
-        dests: Default::default(),
-        closer: Default::default(),
-        root_special: None,
-        cgroup_v1: a
-            .req
-            .cgroup
-            .map(|(c, _)| c)
-            .filter(|c| c.version == crate::cgroups::Version::V1)
-            .map(|c| {
-                c.dirs
-                    .iter()
-                    .map(|d| {
-                        let name = if d.unified {
-                            "unified".to_string()
-                        } else {
-                            d.controllers.join(",")
-                        };
-                        (name, d.path.clone())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
-        cgroup_v2_bind: a
-            .req
-            .cgroup
-            .map(|(c, _)| c)
-            .filter(|c| c.version == crate::cgroups::Version::V2)
-            .filter(|_| {
-                !vs.clone_flags.contains(CloneFlags::CLONE_NEWCGROUP) && !a.layout.cgroupns_later
-            })
-            .and_then(|c| c.dirs.first())
-            .map(|d| d.path.clone()),
-    };
+    let mut env = mount_env(a, sources, std::mem::take(made));
     let dev = crate::mount::apply::apply_all(&root, a.req.plan, &mut env, &mut |op, fd, dir| {
         let grant = if op.top_read_only() {
             Grant::Read
@@ -265,9 +261,9 @@ fn build_rootfs(
         step("populating /dev", rootfs::populate_dev(dev, vs.userns))?;
     }
     if !joined {
-        rootfs::create_devices(&root, &linux.devices, vs.userns)?;
+        rootfs::create_devices(&root, &vs.linux().devices, vs.userns)?;
     }
-    if p.terminal {
+    if vs.process.terminal {
         step("process.terminal", setup_terminal(a, &root, dev.as_ref()))?;
     }
     let null = if joined {
@@ -275,70 +271,118 @@ fn build_rootfs(
     } else {
         Some(step("masking paths", rootfs::host_null())?)
     };
-    drop(step("process.cwd", root.mkdir_all(Path::new(&p.cwd)))?);
+    drop(step(
+        "process.cwd",
+        root.mkdir_all(Path::new(&vs.process.cwd)),
+    )?);
+    Ok((root, null))
+}
 
-    // 6. Sync point 2: prestart/createRuntime hooks run in the parent now; createContainer hooks run
-    //    here, in the container's mount namespace before pivot_root, as the runtime-spec says.
-    let mut state = String::new();
-    if a.layout.hooks {
-        a.chan.send(&Msg::RunHooks)?;
-        match a.chan.recv()? {
-            Msg::State(s) => state = s,
-            other => {
-                return Err(Error::State(format!(
-                    "sync socket: expected the state, got {other:?}"
-                )));
-            }
-        }
-        if let Some(h) = &vs.spec.hooks {
-            crate::hooks::run_list("createContainer", &h.create_container, &state)?;
-        }
+/// What mount::apply needs beyond the plan: where bind sources come from (the policy's vetted fds,
+/// or the host path), the trees the parent handed over, and the container's cgroup directories
+/// (bound where the spec mounts cgroup).
+fn mount_env<'a>(
+    a: &InitArgs<'_>,
+    sources: &'a dyn OpenSource,
+    made: Made,
+) -> crate::mount::apply::Env<'a> {
+    let vs = a.req.vs;
+    let cgroup = a.req.cgroup.map(|(c, _)| c);
+    crate::mount::apply::Env {
+        sources,
+        made,
+        usernses: Default::default(),
+        dests: Default::default(),
+        closer: Default::default(),
+        root_special: None,
+        cgroup_v1: cgroup
+            .filter(|c| c.version == crate::cgroups::Version::V1)
+            .map(|c| {
+                c.dirs
+                    .iter()
+                    .map(|d| {
+                        let name = if d.unified {
+                            "unified".to_string()
+                        } else {
+                            d.controllers.join(",")
+                        };
+                        (name, d.path.clone())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        cgroup_v2_bind: cgroup
+            .filter(|c| c.version == crate::cgroups::Version::V2)
+            .filter(|_| {
+                !vs.clone_flags.contains(CloneFlags::CLONE_NEWCGROUP) && !a.layout.cgroupns_later
+            })
+            .and_then(|c| c.dirs.first())
+            .map(|d| d.path.clone()),
     }
+}
 
-    // 7. Sysctls (through berth's own procfs, so the read-only /proc/sys below does not stop them), then
-    //    read-only and masked paths. Before pivot_root: cloning the host's /dev/null onto masked files
-    //    needs its mount in our namespace, which ends when the old root is detached.
+/// Step 6: sync point 2 and the createContainer hooks; returns the state JSON the parent sent.
+fn container_hooks(a: &InitArgs<'_>) -> Result<String> {
+    if !a.layout.hooks {
+        return Ok(String::new());
+    }
+    a.chan.send(&Msg::RunHooks)?;
+    let state = match a.chan.recv()? {
+        Msg::State(s) => s,
+        other => {
+            return Err(Error::State(format!(
+                "sync socket: expected the state, got {other:?}"
+            )));
+        }
+    };
+    if let Some(h) = &a.req.vs.spec.hooks {
+        crate::hooks::run_list("createContainer", &h.create_container, &state)?;
+    }
+    Ok(state)
+}
+
+/// Sysctls (through berth's own procfs, so the read-only /proc/sys below does not stop them), and
+/// for the front end's `--net none` a network namespace of its own with loopback up (as crun does).
+fn settings(vs: &ValidSpec) -> Result<()> {
     rootfs::write_sysctls(vs)?;
-    // The front end's `--net none`: a network namespace of its own with loopback up (as crun does).
-    if vs
+    let loopback = vs
         .spec
         .annotations
         .get(crate::spec::LOOPBACK_ANNOTATION)
         .map(String::as_str)
-        == Some("up")
-        && vs.clone_flags.contains(CloneFlags::CLONE_NEWNET)
-    {
+        == Some("up");
+    if loopback && vs.clone_flags.contains(CloneFlags::CLONE_NEWNET) {
         step("loopback", sys::loopback_up().map_err(Into::into))?;
     }
-    let root = match null {
-        Some(null) => {
-            rootfs::readonly_paths(&root, &linux.readonly_paths)?;
-            rootfs::mask_paths(&root, &linux.masked_paths, &null)?;
-            drop(null);
-            // 8. Into the root. From here on `/` is the container's; the root turns read-only last,
-            //    since the steps before may create mount points in it.
-            step(
-                "entering the rootfs",
-                rootfs::enter(&root, a.req.options.no_pivot),
-            )?;
-            drop(root);
-            step("opening /", Root::open(Path::new("/")))?
-        }
-        None => root,
-    };
+    Ok(())
+}
+
+/// Step 7: [`settings`], then read-only and masked paths. Before pivot_root: cloning the host's
+/// /dev/null onto masked files needs its mount in our namespace, which ends when the old root is
+/// detached.
+fn harden_paths(vs: &ValidSpec, root: &Root, null: OwnedFd) -> Result<()> {
+    settings(vs)?;
+    let linux = vs.linux();
+    rootfs::readonly_paths(root, &linux.readonly_paths)?;
+    rootfs::mask_paths(root, &linux.masked_paths, &null)
+}
+
+/// Step 8: into the root. From here on `/` is the container's.
+fn enter_root(root: Root, no_pivot: bool) -> Result<Root> {
+    step("entering the rootfs", rootfs::enter(&root, no_pivot))?;
+    drop(root);
+    step("opening /", Root::open(Path::new("/")))
+}
+
+/// The container's hostname and domain name (its own UTS namespace: validate).
+fn names(vs: &ValidSpec) -> Result<()> {
     if let Some(h) = vs.spec.hostname.as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).map_err(|e| Error::sys(format!("sethostname({h:?})"), e))?;
     }
     if let Some(d) = vs.spec.domainname.as_deref().filter(|d| !d.is_empty()) {
         sys::set_domainname(d)?;
     }
-    if !joined {
-        if vs.spec.root.as_ref().is_some_and(|r| r.readonly) {
-            rootfs::make_root_readonly()?;
-        }
-        rootfs::set_root_propagation(vs)?;
-    }
-    Ok((root, state))
+    Ok(())
 }
 
 /// What is ready to exec: the program's path, argv and envp.
