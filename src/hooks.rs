@@ -25,6 +25,24 @@ pub fn all(h: &Hooks) -> [(&'static str, &Vec<Hook>); 6] {
 /// Runs one hook to completion (or its timeout) with `state` on stdin.
 pub fn run_one(kind: &str, index: usize, hook: &Hook, state: &str) -> Result<()> {
     let label = format!("hooks.{kind}[{index}] ({})", hook.path);
+    let mut child = command(hook)
+        .spawn()
+        .map_err(|e| Error::State(format!("{label}: cannot start: {e}")))?;
+    let status = feed_and_wait(&label, hook, &mut child, state)?;
+    if status.success() {
+        Ok(())
+    } else if let Some(sig) = status.signal() {
+        Err(Error::State(format!("{label}: killed by signal {sig}")))
+    } else {
+        Err(Error::State(format!(
+            "{label}: exited with status {}",
+            status.code().unwrap_or(-1)
+        )))
+    }
+}
+
+/// The hook's command: its path, argv (argv[0] as given), and environment.
+fn command(hook: &Hook) -> Command {
     let mut cmd = Command::new(&hook.path);
     if let Some((argv0, rest)) = hook.args.split_first() {
         cmd.arg0(argv0).args(rest);
@@ -39,9 +57,17 @@ pub fn run_one(kind: &str, index: usize, hook: &Hook, state: &str) -> Result<()>
             }
         }
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Error::State(format!("{label}: cannot start: {e}")))?;
+    cmd
+}
+
+/// Writes `state` to the hook's stdin and waits for it to exit, both within its timeout (killed at
+/// the deadline).
+fn feed_and_wait(
+    label: &str,
+    hook: &Hook,
+    child: &mut std::process::Child,
+    state: &str,
+) -> Result<std::process::ExitStatus> {
     let deadline = hook
         .timeout
         .filter(|t| *t > 0)
@@ -96,16 +122,7 @@ pub fn run_one(kind: &str, index: usize, hook: &Hook, state: &str) -> Result<()>
             }
         }
     };
-    if status.success() {
-        Ok(())
-    } else if let Some(sig) = status.signal() {
-        Err(Error::State(format!("{label}: killed by signal {sig}")))
-    } else {
-        Err(Error::State(format!(
-            "{label}: exited with status {}",
-            status.code().unwrap_or(-1)
-        )))
-    }
+    Ok(status)
 }
 
 /// Runs a list in order; the first failure stops it.

@@ -770,6 +770,7 @@ fn unpack(src: &mut dyn Read, root: BorrowedFd<'_>) -> Result<()> {
 }
 
 /// An entry's owner, mode and mtime, PAX overrides applied.
+#[derive(Debug)]
 struct Meta {
     uid: u32,
     gid: u32,
@@ -792,14 +793,8 @@ fn unpack_entry(
         ));
     }
     let parent = dir_at(root, path.parent().unwrap_or(Path::new("")))?;
-    let h = entry.header();
-    let meta = Meta {
-        uid: ext.uid.unwrap_or(h.uid().unwrap_or(0) as u32),
-        gid: ext.gid.unwrap_or(h.gid().unwrap_or(0) as u32),
-        mode: h.mode().unwrap_or(0o644) & 0o7777,
-        mtime: ext.mtime.unwrap_or(h.mtime().unwrap_or(0) as i64),
-    };
-    let kind = h.entry_type();
+    let meta = meta_of(entry.header(), ext)?;
+    let kind = entry.header().entry_type();
     let link = || -> Result<Vec<u8>> {
         let l = match &ext.link {
             Some(l) => l.clone(),
@@ -814,51 +809,16 @@ fn unpack_entry(
         }
         Ok(l)
     };
-    // Whiteouts.
-    let n = name.as_os_str().as_encoded_bytes();
-    if n == b".wh..wh..opq" {
-        let dir = sys::openat2(
-            Some(parent.as_fd()),
-            Path::new("."),
-            libc::O_RDONLY | libc::O_DIRECTORY,
-            0,
-            BENEATH,
-        )?;
-        return Ok(sys::fsetxattr(&dir, "trusted.overlay.opaque", b"y")?);
-    }
-    if let Some(hidden) = n.strip_prefix(b".wh.") {
-        let hidden = Path::new(OsStr::from_bytes(hidden));
-        replace(parent.as_fd(), hidden);
-        return mknod(parent.as_fd(), hidden, libc::S_IFCHR, 0, 0);
+    if let Some(done) = whiteout(parent.as_fd(), name) {
+        return done;
     }
     use tar::EntryType as T;
     match kind {
         T::Directory => make_dir(parent.as_fd(), name, &meta),
         T::Regular | T::Continuous => make_file(entry, parent.as_fd(), name, &meta),
-        T::Symlink => {
-            let target = link()?;
-            replace(parent.as_fd(), name);
-            nix::unistd::symlinkat(
-                Path::new(OsStr::from_bytes(&target)),
-                at(parent.as_fd()),
-                name,
-            )
-            .map_err(|e| Error::sys("symlinkat", e))?;
-            lchown(parent.as_fd(), name, meta.uid, meta.gid)
-        }
+        T::Symlink => make_symlink(parent.as_fd(), name, &link()?, &meta),
         T::Link => make_hardlink(root, parent.as_fd(), name, &clean(&link()?)?),
-        T::Fifo => {
-            replace(parent.as_fd(), name);
-            mknod(parent.as_fd(), name, libc::S_IFIFO, 0, 0)?;
-            lchown(parent.as_fd(), name, meta.uid, meta.gid)?;
-            nix::sys::stat::fchmodat(
-                at(parent.as_fd()),
-                name,
-                nix::sys::stat::Mode::from_bits_truncate(meta.mode),
-                nix::sys::stat::FchmodatFlags::FollowSymlink,
-            )
-            .map_err(|e| Error::sys("fchmodat", e))
-        }
+        T::Fifo => make_fifo(parent.as_fd(), name, &meta),
         // A device node in a layer would be a host device to whoever reaches the cache or the
         // container; the container's /dev is its own tmpfs (and linux.devices) instead.
         T::Char | T::Block => Err(Error::SafetyViolation(
@@ -868,6 +828,65 @@ fn unpack_entry(
         // Anything else (GNU volume labels, multi-volume parts) carries nothing to make.
         _ => Ok(()),
     }
+}
+
+/// The owner, mode and mtime of an entry: its PAX records over its header. An id that does not fit
+/// in 32 bits is an error, never truncated onto another user.
+fn meta_of(h: &tar::Header, ext: &Pending) -> Result<Meta> {
+    let id = |what: &str, pax: Option<u32>, raw: std::io::Result<u64>| match pax {
+        Some(v) => Ok(v),
+        None => u32::try_from(raw.unwrap_or(0)).map_err(|_| {
+            Error::SafetyViolation(format!("a {what} over 32 bits in an entry's header"))
+        }),
+    };
+    Ok(Meta {
+        uid: id("uid", ext.uid, h.uid())?,
+        gid: id("gid", ext.gid, h.gid())?,
+        mode: h.mode().unwrap_or(0o644) & 0o7777,
+        mtime: ext
+            .mtime
+            .unwrap_or(i64::try_from(h.mtime().unwrap_or(0)).unwrap_or(0)),
+    })
+}
+
+/// An overlay whiteout entry: `.wh..wh..opq` makes its directory opaque, `.wh.NAME` hides NAME
+/// (a 0:0 character device, as overlayfs reads it). None when `name` is no whiteout.
+fn whiteout(parent: BorrowedFd<'_>, name: &Path) -> Option<Result<()>> {
+    let n = name.as_os_str().as_encoded_bytes();
+    if n == b".wh..wh..opq" {
+        let opaque = sys::openat2(
+            Some(parent),
+            Path::new("."),
+            libc::O_RDONLY | libc::O_DIRECTORY,
+            0,
+            BENEATH,
+        )
+        .and_then(|dir| sys::fsetxattr(&dir, "trusted.overlay.opaque", b"y"));
+        return Some(opaque.map_err(Into::into));
+    }
+    let hidden = Path::new(OsStr::from_bytes(n.strip_prefix(b".wh.")?));
+    replace(parent, hidden);
+    Some(mknod(parent, hidden, libc::S_IFCHR, 0, 0))
+}
+
+fn make_symlink(parent: BorrowedFd<'_>, name: &Path, target: &[u8], meta: &Meta) -> Result<()> {
+    replace(parent, name);
+    nix::unistd::symlinkat(Path::new(OsStr::from_bytes(target)), at(parent), name)
+        .map_err(|e| Error::sys("symlinkat", e))?;
+    lchown(parent, name, meta.uid, meta.gid)
+}
+
+fn make_fifo(parent: BorrowedFd<'_>, name: &Path, meta: &Meta) -> Result<()> {
+    replace(parent, name);
+    mknod(parent, name, libc::S_IFIFO, 0, 0)?;
+    lchown(parent, name, meta.uid, meta.gid)?;
+    nix::sys::stat::fchmodat(
+        at(parent),
+        name,
+        nix::sys::stat::Mode::from_bits_truncate(meta.mode),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .map_err(|e| Error::sys("fchmodat", e))
 }
 
 fn make_dir(parent: BorrowedFd<'_>, name: &Path, meta: &Meta) -> Result<()> {
@@ -1075,6 +1094,22 @@ pub mod fuzzing {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_owner_over_32_bits_is_refused_never_truncated_to_root() {
+        // 2^32 would become uid 0 by a plain `as u32`.
+        let mut h = tar::Header::new_gnu();
+        h.set_uid(1 << 32);
+        let e = super::meta_of(&h, &super::Pending::default()).unwrap_err();
+        assert!(e.to_string().contains("uid over 32 bits"), "{e}");
+        h.set_uid(1000);
+        h.set_gid((1 << 32) + 5);
+        let e = super::meta_of(&h, &super::Pending::default()).unwrap_err();
+        assert!(e.to_string().contains("gid over 32 bits"), "{e}");
+        h.set_gid(1000);
+        let m = super::meta_of(&h, &super::Pending::default()).unwrap();
+        assert_eq!((m.uid, m.gid), (1000, 1000));
+    }
+
     use super::*;
 
     #[test]

@@ -252,6 +252,12 @@ fn check_linux(
             )));
         }
     }
+    check_sysctls(linux, clone_flags, joins)?;
+    check_devices_and_propagation(linux)
+}
+
+/// Every sysctl is namespaced, in a namespace of the container's own.
+fn check_sysctls(linux: &super::Linux, clone_flags: CloneFlags, joins: &[JoinNs]) -> Result<()> {
     for key in linux.sysctl.keys() {
         let need = sysctl_namespace(key).ok_or_else(|| {
             invalid(format!(
@@ -268,6 +274,11 @@ fn check_linux(
             )));
         }
     }
+    Ok(())
+}
+
+/// Device types and paths, and the rootfs propagation.
+fn check_devices_and_propagation(linux: &super::Linux) -> Result<()> {
     for (i, d) in linux.devices.iter().enumerate() {
         if !matches!(d.typ.as_str(), "c" | "u" | "b" | "p") {
             return Err(invalid(format!(
