@@ -393,99 +393,111 @@ pub fn plan(resources: &Value, ver: Version) -> Result<Plan> {
             "devices" => {}
             "memory" => memory(v, ver, &mut p)?,
             "cpu" => cpu(v, ver, &mut p)?,
-            "pids" => {
-                let limit = int(v, "pids.limit")?;
-                if let Some(l) = limit {
-                    let value = if l <= 0 {
-                        "max".to_string()
-                    } else {
-                        l.to_string()
-                    };
-                    p.push("pids", "pids.max", value, "pids.limit");
-                }
-            }
+            "pids" => pids(v, &mut p)?,
             "blockIO" => block_io(v, ver, &mut p)?,
-            "hugepageLimits" => {
-                for (i, h) in v.as_array().into_iter().flatten().enumerate() {
-                    let field = format!("hugepageLimits[{i}]");
-                    let size = string(h, "pageSize", &field)?
-                        .ok_or_else(|| bad(&field, "pageSize is missing"))?;
-                    if size.is_empty() || !size.chars().all(|c| c.is_ascii_alphanumeric()) {
-                        return Err(bad(&field, format!("pageSize {size:?}")));
-                    }
-                    let limit = int(h, &format!("{field}.limit"))?
-                        .ok_or_else(|| bad(&field, "limit is missing"))?;
-                    let file = match ver {
-                        Version::V1 => format!("hugetlb.{size}.limit_in_bytes"),
-                        Version::V2 => format!("hugetlb.{size}.max"),
-                    };
-                    p.push("hugetlb", file, limit, &field);
-                }
-            }
-            "network" => {
-                if ver == Version::V2 {
-                    return Err(Error::NotSupported(
-                        "linux.resources.network: net_cls/net_prio do not exist on cgroup v2"
-                            .into(),
-                    ));
-                }
-                if let Some(c) = int(v, "network.classID")? {
-                    p.push("net_cls", "net_cls.classid", c, "network.classID");
-                }
-                for (i, pr) in v
-                    .get("priorities")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .enumerate()
-                {
-                    let field = format!("network.priorities[{i}]");
-                    let name = string(pr, "name", &field)?
-                        .ok_or_else(|| bad(&field, "name is missing"))?;
-                    let prio = int(pr, &format!("{field}.priority"))?.unwrap_or(0);
-                    p.push(
-                        "net_prio",
-                        "net_prio.ifpriomap",
-                        format!("{name} {prio}"),
-                        &field,
-                    );
-                }
-            }
-            "rdma" => {
-                for (dev, lim) in v.as_object().into_iter().flatten() {
-                    let field = format!("rdma.{dev}");
-                    let mut parts = vec![dev.clone()];
-                    if let Some(h) = int(lim, &format!("{field}.hcaHandles"))? {
-                        parts.push(format!("hca_handle={h}"));
-                    }
-                    if let Some(o) = int(lim, &format!("{field}.hcaObjects"))? {
-                        parts.push(format!("hca_object={o}"));
-                    }
-                    p.push("rdma", "rdma.max", parts.join(" "), &field);
-                }
-            }
-            "unified" => {
-                if ver == Version::V1 {
-                    return Err(Error::NotSupported(
-                        "linux.resources.unified: cgroup v2 keys on a cgroup v1 host".into(),
-                    ));
-                }
-                for (k, val) in v.as_object().into_iter().flatten() {
-                    let field = format!("unified.{k}");
-                    if k.is_empty() || k.contains('/') || k.starts_with('.') || !k.contains('.') {
-                        return Err(bad(&field, "not a cgroup file name"));
-                    }
-                    let value = val
-                        .as_str()
-                        .ok_or_else(|| bad(&field, "the value must be a string"))?;
-                    let ctrl = controller_of(k).ok_or_else(|| bad(&field, "unknown controller"))?;
-                    p.push(ctrl, k.clone(), value, &field);
-                }
-            }
+            "hugepageLimits" => hugepages(v, ver, &mut p)?,
+            "network" => network(v, ver, &mut p)?,
+            "rdma" => rdma(v, &mut p)?,
+            "unified" => unified(v, ver, &mut p)?,
             other => p.ignored.push(format!("{other} (unknown to berth)")),
         }
     }
     Ok(p)
+}
+
+/// pids.limit (0 or below: no limit, "max").
+fn pids(v: &Value, p: &mut Plan) -> Result<()> {
+    if let Some(l) = int(v, "pids.limit")? {
+        let value = if l <= 0 {
+            "max".to_string()
+        } else {
+            l.to_string()
+        };
+        p.push("pids", "pids.max", value, "pids.limit");
+    }
+    Ok(())
+}
+
+/// hugepageLimits: one limit per page size.
+fn hugepages(v: &Value, ver: Version, p: &mut Plan) -> Result<()> {
+    for (i, h) in v.as_array().into_iter().flatten().enumerate() {
+        let field = format!("hugepageLimits[{i}]");
+        let size =
+            string(h, "pageSize", &field)?.ok_or_else(|| bad(&field, "pageSize is missing"))?;
+        if size.is_empty() || !size.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(bad(&field, format!("pageSize {size:?}")));
+        }
+        let limit =
+            int(h, &format!("{field}.limit"))?.ok_or_else(|| bad(&field, "limit is missing"))?;
+        let file = match ver {
+            Version::V1 => format!("hugetlb.{size}.limit_in_bytes"),
+            Version::V2 => format!("hugetlb.{size}.max"),
+        };
+        p.push("hugetlb", file, limit, &field);
+    }
+    Ok(())
+}
+
+/// network: net_cls's class id and net_prio's priorities (cgroup v1 only).
+fn network(v: &Value, ver: Version, p: &mut Plan) -> Result<()> {
+    if ver == Version::V2 {
+        return Err(Error::NotSupported(
+            "linux.resources.network: net_cls/net_prio do not exist on cgroup v2".into(),
+        ));
+    }
+    if let Some(c) = int(v, "network.classID")? {
+        p.push("net_cls", "net_cls.classid", c, "network.classID");
+    }
+    let priorities = v.get("priorities").and_then(Value::as_array);
+    for (i, pr) in priorities.into_iter().flatten().enumerate() {
+        let field = format!("network.priorities[{i}]");
+        let name = string(pr, "name", &field)?.ok_or_else(|| bad(&field, "name is missing"))?;
+        let prio = int(pr, &format!("{field}.priority"))?.unwrap_or(0);
+        p.push(
+            "net_prio",
+            "net_prio.ifpriomap",
+            format!("{name} {prio}"),
+            &field,
+        );
+    }
+    Ok(())
+}
+
+/// rdma: per device, its HCA handle and object limits.
+fn rdma(v: &Value, p: &mut Plan) -> Result<()> {
+    for (dev, lim) in v.as_object().into_iter().flatten() {
+        let field = format!("rdma.{dev}");
+        let mut parts = vec![dev.clone()];
+        if let Some(h) = int(lim, &format!("{field}.hcaHandles"))? {
+            parts.push(format!("hca_handle={h}"));
+        }
+        if let Some(o) = int(lim, &format!("{field}.hcaObjects"))? {
+            parts.push(format!("hca_object={o}"));
+        }
+        p.push("rdma", "rdma.max", parts.join(" "), &field);
+    }
+    Ok(())
+}
+
+/// unified: cgroup v2 files by name, each a plain file name of a known controller.
+fn unified(v: &Value, ver: Version, p: &mut Plan) -> Result<()> {
+    if ver == Version::V1 {
+        return Err(Error::NotSupported(
+            "linux.resources.unified: cgroup v2 keys on a cgroup v1 host".into(),
+        ));
+    }
+    for (k, val) in v.as_object().into_iter().flatten() {
+        let field = format!("unified.{k}");
+        if k.is_empty() || k.contains('/') || k.starts_with('.') || !k.contains('.') {
+            return Err(bad(&field, "not a cgroup file name"));
+        }
+        let value = val
+            .as_str()
+            .ok_or_else(|| bad(&field, "the value must be a string"))?;
+        let ctrl = controller_of(k).ok_or_else(|| bad(&field, "unknown controller"))?;
+        p.push(ctrl, k.clone(), value, &field);
+    }
+    Ok(())
 }
 
 /// The controller a v2 file belongs to (its prefix), for the `unified` map.

@@ -150,87 +150,10 @@ pub fn plan_one(index: usize, m: &Mount, bundle: &Path) -> Result<MountOp> {
         )));
     }
     let bind = is_bind(m);
-    let mut idmap_opt = None;
-    let mut recursive = false;
-    let mut attr = MountAttr::default();
-    let mut rattr = MountAttr::default();
-    let mut propagation = None;
-    let mut params = Vec::new();
-    let mut copy_up = false;
-    for o in &m.options {
-        match options::lookup(o) {
-            Some(Opt::Attr {
-                set,
-                clr,
-                recursive: false,
-            }) => options::merge(&mut attr, set, clr),
-            Some(Opt::Attr {
-                set,
-                clr,
-                recursive: true,
-            }) => options::merge(&mut rattr, set, clr),
-            Some(Opt::Propagation { flag, recursive }) => propagation = Some((flag, recursive)),
-            Some(Opt::Bind(r)) => recursive = r,
-            Some(Opt::CopyUp) => copy_up = true,
-            Some(Opt::Idmap(r)) => idmap_opt = Some(r),
-            Some(Opt::Ignore) => {}
-            Some(Opt::Unsupported(why)) => {
-                return Err(Error::NotSupported(format!(
-                    "{}: option {o:?}: {why}",
-                    label()
-                )));
-            }
-            None if o.is_empty() => return Err(bad("empty option".into())),
-            // A bind mount makes no filesystem, so filesystem data and superblock options (mode=755,
-            // size=, sync) mean nothing to it; runc and crun ignore them too.
-            Some(Opt::SuperFlag) | None if bind => {
-                crate::logging::debug(&format!(
-                    "{}: filesystem option {o:?} ignored on a bind mount",
-                    label()
-                ));
-            }
-            Some(Opt::SuperFlag) => params.push((o.clone(), None)),
-            None => match o.split_once('=') {
-                Some((k, v)) => params.push((k.to_string(), Some(v.to_string()))),
-                None => params.push((o.clone(), None)),
-            },
-        }
-    }
-    let kind = if bind {
-        let src = m
-            .source
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| bad("a bind mount needs a source".into()))?;
-        OpKind::Bind {
-            source: bundle.join(src),
-            recursive,
-        }
-    } else {
-        let fstype = m
-            .typ
-            .as_deref()
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| bad("type is missing".into()))?;
-        if fstype.contains(['/', '\0']) {
-            return Err(bad(format!("type {fstype:?} is not a filesystem name")));
-        }
-        // cgroup: the unified (v2) hierarchy, read through the container's cgroup namespace; v1
-        // hierarchies are not mounted into containers.
-        let fstype = if fstype == "cgroup" {
-            "cgroup2"
-        } else {
-            fstype
-        };
-        // Every filesystem takes `source` (pseudo filesystems only show it in mountinfo, where runc
-        // and crun put the spec's source too).
-        let source = m.source.clone().filter(|s| !s.is_empty());
-        OpKind::Fs {
-            fstype: fstype.to_string(),
-            source,
-            params,
-        }
-    };
+    let o = parse_options(m, bind, &label)?;
+    let kind = kind_of(m, bind, o.recursive, o.params, bundle).map_err(bad)?;
+    let (attr, rattr, propagation, copy_up, idmap_opt) =
+        (o.attr, o.rattr, o.propagation, o.copy_up, o.idmap);
     if copy_up && !matches!(&kind, OpKind::Fs { fstype, .. } if fstype == "tmpfs") {
         return Err(bad("option \"tmpcopyup\" is for tmpfs mounts only".into()));
     }
@@ -245,6 +168,109 @@ pub fn plan_one(index: usize, m: &Mount, bundle: &Path) -> Result<MountOp> {
         propagation,
         copy_up,
         idmap,
+    })
+}
+
+/// A mount's options, sorted by what they are.
+#[derive(Default)]
+struct Options {
+    idmap: Option<bool>,
+    recursive: bool,
+    attr: MountAttr,
+    rattr: MountAttr,
+    propagation: Option<(u64, bool)>,
+    params: Vec<(String, Option<String>)>,
+    copy_up: bool,
+}
+
+/// Sorts `m.options` through the OCI option table: mount attributes (top and recursive),
+/// propagation, bind, tmpcopyup, idmap, and the rest as filesystem parameters.
+fn parse_options(m: &Mount, bind: bool, label: &dyn Fn() -> String) -> Result<Options> {
+    let mut r = Options::default();
+    for o in &m.options {
+        match options::lookup(o) {
+            Some(Opt::Attr {
+                set,
+                clr,
+                recursive: false,
+            }) => options::merge(&mut r.attr, set, clr),
+            Some(Opt::Attr {
+                set,
+                clr,
+                recursive: true,
+            }) => options::merge(&mut r.rattr, set, clr),
+            Some(Opt::Propagation { flag, recursive }) => r.propagation = Some((flag, recursive)),
+            Some(Opt::Bind(rec)) => r.recursive = rec,
+            Some(Opt::CopyUp) => r.copy_up = true,
+            Some(Opt::Idmap(rec)) => r.idmap = Some(rec),
+            Some(Opt::Ignore) => {}
+            Some(Opt::Unsupported(why)) => {
+                return Err(Error::NotSupported(format!(
+                    "{}: option {o:?}: {why}",
+                    label()
+                )));
+            }
+            None if o.is_empty() => {
+                return Err(Error::InvalidSpec(format!("{}: empty option", label())));
+            }
+            // A bind mount makes no filesystem, so filesystem data and superblock options (mode=755,
+            // size=, sync) mean nothing to it; runc and crun ignore them too.
+            Some(Opt::SuperFlag) | None if bind => {
+                crate::logging::debug(&format!(
+                    "{}: filesystem option {o:?} ignored on a bind mount",
+                    label()
+                ));
+            }
+            Some(Opt::SuperFlag) => r.params.push((o.clone(), None)),
+            None => match o.split_once('=') {
+                Some((k, v)) => r.params.push((k.to_string(), Some(v.to_string()))),
+                None => r.params.push((o.clone(), None)),
+            },
+        }
+    }
+    Ok(r)
+}
+
+/// A bind of a source (relative to the bundle), or a new filesystem of a type.
+fn kind_of(
+    m: &Mount,
+    bind: bool,
+    recursive: bool,
+    params: Vec<(String, Option<String>)>,
+    bundle: &Path,
+) -> std::result::Result<OpKind, String> {
+    if bind {
+        let src = m
+            .source
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .ok_or("a bind mount needs a source")?;
+        return Ok(OpKind::Bind {
+            source: bundle.join(src),
+            recursive,
+        });
+    }
+    let fstype = m
+        .typ
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .ok_or("type is missing")?;
+    if fstype.contains(['/', '\0']) {
+        return Err(format!("type {fstype:?} is not a filesystem name"));
+    }
+    // cgroup: the unified (v2) hierarchy, read through the container's cgroup namespace; v1
+    // hierarchies are not mounted into containers.
+    let fstype = if fstype == "cgroup" {
+        "cgroup2"
+    } else {
+        fstype
+    };
+    // Every filesystem takes `source` (pseudo filesystems only show it in mountinfo, where runc
+    // and crun put the spec's source too).
+    Ok(OpKind::Fs {
+        fstype: fstype.to_string(),
+        source: m.source.clone().filter(|s| !s.is_empty()),
+        params,
     })
 }
 

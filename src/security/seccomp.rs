@@ -222,30 +222,15 @@ fn x32_filter() -> BpfProgram {
     ]
 }
 
-/// Compiles linux.seccomp.
-pub fn compile(value: &serde_json::Value) -> Result<Compiled> {
-    let p: Profile = serde_path_to_error::deserialize(value)
-        .map_err(|e| Error::InvalidSpec(format!("linux.seccomp.{}: {}", e.path(), e.inner())))?;
-    for (i, a) in p.architectures.iter().enumerate() {
-        if !a.starts_with("SCMP_ARCH_") {
-            return Err(Error::InvalidSpec(format!(
-                "linux.seccomp.architectures[{i}]: unknown architecture {a:?}"
-            )));
-        }
-    }
-    let flags = p
-        .flags
-        .iter()
-        .map(|f| flag(f))
-        .try_fold(0, |acc, f| f.map(|f| acc | f))?;
-    let default = action(
-        &p.default_action,
-        p.default_errno_ret,
-        "linux.seccomp.defaultAction",
-    )?;
+/// Syscall numbers and the rules under which an action applies to them (no rule: always).
+type Rules = BTreeMap<i64, Vec<SeccompRule>>;
+
+/// The profile's rules: every named syscall's conditions (for the default action's filter), and the
+/// rules grouped by each other action.
+fn rules(p: &Profile, default: &Act) -> Result<(Rules, Vec<(Act, Rules)>)> {
     // Rules by action, and every named syscall's conditions for the default filter.
-    let mut by_action: Vec<(Act, BTreeMap<i64, Vec<SeccompRule>>)> = Vec::new();
-    let mut named: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    let mut by_action: Vec<(Act, Rules)> = Vec::new();
+    let mut named: Rules = BTreeMap::new();
     for (i, r) in p.syscalls.iter().enumerate() {
         let field = format!("linux.seccomp.syscalls[{i}]");
         let act = action(
@@ -274,7 +259,7 @@ pub fn compile(value: &serde_json::Value) -> Result<Compiled> {
             };
             let nr = nr.id() as i64;
             add(&mut named, nr, rule.clone());
-            if act == default {
+            if act == *default {
                 continue;
             }
             let pos = match by_action.iter().position(|(a, _)| *a == act) {
@@ -287,25 +272,57 @@ pub fn compile(value: &serde_json::Value) -> Result<Compiled> {
             add(&mut by_action[pos].1, nr, rule.clone());
         }
     }
-    let arch = TargetArch::x86_64;
-    let build = |rules, mismatch: &Act, matched: &Act| -> Result<BpfProgram> {
-        let f = SeccompFilter::new(rules, mismatch.seccompiler(), matched.seccompiler(), arch)
-            .map_err(|e| Error::InvalidSpec(format!("linux.seccomp: {e}")))?;
-        let prog = BpfProgram::try_from(f)
-            .map_err(|e| Error::InvalidSpec(format!("linux.seccomp: {e}")))?;
-        // sock_fprog.len is 16 bits and the kernel takes at most BPF_MAXINSNS (4096) instructions.
-        if prog.len() > 4096 {
+    Ok((named, by_action))
+}
+
+/// One filter: `matched` for the rules' syscalls, `mismatch` for the rest (x86_64; within the
+/// kernel's 4096 instructions).
+fn build(rules: Rules, mismatch: &Act, matched: &Act) -> Result<BpfProgram> {
+    let f = SeccompFilter::new(
+        rules,
+        mismatch.seccompiler(),
+        matched.seccompiler(),
+        TargetArch::x86_64,
+    )
+    .map_err(|e| Error::InvalidSpec(format!("linux.seccomp: {e}")))?;
+    let prog =
+        BpfProgram::try_from(f).map_err(|e| Error::InvalidSpec(format!("linux.seccomp: {e}")))?;
+    // sock_fprog.len is 16 bits and the kernel takes at most BPF_MAXINSNS (4096) instructions.
+    if prog.len() > 4096 {
+        return Err(Error::InvalidSpec(format!(
+            "linux.seccomp: a filter of {} instructions is over the kernel's 4096",
+            prog.len()
+        )));
+    }
+    Ok(if *mismatch == Act::Notify || *matched == Act::Notify {
+        to_notify(prog)
+    } else {
+        prog
+    })
+}
+
+/// Compiles linux.seccomp into its BPF filters, checking every field (errors name it).
+pub fn compile(value: &serde_json::Value) -> Result<Compiled> {
+    let p: Profile = serde_path_to_error::deserialize(value)
+        .map_err(|e| Error::InvalidSpec(format!("linux.seccomp.{}: {}", e.path(), e.inner())))?;
+    for (i, a) in p.architectures.iter().enumerate() {
+        if !a.starts_with("SCMP_ARCH_") {
             return Err(Error::InvalidSpec(format!(
-                "linux.seccomp: a filter of {} instructions is over the kernel's 4096",
-                prog.len()
+                "linux.seccomp.architectures[{i}]: unknown architecture {a:?}"
             )));
         }
-        Ok(if *mismatch == Act::Notify || *matched == Act::Notify {
-            to_notify(prog)
-        } else {
-            prog
-        })
-    };
+    }
+    let flags = p
+        .flags
+        .iter()
+        .map(|f| flag(f))
+        .try_fold(0, |acc, f| f.map(|f| acc | f))?;
+    let default = action(
+        &p.default_action,
+        p.default_errno_ret,
+        "linux.seccomp.defaultAction",
+    )?;
+    let (named, by_action) = rules(&p, &default)?;
     let allow = Act::Plain(SeccompAction::Allow);
     let mut programs = Vec::new();
     let mut notify = None;

@@ -102,7 +102,15 @@ fn apply(spec: &mut Spec, say: bool) {
         linux.resources = None;
         linux.cgroups_path = None;
     }
-    let linux = &*linux;
+    adapt_mounts(spec, &note);
+}
+
+/// Mounts a rootless container cannot make as written: devpts with an unmapped `gid=` (dropped), and
+/// sysfs without a network namespace of its own (the host's /sys bound read-only instead).
+fn adapt_mounts(spec: &mut Spec, note: &dyn Fn(String)) {
+    let Some(linux) = spec.linux.as_ref() else {
+        return;
+    };
     let gid_mapped = |g: u32| {
         linux.gid_mappings.iter().any(|m| {
             m.container_id <= g && u64::from(g) < u64::from(m.container_id) + u64::from(m.size)
