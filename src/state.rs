@@ -2,7 +2,7 @@
 //!
 //! state.json is written to a temporary file, fsynced and renamed over the old one, so a reader sees
 //! the old or the new state, never half of one. It records the init's pid *and its start time* from
-//! /proc/<pid>/stat, so a pid reused by another process after the container died is never mistaken for
+//! /proc/PID/stat, so a pid reused by another process after the container died is never mistaken for
 //! the container. Every command that changes a container holds an exclusive flock on its directory,
 //! so concurrent commands on one id are serialised; after the lock is taken the directory must still
 //! be the one at the path (a command that waited while the container was deleted answers "does not
@@ -145,11 +145,11 @@ const CGROUP_RECORD: &str = "cgroup.json";
 /// of a container still being created, and how `delete -f` finds the init when state.json is
 /// damaged or gone.
 const INIT_RECORD: &str = "init.json";
-/// Prefix of a directory being deleted (`~deleting.<pid>.<nanos>`, short whatever the id): `~` is
+/// Prefix of a directory being deleted (`~deleting.PID.<nanos>`, short whatever the id): `~` is
 /// in no id.
 const TOMB_PREFIX: &str = "~deleting.";
 
-/// What [`INIT_RECORD`] holds.
+/// What `INIT_RECORD` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InitRecord {
     /// The init's pid on the host.
@@ -164,7 +164,7 @@ pub struct InitRecord {
     pub created: String,
 }
 
-/// Records the init of the container whose state directory is `dir` (see [`INIT_RECORD`]).
+/// Records the init of the container whose state directory is `dir` (see `INIT_RECORD`).
 pub fn record_init(dir: &Path, r: &InitRecord) -> Result<()> {
     let bytes = serde_json::to_vec(r).map_err(|e| Error::State(format!("encoding: {e}")))?;
     crate::files::replace_file(&dir.join(INIT_RECORD), "tmp", &bytes, 0o600, false)
@@ -303,7 +303,7 @@ impl Container {
         Ok((c, damage))
     }
 
-    /// The init as recorded beside the state (see [`INIT_RECORD`]).
+    /// The init as recorded beside the state (see `INIT_RECORD`).
     pub fn init_record(&self) -> Option<InitRecord> {
         read_record(&self.dir, INIT_RECORD)
     }
@@ -370,7 +370,7 @@ impl Container {
         })
     }
 
-    /// Records the cgroup about to be made for this container (see [`CGROUP_RECORD`]).
+    /// Records the cgroup about to be made for this container (see `CGROUP_RECORD`).
     pub fn record_cgroup(&self, cg: &crate::cgroups::Cgroup) -> Result<()> {
         let path = self.dir.join(CGROUP_RECORD);
         let bytes = serde_json::to_vec(cg).map_err(|e| Error::State(format!("encoding: {e}")))?;

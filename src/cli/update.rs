@@ -4,7 +4,6 @@
 
 use super::Global;
 use crate::error::{Error, Result, io_err};
-use crate::state::{Container, Status};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
@@ -134,17 +133,6 @@ fn resources(a: &Args) -> Result<Value> {
 
 /// `berth update`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
-    let r = resources(&a)?;
-    let c = Container::load(&g.root, &a.id)?;
-    let status = c.status();
-    if !matches!(status, Status::Created | Status::Running | Status::Paused) {
-        return Err(Error::State(format!(
-            "cannot update container {:?}: container not running (it is {})",
-            a.id,
-            status.as_str()
-        )));
-    }
-    let cg = c.cgroup_for("update")?;
-    cg.update(&r)?;
+    crate::lifecycle::update(&g.context(), &a.id, &resources(&a)?)?;
     Ok(0)
 }

@@ -6,6 +6,9 @@
 //! every device denied. An OCI image layout is unpacked into berth's image cache (crate::image) and
 //! mounted as an overlay; its config gives the defaults the flags override.
 
+// The flags' doc comments are their --help text, where UID[:GID] is no link.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 pub mod volumes;
 
 use crate::error::{Error, Result, io_err};

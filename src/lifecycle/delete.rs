@@ -2,7 +2,7 @@
 //!
 //! Kill signals the container's init (a name with or without SIG, or a number: [`parse_signal`]);
 //! `all` signals every process of the container: its cgroup's, or without one every process whose
-//! pid namespace is the init's (compared by /proc/<pid>/ns/pid).
+//! pid namespace is the init's (compared by /proc/PID/ns/pid).
 //!
 //! Delete removes a stopped or created container; a running one only with force, which kills it
 //! first. Whatever berth can identify as the container's is killed and waited for before the state

@@ -1,10 +1,11 @@
-//! berth's engine, and its library API: create, start, run, exec, kill, delete, pause and resume,
+//! berth's engine, and its library API: create, start, run, exec, kill, delete, pause, resume and
+//! update,
 //! with their state transitions, callable from Rust without the command line (the CRI tests, a shim,
 //! an orchestrator). The CLI's verbs parse their arguments, build a [`Launch`] or an [`ExecRequest`]
 //! once, call one function here and print the result.
 //!
 //! Every function takes a [`Context`]: where state lives, which host mount policy applies, which
-//! cgroup driver (crun's `libcrun_context_s`). Errors are berth's [`Error`](crate::Error), with a kind
+//! cgroup driver (crun's `libcrun_context_s`). Errors are berth's [`Error`], with a kind
 //! to branch on; on an error nothing is left behind (no state directory, process, cgroup or mount).
 //!
 //! ```no_run
@@ -29,6 +30,7 @@ mod features;
 mod pause;
 mod run;
 mod start;
+mod update;
 
 pub use check::{Report as CheckReport, check};
 pub use create::{Created, create};
@@ -38,6 +40,7 @@ pub use features::features;
 pub use pause::{pause, resume};
 pub use run::{Ran, run};
 pub use start::start;
+pub use update::update;
 
 pub use crate::process::ChildGuard;
 pub use crate::process::spawn::Options;

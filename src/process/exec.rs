@@ -7,7 +7,7 @@
 //! joins every other namespace the init has that berth's own process does not (one `setns` on the
 //! pidfd: user first, time and cgroup included). One fork, no helper. The process chroots into
 //! the init's root, resolves its cwd inside it (never a host path: runc CVE-2024-21626), and goes
-//! through the same confinement steps as the init ([`super::init::confine`]): rlimits, AppArmor,
+//! through the same confinement steps as the init (`init::confine`): rlimits, AppArmor,
 //! Landlock (rules on the container's mount points, opened inside its root without following
 //! symlinks), seccomp, identity, no_new_privs. It is non-dumpable until its execve (runc
 //! CVE-2019-5736): nothing of berth's memory or fds is reachable from the container.

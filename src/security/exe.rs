@@ -1,6 +1,6 @@
 //! The runc CVE-2019-5736 class: no process in the container may ever have the host's berth binary
 //! as its executable (a process holding it could, once berth exits, write the binary through
-//! /proc/<pid>/exe and own the next `berth` the host runs).
+//! /proc/PID/exe and own the next `berth` the host runs).
 //!
 //! Two layers, each sufficient on its own:
 //!
@@ -10,7 +10,7 @@
 //!    once the new berth runs, so it is in no mount namespace and can never be remounted writable: the
 //!    role runc 1.2's private overlayfs plays), otherwise a memfd holding its bytes with every seal
 //!    (no write, grow, shrink or reseal). Every process berth makes (the init before its execve, an
-//!    exec'd process before its own) runs from that copy, so /proc/<pid>/exe of any of them is a file
+//!    exec'd process before its own) runs from that copy, so /proc/PID/exe of any of them is a file
 //!    nobody can write (EROFS, or EPERM from the seals); the host binary is never the executable of
 //!    anything in the container, even if the check below were fooled. Cost: one extra execve per
 //!    create/run/exec as root (no bytes copied); the memfd adds a copy of the binary (README,

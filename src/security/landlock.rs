@@ -1,5 +1,5 @@
 //! Landlock rules taken from the mounts as they were attached, so that a path berth did not mount
-//! (a host directory reached through a leaked fd, /proc/<pid>/root of a host process) stays out of
+//! (a host directory reached through a leaked fd, /proc/PID/root of a host process) stays out of
 //! reach. Defence in depth: no read-only guarantee depends on it (read-only is the kernel's mount
 //! attribute, recursive where a policy caps access).
 //!

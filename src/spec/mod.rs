@@ -64,7 +64,7 @@ pub struct Process {
     /// The user the process runs as.
     #[serde(default)]
     pub user: User,
-    /// argv; args[0] is looked up in the process's PATH when it has no slash.
+    /// argv; `args[0]` is looked up in the process's PATH when it has no slash.
     #[serde(default)]
     pub args: Vec<String>,
     /// Environment, `KEY=value`.
@@ -188,7 +188,7 @@ pub struct Mount {
 pub struct Hook {
     /// Absolute path of the executable.
     pub path: String,
-    /// argv, including argv[0].
+    /// argv, including `argv[0]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
     /// Environment.

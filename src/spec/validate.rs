@@ -18,7 +18,7 @@ pub struct JoinNs {
     pub flag: CloneFlags,
     /// The OCI type name, for messages.
     pub typ: String,
-    /// /proc/<pid>/ns/<type> or a bind-mounted nsfs file.
+    /// /proc/PID/ns/TYPE or a bind-mounted nsfs file.
     pub path: PathBuf,
 }
 

@@ -465,7 +465,7 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// prctl(PR_SET_DUMPABLE, 0): no /proc/<pid>/exe or ptrace access while in the container's namespaces
+/// prctl(PR_SET_DUMPABLE, 0): no /proc/PID/exe or ptrace access while in the container's namespaces
 /// (runc CVE-2019-5736 class).
 pub fn set_non_dumpable() -> Result<(), SysError> {
     // SAFETY: integer arguments only.
@@ -584,7 +584,7 @@ pub fn fstat(fd: impl AsFd) -> Result<libc::stat, SysError> {
     Ok(unsafe { st.assume_init() })
 }
 
-/// Start time of a process (field 22 of /proc/<pid>/stat, in clock ticks since boot) and whether it
+/// Start time of a process (field 22 of /proc/PID/stat, in clock ticks since boot) and whether it
 /// still runs (not a zombie); None when there is no such process.
 pub fn process_start(pid: i32) -> Option<(u64, bool)> {
     use std::io::Read;
