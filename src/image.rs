@@ -624,6 +624,10 @@ struct Pending {
 }
 
 /// The data of an extension header, refused beyond `max` bytes (before any is read).
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "size is at most `max` (1 MiB), checked above"
+)]
 fn read_ext(entry: &mut tar::Entry<'_, &mut dyn Read>, max: u64, what: &str) -> Result<Vec<u8>> {
     let size = entry.size();
     if size > max {

@@ -1,3 +1,4 @@
+#![allow(clippy::cast_possible_truncation)] // test fixtures: pids from JSON, small ELF headers
 //! Crash safety and lifecycle races: `create` killed at every syscall it makes (strace fault
 //! injection) leaves nothing that `delete -f` does not remove; a command that waited for a deleted
 //! container's lock does not act on a newer one; ignored signals do not reach the container; hooks

@@ -1,3 +1,4 @@
+#![allow(clippy::cast_possible_truncation)] // test fixtures: pids from JSON, small ELF headers
 //! Hostile tests of what reaches the host through exec, device rules and the files berth writes for
 //! its caller (issue 24): `#!` lines and ELF interpreters read as the kernel reads them, berth's
 //! binary never the executable of a container process (its sealed copy), exec bounded as the init,

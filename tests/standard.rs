@@ -1,3 +1,4 @@
+#![allow(clippy::cast_possible_truncation)] // test fixtures: pids from JSON, small ELF headers
 //! Standard configs as orchestrators and the OCI runtime-tools suite write them: absent capability sets,
 //! Docker-classic seccomp profiles without no_new_privs, mount sources in mountinfo, the exec fifo for
 //! non-root and user-namespaced inits, bind data options, SELinux labels on a host without SELinux,

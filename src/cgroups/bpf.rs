@@ -47,6 +47,10 @@ fn ret(v: i32) -> [Insn; 2] {
 }
 
 /// The instructions of one rule; every "no match" jumps to the end of the block (the next rule).
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "a rule's block is a handful of instructions, far below i16::MAX"
+)]
 fn rule_block(r: &Rule) -> Vec<Insn> {
     // Tests first, with placeholder offsets fixed once the block's length is known.
     let mut tests: Vec<Insn> = Vec::new();
@@ -140,6 +144,10 @@ mod tests {
     use super::*;
 
     /// A tiny interpreter for the instructions the emitter uses.
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "the test interpreter's jumps stay within its program"
+    )]
     fn run(p: &[Insn], typ: u64, access: u64, major: u64, minor: u64) -> u64 {
         let ctx = [(access << 16) | typ, major, minor];
         let mut r = [0u64; 11];

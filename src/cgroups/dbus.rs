@@ -91,6 +91,10 @@ fn align_of(sig: u8) -> usize {
 }
 
 /// Appends `v` to `buf` (whose offset 0 is 8-aligned in the message).
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "berth's messages carry unit names and a few properties: lengths far below 2^32 (signatures below 256)"
+)]
 fn encode(buf: &mut Vec<u8>, v: &Val) {
     let string = |buf: &mut Vec<u8>, s: &str| {
         pad(buf, 4);
@@ -307,6 +311,10 @@ const ERROR: u8 = 3;
 const SIGNAL: u8 = 4;
 
 /// Encodes a method call.
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "berth's messages carry unit names and a few properties: lengths far below 2^32 (signatures below 256)"
+)]
 pub fn method_call(
     serial: u32,
     dest: &str,

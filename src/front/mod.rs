@@ -268,6 +268,10 @@ fn bad(flag: &str, value: &str, why: impl std::fmt::Display) -> Error {
 }
 
 /// `512m` → bytes.
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "checked to lie in 4096..9e18 just above"
+)]
 pub fn parse_size(flag: &str, s: &str) -> Result<i64> {
     let t = s.trim().to_ascii_lowercase();
     let t = t.strip_suffix('b').unwrap_or(&t);
@@ -511,6 +515,10 @@ impl ResourceFlags {
     /// linux.resources: every device denied but the standard ones (cgroups::devices appends them),
     /// as Podman does, so that a device node an image or a volume brings opens nothing; memory,
     /// CPU quota, pids.
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "--cpus is at most 4096, so the quota is at most 4.1e8"
+    )]
     fn apply(&self, spec: &mut Spec) -> Result<()> {
         let mut resources = serde_json::Map::new();
         resources.insert(

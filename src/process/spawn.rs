@@ -491,7 +491,9 @@ fn hand_over_trees(req: &Request<'_>, pid: i32, chan: &Channel) -> Result<()> {
     let handed = binds.iter().try_for_each(|op| {
         let tree = crate::mount::apply::detached_tree(op, sources, &mut usernses)
             .with_context(|| op.label())?;
-        chan.send_with(&Msg::Tree(op.index as u32), Some(tree.as_raw_fd()))
+        let index = u32::try_from(op.index)
+            .map_err(|_| Error::InvalidSpec(format!("{}: over 2^32 mounts", op.label())))?;
+        chan.send_with(&Msg::Tree(index), Some(tree.as_raw_fd()))
     });
     // Back home whatever happened: namespace, then root and working directory (setns reset both).
     nix::sched::setns(own_ns.as_fd(), CloneFlags::CLONE_NEWNS)

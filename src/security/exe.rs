@@ -320,6 +320,10 @@ pub fn script_interpreter(head: &[u8]) -> Option<Vec<u8>> {
 /// of either class (x86-64 runs 32-bit ELF too), its p_filesz in 2..=PATH_MAX, the name the C string
 /// at its start. Program headers are read up to the kernel's 64 KiB limit, whatever e_phentsize claims
 /// beyond the class's own size (the kernel refuses other sizes; so does this, by finding nothing).
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "filesz is checked to be at most 4096 above"
+)]
 pub fn elf_interpreter(file: &std::fs::File, head: &[u8]) -> Option<Vec<u8>> {
     if head.len() < 52 || !head.starts_with(b"\x7fELF") || head[5] != 1 {
         return None;

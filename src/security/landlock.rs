@@ -202,7 +202,8 @@ impl Builder {
             .create()
             .map_err(lerr)?;
         b.ruleset = created.into();
-        let have = AccessFs::from_all(ABI::from(abi.min(ABI_WANTED as i64) as i32));
+        let abi = i32::try_from(abi.min(ABI_WANTED as i64)).unwrap_or(ABI_WANTED as i32);
+        let have = AccessFs::from_all(ABI::from(abi));
         let wanted = AccessFs::from_all(ABI_WANTED);
         b.handled = (have & wanted).bits();
         b.full = have & wanted == wanted;

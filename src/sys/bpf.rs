@@ -1,4 +1,7 @@
 //! bpf(2) for cgroup v2 device programs: load, attach, query, detach.
+// syscall(2) returns a c_long that holds the C int the call returns (an fd, a pid), and ioctl
+// request numbers are passed in the type libc gives them: the casts here lose no bits.
+#![allow(clippy::cast_possible_truncation)]
 
 use super::{describe_fd, owned, unit};
 use crate::error::SysError;

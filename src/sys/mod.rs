@@ -5,6 +5,9 @@
 //! failure returns a [`SysError`] that reads like a line of strace, naming the fd's path
 //! (`[5]</b/rootfs>`) so the message makes sense on its own. What each `unsafe` block relies on is in its
 //! `// SAFETY:` comment. Modelled on libpathrs `src/syscalls.rs`.
+// syscall(2) returns a c_long that holds the C int the call returns (an fd, a pid), and ioctl
+// request numbers are passed in the type libc gives them: the casts here lose no bits.
+#![allow(clippy::cast_possible_truncation)]
 #![allow(unsafe_code)]
 
 use crate::error::SysError;
