@@ -5,25 +5,27 @@
 //! symlinks are copied as symlinks (never followed), anything that is not a directory, regular file or
 //! symlink is skipped, and the depth is bounded. Modes and owners are kept.
 
+use crate::error::Context;
 use crate::error::{Error, Result};
-use nix::fcntl::{AtFlags, OFlag, openat};
+use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstatat};
 use nix::unistd::{Gid, Uid, fchown, fchownat};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 const MAX_DEPTH: usize = 64;
 
-fn open(dir: RawFd, name: &std::ffi::OsStr, flags: OFlag) -> Result<OwnedFd> {
-    let fd = openat(
+fn open(dir: BorrowedFd<'_>, name: &std::ffi::OsStr, flags: OFlag) -> Result<OwnedFd> {
+    // One name, never followed: openat2 with O_NOFOLLOW and no resolve flags is openat's lookup.
+    crate::sys::openat2(
         Some(dir),
-        name,
-        flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
+        std::path::Path::new(name),
+        (flags | OFlag::O_NOFOLLOW).bits(),
+        0,
+        0,
     )
-    .map_err(|e| Error::sys(format!("openat({name:?}) for tmpcopyup"), e))?;
-    Ok(crate::sys::adopt_fd(fd))
+    .with_context(|| "tmpcopyup".into())
 }
 
 fn keep_owner(fd: &OwnedFd, st: &FileStat) -> Result<()> {
@@ -43,12 +45,12 @@ fn keep_owner(fd: &OwnedFd, st: &FileStat) -> Result<()> {
 /// Copies the directory `src` (an O_PATH fd in the rootfs) into the root of the tmpfs `dst`.
 pub fn copy_up(src: impl AsFd, dst: impl AsFd) -> Result<()> {
     let src = open(
-        src.as_fd().as_raw_fd(),
+        src.as_fd(),
         ".".as_ref(),
         OFlag::O_RDONLY | OFlag::O_DIRECTORY,
     )?;
     let dst = open(
-        dst.as_fd().as_raw_fd(),
+        dst.as_fd(),
         ".".as_ref(),
         OFlag::O_RDONLY | OFlag::O_DIRECTORY,
     )?;
@@ -87,15 +89,15 @@ fn copy_dir(src: &OwnedFd, dst: &OwnedFd, depth: usize) -> Result<()> {
                     Mode::from_bits_truncate(0o700),
                 )
                 .map_err(|e| Error::sys(format!("mkdirat({name:?}) for tmpcopyup"), e))?;
-                let s = open(src.as_raw_fd(), name, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
-                let d = open(dst.as_raw_fd(), name, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
+                let s = open(src.as_fd(), name, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
+                let d = open(dst.as_fd(), name, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
                 copy_dir(&s, &d, depth + 1)?;
                 keep_owner(&d, &st)?;
             }
             SFlag::S_IFREG => {
-                let s = open(src.as_raw_fd(), name, OFlag::O_RDONLY)?;
+                let s = open(src.as_fd(), name, OFlag::O_RDONLY)?;
                 let d = open(
-                    dst.as_raw_fd(),
+                    dst.as_fd(),
                     name,
                     OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL,
                 )?;

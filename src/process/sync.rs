@@ -8,10 +8,9 @@
 
 use crate::error::{Error, Result};
 use nix::sys::socket::{
-    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg,
-    sendmsg, socketpair,
+    AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, sendmsg, socketpair,
 };
-use std::io::{IoSlice, IoSliceMut};
+use std::io::IoSlice;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 /// One message.
@@ -169,33 +168,7 @@ impl Channel {
             }
         };
         let mut buf = vec![0u8; size];
-        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-        let (n, fd) = loop {
-            let mut iov = [IoSliceMut::new(&mut buf)];
-            match recvmsg::<()>(
-                self.fd.as_raw_fd(),
-                &mut iov,
-                Some(&mut cmsg),
-                MsgFlags::MSG_CMSG_CLOEXEC,
-            ) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(Error::sys("recvmsg(sync socket)", e)),
-                Ok(r) => {
-                    let mut fd = None;
-                    for c in r
-                        .cmsgs()
-                        .map_err(|e| Error::sys("recvmsg(sync socket) cmsgs", e))?
-                    {
-                        if let ControlMessageOwned::ScmRights(fds) = c {
-                            for f in fds {
-                                fd = Some(crate::sys::own_received_fd(f));
-                            }
-                        }
-                    }
-                    break (r.bytes, fd);
-                }
-            }
-        };
+        let (n, fd) = crate::sys::recv_with_fd(&self.fd, &mut buf, "sync socket")?;
         if n == 0 {
             return Err(Error::State(
                 "sync socket: the other side exited without a word".into(),

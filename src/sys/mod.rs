@@ -413,15 +413,27 @@ pub enum Forked {
     Child,
 }
 
+/// Whether this process has exactly one thread (its /proc/self/task has one entry).
+fn single_threaded() -> bool {
+    std::fs::read_dir("/proc/self/task").is_ok_and(|d| d.count() == 1)
+}
+
 /// clone(2) with fork semantics (no new stack, SIGCHLD on exit) plus namespace `flags`.
 ///
-/// The caller must be single-threaded (berth is): the child gets a copy of the only thread, so no lock
-/// can be held by a thread that does not exist there.
+/// Only a single-threaded process may fork this way (the child gets a copy of the only thread, so
+/// no lock can be held by a thread that does not exist there): a process with more threads gets
+/// EDEADLK instead of an unsound child, so this function is safe to call from anywhere.
 pub fn clone_fork(flags: libc::c_ulong) -> Result<Forked, SysError> {
     let flags = flags | libc::SIGCHLD as libc::c_ulong;
+    if !single_threaded() {
+        return Err(SysError {
+            call: format!("clone({flags:#x}) from a process with more than one thread"),
+            errno: Errno::EDEADLK,
+        });
+    }
     // SAFETY: with a null stack clone behaves like fork: the child continues on a copy of our stack.
-    // berth is single-threaded (it never spawns threads), so the child's copy of the address space holds
-    // no lock owned by another thread. Null ptid/ctid/tls are ignored without the matching flags.
+    // This process has one thread (checked just above; berth never spawns threads, so none appears
+    // in between), so the child's copy of the address space holds no lock owned by another thread. Null ptid/ctid/tls are ignored without the matching flags.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone,
@@ -625,18 +637,51 @@ pub fn makedev(major: u64, minor: u64) -> u64 {
     libc::makedev(major as u32, minor as u32)
 }
 
-/// Takes ownership of an fd that arrived as SCM_RIGHTS.
-pub fn own_received_fd(fd: RawFd) -> OwnedFd {
-    // SAFETY: the kernel installed this fd in our table for this message only; nothing else holds it, so
-    // the OwnedFd becomes its sole owner and closes it when dropped.
-    unsafe { OwnedFd::from_raw_fd(fd) }
-}
-
-/// Takes ownership of an fd that a successful open-like call (nix's `openat`) just returned to us.
-pub fn adopt_fd(fd: RawFd) -> OwnedFd {
-    // SAFETY: the fd was just created for this process by the call whose result the caller passes,
-    // and nothing else has it, so the OwnedFd is its sole owner.
-    unsafe { OwnedFd::from_raw_fd(fd) }
+/// recvmsg(2) of one datagram into `buf` (EINTR retried), with at most one fd passed as SCM_RIGHTS
+/// (close-on-exec), returned owned; any further fds in the message are closed. Returns the bytes
+/// received and the fd.
+pub fn recv_with_fd(
+    sock: impl AsFd,
+    buf: &mut [u8],
+    what: &str,
+) -> Result<(usize, Option<OwnedFd>), SysError> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+    loop {
+        let mut iov = [std::io::IoSliceMut::new(buf)];
+        match recvmsg::<()>(
+            sock.as_fd().as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(Errno::EINTR) => continue,
+            Err(errno) => {
+                return Err(SysError {
+                    call: format!("recvmsg({what})"),
+                    errno,
+                });
+            }
+            Ok(r) => {
+                let mut fd = None;
+                let cmsgs = r.cmsgs().map_err(|errno| SysError {
+                    call: format!("recvmsg({what}) cmsgs"),
+                    errno,
+                })?;
+                for c in cmsgs {
+                    if let ControlMessageOwned::ScmRights(fds) = c {
+                        for f in fds {
+                            // SAFETY: the kernel installed this fd in our table for this message
+                            // only; nothing else holds it, so the OwnedFd becomes its sole owner
+                            // (an earlier one is dropped, and so closed).
+                            fd = Some(unsafe { OwnedFd::from_raw_fd(f) });
+                        }
+                    }
+                }
+                return Ok((r.bytes, fd));
+            }
+        }
+    }
 }
 
 /// setdomainname(2).
