@@ -376,14 +376,7 @@ fn capabilities(
     let Some(c) = &p.capabilities else {
         return;
     };
-    let sets = [
-        ("bounding", &c.bounding),
-        ("effective", &c.effective),
-        ("inheritable", &c.inheritable),
-        ("permitted", &c.permitted),
-        ("ambient", &c.ambient),
-    ];
-    for (set, list) in sets {
+    for (set, list) in c.sets() {
         let field = format!("{what}.capabilities.{set}");
         let over: Vec<&String> = list
             .iter()

@@ -54,14 +54,7 @@ pub fn check_process(p: &mut Process) -> Result<()> {
     check_selinux_label("process.selinuxLabel", &mut p.selinux_label)?;
     apparmor::check(p.apparmor_profile.as_deref())?;
     if let Some(c) = &p.capabilities {
-        let sets = [
-            ("bounding", &c.bounding),
-            ("effective", &c.effective),
-            ("inheritable", &c.inheritable),
-            ("permitted", &c.permitted),
-            ("ambient", &c.ambient),
-        ];
-        for (set, list) in sets {
+        for (set, list) in c.sets() {
             for (i, name) in list.iter().flatten().enumerate() {
                 caps::parse(name).map_err(|_| {
                     Error::InvalidSpec(format!(

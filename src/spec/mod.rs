@@ -131,6 +131,19 @@ pub struct Capabilities {
     pub ambient: Option<Vec<String>>,
 }
 
+impl Capabilities {
+    /// The five sets by their field names, in the spec's order.
+    pub fn sets(&self) -> [(&'static str, &Option<Vec<String>>); 5] {
+        [
+            ("bounding", &self.bounding),
+            ("effective", &self.effective),
+            ("inheritable", &self.inheritable),
+            ("permitted", &self.permitted),
+            ("ambient", &self.ambient),
+        ]
+    }
+}
+
 /// One entry of process.rlimits.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rlimit {
