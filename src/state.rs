@@ -407,9 +407,9 @@ impl Container {
     }
 
     /// The lock's fd (a forked child closes it so it does not keep the lock).
-    pub fn lock_fd(&self) -> Option<std::os::fd::RawFd> {
-        use std::os::fd::AsRawFd;
-        self.lock.as_ref().map(|l| l.as_raw_fd())
+    pub fn lock_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.lock.as_ref().map(|l| l.as_fd())
     }
 
     /// Where the exec fifo lives.

@@ -95,13 +95,11 @@ fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
 /// Steps 1-4: hygiene, id maps, joined user namespace, session.
 fn enter_namespaces(a: &InitArgs<'_>) -> Result<Made> {
     let vs = a.req.vs;
-    // 1. Drop the parent's lock on the state directory (an inherited copy would block `start`).
+    // 1. The parent's lock on the state directory is already closed here (sys::clone_child: an
+    //    inherited copy would block `start`).
     //    Not dumpable: while this process holds the runtime's memory inside the container's namespaces,
     //    nothing there may ptrace it or open /proc/<pid>/exe (runc CVE-2019-5736). execve resets it.
     //    Die with the parent until ready, so an interrupted create leaves no orphan.
-    if let Some(fd) = a.req.lock_fd {
-        sys::close_inherited(fd);
-    }
     // Rootless, the parent (not root) writes the id maps, which the kernel lets it do only while this
     // process is dumpable (its /proc files are then the user's): until sync point 1, as runc does.
     // Nothing else is in its namespaces yet, and the user owns berth itself anyway.

@@ -16,7 +16,7 @@ use crate::error::{Context, Error, Result, io_err};
 use crate::mount::idmap::map_text;
 use crate::mount::plan::MountOp;
 use crate::spec::{IdMapping, ValidSpec};
-use crate::sys::{self, Forked};
+use crate::sys;
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -59,7 +59,7 @@ pub struct Request<'a> {
     /// socket (run, which starts at once).
     pub fifo_gate: bool,
     /// The state directory's lock fd, closed in the child.
-    pub lock_fd: Option<std::os::fd::RawFd>,
+    pub lock_fd: Option<std::os::fd::BorrowedFd<'a>>,
     /// The state JSON for hooks, given the init's pid and a status.
     pub state_json: &'a dyn Fn(i32, &str) -> String,
     /// Called with the init's final pid as soon as it exists, before any hook runs (the state
@@ -568,24 +568,21 @@ pub fn spawn(req: &Request<'_>) -> Result<Spawned> {
         user_later: join_user.is_some(),
         cgroupns_later,
     };
-    let pid = match sys::clone_fork(clone_flags.bits() as libc::c_ulong)? {
-        Forked::Child => {
-            drop(parent_end);
-            init::run(InitArgs {
-                req,
-                layout,
-                chan: child_end,
-                gate: fifo.map_or(Gate::Socket, Gate::Fifo),
-                console,
-                join_user,
-                unshare_later,
-            })
-        }
-        Forked::Parent(pid) => pid,
-    };
-    drop(child_end);
-    drop(console);
-    drop(fifo);
+    // The child closes the parent's end of the socket and the state lock (an inherited copy would
+    // block `start`); the parent drops the child's end, the console and the fifo with the closure.
+    let mut inherited = vec![parent_end.as_fd()];
+    inherited.extend(req.lock_fd);
+    let pid = sys::clone_child(clone_flags.bits() as libc::c_ulong, &inherited, move || {
+        init::run(InitArgs {
+            req,
+            layout,
+            chan: child_end,
+            gate: fifo.map_or(Gate::Socket, Gate::Fifo),
+            console,
+            join_user,
+            unshare_later,
+        })
+    })?;
     let mut guard = ChildGuard::new(pid);
     let (pty, report) = drive(req, &mut guard, &parent_end, layout)?;
     // A zombie still has its start time; if the child already failed, its error is on the socket.

@@ -69,6 +69,12 @@ pub fn pair() -> Result<(Channel, Channel)> {
     Ok((Channel { fd: a }, Channel { fd: b }))
 }
 
+impl std::os::fd::AsFd for Channel {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 impl Channel {
     fn encode(msg: &Msg) -> Vec<u8> {
         let report;

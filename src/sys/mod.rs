@@ -790,12 +790,30 @@ pub fn join_new_session_keyring() -> Result<(), SysError> {
     unit(ret, || "keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)".into())
 }
 
-/// close(2) of an fd this (forked) process inherited but does not own through any live Rust value,
-/// e.g. the parent's state lock, which the child must not keep.
-pub fn close_inherited(fd: RawFd) {
-    // SAFETY: called only in the freshly cloned child on the parent's lock fd; the File that owns it in
-    // the parent's copy of memory is never dropped here because the child leaves with `_exit` or execve.
-    unsafe { libc::close(fd) };
+/// [`clone_fork`], with the child running `child`, which never returns (it ends in execve or
+/// `_exit`), after closing its copies of the parent's fds in `inherited` (the parent's end of a
+/// socketpair, the parent's lock). Returns the child's pid in the parent, where `child` is dropped
+/// unrun (so what it captured is closed there). A panic in the child ends it with status 134, never
+/// unwinding into the parent's frames it has a copy of.
+pub fn clone_child(
+    flags: libc::c_ulong,
+    inherited: &[BorrowedFd<'_>],
+    child: impl FnOnce() -> std::convert::Infallible,
+) -> Result<libc::pid_t, SysError> {
+    match clone_fork(flags)? {
+        Forked::Parent(pid) => Ok(pid),
+        Forked::Child => {
+            for fd in inherited {
+                // SAFETY: this is the freshly cloned child. The values that own these fds live in
+                // the parent's frames, of which the child has a copy that it never drops: `child`
+                // ends in execve or `_exit` and a panic is caught below and ends in `_exit`, so no
+                // frame above this one is left or unwound here, and nothing closes them again.
+                unsafe { libc::close(fd.as_raw_fd()) };
+            }
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child));
+            exit_now(134)
+        }
+    }
 }
 
 /// Copies the window size of terminal `from` to terminal `to` (TIOCGWINSZ / TIOCSWINSZ).
