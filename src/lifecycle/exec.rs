@@ -174,11 +174,12 @@ pub fn exec(ctx: &Context, id: &str, r: &ExecRequest) -> Result<Ran> {
             "--tty: cannot allocate a tty for exec --detach without --console-socket".into(),
         ));
     }
-    // The container's confinement as created (Landlock's mode as the init had it).
-    let mut confinement = crate::security::prepare(&mut vs, None)?;
-    confinement.landlock = saved
+    // The container's confinement as created (Landlock's mode as the init had it); the process's
+    // security fields were checked above.
+    let landlock = saved
         .landlock
         .unwrap_or(crate::security::landlock::Mode::Off);
+    let confinement = crate::security::Confinement::with_landlock(&vs, landlock)?;
     let console = match &r.console_socket {
         Some(p) => Some(std::os::fd::OwnedFd::from(crate::files::connect_socket(
             p,

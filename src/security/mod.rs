@@ -40,12 +40,20 @@ pub fn prepare(vs: &mut ValidSpec, policy_landlock: Option<landlock::Mode>) -> R
     if let Some(l) = vs.spec.linux.as_mut() {
         check_selinux_label("linux.mountLabel", &mut l.mount_label)?;
     }
-    let seccomp = match vs.spec.linux.as_ref().and_then(|l| l.seccomp.as_ref()) {
-        Some(v) if !v.is_null() => Some(seccomp::compile(v)?),
-        _ => None,
-    };
     let landlock = landlock::Mode::for_spec(vs, policy_landlock)?;
-    Ok(Confinement { seccomp, landlock })
+    Confinement::with_landlock(vs, landlock)
+}
+
+impl Confinement {
+    /// The confinement of `vs` (whose process is already checked: [`check_process`]) with Landlock's
+    /// mode already decided: exec's, from the container as created.
+    pub fn with_landlock(vs: &ValidSpec, landlock: landlock::Mode) -> Result<Confinement> {
+        let seccomp = match vs.spec.linux.as_ref().and_then(|l| l.seccomp.as_ref()) {
+            Some(v) if !v.is_null() => Some(seccomp::compile(v)?),
+            _ => None,
+        };
+        Ok(Confinement { seccomp, landlock })
+    }
 }
 
 /// The security fields of a process object (the spec's, or one `exec` runs): capability names,
