@@ -4,19 +4,14 @@
 //! kill --all, ps, and nothing left after delete or a refused create. (cgroup v2 runs in the QEMU
 //! guest of scripts/vm-test.sh.)
 
-mod common;
-use common::*;
+use kit::*;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-fn v2() -> bool {
-    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
-}
-
 /// The container's directory in the hierarchy of `controller`.
 fn dir(controller: &str, path: &str) -> PathBuf {
-    let base = if v2() {
+    let base = if cgroup_v2() {
         PathBuf::from("/sys/fs/cgroup")
     } else {
         PathBuf::from("/sys/fs/cgroup").join(controller)
@@ -39,16 +34,6 @@ fn assert_no_cgroup_left(name: &str) {
     assert!(!Path::new("/sys/fs/cgroup").join(&top).exists());
 }
 
-fn wait_status(b: &Bundle, id: &str, want: &str) {
-    for _ in 0..500 {
-        if b.state(id)["status"] == want {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("{id} never became {want}: {}", b.state(id));
-}
-
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p)
         .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
@@ -58,9 +43,8 @@ fn read(p: &Path) -> String {
 
 #[test]
 fn limits_are_written_and_hold() {
-    if v2() {
-        eprintln!("skipped here: cgroup v2 is covered by scripts/vm-test.sh");
-        return;
+    if cgroup_v2() {
+        skip!("cgroup v1 limits, and this host has cgroup v2 (scripts/vm-test.sh covers v2)");
     }
     let path = cg_path("limits");
     let mut b = Bundle::new("sleep 100");
@@ -108,7 +92,7 @@ fn limits_are_written_and_hold() {
 
 #[test]
 fn a_memory_hog_is_oom_killed_and_a_fork_beyond_pids_max_fails() {
-    if v2() {
+    if cgroup_v2() {
         return;
     }
     let swap = std::fs::read_to_string("/proc/swaps").unwrap_or_default();
@@ -121,7 +105,7 @@ fn a_memory_hog_is_oom_killed_and_a_fork_beyond_pids_max_fails() {
         b.spec["linux"]["resources"] = json!({"memory": {"limit": 268435456}});
         assert_eq!(ok(&b.run("oom2")), "dd=0\n");
     } else {
-        eprintln!("the OOM part is skipped: this host has swap");
+        skipped("the OOM part only: this host has swap");
     }
     b.spec["process"]["args"] = json!([
         "sh",
@@ -155,7 +139,7 @@ fn pause_resume_ps_and_kill_all() {
     b.spec["linux"]["cgroupsPath"] = json!(cg_path("pause"));
     ok(&b.create("pz"));
     ok(&b.berth(&["start", "pz"]));
-    wait_status(&b, "pz", "running");
+    b.wait_status("pz", "running");
     let pids = || -> Vec<i64> {
         serde_json::from_str(&ok(&b.berth(&["ps", "--format", "json", "pz"]))).unwrap()
     };
@@ -189,7 +173,7 @@ fn pause_resume_ps_and_kill_all() {
         "{table}"
     );
     ok(&b.berth(&["kill", "--all", "pz", "KILL"]));
-    wait_status(&b, "pz", "stopped");
+    b.wait_status("pz", "stopped");
     for p in &all {
         let alive = Path::new(&format!("/proc/{p}/cmdline")).exists()
             && !std::fs::read(format!("/proc/{p}/cmdline"))
@@ -229,12 +213,10 @@ fn bad_values_are_clear_errors_and_leave_nothing_and_hybrid_controllers_work() {
         ),
     ] {
         b.spec["linux"]["resources"] = r;
-        let e = fails(&b.run("bad1"));
-        assert!(e.contains(needle), "{needle}: {e}");
-        assert!(!b.state.join("bad1").exists());
+        b.refused(&b.run("bad1"), "bad1", needle);
         assert_no_cgroup_left("bad");
     }
-    if !v2()
+    if !cgroup_v2()
         && !Path::new("/sys/fs/cgroup/hugetlb/tasks").exists()
         && std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers")
             .unwrap_or_default()
@@ -294,7 +276,7 @@ fn the_container_sees_its_own_cgroup_read_only() {
 
 #[test]
 fn update_changes_limits_of_a_running_container() {
-    if v2() {
+    if cgroup_v2() {
         return;
     }
     let path = cg_path("update");
@@ -334,7 +316,7 @@ fn update_changes_limits_of_a_running_container() {
 
 #[test]
 fn events_report_an_oom_kill() {
-    if v2() {
+    if cgroup_v2() {
         return;
     }
     if std::fs::read_to_string("/proc/swaps")
@@ -343,8 +325,7 @@ fn events_report_an_oom_kill() {
         .count()
         > 1
     {
-        eprintln!("skipped: this host has swap");
-        return;
+        skip!("this host has swap");
     }
     let mut b = Bundle::new("sleep 1; dd if=/dev/zero of=/dev/null bs=64M count=1; sleep 100");
     b.spec["linux"]["cgroupsPath"] = json!(cg_path("oomev"));
@@ -409,21 +390,15 @@ fn update_replaces_device_rules() {
 #[test]
 fn systemd_driver_without_systemd_is_a_clear_error_and_leaves_nothing() {
     if Path::new("/run/systemd/system").is_dir() {
-        eprintln!("skipped: systemd is this host's init");
-        return;
+        skip!("systemd is this host's init");
     }
     let mut b = Bundle::new("true");
     b.spec["linux"]["cgroupsPath"] = json!("system.slice:berth:sd1");
     let bundle = b.dir.to_str().unwrap().to_string();
-    let e = fails(&b.berth(&["--systemd-cgroup", "run", "--bundle", &bundle, "sd1"]));
-    assert!(
-        e.contains("--systemd-cgroup") && e.contains("not running as this host's init"),
-        "{e}"
-    );
-    assert!(!b.state.join("sd1").exists());
-    let e = fails(&b.run("sd2"));
-    assert!(e.contains("pass --systemd-cgroup"), "{e}");
-    assert!(!b.state.join("sd2").exists());
+    let o = b.berth(&["--systemd-cgroup", "run", "--bundle", &bundle, "sd1"]);
+    let e = b.refused(&o, "sd1", "not running as this host's init");
+    assert!(e.contains("--systemd-cgroup"), "{e}");
+    b.refused(&b.run("sd2"), "sd2", "pass --systemd-cgroup");
     let features = ok(&b.berth(&["features"]));
     assert!(features.contains("\"systemd\": false"), "{features}");
 }

@@ -1,10 +1,10 @@
 //! Real clients drive the freshly built berth: Podman (through conmon) and containerd (`ctr` through the
 //! runc v2 shim), each with private storage, state and sockets in a temp dir, started and stopped by
 //! the test (containerd by pid). They need the Debian packages `podman` and `containerd`, which
-//! `.ci/run` installs; without them the tests fail (set BERTH_SKIP_CLIENTS=1 to skip them on purpose).
+//! `.ci/run` installs; without them the tests are skipped with the reason (the kit's `tool`), except
+//! under `BERTH_REQUIRE_TOOLS=1` (`.ci/run`), where a missing client is a failure.
 
-mod common;
-use common::*;
+use kit::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -12,17 +12,6 @@ use std::time::{Duration, Instant};
 /// The client tests run one at a time: Podman mounts each container's /dev/shm on the host, which
 /// the other test's check of the host's mount table would see.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn have(tool: &str) -> bool {
-    if Command::new(tool).arg("--version").output().is_ok() {
-        return true;
-    }
-    if std::env::var_os("BERTH_SKIP_CLIENTS").is_some() {
-        eprintln!("skipped: {tool} is not installed and BERTH_SKIP_CLIENTS is set");
-        return false;
-    }
-    panic!("{tool} is not installed (.ci/run installs it; BERTH_SKIP_CLIENTS=1 skips these tests)");
-}
 
 fn text(o: &Output) -> String {
     format!(
@@ -166,7 +155,7 @@ fn ran(o: &Output) -> String {
 #[test]
 fn podman_drives_berth() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    if !have("podman") {
+    if tool("podman").is_none() {
         return;
     }
     let b = Bundle::new("true");
@@ -290,7 +279,9 @@ fn podman_drives_berth() {
         p.dir.join("storage.conf").display(),
         p.rootfs.display()
     );
-    let out = in_pty(&script_cmd, b.tmp.path());
+    let Some(out) = in_pty(&script_cmd, b.tmp.path()) else {
+        return;
+    };
     assert!(out.contains("/dev/pts/0") && out.contains("t-ok"), "{out}");
     // -d, logs, stop, rm.
     let o = output(
@@ -339,7 +330,9 @@ fn podman_drives_berth() {
         p.dir.join("containers.conf").display(),
         p.dir.join("storage.conf").display()
     );
-    let out = in_pty(&exec_t, b.tmp.path());
+    let Some(out) = in_pty(&exec_t, b.tmp.path()) else {
+        return;
+    };
     assert!(out.contains("/dev/pts/") && out.contains("it-ok"), "{out}");
     let o = output(
         &mut p.cmd(&["exec", "-t", "pd1", "sh", "-c", "tty"]),
@@ -449,7 +442,7 @@ impl Containerd {
         a.extend_from_slice(opts);
         a.extend_from_slice(&[
             "--runc-binary",
-            BERTH,
+            BERTH.as_str(),
             "--rootfs",
             rootfs.to_str().unwrap(),
             id,
@@ -488,7 +481,7 @@ impl Drop for Containerd {
 #[test]
 fn containerd_drives_berth_through_the_runc_shim() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    if !have("containerd") {
+    if tool("containerd").is_none() {
         return;
     }
     let b = Bundle::new("true");
@@ -543,7 +536,9 @@ fn containerd_drives_berth_through_the_runc_shim() {
         c.ns,
         rootfs.display()
     );
-    let out = in_pty(&cmd, b.tmp.path());
+    let Some(out) = in_pty(&cmd, b.tmp.path()) else {
+        return;
+    };
     assert!(out.contains("/dev/pts/0") && out.contains("t-ok"), "{out}");
     // kill and kill --all of a running task, then of a stopped one (runc's contract: a plain kill says
     // "not running" and fails, --all succeeds), then delete.
@@ -583,7 +578,9 @@ fn containerd_drives_berth_through_the_runc_shim() {
         c.dir.join("c.sock").display(),
         c.ns
     );
-    let out = in_pty(&cmd, b.tmp.path());
+    let Some(out) = in_pty(&cmd, b.tmp.path()) else {
+        return;
+    };
     assert!(out.contains("/dev/pts/") && out.contains("t-ok"), "{out}");
     // pause/resume and ps through the shim.
     ran(&c.ctr(&["task", "pause", "c6"]));
@@ -619,7 +616,7 @@ fn containerd_drives_berth_through_the_runc_shim() {
 #[test]
 fn an_image_podman_saved_runs_through_the_front_end() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    if !have("podman") {
+    if tool("podman").is_none() {
         return;
     }
     let b = Bundle::new("true");

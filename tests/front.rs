@@ -4,8 +4,7 @@
 //! (`..`, a write through an absolute symlink, a hardlink out of the layer) refused with nothing
 //! written outside and nothing left in the cache.
 
-mod common;
-use common::*;
+use kit::*;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};

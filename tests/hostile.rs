@@ -2,8 +2,7 @@
 //! decoy volume, a decoy character device that is /dev/null's number, a sleeper's namespaces) and
 //! checks that the kernel, not Landlock, refuses it; and that every refusal creates nothing.
 
-mod common;
-use common::*;
+use kit::*;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -67,13 +66,7 @@ impl World {
     }
     #[track_caller]
     fn refused(&self, id: &str, needle: &str) -> String {
-        let e = fails(&self.run(id));
-        assert!(e.contains(needle), "expected {needle:?} in: {e}");
-        assert!(
-            !self.b.state.join(id).exists(),
-            "state left after a refusal"
-        );
-        e
+        self.b.refused(&self.run(id), id, needle)
     }
     fn check_json(&self) -> (Option<i32>, Value) {
         self.b.write();
@@ -412,7 +405,7 @@ fn a_hook_that_never_reads_a_large_state_is_killed_at_its_timeout() {
                 "-s",
                 "KILL",
                 "20",
-                BERTH,
+                BERTH.as_str(),
                 "--root",
                 b.state.to_str().unwrap(),
                 "run",
@@ -478,14 +471,6 @@ fn front_end_volumes_are_whole_trees() {
 /// The container's cgroup directory, under `berth-test-<pid>/<name>` so nothing collides.
 fn cgroup_path(name: &str) -> String {
     format!("/berth-test-{}/{name}", std::process::id())
-}
-
-fn devices_hierarchy() -> std::path::PathBuf {
-    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        "/sys/fs/cgroup".into()
-    } else {
-        "/sys/fs/cgroup/devices".into()
-    }
 }
 
 #[test]
@@ -590,7 +575,7 @@ fn berths_own_binary_is_never_run_in_the_container() {
         (json!(["/bin/evil-elf"]), "magic link"),
         (json!(["/berth-copy"]), "own binary"),
     ];
-    b.add_mount(json!({"destination": "/berth-copy", "type": "bind", "source": BERTH, "options": ["bind", "ro"]}));
+    b.add_mount(json!({"destination": "/berth-copy", "type": "bind", "source": BERTH.to_string(), "options": ["bind", "ro"]}));
     for (i, (args, why)) in cases.drain(..).enumerate() {
         b.spec["process"]["args"] = args.clone();
         let e = fails(&b.run(&format!("exe{i}")));

@@ -3,8 +3,7 @@
 //! host with the right ids, recursion over a submount, the host mount policy's `idmap` rule, errors
 //! that name the mount, and `features`.
 
-mod common;
-use common::*;
+use kit::*;
 use serde_json::{Value, json};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;

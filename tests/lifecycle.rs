@@ -1,26 +1,9 @@
 //! The runc lifecycle on the real binary: create/start/state/kill/delete, run's exit codes and signal
 //! forwarding, --detach, error paths, and that nothing is left behind.
 
-mod common;
-use common::*;
+use kit::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
-
-fn wait_status(b: &Bundle, id: &str, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let s = b.state(id);
-        if s["status"] == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "status stayed {} (wanted {want})",
-            s["status"]
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
 
 #[test]
 fn create_start_state_kill_delete() {
@@ -50,7 +33,7 @@ fn create_start_state_kill_delete() {
         serde_json::from_str(&ok(&b.berth(&["list", "--format", "json"]))).unwrap();
     assert_eq!(json[0]["status"], "running");
     ok(&b.berth(&["kill", "c1", "KILL"]));
-    wait_status(&b, "c1", "stopped");
+    b.wait_status("c1", "stopped");
     assert_eq!(b.state("c1")["pid"], 0);
     ok(&b.berth(&["delete", "c1"]));
     assert!(!b.state.join("c1").exists());
@@ -160,21 +143,15 @@ fn pid_file_and_options_after_the_id() {
 fn error_missing_bundle() {
     let b = Bundle::new("true");
     let o = b.berth(&["create", "--bundle", "/nonexistent/bundle", "m1"]);
-    let e = fails(&o);
-    assert!(
-        e.contains("/nonexistent/bundle/config.json") && e.contains("ENOENT"),
-        "{e}"
-    );
-    assert!(!b.state.join("m1").exists());
+    let e = b.refused(&o, "m1", "/nonexistent/bundle/config.json");
+    assert!(e.contains("ENOENT"), "{e}");
 }
 
 #[test]
 fn error_invalid_json_names_the_field() {
     let mut b = Bundle::new("true");
     b.spec["process"]["user"]["uid"] = json!("root");
-    let e = fails(&b.create("j1"));
-    assert!(e.contains("process.user.uid"), "{e}");
-    assert!(!b.state.join("j1").exists());
+    b.refused(&b.create("j1"), "j1", "process.user.uid");
 }
 
 #[test]
@@ -184,12 +161,8 @@ fn error_unknown_namespace_type() {
         .as_array_mut()
         .unwrap()
         .push(json!({"type": "bogus"}));
-    let e = fails(&b.create("n1"));
-    assert!(
-        e.contains("linux.namespaces[6].type") && e.contains("bogus"),
-        "{e}"
-    );
-    assert!(!b.state.join("n1").exists());
+    let e = b.refused(&b.create("n1"), "n1", "linux.namespaces[6].type");
+    assert!(e.contains("bogus"), "{e}");
 }
 
 #[test]
@@ -205,9 +178,7 @@ fn error_duplicate_id() {
 fn error_in_the_child_is_reported_and_nothing_is_left() {
     let mut b = Bundle::new("true");
     b.spec["process"]["args"] = json!(["/no/such/program"]);
-    let e = fails(&b.run("e1"));
-    assert!(e.contains("/no/such/program"), "{e}");
-    assert!(!b.state.join("e1").exists());
+    b.refused(&b.run("e1"), "e1", "/no/such/program");
     b.spec["process"]["args"] = json!(["true"]);
     b.spec["process"]["cwd"] = json!("relative");
     assert!(fails(&b.run("e2")).contains("process.cwd"));

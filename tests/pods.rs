@@ -6,8 +6,7 @@
 //! an `rro` bind. And the other side: a sysctl into a namespace that is the host's own is refused,
 //! and mappings that are not the joined namespace's are refused naming the field.
 
-mod common;
-use common::*;
+use kit::*;
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 

@@ -3,8 +3,7 @@
 //! state under its own XDG_RUNTIME_DIR. A container, the lifecycle verbs, the volume front end, exec,
 //! and a spec asking for cgroups.
 
-mod common;
-use common::*;
+use kit::*;
 use serde_json::json;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

@@ -5,8 +5,7 @@
 //! a quiet create, every rootfsPropagation, joined mount and uts namespaces, hook environment and
 //! states, atime options, personality and a seccomp agent.
 
-mod common;
-use common::*;
+use kit::*;
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
@@ -76,18 +75,8 @@ fn classic_seccomp_profiles_run_with_and_without_no_new_privs() {
     b.spec["linux"]["seccomp"] = classic_profile(&[]);
     ok(&b.create("classic-split"));
     ok(&b.berth(&["start", "classic-split"]));
-    wait_stopped(&b, "classic-split");
+    b.wait_status("classic-split", "stopped");
     ok(&b.berth(&["delete", "classic-split"]));
-}
-
-fn wait_stopped(b: &Bundle, id: &str) {
-    for _ in 0..500 {
-        if b.state(id)["status"] == "stopped" {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    panic!("{id} did not stop");
 }
 
 #[test]
@@ -138,7 +127,7 @@ fn exec_fifo_works_for_a_non_root_user_and_a_mapped_user_namespace() {
     );
     assert_eq!(b.state("fifo1")["status"], "created");
     ok(&b.berth(&["start", "fifo1"]));
-    wait_stopped(&b, "fifo1");
+    b.wait_status("fifo1", "stopped");
     assert_eq!(
         std::fs::read_to_string(out.join("1000")).unwrap(),
         "ran-as-1000\n"
@@ -152,7 +141,7 @@ fn exec_fifo_works_for_a_non_root_user_and_a_mapped_user_namespace() {
     std::fs::set_permissions(b.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     ok(&b.create("fifo2"));
     ok(&b.berth(&["start", "fifo2"]));
-    wait_stopped(&b, "fifo2");
+    b.wait_status("fifo2", "stopped");
     assert_eq!(
         std::fs::read_to_string(out.join("0")).unwrap(),
         "ran-as-0\n"
@@ -191,8 +180,7 @@ fn bind_mounts_ignore_filesystem_data_options() {
 #[test]
 fn selinux_labels_are_ignored_without_selinux() {
     if std::path::Path::new("/sys/fs/selinux/enforce").exists() {
-        eprintln!("skipped: this host has SELinux");
-        return;
+        skip!("this host has SELinux");
     }
     let mut b = Bundle::new("echo labelled");
     b.spec["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0:c1,c2");

@@ -805,9 +805,7 @@ pub(crate) fn terminal(
         None => chan.send_with(&Msg::Fd, Some(master.as_raw_fd()))?,
     }
     drop(master);
-    for fd in 0..3 {
-        sys::dup_onto(&slave, fd)?;
-    }
+    sys::dup_onto_stdio(&slave)?;
     sys::set_controlling_tty(&slave)?;
     Ok(())
 }

@@ -761,18 +761,24 @@ pub fn pty_peer(master: impl AsFd) -> Result<OwnedFd, SysError> {
     })
 }
 
-/// dup3(old, new, 0): `new` becomes a copy of `old` without close-on-exec (for stdio).
-pub fn dup_onto(old: impl AsFd, new: RawFd) -> Result<(), SysError> {
+/// dup3(old, n, 0) for n in 0, 1, 2: stdin, stdout and stderr become copies of `old`, without
+/// close-on-exec (a terminal's slave end for the container's process). The targets are fixed here,
+/// so no caller can make it replace an fd that something else owns.
+pub fn dup_onto_stdio(old: impl AsFd) -> Result<(), SysError> {
     let raw = old.as_fd().as_raw_fd();
-    if raw == new {
-        return Ok(());
+    for new in 0..3 {
+        if raw == new {
+            continue;
+        }
+        // SAFETY: dup3 replaces `new` in our fd table; `new` is 0, 1 or 2 (the loop's range), which
+        // no OwnedFd in this process owns (stdio is never wrapped in an OwnedFd by berth), and
+        // `raw` is valid for the call since `old` is borrowed for it.
+        let ret = unsafe { libc::dup3(raw, new, 0) };
+        unit(ret as libc::c_long, || {
+            format!("dup3({}, {new})", describe_fd(raw))
+        })?;
     }
-    // SAFETY: dup3 replaces `new` in our fd table; `new` is 0, 1 or 2, which no OwnedFd in this process
-    // owns (stdio is never wrapped in an OwnedFd by berth).
-    let ret = unsafe { libc::dup3(raw, new, 0) };
-    unit(ret as libc::c_long, || {
-        format!("dup3({}, {new})", describe_fd(raw))
-    })
+    Ok(())
 }
 
 /// keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL): a new anonymous session keyring, so the container cannot
@@ -918,7 +924,7 @@ pub fn pidfd_open(pid: i32) -> Result<OwnedFd, SysError> {
     owned(ret, || format!("pidfd_open({pid})"))
 }
 
-/// renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE): swaps two paths atomically (the hostile tests'
+/// renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE): swaps two paths atomically (the test kit's
 /// racing thread; musl's libc has no wrapper, so the raw syscall).
 pub fn rename_exchange(a: &Path, b: &Path) -> Result<(), SysError> {
     let (ca, cb) = (cpath(a)?, cpath(b)?);

@@ -7,73 +7,24 @@
 //! Each test starts a private containerd (own root, state, socket and CNI directories in a temp dir)
 //! inside a private mount namespace (`unshare -m`), so that its mounts never reach the host, and
 //! stops it by pid. Images are built from the repository's busybox rootfs and imported with `ctr`
-//! (no registry). Needs root, containerd, ctr and runc (`.ci/run` installs them), and protoc to build.
+//! (no registry). Needs root, containerd, ctr and runc (`.ci/run` installs them; without one a test
+//! says so and is skipped, unless `BERTH_REQUIRE_TOOLS` is set), and protoc to build. The fixtures
+//! (the berth binary, tools, cgroup roots) are berth's test kit, tests/kit.
 
 use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::*;
+use kit::{cgroup_roots, repo, sh, tool, BERTH};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tonic::transport::{Channel, Endpoint, Uri};
 
-const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 const PAUSE: &str = "berth.test/pause:1";
 const BUSYBOX: &str = "berth.test/busybox:1";
 
 /// One test at a time: each starts its own containerd, but their pods share the host's cgroup tree.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn berth_bin() -> PathBuf {
-    let p = std::env::var_os("BERTH_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(REPO).join("target/x86_64-unknown-linux-musl/debug/berth"));
-    assert!(
-        p.exists(),
-        "{} is missing: build berth first (scripts/test.sh does), or set BERTH_BIN",
-        p.display()
-    );
-    std::fs::canonicalize(p).unwrap()
-}
-
-fn which(tool: &str) -> PathBuf {
-    let out = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .unwrap();
-    let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(
-        !p.is_empty(),
-        "{tool} is not installed (.ci/run installs it)"
-    );
-    PathBuf::from(p)
-}
-
-fn sh(cmd: &str) -> String {
-    let out = Command::new("sh").args(["-c", cmd]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The v1 hierarchies (and the v2 tree) under /sys/fs/cgroup that a pod's cgroup parent can be in.
-fn cgroup_roots() -> Vec<PathBuf> {
-    let mut roots: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| !p.is_symlink() && p.join("cgroup.procs").exists())
-        .collect();
-    if Path::new("/sys/fs/cgroup/cgroup.procs").exists() {
-        roots.push(PathBuf::from("/sys/fs/cgroup"));
-    }
-    roots
-}
 
 /// A private containerd with the CRI plugin, `berth` and `runc` runtime handlers, and clients.
 struct Node {
@@ -87,15 +38,17 @@ struct Node {
 }
 
 impl Node {
-    fn start(name: &str) -> Node {
+    /// Starts it, or says why it cannot (a missing tool: the kit's skip) and returns `None`.
+    fn start(name: &str) -> Option<Node> {
+        let (containerd, runc) = (tool("containerd")?, tool("runc")?);
+        tool("ctr")?;
         let dir = std::env::temp_dir().join(format!("berth-cri-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         for d in ["cni-bin", "cni-conf", "logs", "vols/ro", "vols/rw", "image"] {
             std::fs::create_dir_all(dir.join(d)).unwrap();
         }
         let d = dir.display();
-        let berth = berth_bin();
-        let runc = which("runc");
+        let berth = BERTH.path();
         std::fs::write(
             dir.join("config.toml"),
             format!(
@@ -145,7 +98,9 @@ state = "{d}/state"
         // In a private mount namespace: the overlay rootfs, the sandbox's /dev/shm and every mount the
         // runtimes make stay out of the host's mount table. `unshare` execs containerd: same pid.
         let daemon = Command::new("unshare")
-            .args(["-m", "--propagation", "private", "containerd", "--config"])
+            .args(["-m", "--propagation", "private"])
+            .arg(containerd)
+            .arg("--config")
             .arg(dir.join("config.toml"))
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(dir.join("containerd.log")).unwrap())
@@ -192,7 +147,7 @@ state = "{d}/state"
             images: ImageServiceClient::new(channel),
         };
         node.import_images();
-        node
+        Some(node)
     }
 
     /// A pause image (the sandbox: sleeps) and a workload image, both the busybox rootfs, imported
@@ -200,7 +155,8 @@ state = "{d}/state"
     fn import_images(&self) {
         let img = self.dir.join("image");
         sh(&format!(
-            "tar -C {REPO}/rootfs -cf {i}/layer.tar . && cd {i} && sha256sum layer.tar",
+            "tar -C {}/rootfs -cf {i}/layer.tar . && cd {i} && sha256sum layer.tar",
+            repo().display(),
             i = img.display()
         ));
         let digest = sh(&format!("sha256sum {}/layer.tar", img.display()));
@@ -592,7 +548,9 @@ fn host_path(container_path: &str, host: &Path, readonly: bool) -> Mount {
 /// The whole kubelet-style scenario with `handler` as the pod's RuntimeClass handler.
 fn scenario(handler: &str) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let node = Node::start(handler);
+    let Some(node) = Node::start(handler) else {
+        return;
+    };
     node.make_pod_cgroup(64);
     let vols = node.dir.join("vols");
     std::fs::write(vols.join("ro/data"), "from the host\n").unwrap();
@@ -742,7 +700,7 @@ fn write_policy(node: &Node) {
         &wrapper,
         format!(
             "#!/bin/sh\nBERTH_POLICY={d}/policy.json exec {} \"$@\"\n",
-            berth_bin().display()
+            BERTH
         ),
     )
     .unwrap();
@@ -752,7 +710,9 @@ fn write_policy(node: &Node) {
 #[test]
 fn kubelet_style_pods_under_a_host_mount_policy_with_tenants() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let node = Node::start("policy");
+    let Some(node) = Node::start("policy") else {
+        return;
+    };
     write_policy(&node);
     node.make_pod_cgroup(1024);
     let vols = node.dir.join("vols");
