@@ -121,7 +121,7 @@ cat > root/bundle/config-cg.json <<'JSON'
     { "destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"] } ],
   "linux": {
     "cgroupsPath": "/berth-vm/cg",
-    "resources": { "memory": { "limit": 67108864 }, "pids": { "limit": 20 }, "cpu": { "shares": 512 } },
+    "resources": { "memory": { "limit": 67108864 }, "pids": { "limit": 20 }, "cpu": { "shares": 1024 } },
     "namespaces": [ { "type": "mount" }, { "type": "ipc" }, { "type": "uts" } ] }
 }
 JSON
@@ -130,6 +130,10 @@ sed -e 's|"sleep 100 \& sleep 100"|"cat /sys/fs/cgroup/memory.max; touch /sys/fs
     -e 's|/berth-vm/cg|/berth-vm/view|' root/bundle/config-cg.json > root/bundle/config-view.json
 sed -e 's|{ "type": "mount" },|{ "type": "mount" }, { "type": "cgroup" },|' -e 's|/berth-vm/view|/berth-vm/viewns|' \
     root/bundle/config-view.json > root/bundle/config-viewns.json
+# pids.limit 0 is a limit (runtime-spec 1.3): the container runs, and cannot fork.
+sed -e 's|"pids": { "limit": 20 }|"pids": { "limit": 0 }|' -e 's|/berth-vm/cg|/berth-vm/pids0|' \
+    -e 's|"sleep 100 \& sleep 100"|"echo RESULT-p0-RAN; (true); echo RESULT-p0-FORKED"|' \
+    root/bundle/config-cg.json > root/bundle/config-pids0.json
 ln -s busybox root/bundle/rootfs/bin/touch
 cat > root/cg-test <<'CG'
 #!/bin/busybox sh
@@ -164,6 +168,9 @@ cp /bundle/config-view.json /bundle/config.json
 echo "RESULT-cg-view $($B run --bundle /bundle vm-view 2>&1 | tr '\n' ' ')"
 cp /bundle/config-viewns.json /bundle/config.json
 echo "RESULT-cg-viewns $($B run --bundle /bundle vm-viewns 2>&1 | tr '\n' ' ')"
+cp /bundle/config-pids0.json /bundle/config.json
+$B create --bundle /bundle vm-p0 && echo "RESULT-p0-pids.max-$(cat /sys/fs/cgroup/berth-vm/pids0/pids.max)"
+$B start vm-p0; sleep 1; $B delete -f vm-p0
 [ -e /sys/fs/cgroup/berth-vm ] && echo "RESULT-cg-LEFT" || echo "RESULT-cg-CLEAN"
 CG
 chmod +x root/cg-test
@@ -237,7 +244,9 @@ if grep -q RESULT-confined-DENIED /run/out && grep -q RESULT-free-READ /run/out 
    grep -q RESULT-devfree-READ /run/out && grep -q RESULT-devdeny-DENIED /run/out &&
    grep -q RESULT-devdeny-NULL /run/out && ! grep -q RESULT-cgroup-LEFT /run/out &&
    grep -q RESULT-cg-memory.max-67108864 /run/out && grep -q RESULT-cg-pids.max-20 /run/out &&
-   grep -q RESULT-cg-cpu.weight-20 /run/out && grep -q RESULT-cg-PAUSED /run/out &&
+   grep -q RESULT-cg-cpu.weight-100 /run/out && grep -q RESULT-cg-PAUSED /run/out &&
+   grep -q RESULT-p0-pids.max-0 /run/out && grep -q RESULT-p0-RAN /run/out &&
+   ! grep -q RESULT-p0-FORKED /run/out &&
    grep -q RESULT-cg-RESUMED /run/out && grep -q RESULT-cg-PROCS-OK /run/out &&
    grep -q RESULT-cg-KILLED /run/out && grep -q RESULT-cg-CLEAN /run/out &&
    grep -q RESULT-cg-STATS /run/out && grep -q "RESULT-cg-view 67108864 RO" /run/out &&
@@ -381,7 +390,7 @@ UNIT
     fail=0
     boot_root sd /lib/systemd/systemd "systemd.unified_cgroup_hierarchy=1 systemd.show_status=0" sd \
         'features-"systemd":true' 'created' 'unit-67108864-20-20-500ms-yes' \
-        'files-67108864-20-20-50000_100000' 'procs-1' 'updated-134217728-134217728-30-30' \
+        'files-67108864-20-59-50000_100000' 'procs-1' 'updated-134217728-134217728-30-30' \
         'exec-0::/system.slice/berth-sd1.scope' 'stats' 'paused' 'resumed' 'killed' \
         'after-delete-not-found-dir-gone' 'default-0::/system.slice/berth-sd2.scope' \
         'default-after-not-found' 'bad-.*linux.cgroupsPath: invalid slice name' \

@@ -137,6 +137,14 @@ impl Error {
             errno,
         })
     }
+
+    /// This error as the failure of the step `what` (as [`Context::with_context`]).
+    pub fn within(self, what: String) -> Error {
+        Error::Context {
+            what,
+            source: Box::new(self),
+        }
+    }
 }
 
 /// Adds the step that failed to an error.

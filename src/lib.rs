@@ -27,6 +27,7 @@ pub mod image;
 pub mod lifecycle;
 pub mod logging;
 pub mod mount;
+pub mod netdev;
 pub mod policy;
 pub mod process;
 pub mod resolve;

@@ -242,7 +242,7 @@ fn features_and_version() {
             .contains(&json!("mand"))
     );
     let v = ok(&b.berth(&["--version"]));
-    assert!(v.contains("spec: 1.2.0"), "{v}");
+    assert!(v.contains("spec: 1.3.0"), "{v}");
 }
 
 #[test]

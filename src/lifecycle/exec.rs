@@ -14,7 +14,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone)]
 pub enum ExecProcess {
     /// A whole runtime-spec process object (`--process FILE`).
-    Given(Process),
+    Given(Box<Process>),
     /// The container's own process with these changes (runc exec's options).
     Over(Overrides),
 }
@@ -153,7 +153,7 @@ pub fn exec(ctx: &Context, id: &str, r: &ExecRequest) -> Result<Ran> {
     let (saved, config) = running(ctx, id, r.ignore_paused)?;
     let mut vs = ValidSpec::new(crate::spec::parse(&config)?, &saved.bundle)?;
     let mut process = match &r.process {
-        ExecProcess::Given(p) => p.clone(),
+        ExecProcess::Given(p) => (**p).clone(),
         ExecProcess::Over(o) => o.apply(&vs.process)?,
     };
     crate::spec::validate::check_process(&process)?;

@@ -3,6 +3,7 @@
 //! the kernel has them, the systemd cgroup driver where systemd's bus answers, SELinux where it is on.
 
 use crate::mount::options::{Opt, TABLE};
+use crate::spec::attrs::{MPOL_FLAGS, MPOL_MODES};
 use serde_json::json;
 
 /// features.json: what this build of berth supports and enforces on this host.
@@ -38,14 +39,22 @@ pub fn features() -> serde_json::Value {
                 "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
                               "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
                 "archs": ["SCMP_ARCH_X86_64"],
-                "knownFlags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC"],
-                "supportedFlags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC"]
+                "knownFlags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC",
+                               "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+                "supportedFlags": crate::security::seccomp::supported_flags()
             },
             "apparmor": { "enabled": crate::security::apparmor::enabled() },
             "selinux": { "enabled": crate::security::selinux::enabled() },
             "intelRdt": { "enabled": false },
+            "memoryPolicy": {
+                "modes": MPOL_MODES.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+                "flags": MPOL_FLAGS.iter().map(|(n, _)| *n).collect::<Vec<_>>()
+            },
+            "netDevices": { "enabled": crate::netdev::SUPPORTED },
             "mountExtensions": { "idmap": { "enabled": idmap } }
         },
+        // berth's own annotations change what it does (a prefix ends with '.').
+        "potentiallyUnsafeConfigAnnotations": ["berth."],
         "annotations": {
             "io.github.berth.version": env!("CARGO_PKG_VERSION"),
             "io.github.berth.landlock": match crate::sys::landlock_abi() {

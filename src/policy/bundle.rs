@@ -51,6 +51,8 @@ pub struct ContainerRules {
     pub writable_sysfs: bool,
     /// linux.devices and CAP_MKNOD are allowed.
     pub devices: bool,
+    /// linux.netDevices may move host network interfaces into the container.
+    pub net_devices: bool,
 }
 
 impl Default for ContainerRules {
@@ -65,6 +67,7 @@ impl Default for ContainerRules {
             relax_masked_paths: false,
             writable_sysfs: false,
             devices: false,
+            net_devices: false,
         }
     }
 }
@@ -233,6 +236,19 @@ impl Enforcer {
                 format!(
                     "{} device(s) asked for; the policy allows none",
                     devices.len()
+                ),
+            )
+        });
+        let net = &vs.linux().net_devices;
+        out.push(if net.is_empty() || rules.net_devices {
+            Finding::allowed("linux.netDevices", "container.net_devices")
+        } else {
+            Finding::refused(
+                "linux.netDevices",
+                "container.net_devices",
+                format!(
+                    "host interface(s) {:?} asked for; the policy moves none into a container",
+                    net.keys().collect::<Vec<_>>()
                 ),
             )
         });

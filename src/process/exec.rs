@@ -165,10 +165,12 @@ pub fn spawn(vs: &ValidSpec, t: &Target<'_>) -> Result<Spawned> {
     // Until the process is ready, and then until the caller disarms it, any failure kills and
     // reaps it.
     let guard = ChildGuard::new(pid);
+    super::attrs::affinity(vs, pid, false)?;
     if let Some(cg) = t.cgroup {
         cg.join(pid)
             .with_context(|| "joining the container's cgroup".into())?;
     }
+    super::attrs::affinity(vs, pid, true)?;
     parent_end.send(&Msg::Continue)?;
     let (pty, report) = until_ready(&parent_end)?;
     Ok(Spawned {

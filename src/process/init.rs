@@ -422,7 +422,9 @@ pub(crate) fn confine(
     }
     // 10. rlimits while still privileged (raising a hard limit needs CAP_SYS_RESOURCE), and the
     //     execution domain (linux.personality), before seccomp could refuse personality(2).
+    //     Then memory policy, scheduler and I/O priority, while still privileged.
     set_rlimits(vs)?;
+    super::attrs::apply(vs)?;
     if let Some(persona) = vs.personality {
         step(
             "linux.personality",

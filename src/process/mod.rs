@@ -3,6 +3,7 @@
 //! process into a running container, [`supervise`] waits for a process berth stays with (signals,
 //! terminal), and [`ChildGuard`] makes sure no child is left behind on an error.
 
+mod attrs;
 pub mod exec;
 mod guard;
 pub mod init;

@@ -424,6 +424,7 @@ fn drive(
     guard: &mut ChildGuard,
     chan: &Channel,
     layout: Layout,
+    netdevs: Option<&crate::netdev::Prepared>,
 ) -> Result<(Option<OwnedFd>, Option<crate::security::Report>)> {
     sync_one(req, guard.pid(), chan, layout.rootless)?;
     if layout.user_later {
@@ -431,6 +432,10 @@ fn drive(
     }
     let pid = guard.pid();
     (req.on_init)(pid)?;
+    // The init is in its final network namespace now (also after joining a user namespace).
+    if let Some(n) = netdevs {
+        n.move_into(pid)?;
+    }
     if let Some(adj) = req.vs.process.oom_score_adj {
         write_proc(pid, "oom_score_adj", &adj.to_string())
             .with_context(|| "process.oomScoreAdj".into())?;
@@ -539,6 +544,8 @@ pub fn spawn(req: &Request<'_>) -> Result<Spawned> {
     crate::security::exe::remember();
     let (parent_end, child_end) = sync::pair()?;
     let (fifo, console) = prepare(req)?;
+    // Host interfaces to move in are found in berth's own network namespace, before it joins one.
+    let netdevs = crate::netdev::prepare(vs)?;
     join_in_parent(vs)?;
     new_time_ns(vs)?;
     let join_user = vs.joins.iter().find(|j| j.typ == "user");
@@ -584,7 +591,7 @@ pub fn spawn(req: &Request<'_>) -> Result<Spawned> {
         })
     })?;
     let mut guard = ChildGuard::new(pid);
-    let (pty, report) = drive(req, &mut guard, &parent_end, layout)?;
+    let (pty, report) = drive(req, &mut guard, &parent_end, layout, netdevs.as_ref())?;
     // A zombie still has its start time; if the child already failed, its error is on the socket.
     let start_time = sys::process_start(guard.pid()).map_or(0, |(t, _)| t);
     Ok(Spawned {

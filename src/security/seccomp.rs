@@ -163,11 +163,31 @@ fn condition(a: &ArgRule, field: &str) -> Result<SeccompCondition> {
         .map_err(|e| Error::InvalidSpec(format!("{field}: {e}")))
 }
 
+/// SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux 5.19): a notified syscall waits killably once the
+/// agent has received it. Only meaningful (and only accepted) with the notify listener.
+pub const WAIT_KILLABLE_RECV: u32 = 1 << 5;
+
+/// The seccomp flags `features` lists as supported: the three every kernel berth runs on has, and
+/// WAIT_KILLABLE_RECV where this kernel has it.
+pub fn supported_flags() -> Vec<&'static str> {
+    let mut v = vec![
+        "SECCOMP_FILTER_FLAG_LOG",
+        "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+        "SECCOMP_FILTER_FLAG_TSYNC",
+    ];
+    const NEW_LISTENER: u32 = 8;
+    if crate::sys::seccomp_flags_known(NEW_LISTENER | WAIT_KILLABLE_RECV) {
+        v.push("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV");
+    }
+    v
+}
+
 fn flag(name: &str) -> Result<u32> {
     Ok(match name {
         "SECCOMP_FILTER_FLAG_TSYNC" => 1,
         "SECCOMP_FILTER_FLAG_LOG" => 2,
         "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => 4,
+        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" => WAIT_KILLABLE_RECV,
         other => {
             return Err(Error::InvalidSpec(format!(
                 "linux.seccomp.flags: unknown flag {other:?}"
@@ -373,11 +393,12 @@ pub fn install(c: &Compiled) -> Result<Option<std::os::fd::OwnedFd>> {
     const TSYNC: u32 = 1;
     let mut listener = None;
     for (i, prog) in c.programs.iter().enumerate() {
-        // The kernel refuses TSYNC together with NEW_LISTENER; berth's init has one thread anyway.
+        // The kernel refuses TSYNC together with NEW_LISTENER (berth's init has one thread anyway),
+        // and WAIT_KILLABLE_RECV without it: that one is for the listener's filter only.
         let flags = if c.notify == Some(i) {
             (c.flags & !TSYNC) | NEW_LISTENER
         } else {
-            c.flags
+            c.flags & !WAIT_KILLABLE_RECV
         };
         let fd = crate::sys::seccomp_set_filter(prog, flags)
             .map_err(Error::Sys)

@@ -5,6 +5,7 @@
 //! defaults). Unknown fields are ignored, as runc does; fields berth does not enforce yet are kept as raw
 //! JSON so that validation can refuse them instead of silently skipping a security setting.
 
+pub mod attrs;
 pub mod default;
 pub mod rootless;
 pub mod validate;
@@ -16,7 +17,7 @@ use std::collections::BTreeMap;
 pub use validate::ValidSpec;
 
 /// The OCI runtime-spec version berth implements.
-pub const OCI_VERSION: &str = "1.2.0";
+pub const OCI_VERSION: &str = "1.3.0";
 
 /// The annotation (set by the front end's `--net none`) that has the init bring loopback up in the
 /// container's own network namespace.
@@ -88,9 +89,22 @@ pub struct Process {
     /// /proc/self/oom_score_adj.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oom_score_adj: Option<i32>,
-    /// SELinux label (not supported).
+    /// SELinux label for the process's domain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selinux_label: Option<String>,
+    /// Scheduling policy and its parameters (sched_setattr).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<attrs::Scheduler>,
+    /// I/O priority (ioprio_set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_priority: Option<attrs::IoPriority>,
+    /// CPUs of an exec'd process before and after it joins the cgroup.
+    #[serde(
+        default,
+        rename = "execCPUAffinity",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub exec_cpu_affinity: Option<attrs::ExecCpuAffinity>,
 }
 
 /// process.user.
@@ -282,9 +296,23 @@ pub struct Linux {
     /// Intel RDT (not supported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intel_rdt: Option<Value>,
-    /// Personality (not supported).
+    /// Execution domain (LINUX or LINUX32).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub personality: Option<Value>,
+    /// NUMA memory policy (set_mempolicy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_policy: Option<attrs::MemoryPolicy>,
+    /// Host network interfaces moved into the container's network namespace, by host name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub net_devices: BTreeMap<String, NetDevice>,
+}
+
+/// One entry of linux.netDevices.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NetDevice {
+    /// Its name inside the container (default: the host's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// One entry of linux.namespaces.

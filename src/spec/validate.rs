@@ -45,6 +45,53 @@ pub struct ValidSpec {
     pub dev_is_tmpfs: bool,
     /// linux.personality as personality(2) takes it.
     pub personality: Option<u32>,
+    /// linux.memoryPolicy as set_mempolicy(2) takes it: `mode | flags`, node mask.
+    pub memory_policy: Option<(i32, Vec<u64>)>,
+}
+
+/// A network interface name as the kernel takes it (IFNAMSIZ 16 with the NUL; no `/`, no
+/// whitespace, not `.` or `..`); `template` allows one `%d` for the kernel to fill in.
+fn check_ifname(name: &str, field: &str, template: bool) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() < 16
+        && name != "."
+        && name != ".."
+        && !name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0)
+        && (template && name.matches("%d").count() <= 1 || !name.contains('%'));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "{field}: {name:?} is not a network interface name (1 to 15 bytes, no '/', ':' or whitespace)"
+        )))
+    }
+}
+
+/// linux.netDevices: valid names, and a network namespace of the container's own to move them to.
+fn check_net_devices(
+    linux: &super::Linux,
+    clone_flags: CloneFlags,
+    joins: &[JoinNs],
+) -> Result<()> {
+    if linux.net_devices.is_empty() {
+        return Ok(());
+    }
+    let own_netns =
+        clone_flags.contains(CloneFlags::CLONE_NEWNET) || joins.iter().any(|j| j.typ == "network");
+    if !own_netns {
+        return Err(invalid(
+            "linux.netDevices: the container has no network namespace of its own to move them to (add a \"network\" namespace)".into(),
+        ));
+    }
+    for (host, dev) in &linux.net_devices {
+        check_ifname(host, &format!("linux.netDevices[{host:?}]"), false)?;
+        if let Some(name) = &dev.name {
+            check_ifname(name, &format!("linux.netDevices[{host:?}].name"), true)?;
+        }
+    }
+    Ok(())
 }
 
 /// linux.personality: domain LINUX (PER_LINUX, 0) or LINUX32 (PER_LINUX32, 8), as runc supports.
@@ -199,6 +246,15 @@ pub fn check_process(p: &Process) -> Result<()> {
         if !e.contains('=') || e.contains('\0') {
             return Err(invalid(format!("process.env[{i}]: {e:?} is not KEY=value")));
         }
+    }
+    if let Some(s) = &p.scheduler {
+        s.attr()?;
+    }
+    if let Some(io) = &p.io_priority {
+        io.value()?;
+    }
+    if let Some(a) = &p.exec_cpu_affinity {
+        a.masks()?;
     }
     for (i, r) in p.rlimits.iter().enumerate() {
         if rlimit_resource(&r.typ).is_none() {
@@ -365,6 +421,12 @@ impl ValidSpec {
             .filter(|v| !v.is_null())
             .map(personality)
             .transpose()?;
+        let memory_policy = linux
+            .memory_policy
+            .as_ref()
+            .map(super::attrs::MemoryPolicy::mode_and_mask)
+            .transpose()?;
+        check_net_devices(&linux, clone_flags, &joins)?;
         for (kind, hooks) in spec.hooks.iter().flat_map(crate::hooks::all) {
             for (i, h) in hooks.iter().enumerate() {
                 if !h.path.starts_with('/') {
@@ -388,6 +450,7 @@ impl ValidSpec {
             userns,
             dev_is_tmpfs,
             personality,
+            memory_policy,
             spec,
         })
     }

@@ -838,6 +838,24 @@ pub fn copy_winsize(from: impl AsFd, to: impl AsFd) -> Result<(), SysError> {
     })
 }
 
+/// Whether this kernel knows the seccomp filter flags `flags`: seccomp(SECCOMP_SET_MODE_FILTER,
+/// flags, NULL) fails with EFAULT (the missing program) once the flags passed the kernel's check,
+/// with EINVAL when it does not know one. Installs nothing.
+pub fn seccomp_flags_known(flags: u32) -> bool {
+    const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
+    // SAFETY: a null program pointer: the kernel checks the flags, then fails to copy the program
+    // (EFAULT) before it could install anything; no memory of ours is read or written.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            flags,
+            std::ptr::null::<libc::c_void>(),
+        )
+    };
+    ret < 0 && Errno::last() == Errno::EFAULT
+}
+
 /// seccomp(SECCOMP_SET_MODE_FILTER, flags, prog): installs one BPF program. Without no_new_privs the
 /// caller needs CAP_SYS_ADMIN. With SECCOMP_FILTER_FLAG_NEW_LISTENER the kernel returns the notify
 /// listener, owned here.
@@ -897,6 +915,123 @@ pub fn set_personality(persona: u32) -> Result<(), SysError> {
     // SAFETY: an integer argument only; personality(2) changes no memory of ours.
     let ret = unsafe { libc::personality(persona as libc::c_ulong) };
     unit(ret as libc::c_long, || format!("personality({persona:#x})"))
+}
+
+/// sched_setattr(0, attr, 0): the calling thread's scheduling policy and parameters
+/// (`process.scheduler`).
+pub fn sched_setattr(a: &crate::spec::attrs::SchedAttr) -> Result<(), SysError> {
+    // struct sched_attr, SCHED_ATTR_SIZE_VER1 (with the two utilization clamps, left 0).
+    #[repr(C)]
+    struct Attr {
+        size: u32,
+        policy: u32,
+        flags: u64,
+        nice: i32,
+        priority: u32,
+        runtime: u64,
+        deadline: u64,
+        period: u64,
+        util_min: u32,
+        util_max: u32,
+    }
+    let attr = Attr {
+        size: std::mem::size_of::<Attr>() as u32,
+        policy: a.policy,
+        flags: a.flags,
+        nice: a.nice,
+        priority: a.priority,
+        runtime: a.runtime,
+        deadline: a.deadline,
+        period: a.period,
+        util_min: 0,
+        util_max: 0,
+    };
+    // SAFETY: `attr` is a live, correctly sized struct sched_attr (its size field says so) that the
+    // kernel only reads during the call; pid 0 is the calling thread.
+    let ret = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const Attr, 0) };
+    unit(ret, || {
+        format!(
+            "sched_setattr(policy {}, priority {}, nice {}, flags {:#x})",
+            a.policy, a.priority, a.nice, a.flags
+        )
+    })
+}
+
+/// ioprio_set(IOPRIO_WHO_PROCESS, 0, value): the calling process's I/O priority
+/// (`process.ioPriority`).
+pub fn ioprio_set(value: u16) -> Result<(), SysError> {
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    // SAFETY: integer arguments only.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            0,
+            libc::c_int::from(value),
+        )
+    };
+    unit(ret, || {
+        format!(
+            "ioprio_set(IOPRIO_WHO_PROCESS, class {}, level {})",
+            value >> 13,
+            value & 7
+        )
+    })
+}
+
+/// set_mempolicy(mode, mask, bits + 1): the calling thread's NUMA memory policy
+/// (`linux.memoryPolicy`); an empty mask passes none.
+pub fn set_mempolicy(mode: i32, mask: &[u64]) -> Result<(), SysError> {
+    let (ptr, maxnode) = if mask.is_empty() {
+        (std::ptr::null(), 0)
+    } else {
+        (mask.as_ptr(), mask.len() as libc::c_ulong * 64 + 1)
+    };
+    // SAFETY: `ptr` is null with maxnode 0, or points at `mask`, whose mask.len() * 64 bits are
+    // exactly the maxnode - 1 bits the kernel reads; it only reads them during the call.
+    let ret = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) };
+    unit(ret, || {
+        format!("set_mempolicy({mode:#x}, nodes {})", list_of(mask))
+    })
+}
+
+/// sched_setaffinity(pid, mask): the CPUs thread `pid` may run on (`process.execCPUAffinity`).
+pub fn sched_setaffinity(pid: i32, mask: &[u64]) -> Result<(), SysError> {
+    // SAFETY: `mask` is live for the call and its byte length is passed with it; the kernel only
+    // reads it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_sched_setaffinity,
+            pid,
+            std::mem::size_of_val(mask),
+            mask.as_ptr(),
+        )
+    };
+    unit(ret, || {
+        format!("sched_setaffinity({pid}, cpus {})", list_of(mask))
+    })
+}
+
+/// A bit mask as the kernel's list format (`0-3,7`), for messages.
+fn list_of(mask: &[u64]) -> String {
+    let bits: Vec<usize> = (0..mask.len() * 64)
+        .filter(|&i| mask[i / 64] >> (i % 64) & 1 == 1)
+        .collect();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < bits.len() {
+        let start = bits[i];
+        while i + 1 < bits.len() && bits[i + 1] == bits[i] + 1 {
+            i += 1;
+        }
+        out.push(if bits[i] == start {
+            start.to_string()
+        } else {
+            format!("{start}-{}", bits[i])
+        });
+        i += 1;
+    }
+    out.join(",")
 }
 
 /// landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION): the kernel's Landlock ABI, or
