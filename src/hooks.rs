@@ -24,8 +24,19 @@ pub fn all(h: &Hooks) -> [(&'static str, &Vec<Hook>); 6] {
 
 /// Runs one hook to completion (or its timeout) with `state` on stdin.
 pub fn run_one(kind: &str, index: usize, hook: &Hook, state: &str) -> Result<()> {
+    run_one_in(kind, index, hook, state, None)
+}
+
+/// [`run_one`], with `default_env` for a hook that names no `env` of its own (None: the runtime's).
+fn run_one_in(
+    kind: &str,
+    index: usize,
+    hook: &Hook,
+    state: &str,
+    default_env: Option<&[String]>,
+) -> Result<()> {
     let label = format!("hooks.{kind}[{index}] ({})", hook.path);
-    let mut child = command(hook)
+    let mut child = command(hook, default_env)
         .spawn()
         .map_err(|e| Error::State(format!("{label}: cannot start: {e}")))?;
     let status = feed_and_wait(&label, hook, &mut child, state)?;
@@ -42,16 +53,22 @@ pub fn run_one(kind: &str, index: usize, hook: &Hook, state: &str) -> Result<()>
 }
 
 /// The hook's command: its path, argv (argv[0] as given), and environment.
-fn command(hook: &Hook) -> Command {
+fn command(hook: &Hook, default_env: Option<&[String]>) -> Command {
     let mut cmd = Command::new(&hook.path);
     if let Some((argv0, rest)) = hook.args.split_first() {
         cmd.arg0(argv0).args(rest);
     }
     cmd.stdin(Stdio::piped());
-    // A hook without `env` gets the runtime's environment, as runc gives it (Go's exec with a nil Env).
-    if !hook.env.is_empty() {
+    // A hook without `env` gets `default_env` (startContainer: the container process's), else the
+    // runtime's environment, as runc gives it (Go's exec with a nil Env).
+    let env = if hook.env.is_empty() {
+        default_env
+    } else {
+        Some(hook.env.as_slice())
+    };
+    if let Some(env) = env {
         cmd.env_clear();
-        for kv in &hook.env {
+        for kv in env {
             if let Some((k, v)) = kv.split_once('=') {
                 cmd.env(k, v);
             }
@@ -129,6 +146,15 @@ fn feed_and_wait(
 pub fn run_list(kind: &str, hooks: &[Hook], state: &str) -> Result<()> {
     for (i, h) in hooks.iter().enumerate() {
         run_one(kind, i, h, state)?;
+    }
+    Ok(())
+}
+
+/// Runs startContainer hooks, in the container: a hook without `env` sees the container process's
+/// environment (`process.env`), as runc gives it, not the caller of `create`'s.
+pub fn run_start_container(hooks: &[Hook], state: &str, process_env: &[String]) -> Result<()> {
+    for (i, h) in hooks.iter().enumerate() {
+        run_one_in("startContainer", i, h, state, Some(process_env))?;
     }
     Ok(())
 }

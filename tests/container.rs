@@ -372,6 +372,30 @@ fn hooks_run_in_order_with_state_on_stdin() {
     assert!(p > order.iter().position(|l| *l == "startContainer").unwrap());
 }
 
+/// A startContainer hook without `env` sees the container process's environment (runc), never the
+/// environment of whoever ran `create`; one with `env` sees only its own.
+#[test]
+fn start_container_hooks_get_the_process_environment() {
+    let mut b = Bundle::new("true");
+    let logdir = b.host_path("hooklog");
+    b.spec["process"]["env"] = json!(["PATH=/bin:/usr/bin", "IN_CONTAINER=yes"]);
+    let report = "cat > /dev/null; echo \"$0 in=${IN_CONTAINER:-unset} caller=${BERTH_CALLER_SECRET:-unset} own=${OWN:-unset}\" >> /hooklog/env";
+    b.spec["hooks"] = json!({"startContainer": [
+        {"path": "/bin/sh", "args": ["sh", "-c", report, "plain"]},
+        {"path": "/bin/sh", "args": ["sh", "-c", report, "own"], "env": ["OWN=1", "PATH=/bin"]}
+    ]});
+    b.add_mount(json!({"destination": "/hooklog", "type": "bind", "source": logdir, "options": ["rbind", "rw"]}));
+    let bundle = b.dir.to_str().unwrap().to_string();
+    let mut cmd = b.cmd(&["run", "--bundle", &bundle, "he1"]);
+    cmd.env("BERTH_CALLER_SECRET", "leaked");
+    ok(&output(&mut cmd, b.tmp.path()));
+    let got = std::fs::read_to_string(logdir.join("env")).unwrap();
+    assert_eq!(
+        got,
+        "plain in=yes caller=unset own=unset\nown in=unset caller=unset own=1\n"
+    );
+}
+
 #[test]
 fn failing_create_hook_fails_and_leaves_nothing() {
     let mut b = Bundle::new("true");

@@ -536,7 +536,7 @@ fn ready_and_exec(a: &InitArgs<'_>, program: Program, state: &str) -> Result<Inf
 
     // 17. startContainer hooks, in the container, before the user's program.
     if let Some(h) = &vs.spec.hooks {
-        crate::hooks::run_list("startContainer", &h.start_container, state)?;
+        crate::hooks::run_start_container(&h.start_container, state, &p.env)?;
     }
 
     // 18. The umask and signals the process should start with; then exec.
