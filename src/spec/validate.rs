@@ -69,6 +69,21 @@ fn check_ifname(name: &str, field: &str, template: bool) -> Result<()> {
     }
 }
 
+/// Every hook's path is absolute.
+fn check_hook_paths(spec: &Spec) -> Result<()> {
+    for (kind, hooks) in spec.hooks.iter().flat_map(crate::hooks::all) {
+        for (i, h) in hooks.iter().enumerate() {
+            if !h.path.starts_with('/') {
+                return Err(invalid(format!(
+                    "hooks.{kind}[{i}].path: {:?} is not absolute",
+                    h.path
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// linux.netDevices: valid names, and a network namespace of the container's own to move them to.
 fn check_net_devices(
     linux: &super::Linux,
@@ -427,16 +442,7 @@ impl ValidSpec {
             .map(super::attrs::MemoryPolicy::mode_and_mask)
             .transpose()?;
         check_net_devices(&linux, clone_flags, &joins)?;
-        for (kind, hooks) in spec.hooks.iter().flat_map(crate::hooks::all) {
-            for (i, h) in hooks.iter().enumerate() {
-                if !h.path.starts_with('/') {
-                    return Err(invalid(format!(
-                        "hooks.{kind}[{i}].path: {:?} is not absolute",
-                        h.path
-                    )));
-                }
-            }
-        }
+        check_hook_paths(&spec)?;
         let dev_is_tmpfs = spec.mounts.iter().any(|m| {
             m.typ.as_deref() == Some("tmpfs") && m.destination.trim_end_matches('/') == "/dev"
         });
