@@ -389,7 +389,7 @@ UNIT
     ln -s /dev/null "sd/etc/systemd/system/getty@tty1.service"
     fail=0
     boot_root sd /lib/systemd/systemd "systemd.unified_cgroup_hierarchy=1 systemd.show_status=0" sd \
-        'features-"systemd":true' 'created' 'unit-67108864-20-20-500ms-yes' \
+        'features-"systemd":true' 'created' 'unit-67108864-20-59-500ms-yes' \
         'files-67108864-20-59-50000_100000' 'procs-1' 'updated-134217728-134217728-30-30' \
         'exec-0::/system.slice/berth-sd1.scope' 'stats' 'paused' 'resumed' 'killed' \
         'after-delete-not-found-dir-gone' 'default-0::/system.slice/berth-sd2.scope' \

@@ -387,3 +387,79 @@ fn race_runs(
     assert!(swaps > 1000, "the swapper barely ran ({swaps} swaps)");
     assert!(ok_runs > 0, "no run succeeded ({failed_runs} failed)");
 }
+
+/// Runs `berth run` in a private mount namespace of the test's own where `vol` is a tmpfs made
+/// shared (as a kubelet's pod volume directory is), then prints the mounts under `vol` that the
+/// namespace sees afterwards: what the container's mounts propagated back to "the host".
+fn run_with_shared_volume(b: &Bundle, id: &str, vol: &Path) -> (std::process::Output, String) {
+    b.write();
+    let v = vol.display();
+    let script = format!(
+        "set -e; mount -t tmpfs hostvol {v}; mkdir {v}/sub; mount --make-shared {v}; \
+         {BERTH} --root {} run --bundle {} {id} > {v}.out 2>&1 || echo exit=$? >> {v}.out; \
+         grep -c ' {v}/sub ' /proc/self/mountinfo || true",
+        b.state.display(),
+        b.dir.display()
+    );
+    let o = output(
+        std::process::Command::new("unshare").args([
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+        ]),
+        b.tmp.path(),
+    );
+    let inside = std::fs::read_to_string(format!("{v}.out")).unwrap_or_default();
+    (o, inside)
+}
+
+/// Kubernetes' `mountPropagation: Bidirectional` reaches berth as an `rshared` bind with
+/// `rootfsPropagation: rshared`: the volume is a peer of its source, so a mount the container makes
+/// inside it appears on the host (as with runc). Without `rshared`, or in a user namespace, nothing
+/// flows back.
+#[test]
+fn bidirectional_volumes_propagate_back_and_others_do_not() {
+    let script = "mount -t tmpfs inner /v/sub && echo mounted; grep ' /v ' /proc/self/mountinfo";
+    for (case, opts, userns, back) in [
+        (
+            "bidirectional",
+            &["rbind", "rw", "rshared"][..],
+            false,
+            true,
+        ),
+        ("default", &["rbind", "rw"][..], false, false),
+        ("userns", &["rbind", "rw", "rshared"][..], true, false),
+    ] {
+        let mut b = Bundle::new(script);
+        let vol = b.host_path("vol");
+        b.add_mount(bind(&vol, "/v", opts));
+        b.spec["linux"]["rootfsPropagation"] = json!("rshared");
+        for set in ["bounding", "effective", "permitted"] {
+            b.spec["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_SYS_ADMIN"));
+        }
+        if userns {
+            b.in_userns();
+            std::os::unix::fs::chown(&b.rootfs, Some(100000), Some(100000)).unwrap();
+        }
+        let (o, inside) = run_with_shared_volume(&b, case, &vol);
+        assert!(inside.starts_with("mounted\n"), "{case}: {inside}");
+        let seen_on_host = stdout(&o).trim() == "1";
+        assert_eq!(
+            seen_on_host,
+            back,
+            "{case}: inside: {inside}host: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        if back {
+            // A peer of the host's mount (its peer group), not a new group that is its slave.
+            assert!(!inside.contains("master:"), "{case}: {inside}");
+        }
+    }
+}

@@ -216,9 +216,18 @@ fn mount_rootfs(
 ) -> Result<(Root, Option<OwnedFd>)> {
     let vs = a.req.vs;
     let joined = vs.joins_mount();
+    let vetted = a.req.policy.map(|enforcer| crate::policy::Vetted {
+        enforcer,
+        rootfs: &vs.rootfs,
+    });
+    let sources: &dyn OpenSource = match &vetted {
+        Some(v) => v,
+        None => &HostPath,
+    };
     let root = if joined {
         step("rootfs", rootfs::chroot_joined(vs))?
     } else {
+        peer_binds(a, sources, made)?;
         // Under a policy the rootfs is the fd the policy opened beneath its allowed root.
         let vetted = match a.req.policy {
             Some(e) => Some(e.open_rootfs(&vs.rootfs).map_err(Error::Refused)?.0),
@@ -232,14 +241,6 @@ fn mount_rootfs(
         Grant::Write
     };
     landlock.allow_root(root.fd(), root_grant)?;
-    let vetted = a.req.policy.map(|enforcer| crate::policy::Vetted {
-        enforcer,
-        rootfs: &vs.rootfs,
-    });
-    let sources: &dyn OpenSource = match &vetted {
-        Some(v) => v,
-        None => &HostPath,
-    };
     let mut env = mount_env(a, sources, std::mem::take(made));
     let dev = crate::mount::apply::apply_all(&root, a.req.plan, &mut env, &mut |op, fd, dir| {
         let grant = if op.top_read_only() {
@@ -274,6 +275,30 @@ fn mount_rootfs(
         root.mkdir_all(Path::new(&vs.process.cwd)),
     )?);
     Ok((root, null))
+}
+
+/// Binds asked `shared` or `rshared` (Kubernetes' `mountPropagation: Bidirectional`, what CSI node
+/// plugins use): their trees are cloned now, before `/` becomes a slave of the host, while this
+/// namespace's copy of each source is still a peer of the host's mount, so the clone is a peer too
+/// and a mount the container makes inside it appears on the host (as with runc). Everything else
+/// stays a slave of the host during setup. In a new user namespace the copies are already slaves
+/// (the kernel's rule for a less privileged namespace), and nothing flows back, as with runc.
+fn peer_binds(a: &InitArgs<'_>, sources: &dyn OpenSource, made: &mut Made) -> Result<()> {
+    if a.req.vs.userns {
+        return Ok(());
+    }
+    let mut usernses = crate::mount::idmap::Usernses::default();
+    for op in a.req.plan.iter().filter(|op| {
+        matches!(op.kind, crate::mount::plan::OpKind::Bind { .. })
+            && matches!(op.propagation, Some((flag, _)) if flag == libc::MS_SHARED)
+    }) {
+        if let std::collections::hash_map::Entry::Vacant(e) = made.entry(op.index) {
+            let tree = crate::mount::apply::detached_tree(op, sources, &mut usernses)
+                .with_context(|| op.label())?;
+            e.insert(tree);
+        }
+    }
+    Ok(())
 }
 
 /// What mount::apply needs beyond the plan: where bind sources come from (the policy's vetted fds,
