@@ -280,3 +280,57 @@ fn under_a_read_only_root_landlock_keeps_rw_volumes_writable_for_the_init_and_ex
     assert_eq!(std::fs::read_to_string(rw.join("x")).unwrap(), "a\n");
     ok(&b.berth(&["delete", "-f", "ex9"]));
 }
+
+/// runc's `exec --cgroup`: the process goes into an existing sub-cgroup of the container's (one
+/// hierarchy's on cgroup v1, `CONTROLLER:PATH`), and never anywhere else: `..`, an absolute path, a
+/// missing sub-cgroup or a controller the container has no cgroup for is refused before any process
+/// exists.
+#[test]
+fn exec_into_a_sub_cgroup_and_nowhere_else() {
+    let mut b = Bundle::new("sleep 100");
+    let path = format!("/berth-exec-sub-{}/c", std::process::id());
+    b.spec["linux"]["cgroupsPath"] = json!(path);
+    running(&b, "sc1");
+    let (base, arg, line) = if cgroup_v2() {
+        (std::path::PathBuf::from("/sys/fs/cgroup"), "inner", "0::")
+    } else {
+        (
+            std::path::PathBuf::from("/sys/fs/cgroup/pids"),
+            "pids:inner",
+            ":pids:",
+        )
+    };
+    let sub = base.join(path.trim_start_matches('/')).join("inner");
+    std::fs::create_dir(&sub).unwrap();
+    let o = b.berth(&["exec", "--cgroup", arg, "sc1", "cat", "/proc/self/cgroup"]);
+    let _ = std::fs::remove_dir(&sub);
+    let out = ok(&o);
+    let mine = out
+        .lines()
+        .find(|l| l.contains(line))
+        .unwrap_or_default()
+        .to_string();
+    // Seen through the container's cgroup namespace: its own cgroup is `/`.
+    assert!(mine.ends_with(":/inner"), "{out}");
+    if !cgroup_v2() {
+        // The other hierarchies keep the container's own cgroup.
+        let mem = out
+            .lines()
+            .find(|l| l.contains(":memory:"))
+            .unwrap_or_default();
+        assert!(mem.ends_with(":/"), "{out}");
+    }
+    let before = b.berth(&["ps", "sc1"]);
+    for (bad, needle) in [
+        ("../../escape", "without . or .."),
+        ("/abs", "relative path"),
+        ("nosuch", "not an existing sub-cgroup"),
+        ("nosuchctl:inner", "no cgroup for controller"),
+    ] {
+        let e = fails(&b.berth(&["exec", "--cgroup", bad, "sc1", "echo", "RAN"]));
+        assert!(e.contains(needle) && e.contains("--cgroup"), "{bad}: {e}");
+        assert!(!e.contains("RAN"), "{bad}: {e}");
+    }
+    // No process was left by the refusals.
+    assert_eq!(stdout(&b.berth(&["ps", "sc1"])), stdout(&before));
+}

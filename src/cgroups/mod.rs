@@ -21,6 +21,7 @@ pub mod systemd;
 use crate::error::{Context, Error, Result, io_err};
 use crate::spec::ValidSpec;
 use devices::Rule;
+use std::os::fd::AsFd;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -631,6 +632,78 @@ impl Cgroup {
         systemd::start(&unit.name, &unit.slice, pid, setup.properties.clone())
             .with_context(|| "linux.cgroupsPath".into())?;
         self.apply(setup)
+    }
+
+    /// The container's cgroup narrowed to the existing sub-cgroups that `specs` name (runc's
+    /// `exec --cgroup`): `PATH` for every hierarchy, or `CONTROLLER[,CONTROLLER]:PATH` for the
+    /// hierarchies of those controllers (cgroup v1; v2 has one tree, so only a bare PATH). PATH is
+    /// relative to the container's cgroup, without `.` or `..`, and must be a directory beneath it
+    /// (checked with openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS from the container's directory).
+    pub fn sub(&self, specs: &[String]) -> Result<Cgroup> {
+        let mut out = self.clone();
+        out.unit = None;
+        for spec in specs {
+            let bad = |why: &str| Error::InvalidSpec(format!("--cgroup {spec:?}: {why}"));
+            let (controllers, path) = match spec.split_once(':') {
+                Some((c, p)) => (
+                    c.split(',').filter(|c| !c.is_empty()).collect::<Vec<_>>(),
+                    p,
+                ),
+                None => (Vec::new(), spec.as_str()),
+            };
+            let rel = Path::new(path);
+            if path.is_empty()
+                || rel.is_absolute()
+                || !rel.components().all(|c| matches!(c, Component::Normal(_)))
+            {
+                return Err(bad(
+                    "the sub-cgroup must be a relative path below the container's cgroup, without . or ..",
+                ));
+            }
+            if self.version == Version::V2 && !controllers.is_empty() {
+                return Err(bad(
+                    "CONTROLLER:PATH is for cgroup v1; on cgroup v2 give the path alone",
+                ));
+            }
+            if let Some(c) = controllers.iter().find(|c| {
+                !self
+                    .dirs
+                    .iter()
+                    .any(|d| d.controllers.iter().any(|dc| dc == *c))
+            }) {
+                return Err(bad(&format!(
+                    "the container has no cgroup for controller {c:?}"
+                )));
+            }
+            for (d, mine) in self.dirs.iter().zip(out.dirs.iter_mut()) {
+                let wanted = controllers.is_empty()
+                    || d.controllers
+                        .iter()
+                        .any(|dc| controllers.contains(&dc.as_str()));
+                if !wanted {
+                    continue;
+                }
+                let base =
+                    crate::sys::openat2(None, &d.path, libc::O_PATH | libc::O_DIRECTORY, 0, 0)?;
+                crate::sys::openat2(
+                    Some(base.as_fd()),
+                    rel,
+                    libc::O_PATH | libc::O_DIRECTORY,
+                    0,
+                    crate::sys::RESOLVE_BENEATH | crate::sys::RESOLVE_NO_SYMLINKS,
+                )
+                .map_err(|e| {
+                    Error::InvalidSpec(format!(
+                        "--cgroup {spec:?}: {} is not an existing sub-cgroup of the container's: {}",
+                        d.path.join(rel).display(),
+                        e.errno
+                    ))
+                })?;
+                mine.path = d.path.join(rel);
+                mine.made_from = None;
+            }
+        }
+        Ok(out)
     }
 
     /// Moves `pid` into the cgroup (every hierarchy).

@@ -57,6 +57,10 @@ pub struct Args {
     /// Exec even into a paused container.
     #[arg(long)]
     pub ignore_paused: bool,
+    /// Run the process in this existing sub-cgroup of the container's: PATH, or
+    /// CONTROLLER[,CONTROLLER]:PATH on cgroup v1 (repeatable).
+    #[arg(long = "cgroup")]
+    pub cgroup: Vec<String>,
     /// Container id.
     pub id: String,
     /// The command and its arguments (unless --process).
@@ -116,6 +120,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         console_socket: a.console_socket.clone(),
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
+        sub_cgroups: a.cgroup.clone(),
     };
     match lifecycle::exec(&g.context(), &a.id, &r)? {
         Ran::Detached => Ok(0),

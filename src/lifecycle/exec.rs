@@ -118,6 +118,9 @@ pub struct ExecRequest {
     pub preserve_fds: u32,
     /// Exec even into a paused container.
     pub ignore_paused: bool,
+    /// Existing sub-cgroups of the container's to run the process in (runc's `--cgroup`):
+    /// `PATH`, or `CONTROLLER[,CONTROLLER]:PATH` on cgroup v1.
+    pub sub_cgroups: Vec<String>,
 }
 
 /// The container's state as exec needs it, checked: it runs (or is paused, when allowed).
@@ -187,6 +190,16 @@ pub fn exec(ctx: &Context, id: &str, r: &ExecRequest) -> Result<Ran> {
         )?)),
         None => None,
     };
+    let cgroup = match (&saved.cgroup, r.sub_cgroups.is_empty()) {
+        (c, true) => c.clone(),
+        (Some(c), false) => Some(c.sub(&r.sub_cgroups)?),
+        (None, false) => {
+            return Err(Error::InvalidSpec(format!(
+                "--cgroup {:?}: container {id:?} has no cgroup of its own",
+                r.sub_cgroups[0]
+            )));
+        }
+    };
     let mask = if r.detach {
         None
     } else {
@@ -195,7 +208,7 @@ pub fn exec(ctx: &Context, id: &str, r: &ExecRequest) -> Result<Ran> {
     let target = Target {
         pid: saved.pid,
         start_time: saved.start_time,
-        cgroup: saved.cgroup.as_ref(),
+        cgroup: cgroup.as_ref(),
         confinement: &confinement,
         console,
         preserve_fds: r.preserve_fds,
