@@ -385,7 +385,8 @@ fn update_replaces_device_rules() {
 }
 
 /// Without systemd as the host's init (this host), `--systemd-cgroup` is a clear error before
-/// anything exists; a slice path without the flag says which flag it needs. The systemd driver
+/// anything exists; a slice path without the flag is a directory name, as runc takes it, and the
+/// warning says which flag would make it a unit. The systemd driver
 /// itself is proven in the systemd guest of scripts/vm-test.sh.
 #[test]
 fn systemd_driver_without_systemd_is_a_clear_error_and_leaves_nothing() {
@@ -398,7 +399,28 @@ fn systemd_driver_without_systemd_is_a_clear_error_and_leaves_nothing() {
     let o = b.berth(&["--systemd-cgroup", "run", "--bundle", &bundle, "sd1"]);
     let e = b.refused(&o, "sd1", "not running as this host's init");
     assert!(e.contains("--systemd-cgroup"), "{e}");
-    b.refused(&b.run("sd2"), "sd2", "pass --systemd-cgroup");
+    // Without the flag, as runc's cgroupfs driver takes it: one directory of that name below
+    // berth's own cgroup (made, then removed with the container), with a warning saying which
+    // driver would have read it as a unit.
+    b.spec["process"]["args"] = json!(["sh", "-c", "cat /proc/self/cgroup"]);
+    b.spec["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "cgroup");
+    let o = b.run("sd2");
+    assert!(ok(&o).contains("/system.slice:berth:sd1"), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("pass --systemd-cgroup"),
+        "{}",
+        stderr(&o)
+    );
+    for root in cgroup_roots() {
+        assert!(
+            !root.join("system.slice:berth:sd1").exists(),
+            "{}",
+            root.display()
+        );
+    }
     let features = ok(&b.berth(&["features"]));
     assert!(features.contains("\"systemd\": false"), "{features}");
 }

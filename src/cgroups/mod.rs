@@ -203,8 +203,10 @@ pub struct Setup {
 
 /// The cgroup path inside the hierarchy, by runc's rules: linux.cgroupsPath absolute (from the
 /// hierarchy's root) or relative (to the runtime's own cgroup), `/berth/<id>` when absent. `..` and
-/// the root itself are refused, and so is systemd's `slice:prefix:name` form (that is for
-/// `--systemd-cgroup`, [`systemd::unit_for`]).
+/// the root itself are refused. Systemd's `slice:prefix:name` form (for `--systemd-cgroup`,
+/// [`systemd::unit_for`]) given to this driver is, as runc takes it, a relative path: one
+/// directory of that name below berth's own cgroup (containerd's CRI sends that form whenever the
+/// pod's cgroup parent ends in `.slice`, whatever the runtime's driver; see [`systemd_form`]).
 pub fn path_for(vs: &ValidSpec, id: &str, own: &Path) -> Result<PathBuf> {
     path_under(vs, id, own, Path::new("/"))
 }
@@ -217,11 +219,6 @@ fn path_under(vs: &ValidSpec, id: &str, own: &Path, base: &Path) -> Result<PathB
         .clone()
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| format!("{}/berth/{id}", base.display()));
-    if !given.starts_with('/') && given.matches(':').count() == 2 {
-        return Err(Error::NotSupported(format!(
-            "linux.cgroupsPath: {given:?} is a systemd slice:prefix:name path; pass --systemd-cgroup for the systemd driver"
-        )));
-    }
     let p = Path::new(&given);
     if p.components()
         .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
@@ -245,6 +242,11 @@ fn path_under(vs: &ValidSpec, id: &str, own: &Path, base: &Path) -> Result<PathB
         )));
     }
     Ok(rel)
+}
+
+/// A cgroupsPath in systemd's `slice:prefix:name` form.
+pub fn systemd_form(path: &str) -> bool {
+    !path.starts_with('/') && path.matches(':').count() == 2 && !path.contains('/')
 }
 
 /// `p` without its leading `/`.
@@ -345,6 +347,16 @@ impl Cgroup {
             .cgroups_path
             .as_deref()
             .is_some_and(|p| !p.is_empty());
+        if let Some(p) = vs
+            .linux()
+            .cgroups_path
+            .as_deref()
+            .filter(|p| systemd_form(p))
+        {
+            crate::logging::warn(&format!(
+                "linux.cgroupsPath {p:?} is systemd's slice:prefix:name form, but the cgroupfs driver is in use: it is taken as one directory of that name below berth's own cgroup, as runc does (pass --systemd-cgroup for the systemd driver)"
+            ));
+        }
         let mut dirs = Vec::new();
         // A hybrid host's unified tree is used only when a limit needs one of its controllers (it
         // then has to be enabled there, a change to the host's tree berth makes no sooner).
@@ -889,11 +901,10 @@ mod tests {
         );
         assert!(path_for(&vs(Some("/a/../../etc")), "c", own).is_err());
         assert!(path_for(&vs(Some("/")), "c", own).is_err());
-        assert!(
-            path_for(&vs(Some("system.slice:berth:c1")), "c", own)
-                .unwrap_err()
-                .to_string()
-                .contains("systemd")
+        // systemd's form given to the cgroupfs driver: a relative path, as runc takes it.
+        assert_eq!(
+            path_for(&vs(Some("system.slice:berth:c1")), "c", own).unwrap(),
+            Path::new("user.slice/me/system.slice:berth:c1")
         );
     }
 }
