@@ -49,8 +49,8 @@ def print_ratios(med):
     print("(harness) is GNU time running /bin/true: the cost every row above includes.")
 
 
-def bundle(work, extra_mounts=0, resources=None):
-    b = os.path.join(work, f"bundle-{extra_mounts}-{'r' if resources else 'n'}")
+def bundle(work, extra_mounts=0, resources=None, masked=0):
+    b = os.path.join(work, f"bundle-{extra_mounts}-{'r' if resources else 'n'}-{masked}")
     os.makedirs(b)
     subprocess.run([BERTH, "spec", "--bundle", b], check=True)
     # A copy, not a symlink: runc refuses a symlinked rootfs.
@@ -62,6 +62,10 @@ def bundle(work, extra_mounts=0, resources=None):
     c["process"]["args"] = ["/bin/true"]
     if resources:
         c["linux"]["resources"] = resources
+    for i in range(masked):
+        # As Kubernetes masks one thermal_throttle directory per CPU on a big node.
+        os.makedirs(os.path.join(b, "rootfs", "masked", f"d{i}"))
+        c["linux"]["maskedPaths"].append(f"/masked/d{i}")
     if extra_mounts:
         src = os.path.join(work, "src")
         os.makedirs(src, exist_ok=True)
@@ -102,13 +106,13 @@ def launcher(i):
     return time.perf_counter() - t, ru.ru_utime + ru.ru_stime, int(err.strip().splitlines()[-1])
 
 
-def startup(runs, resources=None):
+def startup(runs, resources=None, masked=0):
     work = tempfile.mkdtemp(prefix="berth-bench-")
     if resources:
         # Every runtime manages its cgroups (crun's cgroupfs driver; berth and runc by default).
         GLOBAL["crun"] = []
     try:
-        b = bundle(work, 0, resources)
+        b = bundle(work, 0, resources, masked)
         res = {rt: {"wall": [], "cpu": [], "rss": []} for rt in list(RUNTIMES) + ["(harness)"]}
         for i in range(runs):
             wall, cpu, rss = launcher(i)
@@ -121,6 +125,8 @@ def startup(runs, resources=None):
                 res[rt]["cpu"].append(cpu)
                 res[rt]["rss"].append(rss)
         what = "with a Podman-like linux.resources block, cgroups managed by every runtime" if resources else "default `berth spec` bundle"
+        if masked:
+            what += f" with {masked} more masked directories"
         print(f"run of /bin/true, {what} (terminal off), {runs} interleaved runs each")
         print_ratios(print_medians(res))
     finally:
@@ -313,6 +319,8 @@ if __name__ == "__main__":
         mounts(int(args[1]) if len(args) > 1 else 5)
     elif args and args[0] == "exec":
         exec_bench(int(args[1]) if len(args) > 1 else 200)
+    elif args and args[0] == "masked":
+        startup(int(args[1]) if len(args) > 1 else 100, None, 400)
     elif args and args[0] == "cgroups":
         startup(int(args[1]) if len(args) > 1 else 200, PODMAN_RESOURCES)
     else:

@@ -7,6 +7,7 @@
 #   scripts/bench.sh mounts [RUNS]   mount scaling (see scripts/bench.py)
 #   scripts/bench.sh cgroups [RUNS]  the same with a Podman-like resources block, cgroups managed
 #   scripts/bench.sh exec [RUNS]     exec of /bin/true into a running container
+#   scripts/bench.sh masked [RUNS]   the default bundle with 400 more masked directories
 set -eu
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench.sh: run as root" >&2; exit 1; }

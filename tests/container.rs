@@ -180,6 +180,36 @@ fn masked_and_readonly_paths() {
     assert!(out.starts_with("0\n") && out.contains("1,   3"), "{out}");
 }
 
+/// Every masked directory is the same empty read-only tmpfs (one superblock, as runc >= 1.3.6 and
+/// crun >= 1.24 do), which the container can neither write nor fill; a masked file is /dev/null.
+#[test]
+fn masked_directories_share_one_empty_read_only_tmpfs() {
+    let mut b = Bundle::new(
+        "for d in /m/a /m/b /m/c; do ls -A $d | wc -l; touch $d/x 2>/dev/null && echo WROTE; done; \
+         grep -E ' /m/[abc] ' /proc/self/mountinfo",
+    );
+    for d in ["a", "b", "c"] {
+        std::fs::create_dir_all(b.rootfs.join("m").join(d)).unwrap();
+        std::fs::write(b.rootfs.join("m").join(d).join("secret"), "host data\n").unwrap();
+        b.spec["linux"]["maskedPaths"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(format!("/m/{d}")));
+    }
+    let out = ok(&b.run("ms1"));
+    assert!(!out.contains("WROTE"), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..3], ["0", "0", "0"], "{out}");
+    let mounts: Vec<Vec<&str>> = lines[3..].iter().map(|l| l.split(' ').collect()).collect();
+    assert_eq!(mounts.len(), 3, "{out}");
+    for m in &mounts {
+        // The device (major:minor) is the superblock's: one for all three.
+        assert_eq!(m[2], mounts[0][2], "{out}");
+        assert!(m[5].split(',').any(|o| o == "ro"), "{out}");
+        assert!(m.iter().any(|f| *f == "tmpfs"), "{out}");
+    }
+}
+
 #[test]
 fn hostname_domainname() {
     let mut b = Bundle::new("hostname; cat /proc/sys/kernel/domainname");
