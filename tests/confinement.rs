@@ -143,19 +143,26 @@ fn run_with_dir_fd(b: &Bundle, id: &str, dir: &std::path::Path) -> std::process:
     )
 }
 
+/// A directory the caller passed (`--preserve-fds`) stays usable under Landlock, as without it; `..`
+/// out of it reaches nothing the ruleset allows. Without Landlock the `..` reads the host's file: the
+/// rule, not something else, denied it.
 #[test]
-fn landlock_denies_a_host_directory_reached_through_a_passed_fd() {
-    let mut b = Bundle::new("cat /proc/self/fd/3/secret 2>&1 || echo denied");
-    let host = b.host_path("host-dir");
-    std::fs::write(host.join("secret"), "host secret\n").unwrap();
+fn landlock_keeps_a_passed_fd_usable_and_denies_what_lies_beside_it() {
+    let mut b =
+        Bundle::new("cat /proc/self/fd/3/data; cat /proc/self/fd/3/../outside 2>&1 || echo denied");
+    let host = b.host_path("passed/dir");
+    std::fs::write(host.join("data"), "passed in\n").unwrap();
+    std::fs::write(host.parent().unwrap().join("outside"), "host secret\n").unwrap();
     let out = ok(&run_with_dir_fd(&b, "ll1", &host));
     assert!(
-        out.contains("denied") && !out.contains("host secret"),
+        out.starts_with("passed in\n") && out.contains("denied") && !out.contains("host secret"),
         "{out}"
     );
-    // The same container without Landlock reads it: the rule, not something else, denied it.
     b.spec["annotations"] = json!({"berth.landlock": "off"});
-    assert_eq!(ok(&run_with_dir_fd(&b, "ll2", &host)), "host secret\n");
+    assert_eq!(
+        ok(&run_with_dir_fd(&b, "ll2", &host)),
+        "passed in\nhost secret\n"
+    );
 }
 
 #[test]
@@ -209,4 +216,47 @@ fn landlock_status_is_logged_and_enforce_fails_without_landlock() {
     ));
     b.spec["annotations"] = json!({"berth.landlock": "sometimes"});
     assert!(fails(&b.run("le4")).contains("annotations.berth.landlock"));
+}
+
+/// Landlock never narrows a mount below its flags: under a read-only root, an `rbind,ro` volume
+/// (read-only top, submounts keep their own flags) with a writable submount stays writable there,
+/// for the init and for exec, while its top stays read-only (the kernel's flag). Landlock on
+/// (enforce), so the rules, not their absence, are what is checked.
+#[test]
+fn landlock_keeps_writable_submounts_of_a_read_only_rbind_writable() {
+    let script = "echo a > /v/sub/f && echo sub-rw; (echo b > /v/f) 2>/dev/null || echo top-ro; exec sleep 100";
+    let mut b = Bundle::new(script);
+    let vol = b.host_path("vol");
+    std::fs::create_dir(vol.join("sub")).unwrap();
+    b.spec["root"]["readonly"] = json!(true);
+    b.spec["annotations"] = json!({"berth.landlock": "enforce"});
+    b.add_mount(
+        json!({"destination": "/v", "type": "bind", "source": vol, "options": ["rbind", "ro"]}),
+    );
+    b.write();
+    // The submount exists on the host side of the volume, in a mount namespace of the test's own,
+    // from which berth runs (detached) and then execs.
+    let v = vol.display();
+    let script = format!(
+        "set -e; mount -t tmpfs sub {v}/sub; \
+         {BERTH} --root {st} run -d --bundle {bd} lw1 > {v}.init 2>&1; sleep 1; \
+         {BERTH} --root {st} exec lw1 sh -c 'echo c > /v/sub/g && echo exec-sub-rw; (echo d > /v/g) 2>/dev/null || echo exec-top-ro'; \
+         {BERTH} --root {st} delete -f lw1",
+        st = b.state.display(),
+        bd = b.dir.display()
+    );
+    let o = output(
+        std::process::Command::new("unshare").args([
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+        ]),
+        b.tmp.path(),
+    );
+    let init = std::fs::read_to_string(format!("{v}.init")).unwrap_or_default();
+    assert_eq!(ok(&o), "exec-sub-rw\nexec-top-ro\n", "{}", stderr(&o));
+    assert_eq!(init, "sub-rw\ntop-ro\n");
 }

@@ -280,16 +280,26 @@ fn container_rules(vs: &ValidSpec, mode: Mode, root: &Root) -> Result<Landlock> 
     }
     let info = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| crate::error::io_err("read", Path::new("/proc/self/mountinfo"), e))?;
-    for line in info.lines() {
+    mount_rules(&mut l, root, &info, |_| true)?;
+    Ok(l)
+}
+
+/// A rule for each mount point of `mountinfo` (as the process sees it, inside its root) that
+/// `wanted` names: write where the mount is writable, read/exec where it is read-only. Each is
+/// opened inside `root` without following a symlink; mount points that mountinfo had to escape
+/// (spaces and the like, `\ooo`) or that cannot be opened get no rule (no access).
+pub(crate) fn mount_rules(
+    l: &mut Landlock,
+    root: &Root,
+    mountinfo: &str,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<()> {
+    for line in mountinfo.lines() {
         let f: Vec<&str> = line.split(' ').collect();
         let (Some(point), Some(opts)) = (f.get(4), f.get(5)) else {
             continue;
         };
-        if *point == "/" {
-            continue;
-        }
-        // mountinfo escapes spaces and the like as \ooo; such paths are skipped (no rule: no access).
-        if point.contains('\\') {
+        if *point == "/" || point.contains('\\') || !wanted(point) {
             continue;
         }
         let Ok(fd) = root.open_no_symlinks(Path::new(point), libc::O_PATH) else {
@@ -302,5 +312,5 @@ fn container_rules(vs: &ValidSpec, mode: Mode, root: &Root) -> Result<Landlock> 
         };
         l.allow(fd.as_fd(), grant)?;
     }
-    Ok(l)
+    Ok(())
 }

@@ -81,6 +81,7 @@ fn recipe(a: &InitArgs<'_>) -> Result<Infallible> {
     let mut made = enter_namespaces(a)?;
     let mut landlock = Landlock::new(a.req.confinement.landlock)?;
     let (root, state) = build_rootfs(a, &mut landlock, &mut made)?;
+    writable_submounts(a.req, &root, &mut landlock)?;
     let program = confine(
         a.req.vs,
         a.req.confinement,
@@ -456,6 +457,8 @@ pub(crate) fn confine(
             sys::set_personality(persona).map_err(Into::into),
         )?;
     }
+    let mut landlock = landlock;
+    allow_handed_in(&mut landlock, preserve_fds)?;
     let mut landlock = Some(landlock);
     if !p.no_new_privileges {
         report.landlock = restrict_landlock(landlock.take())?;
@@ -572,6 +575,71 @@ fn ready_and_exec(a: &InitArgs<'_>, program: Program, state: &str) -> Result<Inf
 }
 
 /// Applies the Landlock ruleset filled while mounting; returns what was enforced.
+/// Under a read-only root, an rbind whose top is read-only but not its tree (`ro` without `rro`)
+/// keeps its writable submounts writable, as the kernel's mount flags say: the rule taken from the
+/// bind's fd grants its whole tree read/exec only, so each writable submount below it gets a rule of
+/// its own, from the mount table as the container sees it (after pivot_root). Landlock never makes
+/// a mount narrower than its flags.
+fn writable_submounts(req: &Request<'_>, root: &Root, landlock: &mut Landlock) -> Result<()> {
+    let root_ro = req.vs.spec.root.as_ref().is_some_and(|r| r.readonly);
+    let dests: Vec<String> = req
+        .plan
+        .iter()
+        .filter(|op| {
+            matches!(
+                op.kind,
+                crate::mount::plan::OpKind::Bind {
+                    recursive: true,
+                    ..
+                }
+            ) && op.top_read_only()
+                && !op.tree_read_only()
+        })
+        .map(|op| format!("{}/", op.dest.display()))
+        .collect();
+    if !root_ro || dests.is_empty() || !landlock.active() {
+        return Ok(());
+    }
+    let proc = rootfs::private_proc()?;
+    let file = proc.open_at(Path::new("thread-self/mountinfo"), libc::O_RDONLY)?;
+    let mut info = String::new();
+    std::io::Read::read_to_string(&mut std::fs::File::from(file), &mut info)
+        .map_err(|e| crate::error::io_err("read", Path::new("/proc/thread-self/mountinfo"), e))?;
+    super::exec::mount_rules(landlock, root, &info, |point| {
+        dests.iter().any(|d| point.starts_with(d.as_str()))
+    })
+}
+
+/// The fds the caller handed in (`--preserve-fds`: 3, 4, ...) stay usable under Landlock, as they
+/// are without it: each file or directory among them gets a rule granting what the kernel's own
+/// checks then decide (reopening it through /proc/self/fd/N, or opening beneath a directory fd),
+/// while `..` out of such a directory still reaches nothing the ruleset allows. Reached through
+/// berth's own procfs: the container's /proc may be masked or absent.
+fn allow_handed_in(landlock: &mut Landlock, preserve_fds: u32) -> Result<()> {
+    if preserve_fds == 0 || !landlock.active() {
+        return Ok(());
+    }
+    let proc = rootfs::private_proc()?;
+    for n in 3..3 + preserve_fds {
+        // O_PATH through the magic link: the same file, whatever mode the fd was opened with.
+        match sys::openat2(
+            Some(proc.fd()),
+            Path::new(&format!("thread-self/fd/{n}")),
+            libc::O_PATH,
+            0,
+            0,
+        ) {
+            Ok(fd) => landlock
+                .allow_handed_in(fd.as_fd())
+                .with_context(|| format!("--preserve-fds: fd {n}"))?,
+            // Not open: nothing to allow.
+            Err(e) if e.errno == nix::errno::Errno::ENOENT => {}
+            Err(e) => return Err(Error::from(e).within(format!("--preserve-fds: fd {n}"))),
+        }
+    }
+    Ok(())
+}
+
 fn restrict_landlock(landlock: Option<Landlock>) -> Result<Enforced> {
     landlock.map_or(Ok(Enforced::Off), Landlock::restrict)
 }

@@ -228,6 +228,34 @@ impl Builder {
         self.allow_known(fd, dir, || Key::Inode(st.st_dev, st.st_ino), grant)
     }
 
+    /// Allows everything beneath `fd`, a file or directory outside the container's mounts (an fd
+    /// the caller handed in with `--preserve-fds`): the root's rule does not cover it, so no rule is
+    /// skipped for it. Other kinds of fd (pipes, sockets) need no rule: Landlock does not restrict them.
+    pub fn allow_handed_in(&mut self, fd: BorrowedFd<'_>) -> Result<()> {
+        if self.ruleset.is_none() {
+            return Ok(());
+        }
+        let st = sys::fstat(fd)?;
+        let kind = st.st_mode & libc::S_IFMT;
+        if kind != libc::S_IFDIR && kind != libc::S_IFREG {
+            return Ok(());
+        }
+        let root = self.root.take();
+        let r = self.allow_known(
+            fd,
+            kind == libc::S_IFDIR,
+            || Key::Inode(st.st_dev, st.st_ino),
+            Grant::Write,
+        );
+        self.root = root;
+        r
+    }
+
+    /// Whether rules are being collected (Landlock on, and available).
+    pub fn active(&self) -> bool {
+        self.ruleset.is_some()
+    }
+
     /// [`Builder::allow`] when the caller already knows whether `fd` is a directory and what it is
     /// (no stat).
     pub fn allow_known(
