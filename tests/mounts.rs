@@ -463,3 +463,61 @@ fn bidirectional_volumes_propagate_back_and_others_do_not() {
         }
     }
 }
+
+/// The errors an orchestrator shows (a kubelet event: one line) name the field, the path, the errno
+/// and the likely cause.
+#[test]
+fn mount_errors_are_one_line_with_field_path_errno_and_cause() {
+    let one_line = |e: &str| {
+        assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+    };
+    // A destination below a file.
+    let mut b = Bundle::new("true");
+    b.add_mount(json!({"destination": "/etc/passwd/x", "type": "tmpfs", "source": "t"}));
+    let e = b.refused(&b.run("me1"), "me1", "mounts[7] (/etc/passwd/x)");
+    assert!(
+        e.contains("/etc/passwd in the rootfs is a file") && e.contains("ENOTDIR"),
+        "{e}"
+    );
+    one_line(&e);
+    // An idmapped bind of a filesystem that cannot be idmapped (sysfs).
+    let f: serde_json::Value = serde_json::from_str(&ok(&b.berth(&["features"]))).unwrap();
+    if f["linux"]["mountExtensions"]["idmap"]["enabled"] != true {
+        skipped("the idmap part: this kernel has no idmapped mounts");
+    } else {
+        let mut b = Bundle::new("true");
+        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        b.add_mount(
+            json!({"destination": "/m", "type": "bind", "source": "/sys/kernel/mm",
+                           "options": ["rbind", "idmap"], "uidMappings": map, "gidMappings": map}),
+        );
+        let e = b.refused(&b.run("me2"), "me2", "mounts[7] (/m)");
+        assert!(
+            e.contains("the source /sys/kernel/mm is on sysfs, which this kernel cannot idmap")
+                && e.contains("EINVAL"),
+            "{e}"
+        );
+        one_line(&e);
+    }
+    // A flag the host set that a container with its own user namespace cannot clear.
+    let mut b = Bundle::new("true");
+    let locked = b.host_path("locked");
+    b.in_userns();
+    std::os::unix::fs::chown(&b.rootfs, Some(100000), Some(100000)).unwrap();
+    b.add_mount(bind(&locked, "/s", &["rbind", "suid"]));
+    let o = run_in_private_ns(
+        &b,
+        "me3",
+        &format!("mount -t tmpfs -o nosuid,nodev lk {}", locked.display()),
+    );
+    let e = b.refused(&o, "me3", "mounts[7] (/s)");
+    assert!(
+        e.contains(&format!(
+            "the host mounts the source {} nosuid (option suid)",
+            locked.display()
+        )) && e.contains("cannot clear a flag the host set")
+            && e.contains("EPERM"),
+        "{e}"
+    );
+    one_line(&e);
+}

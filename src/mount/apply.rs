@@ -424,6 +424,85 @@ fn check_destination(
     }
 }
 
+/// The likely cause of a failed mount, put before the failed call so the one line an orchestrator
+/// shows (a kubelet event) says it: a destination component that is a file (ENOTDIR), a flag the
+/// host set on a bind's source that a container with its own user namespace cannot clear (EPERM).
+/// `root` is the container's root when the destination was being resolved in it.
+pub fn explain(root: Option<&Root>, op: &MountOp, e: Error) -> Error {
+    let cause = match e.errno() {
+        Some(nix::errno::Errno::ENOTDIR) => root.and_then(|r| file_in_the_way(r, &op.dest)),
+        Some(nix::errno::Errno::EPERM) => locked_flags(op),
+        _ => None,
+    };
+    match cause {
+        Some(c) => e.within(c),
+        None => e,
+    }
+}
+
+/// The first component of `dest` that exists inside `root` and is not a directory.
+fn file_in_the_way(root: &Root, dest: &Path) -> Option<String> {
+    let mut prefix = std::path::PathBuf::new();
+    let parts: Vec<_> = dest.components().collect();
+    for c in &parts[..parts.len().saturating_sub(1)] {
+        prefix.push(c);
+        if prefix.as_os_str() == "/" {
+            continue;
+        }
+        let st = root
+            .open_at(&prefix, libc::O_PATH)
+            .ok()
+            .and_then(|fd| sys::fstat(&fd).ok())?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            return Some(format!(
+                "{} in the rootfs is a file, not a directory, so nothing can be mounted below it",
+                prefix.display()
+            ));
+        }
+    }
+    None
+}
+
+/// For a bind asking to clear flags (`suid`, `dev`, `exec`, `rw`, atime options): which of them the
+/// host's mount of the source has, which the kernel locks for a less privileged mount namespace.
+fn locked_flags(op: &MountOp) -> Option<String> {
+    let OpKind::Bind { source, .. } = &op.kind else {
+        return None;
+    };
+    let clr = op.attr.attr_clr | op.rattr.attr_clr;
+    let st = nix::sys::statvfs::statvfs(source.as_path()).ok()?;
+    use nix::sys::statvfs::FsFlags;
+    let host: Vec<&str> = [
+        (sys::MOUNT_ATTR_RDONLY, FsFlags::ST_RDONLY, "ro (option rw)"),
+        (
+            sys::MOUNT_ATTR_NOSUID,
+            FsFlags::ST_NOSUID,
+            "nosuid (option suid)",
+        ),
+        (
+            sys::MOUNT_ATTR_NODEV,
+            FsFlags::ST_NODEV,
+            "nodev (option dev)",
+        ),
+        (
+            sys::MOUNT_ATTR_NOEXEC,
+            FsFlags::ST_NOEXEC,
+            "noexec (option exec)",
+        ),
+    ]
+    .iter()
+    .filter(|(bit, flag, _)| clr & bit != 0 && st.flags().contains(*flag))
+    .map(|(_, _, what)| *what)
+    .collect();
+    (!host.is_empty()).then(|| {
+        format!(
+            "the host mounts the source {} {}, and a container with a user namespace of its own cannot clear a flag the host set (the kernel locks it): drop the option",
+            source.display(),
+            host.join(", ")
+        )
+    })
+}
+
 /// Makes one mount; returns the fd of the attached mount and whether it is a directory.
 pub fn apply_one(root: &Root, op: &MountOp, env: &mut Env<'_>) -> Result<(OwnedFd, bool)> {
     let (mnt, dir) = match &op.kind {
@@ -438,6 +517,7 @@ pub fn apply_one(root: &Root, op: &MountOp, env: &mut Env<'_>) -> Result<(OwnedF
             params,
         } => new_fs(root, op, fstype, source.as_deref(), params, env).map(|m| (m, true)),
     }
+    .map_err(|e| explain(Some(root), op, e))
     .with_context(|| op.label())?;
     if let Some((flag, recursive)) = op.propagation {
         let attr = MountAttr {

@@ -68,13 +68,49 @@ impl Usernses {
         sys::mount_setattr(tree, idmap.recursive, &attr).map_err(|e| {
             let why = match e.errno {
                 nix::errno::Errno::EINVAL => {
-                    " (the filesystem cannot be idmapped on this kernel, or a mount of the tree already is)"
+                    let fs = nix::sys::statfs::fstatfs(tree)
+                        .map(|s| fs_name(s.filesystem_type().0 as i64))
+                        .unwrap_or_else(|_| "its filesystem".into());
+                    let what = match &op.kind {
+                        super::plan::OpKind::Bind { source, .. } => {
+                            format!("the source {}", source.display())
+                        }
+                        super::plan::OpKind::Fs { fstype, .. } => format!("this {fstype}"),
+                    };
+                    format!(
+                        "{what} is on {fs}, which this kernel cannot idmap (or a mount of the tree already is idmapped)"
+                    )
                 }
-                _ => "",
+                _ => "idmapped mount".into(),
             };
-            Error::NotSupported(format!("{}: idmapped mount: {e}{why}", op.label()))
+            Error::NotSupported(format!("{why}: {e}"))
         })
     }
+}
+
+/// A filesystem's name by its magic (statfs f_type), for messages.
+fn fs_name(magic: i64) -> String {
+    let name = match magic {
+        0x9fa0 => "procfs",
+        0x6265_6572 => "sysfs",
+        0x0102_1994 => "tmpfs",
+        0xef53 => "ext4",
+        0x5846_5342 => "xfs",
+        0x9123_683e => "btrfs",
+        0x794c_7630 => "overlayfs",
+        0x6969 => "nfs",
+        0x6573_5546 => "fuse",
+        0x6367_7270 => "cgroup2",
+        0x0027_e0eb => "cgroup",
+        0x1cd1 => "devpts",
+        0x7371_7368 => "squashfs",
+        0x4d44 => "vfat",
+        0x2fc1_2fc1 => "zfs",
+        0x6462_6720 => "debugfs",
+        0x7472_6163 => "tracefs",
+        _ => return format!("a filesystem of type {magic:#x}"),
+    };
+    name.into()
 }
 
 /// A user namespace with these maps, held by an fd (its helper process is gone when this returns).

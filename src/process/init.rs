@@ -295,6 +295,7 @@ fn peer_binds(a: &InitArgs<'_>, sources: &dyn OpenSource, made: &mut Made) -> Re
     }) {
         if let std::collections::hash_map::Entry::Vacant(e) = made.entry(op.index) {
             let tree = crate::mount::apply::detached_tree(op, sources, &mut usernses)
+                .map_err(|e| crate::mount::apply::explain(None, op, e))
                 .with_context(|| op.label())?;
             e.insert(tree);
         }

@@ -495,6 +495,7 @@ fn hand_over_trees(req: &Request<'_>, pid: i32, chan: &Channel) -> Result<()> {
         crate::mount::idmap::Usernses::new(Some(open(&format!("/proc/{pid}/ns/user"))?));
     let handed = binds.iter().try_for_each(|op| {
         let tree = crate::mount::apply::detached_tree(op, sources, &mut usernses)
+            .map_err(|e| crate::mount::apply::explain(None, op, e))
             .with_context(|| op.label())?;
         let index = u32::try_from(op.index)
             .map_err(|_| Error::InvalidSpec(format!("{}: over 2^32 mounts", op.label())))?;
