@@ -125,6 +125,9 @@ pub struct Env<'a> {
     pub sources: &'a dyn OpenSource,
     /// Detached mounts the parent made ([`detached_tree`]), by mount index.
     pub made: std::collections::HashMap<usize, OwnedFd>,
+    /// Those of `made` cloned early (peers of their sources, see process::init): cloned once more
+    /// when their turn comes, so that mount ids, and so the order of mountinfo, follow the spec.
+    pub early: std::collections::HashSet<usize>,
     /// The user namespaces of idmapped binds made here.
     pub usernses: Usernses,
     /// The parent directory destinations were last created in.
@@ -144,6 +147,19 @@ pub struct Env<'a> {
 
 fn bind(root: &Root, op: &MountOp, env: &mut Env<'_>) -> Result<(OwnedFd, bool)> {
     let tree = match env.made.remove(&op.index) {
+        Some(t) if env.early.contains(&op.index) => {
+            // A clone of the early clone: the same peer group and attributes, a mount id of now.
+            // A kernel that cannot clone a detached mount gets the early clone
+            // itself, listed earlier in mountinfo than its turn.
+            let recursive = matches!(
+                op.kind,
+                OpKind::Bind {
+                    recursive: true,
+                    ..
+                }
+            );
+            clone_tree(&t, recursive).unwrap_or(t)
+        }
         Some(t) => t,
         None => detached_tree(op, env.sources, &mut env.usernses)?,
     };

@@ -289,10 +289,7 @@ fn peer_binds(a: &InitArgs<'_>, sources: &dyn OpenSource, made: &mut Made) -> Re
         return Ok(());
     }
     let mut usernses = crate::mount::idmap::Usernses::default();
-    for op in a.req.plan.iter().filter(|op| {
-        matches!(op.kind, crate::mount::plan::OpKind::Bind { .. })
-            && matches!(op.propagation, Some((flag, _)) if flag == libc::MS_SHARED)
-    }) {
+    for op in a.req.plan.iter().filter(|op| is_peer_bind(op)) {
         if let std::collections::hash_map::Entry::Vacant(e) = made.entry(op.index) {
             let tree = crate::mount::apply::detached_tree(op, sources, &mut usernses)
                 .map_err(|e| crate::mount::apply::explain(None, op, e))
@@ -301,6 +298,12 @@ fn peer_binds(a: &InitArgs<'_>, sources: &dyn OpenSource, made: &mut Made) -> Re
         }
     }
     Ok(())
+}
+
+/// A bind asked `shared` or `rshared`.
+fn is_peer_bind(op: &crate::mount::plan::MountOp) -> bool {
+    matches!(op.kind, crate::mount::plan::OpKind::Bind { .. })
+        && matches!(op.propagation, Some((flag, _)) if flag == libc::MS_SHARED)
 }
 
 /// What mount::apply needs beyond the plan: where bind sources come from (the policy's vetted fds,
@@ -315,6 +318,13 @@ fn mount_env<'a>(
     let cgroup = a.req.cgroup.map(|(c, _)| c);
     crate::mount::apply::Env {
         sources,
+        early: a
+            .req
+            .plan
+            .iter()
+            .filter(|op| is_peer_bind(op) && !a.req.vs.userns)
+            .map(|op| op.index)
+            .collect(),
         made,
         usernses: Default::default(),
         dests: Default::default(),
