@@ -538,3 +538,24 @@ fn mount_errors_are_one_line_with_field_path_errno_and_cause() {
     );
     one_line(&e);
 }
+
+/// `tmpcopyup` keeps what the image has at the destination, but a `mode=` (Podman's
+/// `--tmpfs /x:mode=1777`) wins over the image directory's mode; without one the image's mode stays.
+#[test]
+fn tmpcopyup_keeps_the_requested_mode() {
+    let mut b = Bundle::new("stat -c %a /x /y; cat /x/kept");
+    for d in ["x", "y"] {
+        std::fs::create_dir(b.rootfs.join(d)).unwrap();
+        std::fs::set_permissions(
+            b.rootfs.join(d),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    std::fs::write(b.rootfs.join("x/kept"), "from the image\n").unwrap();
+    b.add_mount(json!({"destination": "/x", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup", "mode=1777"]}));
+    b.add_mount(
+        json!({"destination": "/y", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]}),
+    );
+    assert_eq!(ok(&b.run("tc1")), "1777\n755\nfrom the image\n");
+}

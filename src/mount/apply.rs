@@ -233,7 +233,11 @@ fn attach_fs(root: &Root, op: &MountOp, fstype: &str, mnt: OwnedFd) -> Result<Ow
     };
     check_destination(root, op, &dest, &sys::fstat(&dest)?, &mut None)?;
     if op.copy_up {
-        super::copyup::copy_up(&dest, &mnt).with_context(|| "tmpcopyup".into())?;
+        let given = match &op.kind {
+            OpKind::Fs { params, .. } => super::copyup::Given::of(params),
+            OpKind::Bind { .. } => super::copyup::Given::default(),
+        };
+        super::copyup::copy_up(&dest, &mnt, given).with_context(|| "tmpcopyup".into())?;
     }
     sys::move_mount(&mnt, &dest)?;
     Ok(mnt)

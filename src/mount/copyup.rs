@@ -42,8 +42,33 @@ fn keep_owner(fd: &OwnedFd, st: &FileStat) -> Result<()> {
     .map_err(|e| Error::sys("fchmod (tmpcopyup)", e))
 }
 
-/// Copies the directory `src` (an O_PATH fd in the rootfs) into the root of the tmpfs `dst`.
-pub fn copy_up(src: impl AsFd, dst: impl AsFd) -> Result<()> {
+/// What the tmpfs's own options already decided for its root, which the copy leaves alone.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Given {
+    /// `mode=` was given: the requested mode wins over the image directory's.
+    pub mode: bool,
+    /// `uid=` was given.
+    pub uid: bool,
+    /// `gid=` was given.
+    pub gid: bool,
+}
+
+impl Given {
+    /// From a tmpfs's filesystem parameters.
+    pub fn of(params: &[(String, Option<String>)]) -> Given {
+        let has = |k: &str| params.iter().any(|(p, _)| p == k);
+        Given {
+            mode: has("mode"),
+            uid: has("uid"),
+            gid: has("gid"),
+        }
+    }
+}
+
+/// Copies the directory `src` (an O_PATH fd in the rootfs) into the root of the tmpfs `dst`. The
+/// root takes the image directory's owner and mode, except what the tmpfs's own options set
+/// (`mode=1777` from `--tmpfs /x:mode=1777` stays 1777).
+pub fn copy_up(src: impl AsFd, dst: impl AsFd, given: Given) -> Result<()> {
     let src = open(
         src.as_fd(),
         ".".as_ref(),
@@ -56,7 +81,16 @@ pub fn copy_up(src: impl AsFd, dst: impl AsFd) -> Result<()> {
     )?;
     let st =
         nix::sys::stat::fstat(src.as_raw_fd()).map_err(|e| Error::sys("fstat (tmpcopyup)", e))?;
-    keep_owner(&dst, &st)?;
+    let uid = (!given.uid).then(|| Uid::from_raw(st.st_uid));
+    let gid = (!given.gid).then(|| Gid::from_raw(st.st_gid));
+    fchown(dst.as_raw_fd(), uid, gid).map_err(|e| Error::sys("fchown (tmpcopyup)", e))?;
+    if !given.mode {
+        fchmod(
+            dst.as_raw_fd(),
+            Mode::from_bits_truncate(st.st_mode & 0o7777),
+        )
+        .map_err(|e| Error::sys("fchmod (tmpcopyup)", e))?;
+    }
     copy_dir(&src, &dst, 0)
 }
 
