@@ -266,8 +266,10 @@ fn delegated_base(
 ) -> Result<Option<PathBuf>> {
     use std::os::unix::fs::MetadataExt;
     let uid = nix::unistd::geteuid().as_raw();
+    // Noted in the log (stderr with --debug), not as a warning: rootless Podman and `unshare -Ur`
+    // runs would show it on every container, and the container runs as crun's does.
     let none = |why: String| {
-        crate::logging::warn(&format!(
+        crate::logging::info(&format!(
             "rootless: linux.resources and linux.cgroupsPath ignored: {why}"
         ));
         Ok(None)

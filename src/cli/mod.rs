@@ -81,11 +81,12 @@ impl Global {
     }
 }
 
-/// Where state goes without `--root`: /run/berth for root, as runc's /run/runc; for another user
-/// (rootless) $XDG_RUNTIME_DIR/berth, or /tmp/berth-UID without XDG_RUNTIME_DIR.
+/// Where state goes without `--root`: /run/berth for host root, as runc's /run/runc; without host
+/// root (another user, or uid 0 in a user namespace: rootless Podman, `unshare -Ur`)
+/// $XDG_RUNTIME_DIR/berth, or /tmp/berth-UID without XDG_RUNTIME_DIR, as runc.
 fn default_root() -> PathBuf {
     let uid = nix::unistd::geteuid();
-    if uid.is_root() {
+    if !crate::spec::rootless::active() {
         return PathBuf::from("/run/berth");
     }
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {

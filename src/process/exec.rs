@@ -142,7 +142,7 @@ pub fn spawn(vs: &ValidSpec, t: &Target<'_>) -> Result<Spawned> {
     // container's user namespace gives it: berth joins that one too (one setns, user first). It then
     // acts as the container's root, which rootless is the user anyway.
     let mut here = CloneFlags::CLONE_NEWPID;
-    if crate::spec::rootless::active() {
+    if crate::spec::rootless::unprivileged() {
         here |= CloneFlags::CLONE_NEWUSER;
     }
     let here = here & flags;

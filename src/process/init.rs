@@ -258,10 +258,13 @@ fn mount_rootfs(
         landlock.allow_known(fd.as_fd(), dir, key, grant)
     })?;
     if let Some(dev) = &dev {
-        step("populating /dev", rootfs::populate_dev(dev, vs.userns))?;
+        step(
+            "populating /dev",
+            rootfs::populate_dev(dev, binds_devices(vs)),
+        )?;
     }
     if !joined {
-        rootfs::create_devices(&root, &vs.linux().devices, vs.userns)?;
+        rootfs::create_devices(&root, &vs.linux().devices, binds_devices(vs))?;
     }
     if vs.process.terminal {
         step("process.terminal", setup_terminal(a, &root, dev.as_ref()))?;
@@ -298,6 +301,12 @@ fn peer_binds(a: &InitArgs<'_>, sources: &dyn OpenSource, made: &mut Made) -> Re
         }
     }
     Ok(())
+}
+
+/// Device nodes are bound from the host's instead of made with mknod when the container has a user
+/// namespace, or berth runs in one (rootless Podman, `unshare -Ur`): mknod needs host root.
+fn binds_devices(vs: &ValidSpec) -> bool {
+    vs.userns || crate::spec::rootless::in_user_namespace()
 }
 
 /// A bind asked `shared` or `rshared`.
@@ -781,7 +790,7 @@ fn set_identity(vs: &ValidSpec) -> Result<Enforced> {
         .collect();
     // setgroups is refused in a user namespace whose setgroups file says deny; then only an empty list
     // is possible and the kernel already has it.
-    if !(vs.userns && groups.is_empty()) {
+    if !((vs.userns || crate::spec::rootless::in_user_namespace()) && groups.is_empty()) {
         nix::unistd::setgroups(&groups)
             .map_err(|e| Error::sys(format!("setgroups({:?})", u.additional_gids), e))
             .with_context(|| "process.user.additionalGids".into())?;

@@ -572,7 +572,7 @@ pub fn spawn(req: &Request<'_>) -> Result<Spawned> {
     };
     let layout = Layout {
         hooks: has_any_hooks(vs),
-        rootless: crate::spec::rootless::active(),
+        rootless: crate::spec::rootless::unprivileged(),
         user_later: join_user.is_some(),
         cgroupns_later,
     };

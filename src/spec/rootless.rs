@@ -12,9 +12,52 @@
 
 use super::{IdMapping, Mount, Namespace, Spec};
 
-/// Whether berth runs rootless (its effective uid is not 0).
+/// Whether berth lacks host root: its effective uid is not 0, or it runs in a user namespace
+/// other than the initial one (inside rootless Podman's, or under `unshare -Ur`, where its uid is 0
+/// but host root is not mapped), as runc's `userns.RunningInUserNS` decides.
 pub fn active() -> bool {
+    unprivileged() || in_user_namespace()
+}
+
+/// berth's effective uid is not 0 (an ordinary user, outside any user namespace of its own): the
+/// id maps are then written with newuidmap/newgidmap, and a user namespace is added.
+pub fn unprivileged() -> bool {
     !nix::unistd::geteuid().is_root()
+}
+
+/// berth runs in a user namespace other than the initial one: /proc/self/uid_map is not the
+/// initial namespace's single full mapping `0 0 4294967295`.
+pub fn in_user_namespace() -> bool {
+    static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/uid_map")
+            .map(|m| !is_initial_map(&m))
+            .unwrap_or(false)
+    })
+}
+
+/// Whether a uid_map's text is the initial user namespace's.
+fn is_initial_map(map: &str) -> bool {
+    let lines: Vec<Vec<&str>> = map
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .filter(|f: &Vec<&str>| !f.is_empty())
+        .collect();
+    lines.len() == 1 && lines[0] == ["0", "0", "4294967295"]
+}
+
+/// Whether gid `g` of berth's own user namespace is mapped (always, in the initial one).
+fn own_gid_mapped(g: u32) -> bool {
+    let Ok(map) = std::fs::read_to_string("/proc/self/gid_map") else {
+        return false;
+    };
+    map.lines().any(|l| {
+        let f: Vec<u64> = l
+            .split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        f.len() == 3 && f[0] <= u64::from(g) && u64::from(g) < f[0] + f[2]
+    })
 }
 
 /// `berth spec --rootless`: runc's rootless spec: no network (nor cgroup) namespace, a user namespace
@@ -30,10 +73,17 @@ pub fn rootless_spec(spec: &mut Spec) {
     apply(spec, false);
 }
 
-/// Adapts `spec` for a rootless run (nothing when berth is root).
+/// Adapts `spec` for a rootless run (nothing when berth is host root). As an ordinary user, a user
+/// namespace is added and the mounts adapted; as uid 0 of a user namespace (rootless Podman's,
+/// `unshare -Ur`), berth already holds every capability over the namespaces it makes, so only the
+/// mounts are adapted (a devpts `gid=` its namespace does not map).
 pub fn adapt(spec: &mut Spec) {
-    if active() {
+    if unprivileged() {
         apply(spec, true);
+    } else if in_user_namespace() {
+        let note =
+            |m: String| crate::logging::info(&format!("rootless (in a user namespace): {m}"));
+        adapt_mounts(spec, &note);
     }
 }
 
@@ -111,7 +161,12 @@ fn adapt_mounts(spec: &mut Spec, note: &dyn Fn(String)) {
     let Some(linux) = spec.linux.as_ref() else {
         return;
     };
+    let own_userns = linux.namespaces.iter().any(|n| n.typ == "user");
     let gid_mapped = |g: u32| {
+        if !own_userns {
+            // The container shares berth's user namespace: what that one maps.
+            return own_gid_mapped(g);
+        }
         linux.gid_mappings.iter().any(|m| {
             m.container_id <= g && u64::from(g) < u64::from(m.container_id) + u64::from(m.size)
         })
@@ -175,4 +230,16 @@ fn subordinate(file: &str, uid: u32, name: Option<&str>) -> Option<(u32, u32)> {
         let (start, count) = (f.next()?.parse().ok()?, f.next()?.parse().ok()?);
         (count > 0).then_some((start, count))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_initial_user_namespace_is_told_by_its_map() {
+        assert!(super::is_initial_map("         0          0 4294967295\n"));
+        assert!(!super::is_initial_map("         0       1000          1\n"));
+        assert!(!super::is_initial_map("0 0 4294967295\n1 1 1\n"));
+        assert!(!super::is_initial_map("0 0 65536\n"));
+        assert!(!super::is_initial_map(""));
+    }
 }
