@@ -50,9 +50,79 @@ pub fn bind_rootfs(vs: &ValidSpec, dir: Option<OwnedFd>) -> Result<Root> {
         None => sys::openat2(None, &vs.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0, 0)
             .with_context(|| format!("opening the rootfs {}", vs.rootfs.display()))?,
     };
+    let readonly = vs.spec.root.as_ref().is_some_and(|r| r.readonly);
+    let overlay = vs
+        .spec
+        .annotations
+        .get(crate::spec::ROOTFS_OVERLAY_ANNOTATION)
+        .is_some_and(|v| v == "tmpfs");
+    if readonly && overlay {
+        // Nothing is attached unless the overlay could be made: else the plain bind below, and
+        // mount points in the directory, as without the annotation (said in the log).
+        match overlay_rootfs(&dir) {
+            Ok(ovl) => return Ok(Root::from_fd(ovl, &vs.rootfs)),
+            Err(e) => crate::logging::info(&format!(
+                "annotations.{}: the rootfs {} cannot be an overlay's lower layer here ({e}); it is bound as it is",
+                crate::spec::ROOTFS_OVERLAY_ANNOTATION,
+                vs.rootfs.display()
+            )),
+        }
+    }
     let tree = clone_tree(&dir, true).with_context(|| "binding the rootfs onto itself".into())?;
     sys::move_mount(&tree, &dir).with_context(|| "binding the rootfs onto itself".into())?;
     Ok(Root::from_fd(tree, &vs.rootfs))
+}
+
+/// The rootfs `dir` as the lower layer of an overlay whose upper layer is a detached tmpfs of the
+/// container's own (in no mount table): the mount points berth then creates for a read-only root go
+/// into the tmpfs, and the directory (the front end's `--rootfs DIR`, the caller's own files) is
+/// never written. Every layer is named by the fd it was opened as (`/proc/thread-self/fd/N`), never
+/// by a path that could be swapped. The overlay, attached over `dir` in the container's mount
+/// namespace, is returned as the new root; its root directory keeps `dir`'s mode and, where this
+/// user namespace maps them, its owners.
+fn overlay_rootfs(dir: &OwnedFd) -> Result<OwnedFd> {
+    let ctx = FsContext::open("tmpfs")?;
+    ctx.set("mode", Some("0755"))?;
+    let tmpfs = ctx.mount(sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOSUID)?;
+    let st = sys::fstat(dir)?;
+    for d in ["upper", "work"] {
+        nix::sys::stat::mkdirat(Some(tmpfs.as_raw_fd()), d, Mode::from_bits_truncate(0o755))
+            .map_err(|e| Error::sys(format!("mkdirat(tmpfs, {d:?})"), e))?;
+    }
+    let upper = sys::openat2(
+        Some(tmpfs.as_fd()),
+        Path::new("upper"),
+        libc::O_RDONLY | libc::O_DIRECTORY,
+        0,
+        0,
+    )?;
+    nix::sys::stat::fchmod(
+        upper.as_raw_fd(),
+        Mode::from_bits_truncate(st.st_mode & 0o7777),
+    )
+    .map_err(|e| Error::sys("fchmod(upper)", e))?;
+    // Owners the namespace does not map stay the container root's.
+    let _ = nix::unistd::fchown(
+        upper.as_raw_fd(),
+        Some(nix::unistd::Uid::from_raw(st.st_uid)),
+        Some(nix::unistd::Gid::from_raw(st.st_gid)),
+    );
+    let work = sys::openat2(
+        Some(tmpfs.as_fd()),
+        Path::new("work"),
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+        0,
+    )?;
+    let by_fd = |fd: &OwnedFd| format!("/proc/thread-self/fd/{}", fd.as_raw_fd());
+    let ctx = FsContext::open("overlay")?;
+    ctx.set("source", Some("berth-rootfs"))?;
+    ctx.set("lowerdir", Some(&by_fd(dir)))?;
+    ctx.set("upperdir", Some(&by_fd(&upper)))?;
+    ctx.set("workdir", Some(&by_fd(&work)))?;
+    let ovl = ctx.mount(0)?;
+    sys::move_mount(&ovl, dir).with_context(|| "attaching the overlay".into())?;
+    Ok(ovl)
 }
 
 /// linux.rootfsPropagation on the container's `/`, after pivot_root (everything was a slave of the

@@ -904,3 +904,91 @@ fn killed_unpacks_are_swept_and_a_damaged_layer_is_rebuilt() {
     );
     assert_eq!(std::fs::read(&passwd).unwrap(), whole);
 }
+
+/// `--rootfs DIR` is the caller's own files: with the default read-only root, the mount points of
+/// volumes at destinations DIR lacks are made in an overlay's tmpfs, and DIR is left exactly as it
+/// was (its root's mode shows through). With `--rw-root` the root is DIR itself, writable,
+/// as the caller asked.
+#[test]
+fn the_front_end_never_writes_mount_points_into_a_dir_rootfs() {
+    let b = Bundle::new("true");
+    std::fs::set_permissions(
+        &b.rootfs,
+        std::os::unix::fs::PermissionsExt::from_mode(0o750),
+    )
+    .unwrap();
+    let list = |p: &std::path::Path| -> Vec<std::ffi::OsString> {
+        let mut v: Vec<_> = std::fs::read_dir(p)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = list(&b.rootfs);
+    let vol = b.host_path("vol");
+    std::fs::write(vol.join("f"), "vol\n").unwrap();
+    let rootfs = b.rootfs.to_str().unwrap().to_string();
+    let out = ok(&b.berth(&[
+        "run",
+        "--rootfs",
+        &rootfs,
+        "-v",
+        &format!("{}:/job/work", vol.display()),
+        "--",
+        "sh",
+        "-c",
+        "cat /job/work/f; stat -c %a /; touch /x 2>/dev/null || echo ro-root",
+    ]));
+    assert_eq!(out, "vol\n750\nro-root\n");
+    assert_eq!(
+        before,
+        list(&b.rootfs),
+        "mount points were made in the caller's rootfs"
+    );
+    let out = ok(&b.berth(&[
+        "run",
+        "--rootfs",
+        &rootfs,
+        "--rw-root",
+        "--",
+        "sh",
+        "-c",
+        "touch /made && echo rw-root",
+    ]));
+    assert_eq!(out, "rw-root\n");
+    assert!(b.rootfs.join("made").exists());
+}
+
+/// The attacker's DIR: a symlink out of it (`esc -> /`) on the way to a volume's mount point. The
+/// mount point is resolved inside the container's root (the overlay) and made in the overlay's
+/// tmpfs: nothing appears on the host, nor in DIR.
+#[test]
+fn a_symlink_out_of_a_dir_rootfs_makes_no_mount_point_on_the_host() {
+    let b = Bundle::new("true");
+    std::os::unix::fs::symlink("/", b.rootfs.join("esc")).unwrap();
+    let name = format!("berth-escape-{}", std::process::id());
+    let vol = b.host_path("vol");
+    let rootfs = b.rootfs.to_str().unwrap().to_string();
+    let out = ok(&b.berth(&[
+        "run",
+        "--rootfs",
+        &rootfs,
+        "-v",
+        &format!("{}:/esc/{name}", vol.display()),
+        "--",
+        "sh",
+        "-c",
+        &format!("ls -d /{name}"),
+    ]));
+    assert_eq!(out, format!("/{name}\n"));
+    assert!(
+        !std::path::Path::new("/").join(&name).exists(),
+        "a mount point was made on the host"
+    );
+    assert!(
+        !b.rootfs.join(&name).exists(),
+        "a mount point was made in DIR"
+    );
+}

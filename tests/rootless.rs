@@ -204,6 +204,57 @@ fn the_front_end_mounts_volumes_rootless() {
     // Written as the container's root, which is the user on the host.
     assert_eq!(std::fs::metadata(rw.join("n")).unwrap().uid(), u.uid);
     assert!(!ro.join("n").exists());
+    // The mount points are berth's own (an overlay's tmpfs), never made in the user's rootfs.
+    assert!(!b.rootfs.join("ro").exists() && !b.rootfs.join("rw").exists());
+}
+
+/// As a non-root user, a `--rootfs DIR` the user cannot write (root's, read-only to others) still
+/// runs with volumes at destinations it lacks: the mount points go into berth's overlay, and the
+/// directory is left exactly as it was.
+#[test]
+fn the_front_end_never_writes_into_a_dir_rootfs_rootless() {
+    let (b, u) = world("e", "true");
+    // Root's again, and nobody else may write it.
+    ok(&output(
+        Command::new("chown").args(["-R", "0:0"]).arg(&b.rootfs),
+        b.tmp.path(),
+    ));
+    std::fs::set_permissions(
+        &b.rootfs,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let before: Vec<_> = std::fs::read_dir(&b.rootfs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    let work = b.host_path("work");
+    std::os::unix::fs::chown(&work, Some(u.uid), Some(u.gid)).unwrap();
+    let rootfs = b.rootfs.to_str().unwrap().to_string();
+    let out = ok(&u.berth(
+        &b,
+        &[
+            "run",
+            "--rootfs",
+            &rootfs,
+            "-v",
+            &format!("{}:/work:rw", work.display()),
+            "-v",
+            &format!("{}:/deep/cache", work.display()),
+            "--",
+            "sh",
+            "-c",
+            "echo out > /work/o && cat /deep/cache/o",
+        ],
+    ));
+    assert_eq!(out, "out\n");
+    let after: Vec<_> = std::fs::read_dir(&b.rootfs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(before, after, "the rootfs changed");
 }
 
 fn ok_output(o: Output) -> Output {

@@ -57,8 +57,16 @@ pub fn build(r: &Request<'_>) -> Result<ValidSpec> {
         None => r.command.to_vec(),
     };
     volumes::front_end_spec(&rootfs, &volumes, &command, &|spec| {
-        if let Some(c) = &image {
-            apply_image(c, spec, &rootfs)?;
+        match &image {
+            Some(c) => apply_image(c, spec, &rootfs)?,
+            // A DIR is the caller's own files: the mount points of a read-only root go into an
+            // overlay's tmpfs, never into it (see rootfs::bind_rootfs).
+            None => {
+                spec.annotations.insert(
+                    crate::spec::ROOTFS_OVERLAY_ANNOTATION.into(),
+                    "tmpfs".into(),
+                );
+            }
         }
         apply(r.flags, spec, &rootfs, r.detach)
     })

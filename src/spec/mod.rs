@@ -23,6 +23,11 @@ pub const OCI_VERSION: &str = "1.3.0";
 /// container's own network namespace.
 pub const LOOPBACK_ANNOTATION: &str = "berth.loopback";
 
+/// The annotation (set by the front end for a `--rootfs DIR`) that puts a read-only root on an
+/// overlay whose upper layer is a tmpfs of the container's own, so the mount points berth creates
+/// land there and never in the caller's directory. Value: `tmpfs`.
+pub const ROOTFS_OVERLAY_ANNOTATION: &str = "berth.rootfs-overlay";
+
 /// config.json.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
