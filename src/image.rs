@@ -97,9 +97,33 @@ pub fn parse_ref(s: &str) -> Option<(PathBuf, Option<String>)> {
 }
 
 /// Where unpacked layers are kept.
+///
+/// Host root's: `/var/lib/berth/layers`. Without host root (a user's own user namespace):
+/// `$XDG_CACHE_HOME/berth/layers`, else `$HOME/.cache/berth/layers`, the user's own (its layers'
+/// owners are the user's subordinate ids, their overlay metadata in `user.` xattrs).
 pub fn cache_dir() -> PathBuf {
-    std::env::var_os("BERTH_IMAGE_CACHE")
-        .map_or_else(|| PathBuf::from("/var/lib/berth/layers"), PathBuf::from)
+    if let Some(p) = std::env::var_os("BERTH_IMAGE_CACHE") {
+        return PathBuf::from(p);
+    }
+    if !crate::spec::rootless::active() {
+        return PathBuf::from("/var/lib/berth/layers");
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/nonexistent"));
+    base.join("berth/layers")
+}
+
+/// The xattr namespace of overlay metadata: `trusted.` for host root, `user.` in a user namespace
+/// (where `trusted.` cannot be set; the overlay is then mounted with `userxattr`).
+fn overlay_xattr(name: &str) -> String {
+    if crate::spec::rootless::in_user_namespace() {
+        format!("user.overlay.{name}")
+    } else {
+        format!("trusted.overlay.{name}")
+    }
 }
 
 /// The most bytes one layer may unpack to (data plus 512 per entry): `BERTH_IMAGE_MAX_LAYER_BYTES`,
@@ -278,10 +302,10 @@ fn read_blob<T: serde::de::DeserializeOwned>(dir: &Path, digest: &str, what: &st
 
 /// Reads the layout, picks the manifest (by tag; the only one without), unpacks missing layers.
 pub fn load(dir: &Path, tag: Option<&str>) -> Result<Image> {
-    if !nix::unistd::geteuid().is_root() {
+    if crate::spec::rootless::unprivileged() {
         return Err(bad(
             dir,
-            "images need root (layers keep their owners, and overlay whiteouts are device nodes)",
+            "images need root, or root of a user namespace (the front end enters one)",
         ));
     }
     let index_path = dir.join("index.json");
@@ -865,7 +889,7 @@ fn whiteout(parent: BorrowedFd<'_>, name: &Path) -> Option<Result<()>> {
             0,
             BENEATH,
         )
-        .and_then(|dir| sys::fsetxattr(&dir, "trusted.overlay.opaque", b"y"));
+        .and_then(|dir| sys::fsetxattr(&dir, &overlay_xattr("opaque"), b"y"));
         return Some(opaque.map_err(Into::into));
     }
     let hidden = Path::new(OsStr::from_bytes(n.strip_prefix(b".wh.")?));
@@ -1065,6 +1089,9 @@ pub fn mount_rootfs(img: &Image) -> Result<PathBuf> {
     ctx.set("lowerdir", Some(&lower.join(":")))?;
     ctx.set("upperdir", Some(&run.join("upper").display().to_string()))?;
     ctx.set("workdir", Some(&run.join("work").display().to_string()))?;
+    if crate::spec::rootless::in_user_namespace() {
+        ctx.set("userxattr", None)?;
+    }
     // nodev, as Podman mounts image roots: no device node of a layer opens a host device.
     let ovl = ctx.mount(sys::MOUNT_ATTR_NODEV)?;
     let rootfs = run.join("rootfs");

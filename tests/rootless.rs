@@ -607,3 +607,86 @@ fn under_unshare_ur_berth_knows_it_lacks_host_root() {
     assert_eq!(std::fs::read_dir(xdg.join("berth")).unwrap().count(), 0);
     assert!(!Path::new("/run/berth/ur1").exists());
 }
+
+/// `--rootfs oci:` as an ordinary user with a subordinate range: berth enters a user namespace of
+/// its own (the user as 0, its range as 1..), unpacks the layers into the user's own cache
+/// (`$XDG_CACHE_HOME/berth/layers`, 0700) with their owners inside the range, whiteouts and opaque
+/// directories as an unprivileged overlay reads them (`user.overlay.*`), and runs the container.
+#[test]
+fn an_oci_image_runs_as_an_ordinary_user() {
+    use kit::oci::{entry, write_layout};
+    let (b, u) = world("o", "true");
+    let base = give_subordinate_ids(&u, 2);
+    let layout = b.tmp.path().join("img");
+    let mut t = tar::Builder::new(Vec::new());
+    t.follow_symlinks(false);
+    t.append_dir_all(".", &b.rootfs).unwrap();
+    entry(&mut t, "data/", b"");
+    entry(&mut t, "data/keep", b"keep\n");
+    entry(&mut t, "data/gone", b"gone\n");
+    entry(&mut t, "opq/", b"");
+    entry(&mut t, "opq/a", b"a\n");
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o644);
+    h.set_uid(1000);
+    h.set_gid(1000);
+    h.set_size(2);
+    h.set_entry_type(tar::EntryType::Regular);
+    t.append_data(&mut h, "owned", &b"o\n"[..]).unwrap();
+    let mut top = tar::Builder::new(Vec::new());
+    entry(&mut top, "data/.wh.gone", b"");
+    entry(&mut top, "opq/.wh..wh..opq", b"");
+    entry(&mut top, "opq/b", b"b\n");
+    write_layout(
+        &layout,
+        &[
+            (t.into_inner().unwrap(), true),
+            (top.into_inner().unwrap(), false),
+        ],
+        json!({"Cmd": ["sh"]}),
+        "v1",
+    );
+    ok(&output(
+        Command::new("chmod").args(["-R", "a+rX"]).arg(&layout),
+        b.tmp.path(),
+    ));
+    let cache = b.host_path("cache");
+    std::os::unix::fs::chown(&cache, Some(u.uid), Some(u.gid)).unwrap();
+    let bin = b.tmp.path().join("berth-bin");
+    std::fs::copy(BERTH, &bin).unwrap();
+    let image = format!("oci:{}:v1", layout.display());
+    let mut c = Command::new("setpriv");
+    c.arg(format!("--reuid={}", u.uid))
+        .arg(format!("--regid={}", u.gid))
+        .arg("--clear-groups")
+        .arg(&bin)
+        .args(["run", "--rootfs", &image, "--", "sh", "-c"])
+        .arg("id -u; ls /data; ls /opq; stat -c %u /owned; touch /x 2>/dev/null || echo ro-root")
+        .env("XDG_RUNTIME_DIR", &u.xdg)
+        .env("XDG_CACHE_HOME", &cache)
+        .current_dir(b.tmp.path());
+    let out = ok(&output(&mut c, b.tmp.path()));
+    assert_eq!(out, "0\nkeep\nb\n1000\nro-root\n");
+    // The user's own cache, and the layer's owners are the user's subordinate ids on the host.
+    let layers = cache.join("berth/layers");
+    let st = std::fs::metadata(&layers).unwrap();
+    assert_eq!((st.uid(), st.mode() & 0o777), (u.uid, 0o700));
+    let owned = walk_find(&layers, "owned").expect("the unpacked file");
+    assert_eq!(std::fs::symlink_metadata(owned).unwrap().uid(), base + 999);
+}
+
+/// The first path named `name` below `dir` (no symlink followed).
+fn walk_find(dir: &Path, name: &str) -> Option<PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        if e.file_name() == name {
+            return Some(p);
+        }
+        if e.file_type().ok()?.is_dir()
+            && let Some(found) = walk_find(&p, name)
+        {
+            return Some(found);
+        }
+    }
+    None
+}

@@ -39,6 +39,11 @@ pub fn build(r: &Request<'_>) -> Result<ValidSpec> {
     // namespace of this process's own; its config gives the defaults the flags override.
     let (rootfs, image) = match crate::image::parse_ref(&r.rootfs.to_string_lossy()) {
         Some((dir, tag)) => {
+            // An ordinary user unpacks and mounts the image as root of a user namespace of its
+            // own, its subordinate ids mapped (as rootless Podman does).
+            if crate::spec::rootless::unprivileged() {
+                crate::spec::rootless::enter_user_namespace()?;
+            }
             let img = crate::image::load(&dir, tag.as_deref())?;
             (crate::image::mount_rootfs(&img)?, Some(img.config))
         }

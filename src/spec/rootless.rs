@@ -27,13 +27,92 @@ pub fn unprivileged() -> bool {
 
 /// berth runs in a user namespace other than the initial one: /proc/self/uid_map is not the
 /// initial namespace's single full mapping `0 0 4294967295`.
+/// Read each time (a few microseconds): the front end enters a user namespace of its own for an
+/// image ([`enter_user_namespace`]), after which the answer changes.
 pub fn in_user_namespace() -> bool {
-    static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *IN.get_or_init(|| {
-        std::fs::read_to_string("/proc/self/uid_map")
-            .map(|m| !is_initial_map(&m))
-            .unwrap_or(false)
-    })
+    std::fs::read_to_string("/proc/self/uid_map")
+        .map(|m| !is_initial_map(&m))
+        .unwrap_or(false)
+}
+
+/// Makes this process, an ordinary user's, root of a new user namespace of its own, with its
+/// subordinate ids mapped as rootless Podman maps them (container 0 is the user, 1.. its range
+/// from /etc/subuid and /etc/subgid, through newuidmap/newgidmap), or, without a range or the
+/// helpers, the user alone. From then on berth is uid 0 in a user namespace: it may unpack an
+/// image's layers with their owners (inside the range), mount the image's overlay in a mount
+/// namespace of its own, and create the container as it does under `unshare -Ur`.
+pub fn enter_user_namespace() -> crate::Result<()> {
+    use crate::error::{Error, io_err};
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let (uid, gid) = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    let name = user_name(uid);
+    let helpers = ["newuidmap", "newgidmap"].iter().all(|t| {
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .any(|d| d.join(t).is_file())
+    });
+    let ranges = match (
+        subordinate("/etc/subuid", uid, name.as_deref()),
+        subordinate("/etc/subgid", uid, name.as_deref()),
+    ) {
+        (Some(u), Some(g)) if helpers => Some((u, g)),
+        _ => None,
+    };
+    let pid = std::process::id().to_string();
+    // The helpers start before the unshare, outside the new namespace (a set-uid helper inside
+    // it would not run as root), and wait on stdin until it exists.
+    let mut started = Vec::new();
+    if let Some(((us, un), (gs, gn))) = ranges {
+        for (tool, own, start, count) in [("newuidmap", uid, us, un), ("newgidmap", gid, gs, gn)] {
+            let args = [
+                pid.clone(),
+                "0".into(),
+                own.to_string(),
+                "1".into(),
+                "1".into(),
+                start.to_string(),
+                count.to_string(),
+            ];
+            let child = Command::new("sh")
+                .args(["-c", "read _ && exec \"$0\" \"$@\"", tool])
+                .args(&args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|e| io_err("spawn", std::path::Path::new(tool), e))?;
+            started.push((tool, child));
+        }
+    }
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
+        .map_err(|e| Error::sys("unshare(CLONE_NEWUSER)", e))?;
+    if started.is_empty() {
+        let write = |file: &str, text: &str| {
+            std::fs::write(file, text).map_err(|e| io_err("write", std::path::Path::new(file), e))
+        };
+        write("/proc/self/setgroups", "deny")?;
+        write("/proc/self/uid_map", &format!("0 {uid} 1\n"))?;
+        write("/proc/self/gid_map", &format!("0 {gid} 1\n"))?;
+        return Ok(());
+    }
+    for (tool, mut child) in started {
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(b"go\n");
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| io_err("wait", std::path::Path::new(tool), e))?;
+        if !out.status.success() {
+            return Err(Error::NotSupported(format!(
+                "rootless: {tool} for the image's user namespace: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Whether a uid_map's text is the initial user namespace's.
@@ -220,7 +299,7 @@ pub fn user_name(uid: u32) -> Option<String> {
 
 /// The first subordinate range (`start`, `count`) of the user in `file` (`NAME:START:COUNT` or
 /// `UID:START:COUNT` lines).
-fn subordinate(file: &str, uid: u32, name: Option<&str>) -> Option<(u32, u32)> {
+pub(crate) fn subordinate(file: &str, uid: u32, name: Option<&str>) -> Option<(u32, u32)> {
     std::fs::read_to_string(file).ok()?.lines().find_map(|l| {
         let mut f = l.trim().split(':');
         let who = f.next()?;

@@ -7,6 +7,7 @@
 //!   mount is left on the host.
 //! - [`Bundle::refused`]: a refusal is a failure naming the cause that leaves nothing behind.
 //! - [`Swapper`], [`Sleeper`]: the attacker's racing thread and a process in namespaces of its own.
+//! - [`oci`]: OCI image layouts (blobs, tar entries, gzip, index/manifest/config).
 //! - [`skip!`], [`tool`]: a test the host cannot run says why and returns, instead of panicking; the
 //!   reasons are collected (`BERTH_SKIP_LOG`), and `BERTH_REQUIRE_TOOLS=1` (CI) turns a missing tool
 //!   back into a failure.
@@ -14,6 +15,7 @@
 mod binary;
 mod bundle;
 mod host;
+pub mod oci;
 mod race;
 mod run;
 
