@@ -673,6 +673,34 @@ fn an_oci_image_runs_as_an_ordinary_user() {
     assert_eq!((st.uid(), st.mode() & 0o777), (u.uid, 0o700));
     let owned = walk_find(&layers, "owned").expect("the unpacked file");
     assert_eq!(std::fs::symlink_metadata(owned).unwrap().uid(), base + 999);
+    // A cache another local user planted (theirs, open to all) is never used.
+    let planted = b.host_path("planted");
+    std::fs::create_dir_all(planted.join("berth/layers")).unwrap();
+    for p in [
+        planted.clone(),
+        planted.join("berth"),
+        planted.join("berth/layers"),
+    ] {
+        std::os::unix::fs::chown(&p, Some(65534), Some(65534)).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    }
+    let mut c = Command::new("setpriv");
+    c.arg(format!("--reuid={}", u.uid))
+        .arg(format!("--regid={}", u.gid))
+        .arg("--clear-groups")
+        .arg(&bin)
+        .args(["run", "--rootfs", &image, "--", "true"])
+        .env("XDG_RUNTIME_DIR", &u.xdg)
+        .env("XDG_CACHE_HOME", &planted)
+        .current_dir(b.tmp.path());
+    let e = fails(&output(&mut c, b.tmp.path()));
+    assert!(e.contains("image cache") && e.contains("never used"), "{e}");
+    assert_eq!(
+        std::fs::read_dir(planted.join("berth/layers"))
+            .unwrap()
+            .count(),
+        0
+    );
 }
 
 /// The first path named `name` below `dir` (no symlink followed).
