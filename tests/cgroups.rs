@@ -198,7 +198,7 @@ fn bad_values_are_clear_errors_and_leave_nothing_and_hybrid_controllers_work() {
             json!({"memory": {"limit": -7}}),
             "linux.resources.memory.limit",
         ),
-        (json!({"cpu": {"quota": 0}}), "linux.resources.cpu.quota"),
+        (json!({"cpu": {"quota": -5}}), "linux.resources.cpu.quota"),
         (
             json!({"cpu": {"cpus": "0-999999"}}),
             "linux.resources.cpu.cpus",

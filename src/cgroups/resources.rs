@@ -44,6 +44,13 @@ fn int(v: &Value, field: &str) -> Result<Option<i64>> {
     }
 }
 
+/// [`int`] for a field where 0 means "not set", as runc reads it: Docker sends
+/// `blockIO.weight: 0` for every container that asks no weight, and other clients send 0 for a
+/// limit or share nobody set.
+fn set_int(v: &Value, field: &str) -> Result<Option<i64>> {
+    Ok(int(v, field)?.filter(|n| *n != 0))
+}
+
 fn string<'a>(v: &'a Value, key: &str, field: &str) -> Result<Option<&'a str>> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(None),
@@ -76,15 +83,15 @@ fn v2_limit(n: i64) -> String {
 
 fn memory(v: &Value, ver: Version, p: &mut Plan) -> Result<()> {
     let f = |k: &str| format!("memory.{k}");
-    let limit = int(v, &f("limit"))?;
-    let reservation = int(v, &f("reservation"))?;
-    let swap = int(v, &f("swap"))?;
+    let limit = set_int(v, &f("limit"))?;
+    let reservation = set_int(v, &f("reservation"))?;
+    let swap = set_int(v, &f("swap"))?;
     for (k, n) in [
         ("limit", limit),
         ("reservation", reservation),
         ("swap", swap),
     ] {
-        if let Some(n) = n.filter(|n| *n < -1 || *n == 0) {
+        if let Some(n) = n.filter(|n| *n < -1) {
             return Err(bad(
                 &f(k),
                 format!("{n} (expected a positive number of bytes, or -1 for no limit)"),
@@ -197,17 +204,17 @@ pub fn shares_to_weight(shares: u64) -> u64 {
 
 fn cpu(v: &Value, ver: Version, p: &mut Plan) -> Result<()> {
     let f = |k: &str| format!("cpu.{k}");
-    let shares = int(v, &f("shares"))?;
-    let quota = int(v, &f("quota"))?;
-    let period = int(v, &f("period"))?;
+    let shares = set_int(v, &f("shares"))?;
+    let quota = set_int(v, &f("quota"))?;
+    let period = set_int(v, &f("period"))?;
     let burst = int(v, &f("burst"))?;
     if let Some(s) = shares.filter(|s| *s < 2 || *s > 262_144) {
         return Err(bad(&f("shares"), format!("{s} (expected 2 to 262144)")));
     }
-    if quota == Some(0) {
+    if let Some(q) = quota.filter(|q| *q < -1) {
         return Err(bad(
             &f("quota"),
-            "0 (expected a positive number of microseconds, or -1)",
+            format!("{q} (expected a positive number of microseconds, or -1)"),
         ));
     }
     if let Some(pe) = period.filter(|p| *p < 1000 || *p > 1_000_000) {
@@ -312,7 +319,7 @@ fn device_lines(list: Option<&Value>, key: &str, field: &str) -> Result<Vec<(Str
 
 fn block_io(v: &Value, ver: Version, p: &mut Plan) -> Result<()> {
     let f = |k: &str| format!("blockIO.{k}");
-    let weight = int(v, &f("weight"))?;
+    let weight = set_int(v, &f("weight"))?;
     if let Some(w) = weight.filter(|w| !(10..=1000).contains(w)) {
         return Err(bad(&f("weight"), format!("{w} (expected 10 to 1000)")));
     }
@@ -343,7 +350,7 @@ fn block_io(v: &Value, ver: Version, p: &mut Plan) -> Result<()> {
             if let Some(w) = weight {
                 p.push("blkio", "blkio.weight", w, &f("weight"));
             }
-            if let Some(w) = int(v, &f("leafWeight"))? {
+            if let Some(w) = set_int(v, &f("leafWeight"))? {
                 p.push("blkio", "blkio.leaf_weight", w, &f("leafWeight"));
             }
             for (dev, w) in device_lines(v.get("weightDevice"), "weight", &f("weightDevice"))? {
@@ -369,7 +376,7 @@ fn block_io(v: &Value, ver: Version, p: &mut Plan) -> Result<()> {
                     &f("weight"),
                 );
             }
-            if int(v, &f("leafWeight"))?.is_some() {
+            if set_int(v, &f("leafWeight"))?.is_some() {
                 p.ignored.push(f("leafWeight") + " (no cgroup v2 knob)");
             }
             for (dev, w) in device_lines(v.get("weightDevice"), "weight", &f("weightDevice"))? {
@@ -574,10 +581,20 @@ mod tests {
     }
 
     #[test]
+    fn zero_is_unset_as_runc_reads_it() {
+        // What Docker sends for a container that asks no limit or weight.
+        let r = json!({"blockIO": {"weight": 0, "leafWeight": 0}, "cpu": {"shares": 0, "quota": 0, "period": 0},
+                       "memory": {"limit": 0, "reservation": 0, "swap": 0}});
+        for ver in [Version::V1, Version::V2] {
+            assert_eq!(files(&plan(&r, ver).unwrap()), vec![], "{ver:?}");
+        }
+    }
+
+    #[test]
     fn bad_values_name_the_field() {
         for (r, field) in [
             (json!({"memory": {"limit": -5}}), "memory.limit"),
-            (json!({"cpu": {"quota": 0}}), "cpu.quota"),
+            (json!({"cpu": {"quota": -5}}), "cpu.quota"),
             (json!({"cpu": {"shares": 1}}), "cpu.shares"),
             (json!({"cpu": {"cpus": "0-3;rm"}}), "cpu.cpus"),
             (json!({"blockIO": {"weight": 5}}), "blockIO.weight"),
