@@ -922,3 +922,48 @@ fn a_symlink_out_of_a_dir_rootfs_makes_no_mount_point_on_the_host() {
         "a mount point was made in DIR"
     );
 }
+
+/// The front end's exit codes are Podman's and Docker's: the command's own, 127 for a command that
+/// is not there, 126 for one that cannot be run, 125 for berth's own error; a lone word is the
+/// command (`podman run IMG hostname`), never a container id with sh behind it; a missing volume
+/// source is named as the user wrote it.
+#[test]
+fn the_front_end_exits_as_podman_does_and_names_what_the_user_wrote() {
+    let b = Bundle::new("true");
+    std::fs::write(b.rootfs.join("noexec"), "echo hi\n").unwrap();
+    std::fs::write(b.rootfs.join("badinterp"), "#!/nonexistent/interp\n").unwrap();
+    std::fs::set_permissions(
+        b.rootfs.join("badinterp"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let rootfs = b.rootfs.to_str().unwrap().to_string();
+    let run = |args: &[&str]| {
+        let mut a = vec!["run", "--rootfs", rootfs.as_str()];
+        a.extend_from_slice(args);
+        b.berth(&a)
+    };
+    let o = run(&["hostname"]);
+    assert_eq!(
+        (o.status.code(), stdout(&o).trim().is_empty()),
+        (Some(0), false),
+        "{}",
+        stderr(&o)
+    );
+    for (args, code) in [
+        (&["--", "sh", "-c", "exit 3"][..], 3),
+        (&["--", "nosuchcmd"][..], 127),
+        (&["--", "/badinterp"][..], 127),
+        (&["--", "/noexec"][..], 126),
+        (&["-v", "/nonexistent/ds:/data", "--", "true"][..], 125),
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {}", stderr(&o));
+    }
+    let e = stderr(&run(&["-v", "/nonexistent/ds:/data", "--", "true"]));
+    assert!(
+        e.contains("-v /nonexistent/ds:/data: the source does not exist") && e.contains("ENOENT"),
+        "{e}"
+    );
+    assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+}

@@ -75,8 +75,43 @@ pub struct Args {
     pub command: Vec<String>,
 }
 
-/// `berth run`.
+/// `berth run`. For the front end (`--rootfs`) a failure is printed here and its exit code is
+/// Podman's and Docker's: 125 berth's own error, 126 the command cannot be invoked, 127 it was not
+/// found; otherwise the command's own code (runc's `run` keeps 1 for every error of its own).
 pub fn run(g: &Global, a: Args) -> Result<i32> {
+    if a.rootfs.is_none() {
+        return run_inner(g, a);
+    }
+    match run_inner(g, a) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            crate::logging::error(&e.to_string());
+            Ok(front_end_code(&e))
+        }
+    }
+}
+
+/// The front end's exit code for a failure of berth's (see [`run`]).
+pub fn front_end_code(e: &Error) -> i32 {
+    let text = e.to_string();
+    let about_the_command = text.contains("process.args[0]") || text.contains("execve(");
+    match (about_the_command, e.errno()) {
+        (true, Some(nix::errno::Errno::ENOENT)) => 127,
+        (true, Some(_)) => 126,
+        _ => 125,
+    }
+}
+
+fn run_inner(g: &Global, mut a: Args) -> Result<i32> {
+    // `berth run --rootfs R hostname`: a lone word is the command, as `podman run IMG hostname`
+    // runs it (the container is named with --id), never a container id with sh behind it.
+    if a.rootfs.is_some()
+        && a.command.is_empty()
+        && a.name.is_none()
+        && let Some(word) = a.create.id.take()
+    {
+        a.command = vec![word];
+    }
     let id = match (&a.create.id, &a.name, &a.rootfs) {
         (Some(_), Some(_), _) => {
             return Err(Error::InvalidSpec(

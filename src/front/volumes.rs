@@ -108,6 +108,22 @@ pub fn front_end_spec(
                 v.container_path
             )));
         }
+        // Named as the user wrote it, before the mount says it with the syscall (a friendlier
+        // first look; the mount itself checks again, on the fd it mounts).
+        if let Err(e) = std::fs::symlink_metadata(&v.host_path) {
+            let why = if e.kind() == std::io::ErrorKind::NotFound {
+                "the source does not exist".to_string()
+            } else {
+                format!("the source cannot be reached ({e})")
+            };
+            return Err(Error::InvalidSpec(format!(
+                "-v {}:{}: {why}: lstat({}): {}",
+                v.host_path.display(),
+                v.container_path,
+                v.host_path.display(),
+                nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0))
+            )));
+        }
         // Whole trees: a read-only volume is read-only in every submount too (rro), and no volume
         // brings set-uid binaries or device nodes into the container (rnosuid, rnodev).
         let access = if v.read_only { "rro" } else { "rrw" };

@@ -833,9 +833,16 @@ fn program(vs: &ValidSpec) -> Result<Program> {
     let path = if arg0.contains('/') {
         let c = PathBuf::from(arg0);
         if !found(&c) {
+            // A file that is there but cannot be run is EACCES (the front end's 126), one that is
+            // not there ENOENT (its 127), as the shell and Podman tell them apart.
+            let errno = if std::fs::symlink_metadata(&c).is_ok() {
+                nix::errno::Errno::EACCES
+            } else {
+                nix::errno::Errno::ENOENT
+            };
             return Err(Error::sys(
                 format!("process.args[0]: {arg0:?} is not an executable file"),
-                nix::errno::Errno::ENOENT,
+                errno,
             ));
         }
         c
