@@ -4,7 +4,7 @@
 //! stderr. Set up once in `main`; the library only calls [`warn`], [`info`] (reaches stderr only with
 //! --debug) and [`debug`] (only with --debug, to the log or stderr).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -99,12 +99,20 @@ fn emit(level: &str, msg: &str) {
     }
 }
 
-/// The top-level error, written once by `main`: to the log file when there is one, and always to stderr.
+/// The top-level error, written once by `main`: to the log file when there is one, and always to
+/// stderr. On a terminal (a person) it reads `berth: error: ...`; otherwise (Podman through conmon,
+/// containerd's shim, Docker, scripts) the message alone, as crun writes it: those show it behind
+/// the runtime's own name already (`Error: /usr/bin/berth: ...`), and a `berth: error:` of berth's
+/// own would say it twice.
 pub fn error(msg: &str) {
     if LOGGER.get().is_some_and(|l| l.file.is_some()) {
         emit("error", msg);
     }
-    to_stderr(&format!("berth: error: {msg}\n"));
+    if std::io::stderr().is_terminal() {
+        to_stderr(&format!("berth: error: {msg}\n"));
+    } else {
+        to_stderr(&format!("{msg}\n"));
+    }
 }
 
 /// A warning.

@@ -279,3 +279,21 @@ fn start_returns_after_the_program_is_execd() {
         ok(&b.berth(&["delete", "--force", &id]));
     }
 }
+
+/// An error is one line: `berth: error: ...` for a person at a terminal; the message alone when
+/// stderr is a pipe or a file (Podman, containerd and Docker show it behind the runtime's own
+/// name, so berth's prefix would say it twice).
+#[test]
+fn errors_say_berth_once() {
+    let b = Bundle::new("true");
+    let e = stderr(&b.berth(&["state", "nosuch"]));
+    assert_eq!(e, "container \"nosuch\" does not exist\n");
+    let cmd = format!("{BERTH} --root {} state nosuch", b.state.display());
+    let Some(tty) = in_pty(&cmd, b.tmp.path()) else {
+        return;
+    };
+    assert!(
+        tty.contains("berth: error: container \"nosuch\" does not exist"),
+        "{tty}"
+    );
+}
