@@ -1,16 +1,23 @@
 #!/bin/sh
 # Runs berth's whole test suite: unit tests, the integration tests that run the real binary on real
-# bundles (they need root), and the CRI scenarios of tests/cri. Builds the busybox rootfs first if it is missing.
+# bundles (they need root), and the CRI scenarios of tests/cri. On a fresh Debian machine it first
+# installs what the tests need (scripts/deps.sh: Podman, containerd, runc, strace, protoc, ...), the
+# Rust toolchain's musl target and the busybox rootfs, so every test runs; a tool still missing
+# then fails its tests (BERTH_REQUIRE_TOOLS=1) instead of skipping them. BERTH_NO_INSTALL=1 skips
+# the installation (then missing tools skip their tests, with the reasons listed at the end).
 set -eu
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
     echo "test.sh: run as root (the integration tests create namespaces and mounts)" >&2
     exit 1
 fi
+if [ -z "${BERTH_NO_INSTALL:-}" ]; then
+    ./scripts/deps.sh
+    BERTH_REQUIRE_TOOLS=1
+    export BERTH_REQUIRE_TOOLS
+fi
 ./scripts/toolchain.sh
-command -v script >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bsdutils >/dev/null; }
 [ -x rootfs/bin/busybox ] || ./scripts/mkrootfs.sh
-command -v protoc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler >/dev/null; }
 # berth's default cgroup parent (/berth in each hierarchy) stays after its containers, as runc's
 # does; front-end containers always have a cgroup (their device rules), so the suite makes it: it is
 # removed again afterwards when the suite made it (rmdir: only while empty).

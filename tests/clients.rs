@@ -1,8 +1,8 @@
 //! Real clients drive the freshly built berth: Podman (through conmon) and containerd (`ctr` through the
 //! runc v2 shim), each with private storage, state and sockets in a temp dir, started and stopped by
 //! the test (containerd by pid). They need the Debian packages `podman` and `containerd`, which
-//! `.ci/run` installs; without them the tests are skipped with the reason (the kit's `tool`), except
-//! under `BERTH_REQUIRE_TOOLS=1` (`.ci/run`), where a missing client is a failure.
+//! `scripts/test.sh` installs; without them the tests are skipped with the reason (the kit's `tool`),
+//! except under `BERTH_REQUIRE_TOOLS=1` (what scripts/test.sh sets), where a missing client is a failure.
 
 use kit::*;
 use std::path::{Path, PathBuf};

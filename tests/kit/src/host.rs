@@ -41,15 +41,17 @@ fn log_skip(log: &Path, reason: &str) {
 }
 
 /// The path of the executable `name` on `$PATH`. When it is missing: a failure if
-/// `BERTH_REQUIRE_TOOLS` is set (`.ci/run` sets it: CI installs every tool, so a missing one is a
-/// broken machine, not a reason to skip), else a skip ([`skipped`]) and `None`, for the caller to
-/// return: `let Some(strace) = tool("strace") else { return };`.
+/// `BERTH_REQUIRE_TOOLS` is set (`scripts/test.sh` sets it once `scripts/deps.sh` installed every
+/// tool, so a missing one is a broken machine, not a reason to skip), else a skip ([`skipped`]) and
+/// `None`, for the caller to return: `let Some(strace) = tool("strace") else { return };`.
 pub fn tool(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     if let Some(found) = find_in(name, &path) {
         return Some(found);
     }
-    let reason = format!("{name} is not installed (.ci/run installs it)");
+    let reason = format!(
+        "{name} is not installed (scripts/deps.sh, which scripts/test.sh runs, installs it)"
+    );
     if std::env::var_os("BERTH_REQUIRE_TOOLS").is_some() {
         panic!("{reason}, and BERTH_REQUIRE_TOOLS is set");
     }

@@ -9,8 +9,8 @@
 //! - [`Swapper`], [`Sleeper`]: the attacker's racing thread and a process in namespaces of its own.
 //! - [`oci`]: OCI image layouts (blobs, tar entries, gzip, index/manifest/config).
 //! - [`skip!`], [`tool`]: a test the host cannot run says why and returns, instead of panicking; the
-//!   reasons are collected (`BERTH_SKIP_LOG`), and `BERTH_REQUIRE_TOOLS=1` (CI) turns a missing tool
-//!   back into a failure.
+//!   reasons are collected (`BERTH_SKIP_LOG`), and `BERTH_REQUIRE_TOOLS=1` (scripts/test.sh, after
+//!   installing every tool) turns a missing tool back into a failure.
 
 mod binary;
 mod bundle;
