@@ -967,3 +967,71 @@ fn the_front_end_exits_as_podman_does_and_names_what_the_user_wrote() {
     );
     assert_eq!(e.trim_end().lines().count(), 1, "{e}");
 }
+
+/// `--ulimit`, `--env-host` and `--entrypoint`, as podman reads them.
+#[test]
+fn ulimit_env_host_and_entrypoint_as_podman() {
+    let b = Bundle::new("true");
+    let rootfs = b.rootfs.to_str().unwrap().to_string();
+    let run = |args: &[&str]| {
+        let mut a = vec!["run", "--rootfs", rootfs.as_str()];
+        a.extend_from_slice(args);
+        let mut c = b.cmd(&a);
+        c.env("BERTH_TEST_FROM_HOST", "host-value");
+        output(&mut c, b.tmp.path())
+    };
+    let out = ok(&run(&[
+        "--ulimit",
+        "nofile=512:1000",
+        "--ulimit",
+        "core=0",
+        "--",
+        "sh",
+        "-c",
+        "ulimit -n; ulimit -Hn; ulimit -c",
+    ]));
+    assert_eq!(out, "512\n1000\n0\n");
+    let out = ok(&run(&[
+        "--env-host",
+        "-e",
+        "X=1",
+        "--",
+        "sh",
+        "-c",
+        "echo $BERTH_TEST_FROM_HOST $X",
+    ]));
+    assert_eq!(out, "host-value 1\n");
+    // Without --env-host the caller's environment stays out.
+    assert_eq!(
+        ok(&run(&[
+            "--",
+            "sh",
+            "-c",
+            "echo ${BERTH_TEST_FROM_HOST:-unset}"
+        ])),
+        "unset\n"
+    );
+    assert_eq!(ok(&run(&["--entrypoint", "echo", "--", "hi"])), "hi\n");
+    assert_eq!(
+        ok(&run(&["--entrypoint", r#"["echo","a"]"#, "--", "b"])),
+        "a b\n"
+    );
+    for (args, needle) in [
+        (
+            &["--ulimit", "nofiles=1", "--", "true"][..],
+            "--ulimit \"nofiles=1\": unknown type",
+        ),
+        (
+            &["--ulimit", "nofile=10:5", "--", "true"][..],
+            "soft limit is above",
+        ),
+        (
+            &["--entrypoint", "[1]", "--", "true"][..],
+            "--entrypoint \"[1]\": not a JSON list",
+        ),
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(125), "{args:?}");
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+    }
+}

@@ -49,8 +49,21 @@ pub fn build(r: &Request<'_>) -> Result<ValidSpec> {
         }
         None => (r.rootfs.to_path_buf(), None),
     };
-    let command = match &image {
-        Some(c) => {
+    let entrypoint = r
+        .flags
+        .process
+        .entrypoint
+        .as_deref()
+        .map(entrypoint_words)
+        .transpose()?;
+    let command = match (&image, entrypoint) {
+        // --entrypoint replaces the image's entrypoint and its default command (as docker and
+        // podman): the words after `--` are its arguments.
+        (_, Some(mut words)) => {
+            words.extend(r.command.iter().cloned());
+            words
+        }
+        (Some(c), None) => {
             let mut cmd = c.entrypoint.clone().unwrap_or_default();
             if r.command.is_empty() {
                 cmd.extend(c.cmd.clone().unwrap_or_default());
@@ -59,7 +72,7 @@ pub fn build(r: &Request<'_>) -> Result<ValidSpec> {
             }
             cmd
         }
-        None => r.command.to_vec(),
+        (None, None) => r.command.to_vec(),
     };
     volumes::front_end_spec(&rootfs, &volumes, &command, &|spec| {
         match &image {
@@ -163,6 +176,27 @@ pub struct ProcessFlags {
         help_heading = "Front end: process"
     )]
     pub hostname: Option<String>,
+    /// A resource limit: TYPE=SOFT[:HARD] (nofile, nproc, core, stack, memlock, ...; -1 or
+    /// unlimited for none), as podman's --ulimit (repeatable).
+    #[arg(
+        long,
+        value_name = "TYPE=SOFT[:HARD]",
+        requires = "rootfs",
+        help_heading = "Front end: process"
+    )]
+    pub ulimit: Vec<String>,
+    /// The caller's whole environment, under --env-file and --env (as podman's --env-host).
+    #[arg(long, requires = "rootfs", help_heading = "Front end: process")]
+    pub env_host: bool,
+    /// The program to run, replacing the image's entrypoint (and its default command): a word, or
+    /// a JSON list of words; the command after `--` follows it as its arguments.
+    #[arg(
+        long,
+        value_name = "CMD",
+        requires = "rootfs",
+        help_heading = "Front end: process"
+    )]
+    pub entrypoint: Option<String>,
 }
 
 /// Mounts beyond the volumes: tmpfs, the root read-only or writable.
@@ -363,6 +397,59 @@ fn user(rootfs: &Path, s: &str) -> Result<(u32, u32)> {
     Ok((uid, gid))
 }
 
+/// `--entrypoint`: a JSON list of words, or one word.
+fn entrypoint_words(e: &str) -> Result<Vec<String>> {
+    let words: Vec<String> = if e.trim_start().starts_with('[') {
+        serde_json::from_str(e).map_err(|err| {
+            bad(
+                "--entrypoint",
+                e,
+                format!("not a JSON list of strings: {err}"),
+            )
+        })?
+    } else {
+        vec![e.to_string()]
+    };
+    if words.first().is_none_or(|w| w.is_empty()) {
+        return Err(bad("--entrypoint", e, "names no program"));
+    }
+    Ok(words)
+}
+
+/// `--ulimit TYPE=SOFT[:HARD]` as podman reads it (HARD defaults to SOFT; -1 or `unlimited`).
+fn ulimit(u: &str) -> Result<crate::spec::Rlimit> {
+    let (name, values) = u
+        .split_once('=')
+        .ok_or_else(|| bad("--ulimit", u, "expected TYPE=SOFT[:HARD]"))?;
+    let typ = format!("RLIMIT_{}", name.to_ascii_uppercase());
+    if crate::spec::validate::rlimit_resource(&typ).is_none() {
+        return Err(bad(
+            "--ulimit",
+            u,
+            "unknown type (nofile, nproc, core, cpu, data, fsize, locks, memlock, msgqueue, nice, rss, rtprio, rttime, sigpending, stack, as)",
+        ));
+    }
+    let num = |s: &str| -> Result<u64> {
+        match s {
+            "-1" | "unlimited" => Ok(u64::MAX),
+            n => n
+                .parse()
+                .map_err(|_| bad("--ulimit", u, "a limit is a number, -1 or unlimited")),
+        }
+    };
+    let (soft, hard) = match values.split_once(':') {
+        Some((s, h)) => (num(s)?, num(h)?),
+        None => {
+            let n = num(values)?;
+            (n, n)
+        }
+    };
+    if soft > hard {
+        return Err(bad("--ulimit", u, "the soft limit is above the hard one"));
+    }
+    Ok(crate::spec::Rlimit { typ, hard, soft })
+}
+
 fn set_env(env: &mut Vec<String>, kv: String) {
     let key = kv.split('=').next().unwrap_or("").to_string();
     env.retain(|e| e.split('=').next() != Some(key.as_str()));
@@ -430,6 +517,13 @@ impl ProcessFlags {
         if self.tty {
             process.terminal = true;
         }
+        if self.env_host {
+            for (k, v) in std::env::vars_os() {
+                if let (Some(k), Some(v)) = (k.to_str(), v.to_str()) {
+                    set_env(&mut process.env, format!("{k}={v}"));
+                }
+            }
+        }
         for file in &self.env_file {
             let text = std::fs::read_to_string(file).map_err(|e| io_err("read", file, e))?;
             for line in text.lines().map(str::trim) {
@@ -456,6 +550,11 @@ impl ProcessFlags {
             let (uid, gid) = user(rootfs, u)?;
             process.user.uid = uid;
             process.user.gid = gid;
+        }
+        for u in &self.ulimit {
+            let r = ulimit(u)?;
+            process.rlimits.retain(|x| x.typ != r.typ);
+            process.rlimits.push(r);
         }
         if let Some(h) = &self.hostname {
             let ok = !h.is_empty()
