@@ -1,14 +1,24 @@
 #!/bin/sh
 # Installs (Debian's apt) what berth's test suite needs and is missing: the busybox rootfs's
-# busybox, util-linux tools, strace, the real clients (Podman, containerd, runc), protoc for the CRI
-# driver, newuidmap/newgidmap. Used by scripts/test.sh and .ci/run.
+# busybox, util-linux tools, strace, the real clients (Podman, containerd, runc, Docker), protoc for
+# the CRI driver, newuidmap/newgidmap. Used by scripts/test.sh and .ci/run. Docker's package would
+# start the host's dockerd on install: a policy-rc.d that refuses every start is in place for the
+# install only (the tests start a private dockerd of their own).
 set -eu
 need=""
-for p in busybox-static bsdutils strace util-linux podman containerd runc protobuf-compiler uidmap passwd; do
+for p in busybox-static bsdutils strace util-linux podman containerd runc docker.io protobuf-compiler uidmap passwd; do
     dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
 done
 if [ -n "$need" ]; then
     echo "deps.sh: installing$need" >&2
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
+    guard=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        guard=1
+    fi
+    status=0
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null; } || status=$?
+    [ -z "$guard" ] || rm -f /usr/sbin/policy-rc.d
+    exit "$status"
 fi

@@ -663,3 +663,285 @@ fn an_image_podman_saved_runs_through_the_front_end() {
     let out = ok(&output(&mut c, b.tmp.path()));
     assert_eq!(out, "from-podman\n0\n");
 }
+
+/// A private dockerd (own data root, exec root, socket, pid file and config in a temp dir, its own
+/// managed containerd, no bridge, no iptables, vfs storage, containers under a cgroup parent of the
+/// test's own) with berth registered as a runtime, started in a private mount namespace and stopped
+/// by pid.
+struct Dockerd {
+    dir: PathBuf,
+    child: std::process::Child,
+    docker: PathBuf,
+    cgroup_parent: String,
+}
+
+impl Dockerd {
+    fn start(tmp: &Path, dockerd: &Path, docker: PathBuf) -> Dockerd {
+        let dir = tmp.join("docker");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("daemon.json"), "{}").unwrap();
+        let cgroup_parent = format!("/berth-docker-{}", std::process::id());
+        let d = dir.display();
+        let child = Command::new("unshare")
+            .args(["-m", "--propagation", "private"])
+            .arg(dockerd)
+            .arg(format!("--config-file={d}/daemon.json"))
+            .arg(format!("--data-root={d}/data"))
+            .arg(format!("--exec-root={d}/exec"))
+            .arg(format!("--pidfile={d}/pid"))
+            .arg(format!("--host=unix://{d}/sock"))
+            .arg(format!("--add-runtime=berth={}", BERTH))
+            .arg(format!("--cgroup-parent={cgroup_parent}"))
+            .args([
+                "--bridge=none",
+                "--iptables=false",
+                "--ip6tables=false",
+                "--ip-masq=false",
+                "--userland-proxy=false",
+                "--storage-driver=vfs",
+            ])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.join("log")).unwrap())
+            .stderr(std::fs::File::create(dir.join("log.err")).unwrap())
+            .spawn()
+            .unwrap();
+        let dk = Dockerd {
+            dir,
+            child,
+            docker,
+            cgroup_parent,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !dk.docker(&["version"]).status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "dockerd did not answer: {}",
+                std::fs::read_to_string(dk.dir.join("log.err")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        dk
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        let host = format!("unix://{}/sock", self.dir.display());
+        output(
+            Command::new(&self.docker)
+                .arg("-H")
+                .arg(&host)
+                .args(args)
+                .stdin(Stdio::null()),
+            &self.dir,
+        )
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let _ = self.docker(&["rm", "-f", "dk-d1", "dk-h1"]);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.child.try_wait().ok().flatten().is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Its containerd and shims name the test's exec root: by pid, only those.
+        let root = self.dir.join("exec").display().to_string();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&root) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::SIGKILL,
+                );
+            }
+        }
+        for r in cgroup_roots() {
+            let _ = std::fs::remove_dir(r.join(self.cgroup_parent.trim_start_matches('/')));
+        }
+    }
+}
+
+/// Docker (Debian's docker.io) drives berth as `docker run --runtime berth`: exit codes, volumes,
+/// `--read-only`, `--tmpfs`, `--user`, `--cap-drop ALL`, `--memory`, `--pids-limit`, `-d` +
+/// `exec` + `stop` + `rm`, `pause`/`unpause`, a healthcheck; the same with runc as the control.
+/// Docker sends `blockIO.weight: 0` for every container ("not set"): taken as runc takes it.
+#[test]
+fn docker_drives_berth_with_runc_as_the_control() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(dockerd) = tool("dockerd") else {
+        return;
+    };
+    // Debian's client beside its daemon, where there is one.
+    let docker = if Path::new("/usr/bin/docker").exists() {
+        PathBuf::from("/usr/bin/docker")
+    } else {
+        let Some(d) = tool("docker") else { return };
+        d
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let before = mountinfo();
+    let dk = Dockerd::start(tmp.path(), &dockerd, docker);
+    let image = tmp.path().join("image.tar");
+    ok(&output(
+        Command::new("tar")
+            .arg("-C")
+            .arg(busybox().parent().unwrap().parent().unwrap())
+            .arg("-cf")
+            .arg(&image)
+            .arg("."),
+        tmp.path(),
+    ));
+    ok(&dk.docker(&["import", image.to_str().unwrap(), "bb:1"]));
+    let vol = tmp.path().join("vol");
+    std::fs::create_dir_all(&vol).unwrap();
+    std::fs::write(vol.join("f"), "data\n").unwrap();
+    let v = vol.display().to_string();
+    let memory_file = if cgroup_v2() {
+        "/sys/fs/cgroup/memory.max"
+    } else {
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+    };
+    let pids_file = if cgroup_v2() {
+        "/sys/fs/cgroup/pids.max"
+    } else {
+        "/sys/fs/cgroup/pids/pids.max"
+    };
+    for rt in ["berth", "runc"] {
+        let run = |extra: &[&str], cmd: &[&str]| {
+            let mut a = vec!["run", "--rm", "--runtime", rt, "--network", "none"];
+            a.extend_from_slice(extra);
+            a.push("bb:1");
+            a.extend_from_slice(cmd);
+            dk.docker(&a)
+        };
+        assert_eq!(
+            run(&[], &["sh", "-c", "exit 4"]).status.code(),
+            Some(4),
+            "{rt}"
+        );
+        let ro = format!("{v}:/v:ro");
+        assert_eq!(
+            ok(&run(
+                &["-v", &ro],
+                &["sh", "-c", "cat /v/f; touch /v/x 2>/dev/null || echo ro-ok"]
+            )),
+            "data\nro-ok\n",
+            "{rt}"
+        );
+        let rw = format!("{v}:/v");
+        assert_eq!(
+            ok(&run(
+                &["-v", &rw],
+                &["sh", "-c", "echo w > /v/w-$0 && cat /v/w-$0", rt]
+            )),
+            "w\n",
+            "{rt}"
+        );
+        assert_eq!(
+            ok(&run(
+                &["--read-only"],
+                &["sh", "-c", "touch /x 2>/dev/null || echo ro-root"]
+            )),
+            "ro-root\n",
+            "{rt}"
+        );
+        assert_eq!(
+            ok(&run(
+                &["--tmpfs", "/scratch:mode=1777"],
+                &["stat", "-c", "%a", "/scratch"]
+            )),
+            "1777\n",
+            "{rt}"
+        );
+        assert_eq!(
+            ok(&run(&["--user", "1000:1000"], &["id", "-u"])),
+            "1000\n",
+            "{rt}"
+        );
+        assert_eq!(
+            ok(&run(
+                &["--cap-drop", "ALL"],
+                &["grep", "CapEff", "/proc/self/status"]
+            )),
+            "CapEff:\t0000000000000000\n",
+            "{rt}"
+        );
+        assert_eq!(
+            ok(&run(&["--memory", "64m"], &["cat", memory_file])),
+            "67108864\n",
+            "{rt}"
+        );
+        assert_eq!(
+            ok(&run(&["--pids-limit", "20"], &["cat", pids_file])),
+            "20\n",
+            "{rt}"
+        );
+        ok(&dk.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "dk-d1",
+            "--runtime",
+            rt,
+            "--network",
+            "none",
+            "bb:1",
+            "sleep",
+            "100",
+        ]));
+        assert_eq!(
+            ok(&dk.docker(&["exec", "dk-d1", "echo", "exec-ok"])),
+            "exec-ok\n",
+            "{rt}"
+        );
+        ok(&dk.docker(&["pause", "dk-d1"]));
+        assert_eq!(
+            ok(&dk.docker(&["inspect", "-f", "{{.State.Status}}", "dk-d1"])),
+            "paused\n",
+            "{rt}"
+        );
+        ok(&dk.docker(&["unpause", "dk-d1"]));
+        ok(&dk.docker(&["stop", "-t", "1", "dk-d1"]));
+        ok(&dk.docker(&["rm", "dk-d1"]));
+        ok(&dk.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "dk-h1",
+            "--runtime",
+            rt,
+            "--network",
+            "none",
+            "--health-cmd",
+            "test -e /proc/1",
+            "--health-interval",
+            "1s",
+            "bb:1",
+            "sleep",
+            "100",
+        ]));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = ok(&dk.docker(&["inspect", "-f", "{{.State.Health.Status}}", "dk-h1"]));
+            if s == "healthy\n" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{rt}: health stayed {s}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        ok(&dk.docker(&["rm", "-f", "dk-h1"]));
+    }
+    drop(dk);
+    assert_eq!(before, mountinfo(), "the host's mount table changed");
+}
