@@ -1035,3 +1035,40 @@ fn ulimit_env_host_and_entrypoint_as_podman() {
         assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
     }
 }
+
+/// `--mount` in Podman's syntax: a bind (writable unless readonly, as Podman's) hardened as `-v`
+/// volumes are (nosuid, nodev), a tmpfs with its size and mode; a malformed one names the key.
+#[test]
+fn mount_flags_in_podman_syntax() {
+    let b = Bundle::new("true");
+    let vol = b.host_path("vol");
+    std::fs::write(vol.join("f"), "data\n").unwrap();
+    let rootfs = b.rootfs.to_str().unwrap().to_string();
+    let v = vol.display().to_string();
+    let rw = format!("type=bind,source={v},target=/rw");
+    let ro = format!("type=bind,src={v},dst=/ro,readonly");
+    let out = ok(&b.berth(&[
+        "run", "--rootfs", &rootfs, "--mount", &rw, "--mount", &ro,
+        "--mount", "type=tmpfs,target=/t,tmpfs-mode=1777,tmpfs-size=1m", "--", "sh", "-c",
+        "echo w > /rw/w && cat /rw/w; touch /ro/x 2>/dev/null || echo ro-ok; stat -c %a /t; grep ' /rw ' /proc/self/mountinfo",
+    ]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..3], ["w", "ro-ok", "1777"], "{out}");
+    assert!(
+        lines[3].contains("nosuid") && lines[3].contains("nodev"),
+        "{out}"
+    );
+    for (m, needle) in [
+        ("type=volume,target=/x", "type \"volume\" is not supported"),
+        ("type=bind,target=/x", "a bind needs a source"),
+        (
+            "type=bind,source=/tmp,target=/x,colour=red",
+            "unknown or malformed key \"colour\"",
+        ),
+        ("source=/tmp,target=/x", "no type="),
+    ] {
+        let o = b.berth(&["run", "--rootfs", &rootfs, "--mount", m, "--", "true"]);
+        assert_eq!(o.status.code(), Some(125), "{m}");
+        assert!(stderr(&o).contains(needle), "{m}: {}", stderr(&o));
+    }
+}

@@ -34,7 +34,13 @@ pub struct Request<'a> {
 
 /// Builds and validates the spec for `r`.
 pub fn build(r: &Request<'_>) -> Result<ValidSpec> {
-    let volumes = volumes::all(r.volumes, r.volumes_file)?;
+    let mut volumes = volumes::all(r.volumes, r.volumes_file)?;
+    for m in &r.flags.mounts.mount {
+        // Binds join the volumes (hardened as they are); tmpfs mounts are MountFlags::apply's.
+        if let MountArg::Bind(v) = parse_mount(m)? {
+            volumes.push(v);
+        }
+    }
     // An OCI image layout: its layers unpacked (once) and mounted as an overlay in a mount
     // namespace of this process's own; its config gives the defaults the flags override.
     let (rootfs, image) = match crate::image::parse_ref(&r.rootfs.to_string_lossy()) {
@@ -221,6 +227,78 @@ pub struct MountFlags {
     /// Writable root filesystem (a directory is changed in place; an image's changes are discarded).
     #[arg(long, requires = "rootfs", help_heading = "Front end: mounts")]
     pub rw_root: bool,
+    /// A mount in Podman's syntax: type=bind,source=HOST,target=CTR[,readonly] (writable unless
+    /// readonly, as Podman's) or type=tmpfs,target=CTR[,tmpfs-size=SIZE][,tmpfs-mode=MODE]
+    /// (repeatable).
+    #[arg(
+        long = "mount",
+        value_name = "type=bind|tmpfs,...",
+        requires = "rootfs",
+        help_heading = "Front end: mounts"
+    )]
+    pub mount: Vec<String>,
+}
+
+/// One `--mount`, as Podman reads it.
+#[derive(Debug, PartialEq, Eq)]
+enum MountArg {
+    /// A bind: a volume (writable unless `readonly`).
+    Bind(volumes::Volume),
+    /// A tmpfs, as `--tmpfs PATH:OPTS` writes it.
+    Tmpfs(String),
+}
+
+/// Parses `--mount type=...,key=value,...` (keys as Podman names them; an unknown one is an error).
+fn parse_mount(m: &str) -> Result<MountArg> {
+    let mut typ = None;
+    let (mut source, mut target, mut readonly) = (None, None, false);
+    let mut tmpfs_opts: Vec<String> = Vec::new();
+    for part in m.split(',').filter(|p| !p.is_empty()) {
+        let (k, v) = match part.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (part, None),
+        };
+        match (k, v) {
+            ("type", Some(t)) => typ = Some(t),
+            ("source" | "src", Some(s)) => source = Some(s),
+            ("target" | "destination" | "dst", Some(t)) => target = Some(t),
+            ("readonly" | "ro", None | Some("true" | "1")) => readonly = true,
+            ("readonly" | "ro", Some("false" | "0")) => readonly = false,
+            ("tmpfs-size", Some(s)) => tmpfs_opts.push(format!("size={s}")),
+            ("tmpfs-mode", Some(s)) => tmpfs_opts.push(format!("mode={s}")),
+            _ => {
+                return Err(bad(
+                    "--mount",
+                    m,
+                    format!(
+                        "unknown or malformed key {k:?} (type, source, target, readonly, tmpfs-size, tmpfs-mode)"
+                    ),
+                ));
+            }
+        }
+    }
+    let target = target.ok_or_else(|| bad("--mount", m, "no target"))?;
+    match typ {
+        Some("bind") => {
+            let source = source.ok_or_else(|| bad("--mount", m, "a bind needs a source"))?;
+            Ok(MountArg::Bind(volumes::Volume {
+                host_path: source.into(),
+                container_path: target.to_string(),
+                read_only: readonly,
+            }))
+        }
+        Some("tmpfs") if source.is_none() && !readonly => Ok(MountArg::Tmpfs(format!(
+            "{target}:{}",
+            tmpfs_opts.join(",")
+        ))),
+        Some("tmpfs") => Err(bad("--mount", m, "a tmpfs takes no source and is writable")),
+        Some(t) => Err(bad(
+            "--mount",
+            m,
+            format!("type {t:?} is not supported here (bind or tmpfs)"),
+        )),
+        None => Err(bad("--mount", m, "no type= (bind or tmpfs)")),
+    }
 }
 
 /// The network.
@@ -580,7 +658,12 @@ impl MountFlags {
         if self.rw_root {
             spec.root.get_or_insert_with(Default::default).readonly = false;
         }
-        for t in &self.tmpfs {
+        let from_mount = self.mount.iter().filter_map(|m| match parse_mount(m) {
+            Ok(MountArg::Tmpfs(t)) => Some(t),
+            _ => None,
+        });
+        for t in self.tmpfs.iter().cloned().chain(from_mount) {
+            let t = t.as_str();
             let (path, opts) = t.split_once(':').unwrap_or((t, ""));
             if !path.starts_with('/') {
                 return Err(bad("--tmpfs", t, "the path must be absolute"));
