@@ -164,7 +164,7 @@ mod tests {
     fn read_only_by_default_and_relative_paths_absolute() {
         let vs = front_end_spec(
             Path::new("rootfs"),
-            &[parse_volume("data:/d").unwrap()],
+            &[parse_volume("src:/d").unwrap()],
             &["true".into()],
             &|_| Ok(()),
         )
