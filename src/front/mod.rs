@@ -373,6 +373,56 @@ pub struct ResourceFlags {
         help_heading = "Front end: resources"
     )]
     pub pids_limit: Option<String>,
+    /// A host device node in the container: HOST[:CTR][:PERMS] (PERMS from rwm, default rwm),
+    /// allowed by the device cgroup for that node alone (repeatable; under a host policy only when
+    /// its container.devices allows devices).
+    #[arg(
+        long,
+        value_name = "HOST[:CTR][:rwm]",
+        requires = "rootfs",
+        help_heading = "Front end: resources"
+    )]
+    pub device: Vec<String>,
+}
+
+/// One `--device HOST[:CTR][:PERMS]`: the node as linux.devices has it, and its cgroup access.
+fn device(d: &str) -> Result<(crate::spec::Device, String)> {
+    let parts: Vec<&str> = d.split(':').collect();
+    let perms_ok = |p: &str| !p.is_empty() && p.chars().all(|c| "rwm".contains(c));
+    let (host, ctr, perms) = match parts.as_slice() {
+        [h] => (*h, *h, "rwm"),
+        [h, p] if perms_ok(p) => (*h, *h, *p),
+        [h, c] => (*h, *c, "rwm"),
+        [h, c, p] if perms_ok(p) => (*h, *c, *p),
+        _ => {
+            return Err(bad(
+                "--device",
+                d,
+                "expected HOST[:CTR][:PERMS], PERMS from rwm",
+            ));
+        }
+    };
+    if !host.starts_with('/') || !ctr.starts_with('/') {
+        return Err(bad("--device", d, "paths must be absolute"));
+    }
+    let st = nix::sys::stat::stat(host)
+        .map_err(|e| Error::sys(format!("--device {d:?}: stat({host})"), e))?;
+    let typ = match st.st_mode & libc::S_IFMT {
+        libc::S_IFCHR => "c",
+        libc::S_IFBLK => "b",
+        _ => return Err(bad("--device", d, format!("{host} is not a device node"))),
+    };
+    let dev = crate::spec::Device {
+        typ: typ.into(),
+        path: ctr.into(),
+        // Device numbers are 32 bits (12 + 20): they fit an i64.
+        major: i64::try_from(nix::sys::stat::major(st.st_rdev)).unwrap_or(i64::MAX),
+        minor: i64::try_from(nix::sys::stat::minor(st.st_rdev)).unwrap_or(i64::MAX),
+        file_mode: Some(st.st_mode & 0o777),
+        uid: Some(st.st_uid),
+        gid: Some(st.st_gid),
+    };
+    Ok((dev, perms.into()))
 }
 
 /// What happens around the run.
@@ -716,10 +766,18 @@ impl ResourceFlags {
     )]
     fn apply(&self, spec: &mut Spec) -> Result<()> {
         let mut resources = serde_json::Map::new();
-        resources.insert(
-            "devices".into(),
-            serde_json::json!([{"allow": false, "access": "rwm"}]),
-        );
+        let mut rules = vec![serde_json::json!({"allow": false, "access": "rwm"})];
+        for d in &self.device {
+            let (dev, access) = device(d)?;
+            rules.push(
+                serde_json::json!({"allow": true, "type": dev.typ, "major": dev.major,
+                                          "minor": dev.minor, "access": access}),
+            );
+            let linux = spec.linux.get_or_insert_with(Default::default);
+            linux.devices.retain(|x| x.path != dev.path);
+            linux.devices.push(dev);
+        }
+        resources.insert("devices".into(), serde_json::Value::Array(rules));
         if let Some(m) = &self.memory {
             resources.insert(
                 "memory".into(),
