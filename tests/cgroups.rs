@@ -310,7 +310,7 @@ fn update_changes_limits_of_a_running_container() {
     assert_eq!(read(&dir("pids", &path).join("pids.max")), "30");
     let e = fails(&b.berth(&["update", "--memory", "lots", "up1"]));
     assert!(e.contains("--memory"), "{e}");
-    let e = fails(&b.berth(&["update", "--cpu-quota", "-5", "up1"]));
+    let e = fails(&b.berth(&["update", "--cpu-quota=-5", "up1"]));
     assert!(e.contains("cpu.quota"), "{e}");
     ok(&b.berth(&["delete", "-f", "up1"]));
     assert!(fails(&b.berth(&["update", "--pids-limit", "5", "up1"])).contains("does not exist"));
