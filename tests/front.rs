@@ -1099,3 +1099,32 @@ fn device_flag_brings_one_node_and_the_cgroup_allows_only_it() {
         assert!(stderr(&o).contains(needle), "{d}: {}", stderr(&o));
     }
 }
+
+/// `--init`: the host's static init (catatonit or tini) is pid 1, bound read-only at /dev/init,
+/// runs the command and reaps what it orphans; the command's exit code comes through.
+#[test]
+fn init_is_a_host_reaper_at_pid_1() {
+    let found = [
+        "/usr/libexec/podman/catatonit",
+        "/usr/bin/catatonit",
+        "/usr/bin/tini-static",
+    ]
+    .iter()
+    .any(|p| std::path::Path::new(p).is_file());
+    if !found {
+        skip!("no catatonit or tini-static on this host");
+    }
+    let b = Bundle::new("true");
+    let rootfs = b.rootfs.to_str().unwrap().to_string();
+    let out = ok(&b.berth(&[
+        "run", "--rootfs", &rootfs, "--init", "--", "sh", "-c",
+        "tr '\\0' ' ' < /proc/1/cmdline; echo; (sleep 0.1 &); sleep 0.3; ps -o stat= | grep -c Z; (echo x > /dev/init) 2>/dev/null || echo ro-init",
+    ]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("/dev/init -- sh -c"), "{out}");
+    assert_eq!(&lines[1..], ["0", "ro-init"], "{out}");
+    let o = b.berth(&[
+        "run", "--rootfs", &rootfs, "--init", "--", "sh", "-c", "exit 7",
+    ]);
+    assert_eq!(o.status.code(), Some(7));
+}

@@ -80,7 +80,34 @@ pub fn build(r: &Request<'_>) -> Result<ValidSpec> {
         }
         (None, None) => r.command.to_vec(),
     };
+    let init = if r.flags.process.init {
+        Some(host_init()?)
+    } else {
+        None
+    };
+    let command = match &init {
+        // The init runs the command: `/dev/init -- CMD...` (sh when none is given).
+        Some(_) => {
+            let mut c = vec![INIT_PATH.to_string(), "--".into()];
+            if command.is_empty() {
+                c.push("sh".into());
+            } else {
+                c.extend(command);
+            }
+            c
+        }
+        None => command,
+    };
     volumes::front_end_spec(&rootfs, &volumes, &command, &|spec| {
+        if let Some(host) = &init {
+            spec.mounts.push(crate::spec::Mount {
+                destination: INIT_PATH.into(),
+                typ: Some("bind".into()),
+                source: Some(host.display().to_string()),
+                options: ["bind", "ro", "nosuid", "nodev"].map(String::from).to_vec(),
+                ..Default::default()
+            });
+        }
         match &image {
             Some(c) => apply_image(c, spec, &rootfs)?,
             // A DIR is the caller's own files: the mount points of a read-only root go into an
@@ -203,6 +230,38 @@ pub struct ProcessFlags {
         help_heading = "Front end: process"
     )]
     pub entrypoint: Option<String>,
+    /// A minimal init as the container's pid 1 that reaps orphans and forwards signals: the host's
+    /// static catatonit or tini (`BERTH_INIT` names another), bound read-only at /dev/init, never
+    /// berth's own binary.
+    #[arg(long, requires = "rootfs", help_heading = "Front end: process")]
+    pub init: bool,
+}
+
+/// Where `--init` binds its init in the container (a tmpfs of berth's, so nothing is written into
+/// the rootfs), as Docker binds docker-init.
+const INIT_PATH: &str = "/dev/init";
+
+/// The host's static init for `--init`: `BERTH_INIT`, else the first of Podman's catatonit,
+/// catatonit, tini-static and Docker's docker-init that is a regular file.
+fn host_init() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("BERTH_INIT") {
+        return Ok(PathBuf::from(p));
+    }
+    [
+        "/usr/libexec/podman/catatonit",
+        "/usr/bin/catatonit",
+        "/usr/bin/tini-static",
+        "/usr/bin/docker-init",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()))
+    .ok_or_else(|| {
+        Error::NotSupported(
+            "--init: no static init on this host (catatonit or tini-static; BERTH_INIT names another)"
+                .into(),
+        )
+    })
 }
 
 /// Mounts beyond the volumes: tmpfs, the root read-only or writable.
