@@ -664,10 +664,10 @@ fn an_image_podman_saved_runs_through_the_front_end() {
     assert_eq!(out, "from-podman\n0\n");
 }
 
-/// A private dockerd (own data root, exec root, socket, pid file and config in a temp dir, its own
-/// managed containerd, no bridge, no iptables, vfs storage, containers under a cgroup parent of the
-/// test's own) with berth registered as a runtime, started in a private mount namespace and stopped
-/// by pid.
+/// A private dockerd (own data root, exec root, socket, pid file, trust key and config in a temp
+/// dir, its own managed containerd, no bridge, no iptables, no ip_forward, vfs storage, containers
+/// under a cgroup parent of the test's own) with berth registered as a runtime, started in a
+/// private mount namespace with a /run of its own, and stopped by pid.
 struct Dockerd {
     dir: PathBuf,
     child: std::process::Child,
@@ -682,8 +682,16 @@ impl Dockerd {
         std::fs::write(dir.join("daemon.json"), "{}").unwrap();
         let cgroup_parent = format!("/berth-docker-{}", std::process::id());
         let d = dir.display();
+        // /run and /etc/docker are tmpfs mounts of its own namespace: dockerd makes
+        // /run/docker/plugins whatever its exec root, and writes its trust key to
+        // /etc/docker/key.json (Docker's package makes that directory).
         let child = Command::new("unshare")
-            .args(["-m", "--propagation", "private"])
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(
+                "set -e; mount -t tmpfs berth-test-run /run; \
+                 if [ -d /etc/docker ]; then mount -t tmpfs berth-test-etc /etc/docker; fi; \
+                 exec \"$0\" \"$@\"",
+            )
             .arg(dockerd)
             .arg(format!("--config-file={d}/daemon.json"))
             .arg(format!("--data-root={d}/data"))
@@ -692,8 +700,11 @@ impl Dockerd {
             .arg(format!("--host=unix://{d}/sock"))
             .arg(format!("--add-runtime=berth={}", BERTH))
             .arg(format!("--cgroup-parent={cgroup_parent}"))
+            // dockerd runs in the host's network namespace: nothing of it may change the host's
+            // network (no bridge, no iptables rules, no ip_forward sysctl).
             .args([
                 "--bridge=none",
+                "--ip-forward=false",
                 "--iptables=false",
                 "--ip6tables=false",
                 "--ip-masq=false",
@@ -791,6 +802,9 @@ fn docker_drives_berth_with_runc_as_the_control() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let before = mountinfo();
+    let forward = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+    let host_files = ["/run/docker", "/etc/docker/key.json", "/var/lib/docker"];
+    let existed: Vec<bool> = host_files.iter().map(|p| Path::new(p).exists()).collect();
     let dk = Dockerd::start(tmp.path(), &dockerd, docker);
     let image = tmp.path().join("image.tar");
     ok(&output(
@@ -944,4 +958,16 @@ fn docker_drives_berth_with_runc_as_the_control() {
     }
     drop(dk);
     assert_eq!(before, mountinfo(), "the host's mount table changed");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        forward,
+        "dockerd changed the host's ip_forward"
+    );
+    for (p, e) in host_files.iter().zip(existed) {
+        assert_eq!(
+            Path::new(p).exists(),
+            e,
+            "dockerd made or removed {p} on the host"
+        );
+    }
 }
