@@ -358,10 +358,12 @@ pub fn load(dir: &Path, tag: Option<&str>) -> Result<Image> {
     let manifest: Manifest = read_blob(dir, &digest, "manifest")?;
     let config: ImageConfig = read_blob(dir, &manifest.config.digest, "config")?;
     let cache = Cache::open()?;
+    let total = manifest.layers.len();
     let layers = manifest
         .layers
         .iter()
-        .map(|l| unpack_layer(dir, l, &cache))
+        .enumerate()
+        .map(|(i, l)| unpack_layer(dir, l, &cache, (i + 1, total)))
         .collect::<Result<Vec<_>>>()?;
     Ok(Image {
         layers,
@@ -395,7 +397,52 @@ impl<R: Read> Read for Hashing<R> {
 /// The layer's directory in the cache (`sha256/<hex>/fs`), unpacked now unless it already is: into
 /// `tmp-<hex>-<pid>/fs`, renamed to `sha256/<hex>` only once whole and checked, so an entry there is
 /// always complete; on any error the half-unpacked copy is removed.
-fn unpack_layer(dir: &Path, l: &Descriptor, cache: &Cache) -> Result<PathBuf> {
+/// On a terminal (a person waiting), one line per layer berth unpacks: which, how big, and then how
+/// long it took; nothing when stderr is not a terminal (orchestrators, scripts, logs).
+struct Progress {
+    on: bool,
+    start: std::time::Instant,
+}
+
+impl Progress {
+    fn begin(dir: &Path, l: &Descriptor, (n, of): (usize, usize)) -> Progress {
+        use std::io::IsTerminal;
+        let on = std::io::stderr().is_terminal();
+        if on {
+            let short = l.digest.get(..19).unwrap_or(&l.digest);
+            let bytes = blob_path(dir, &l.digest)
+                .ok()
+                .and_then(|p| std::fs::metadata(p).ok())
+                .map_or(0, |m| m.len());
+            crate::logging::to_stderr(&format!(
+                "berth: unpacking layer {n}/{of} {short} ({:.1} MB)...",
+                bytes as f64 / 1e6
+            ));
+        }
+        Progress {
+            on,
+            start: std::time::Instant::now(),
+        }
+    }
+
+    fn end(&self, ok: bool) {
+        if self.on {
+            let secs = self.start.elapsed().as_secs_f64();
+            crate::logging::to_stderr(&if ok {
+                format!(" done in {secs:.1} s\n")
+            } else {
+                " failed\n".to_string()
+            });
+        }
+    }
+}
+
+fn unpack_layer(
+    dir: &Path,
+    l: &Descriptor,
+    cache: &Cache,
+    position: (usize, usize),
+) -> Result<PathBuf> {
     let want = hex_of(dir, &l.digest)?;
     let name = format!("sha256/{want}");
     let done = cache.path.join(&name).join("fs");
@@ -422,6 +469,7 @@ fn unpack_layer(dir: &Path, l: &Descriptor, cache: &Cache) -> Result<PathBuf> {
         ));
     }
     cache.remove_stale();
+    let progress = Progress::begin(dir, l, position);
     let tmp = format!("tmp-{want}-{}", std::process::id());
     cache.remove(&tmp);
     let result = cache.make_dir(&tmp).and_then(|t| {
@@ -461,6 +509,7 @@ fn unpack_layer(dir: &Path, l: &Descriptor, cache: &Cache) -> Result<PathBuf> {
         nix::fcntl::renameat(at(cache.fd.as_fd()), tmp.as_str(), at(sha.as_fd()), want)
             .map_err(|e| Error::sys(format!("renameat({tmp}, sha256/{want})"), e))
     });
+    progress.end(result.is_ok());
     match result {
         Ok(()) => Ok(done),
         // Unpacked meanwhile by another berth: theirs is as good.

@@ -1128,3 +1128,34 @@ fn init_is_a_host_reaper_at_pid_1() {
     ]);
     assert_eq!(o.status.code(), Some(7));
 }
+
+/// A first unpack says what it does on a terminal (one line per layer, with its size and time),
+/// and nothing when stderr is not one.
+#[test]
+fn unpacking_shows_progress_on_a_terminal_only() {
+    let (b, _) = world();
+    let layout = b.tmp.path().join("img");
+    write_layout(
+        &layout,
+        &[(base_layer(&b.rootfs), true)],
+        json!({"Cmd": ["true"]}),
+        "v1",
+    );
+    let image = format!("oci:{}:v1", layout.display());
+    let quiet = run_image(&b, &b.tmp.path().join("cache1"), &["--rootfs", &image]);
+    ok(&quiet);
+    assert!(!stderr(&quiet).contains("unpacking"), "{}", stderr(&quiet));
+    b.write();
+    let cmd = format!(
+        "BERTH_IMAGE_CACHE={} {BERTH} --root {} run --rootfs {image}",
+        b.tmp.path().join("cache2").display(),
+        b.state.display()
+    );
+    let Some(tty) = in_pty(&cmd, b.tmp.path()) else {
+        return;
+    };
+    assert!(
+        tty.contains("berth: unpacking layer 1/1 sha256:") && tty.contains(" done in "),
+        "{tty}"
+    );
+}
