@@ -67,6 +67,13 @@ fn the_bundle_guard_fails_a_test_that_leaves_state_berth_cannot_delete() {
 
 #[test]
 fn the_bundle_guard_fails_a_test_that_leaves_a_mount() {
+    /// The decoy tmpfs, unmounted when dropped, whatever failed before (a panic included).
+    struct Decoy(String);
+    impl Drop for Decoy {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
     let _one = one_at_a_time();
     let b = Bundle::new("true");
     let target = tempfile::tempdir().unwrap();
@@ -76,9 +83,15 @@ fn the_bundle_guard_fails_a_test_that_leaves_a_mount() {
         .status()
         .unwrap();
     assert!(mounted.success(), "mount tmpfs on {t}");
+    let decoy = Decoy(t.clone());
     let r = catch_unwind(AssertUnwindSafe(|| drop(b)));
-    let umount = Command::new("umount").arg(&t).status().unwrap();
-    assert!(umount.success(), "umount {t}");
+    drop(decoy);
+    assert!(
+        !std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&format!(" {t} ")),
+        "the decoy tmpfs on {t} is still mounted"
+    );
     let e = panic_text(r);
     assert!(e.contains("the host's mount table changed"), "{e}");
 }
