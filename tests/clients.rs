@@ -21,6 +21,21 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// SIGKILL to every process whose command line names `needle` (a test's own socket or exec root,
+/// in its temp dir): the daemons' children a test started, found by pid, and nothing else.
+fn kill_processes_naming(needle: &str) {
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(needle) {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        }
+    }
+}
+
 /// Podman with its own containers.conf (berth registered as the runtime) and storage in `dir`.
 struct Podman {
     dir: PathBuf,
@@ -463,18 +478,7 @@ impl Drop for Containerd {
         let _ = self.child.wait();
         // Shims of this test's namespace (they name the test's socket), by pid.
         let sock = self.dir.join("c.sock").display().to_string();
-        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            if String::from_utf8_lossy(&cmdline).contains(&sock) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::SIGKILL,
-                );
-            }
-        }
+        kill_processes_naming(&sock);
     }
 }
 
@@ -765,18 +769,7 @@ impl Drop for Dockerd {
         }
         // Its containerd and shims name the test's exec root: by pid, only those.
         let root = self.dir.join("exec").display().to_string();
-        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            if String::from_utf8_lossy(&cmdline).contains(&root) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::SIGKILL,
-                );
-            }
-        }
+        kill_processes_naming(&root);
         for r in cgroup_roots() {
             let _ = std::fs::remove_dir(r.join(self.cgroup_parent.trim_start_matches('/')));
         }

@@ -245,17 +245,7 @@ fn landlock_keeps_writable_submounts_of_a_read_only_rbind_writable() {
         st = b.state.display(),
         bd = b.dir.display()
     );
-    let o = output(
-        std::process::Command::new("unshare").args([
-            "-m",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            &script,
-        ]),
-        b.tmp.path(),
-    );
+    let o = sh_in_private_mount_ns(&script, b.tmp.path());
     let init = std::fs::read_to_string(format!("{v}.init")).unwrap_or_default();
     assert_eq!(ok(&o), "exec-sub-rw\nexec-top-ro\n", "{}", stderr(&o));
     assert_eq!(init, "sub-rw\ntop-ro\n");

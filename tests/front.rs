@@ -968,6 +968,17 @@ fn the_front_end_exits_as_podman_does_and_names_what_the_user_wrote() {
     assert_eq!(e.trim_end().lines().count(), 1, "{e}");
 }
 
+/// A front-end refusal: berth's own error (exit 125, as Podman's) naming `needle`.
+#[track_caller]
+fn refused_125(o: &Output, needle: &str) {
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(o));
+    assert!(
+        stderr(o).contains(needle),
+        "expected {needle:?} in: {}",
+        stderr(o)
+    );
+}
+
 /// `--ulimit`, `--env-host` and `--entrypoint`, as podman reads them.
 #[test]
 fn ulimit_env_host_and_entrypoint_as_podman() {
@@ -1030,9 +1041,7 @@ fn ulimit_env_host_and_entrypoint_as_podman() {
             "--entrypoint \"[1]\": not a JSON list",
         ),
     ] {
-        let o = run(args);
-        assert_eq!(o.status.code(), Some(125), "{args:?}");
-        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+        refused_125(&run(args), needle);
     }
 }
 
@@ -1067,9 +1076,10 @@ fn mount_flags_in_podman_syntax() {
         ),
         ("source=/tmp,target=/x", "no type="),
     ] {
-        let o = b.berth(&["run", "--rootfs", &rootfs, "--mount", m, "--", "true"]);
-        assert_eq!(o.status.code(), Some(125), "{m}");
-        assert!(stderr(&o).contains(needle), "{m}: {}", stderr(&o));
+        refused_125(
+            &b.berth(&["run", "--rootfs", &rootfs, "--mount", m, "--", "true"]),
+            needle,
+        );
     }
 }
 
@@ -1094,9 +1104,10 @@ fn device_flag_brings_one_node_and_the_cgroup_allows_only_it() {
         ("/dev/zero:/dev/z:rx", "expected HOST[:CTR][:PERMS]"),
         ("dev/zero", "paths must be absolute"),
     ] {
-        let o = b.berth(&["run", "--rootfs", &rootfs, "--device", d, "--", "true"]);
-        assert_eq!(o.status.code(), Some(125), "{d}");
-        assert!(stderr(&o).contains(needle), "{d}: {}", stderr(&o));
+        refused_125(
+            &b.berth(&["run", "--rootfs", &rootfs, "--device", d, "--", "true"]),
+            needle,
+        );
     }
 }
 

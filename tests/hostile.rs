@@ -458,10 +458,7 @@ fn front_end_volumes_are_whole_trees() {
         rootfs = b.rootfs.display(),
         vol = vol.display()
     );
-    let o = output(
-        Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]),
-        b.tmp.path(),
-    );
+    let o = sh_in_private_mount_ns(&script, b.tmp.path());
     let out = ok(&o);
     assert!(out.starts_with("sub-ro\n"), "{out}");
     let opts = out.lines().nth(1).unwrap().split(' ').nth(5).unwrap();

@@ -401,17 +401,7 @@ fn run_with_shared_volume(b: &Bundle, id: &str, vol: &Path) -> (std::process::Ou
         b.state.display(),
         b.dir.display()
     );
-    let o = output(
-        std::process::Command::new("unshare").args([
-            "-m",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            &script,
-        ]),
-        b.tmp.path(),
-    );
+    let o = sh_in_private_mount_ns(&script, b.tmp.path());
     let inside = std::fs::read_to_string(format!("{v}.out")).unwrap_or_default();
     (o, inside)
 }

@@ -48,6 +48,16 @@ impl User {
         }
     }
 
+    /// `program` run as this user: its uid and gid, no supplementary groups (setpriv).
+    fn command(&self, program: &Path) -> Command {
+        let mut c = Command::new("setpriv");
+        c.arg(format!("--reuid={}", self.uid))
+            .arg(format!("--regid={}", self.gid))
+            .arg("--clear-groups")
+            .arg(program);
+        c
+    }
+
     /// `berth ARGS` as this user (the binary copied where the user can run it).
     fn berth(&self, b: &Bundle, args: &[&str]) -> Output {
         self.berth_with(b, args, true)
@@ -59,13 +69,8 @@ impl User {
         if !bin.exists() {
             std::fs::copy(BERTH, &bin).unwrap();
         }
-        let mut c = Command::new("setpriv");
-        c.arg(format!("--reuid={}", self.uid))
-            .arg(format!("--regid={}", self.gid))
-            .arg("--clear-groups")
-            .arg(&bin)
-            .args(args)
-            .current_dir(&b.dir);
+        let mut c = self.command(&bin);
+        c.args(args).current_dir(&b.dir);
         if xdg {
             c.env("XDG_RUNTIME_DIR", &self.xdg);
         } else {
@@ -460,27 +465,23 @@ fn rootless_podman_runs_everyday_operations_on_berth() {
     ));
     std::fs::set_permissions(&image, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let podman = |args: &[&str]| -> Output {
-        let mut c = Command::new("setpriv");
-        c.arg(format!("--reuid={}", u.uid))
-            .arg(format!("--regid={}", u.gid))
-            .arg("--clear-groups")
-            .arg(&podman)
-            .args([
-                "--storage-driver",
-                "vfs",
-                "--cgroup-manager",
-                "cgroupfs",
-                "--events-backend",
-                "file",
-            ])
-            .arg("--runtime")
-            .arg(&bin)
-            .args(args)
-            .env("HOME", &home)
-            .env("XDG_RUNTIME_DIR", &u.xdg)
-            .env("XDG_CONFIG_HOME", home.join(".config"))
-            .env("XDG_DATA_HOME", home.join(".local/share"))
-            .current_dir(&home);
+        let mut c = u.command(&podman);
+        c.args([
+            "--storage-driver",
+            "vfs",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "file",
+        ])
+        .arg("--runtime")
+        .arg(&bin)
+        .args(args)
+        .env("HOME", &home)
+        .env("XDG_RUNTIME_DIR", &u.xdg)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("XDG_DATA_HOME", home.join(".local/share"))
+        .current_dir(&home);
         output(&mut c, b.tmp.path())
     };
     ok(&podman(&[
@@ -655,12 +656,8 @@ fn an_oci_image_runs_as_an_ordinary_user() {
     let bin = b.tmp.path().join("berth-bin");
     std::fs::copy(BERTH, &bin).unwrap();
     let image = format!("oci:{}:v1", layout.display());
-    let mut c = Command::new("setpriv");
-    c.arg(format!("--reuid={}", u.uid))
-        .arg(format!("--regid={}", u.gid))
-        .arg("--clear-groups")
-        .arg(&bin)
-        .args(["run", "--rootfs", &image, "--", "sh", "-c"])
+    let mut c = u.command(&bin);
+    c.args(["run", "--rootfs", &image, "--", "sh", "-c"])
         .arg("id -u; ls /data; ls /opq; stat -c %u /owned; touch /x 2>/dev/null || echo ro-root")
         .env("XDG_RUNTIME_DIR", &u.xdg)
         .env("XDG_CACHE_HOME", &cache)
@@ -684,12 +681,8 @@ fn an_oci_image_runs_as_an_ordinary_user() {
         std::os::unix::fs::chown(&p, Some(65534), Some(65534)).unwrap();
         std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     }
-    let mut c = Command::new("setpriv");
-    c.arg(format!("--reuid={}", u.uid))
-        .arg(format!("--regid={}", u.gid))
-        .arg("--clear-groups")
-        .arg(&bin)
-        .args(["run", "--rootfs", &image, "--", "true"])
+    let mut c = u.command(&bin);
+    c.args(["run", "--rootfs", &image, "--", "true"])
         .env("XDG_RUNTIME_DIR", &u.xdg)
         .env("XDG_CACHE_HOME", &planted)
         .current_dir(b.tmp.path());

@@ -39,7 +39,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     let mut ooms = None;
     let mut next_stats = std::time::Instant::now();
     loop {
-        let c = Container::peek(&g.root, &a.id)?;
+        let c = Container::peek(&g.state_root(), &a.id)?;
         if c.status() == Status::Stopped {
             return if a.stats {
                 Err(Error::State(format!(

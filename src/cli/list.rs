@@ -18,8 +18,9 @@ pub struct Args {
 /// `berth list`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     let mut states = Vec::new();
-    for id in list_ids(&g.root)? {
-        match Container::peek(&g.root, &id) {
+    let root = g.state_root();
+    for id in list_ids(&root)? {
+        match Container::peek(&root, &id) {
             Ok(c) => states.push(c.oci_state()),
             // A container deleted meanwhile is simply not listed.
             Err(e) if e.is_no_such_container() => {}
@@ -54,7 +55,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                 s.status,
                 s.bundle,
                 s.created,
-                owner(&g.root.join(&s.id))
+                owner(&root.join(&s.id))
             ))?;
         }
     }

@@ -51,8 +51,8 @@ pub enum LogFormat {
 pub struct Global {
     /// Directory for container state (default /run/berth; for a user other than root,
     /// $XDG_RUNTIME_DIR/berth).
-    #[arg(long, default_value_os_t = default_root())]
-    pub root: PathBuf,
+    #[arg(long)]
+    pub root: Option<PathBuf>,
     /// Log file (default: stderr).
     #[arg(long)]
     pub log: Option<PathBuf>,
@@ -74,10 +74,18 @@ impl Global {
     /// The lifecycle's context: state root, policy, cgroup driver.
     pub fn context(&self) -> crate::lifecycle::Context {
         crate::lifecycle::Context {
-            root: self.root.clone(),
+            root: self.state_root(),
             policy: self.policy.clone(),
             systemd_cgroup: self.systemd_cgroup,
         }
+    }
+}
+
+impl Global {
+    /// `--root`, else [`default_root`] (worked out only then: orchestrators always pass `--root`,
+    /// so their calls never read /proc/self/uid_map for it).
+    pub fn state_root(&self) -> PathBuf {
+        self.root.clone().unwrap_or_else(default_root)
     }
 }
 

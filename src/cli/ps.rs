@@ -21,7 +21,7 @@ pub struct Args {
 
 /// `berth ps`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
-    let c = Container::peek(&g.root, &a.id)?;
+    let c = Container::peek(&g.state_root(), &a.id)?;
     let cg = c.cgroup_for("ps")?;
     let pids = cg.pids();
     if a.format == "json" {

@@ -14,7 +14,7 @@ pub struct Args {
 /// `berth state`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     // A read, without the lock: a hook may ask while create or start holds it.
-    let c = Container::peek(&g.root, &a.id)?;
+    let c = Container::peek(&g.state_root(), &a.id)?;
     let s = serde_json::to_string_pretty(&c.oci_state()).unwrap_or_default();
     super::out(&s)?;
     Ok(0)

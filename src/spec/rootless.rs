@@ -27,13 +27,28 @@ pub fn unprivileged() -> bool {
 
 /// berth runs in a user namespace other than the initial one: /proc/self/uid_map is not the
 /// initial namespace's single full mapping `0 0 4294967295`.
-/// Read each time (a few microseconds): the front end enters a user namespace of its own for an
-/// image ([`enter_user_namespace`]), after which the answer changes.
+///
+/// Read once per process (start-up is measured: every syscall counts) and kept; the init, cloned
+/// after the parent asked, inherits the parent's answer, which is the one it needs (whether the
+/// container has a user namespace of its own is `ValidSpec::userns`). The front end's
+/// [`enter_user_namespace`] sets it when it changes.
 pub fn in_user_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map")
-        .map(|m| !is_initial_map(&m))
-        .unwrap_or(false)
+    use std::sync::atomic::Ordering;
+    match IN_USER_NAMESPACE.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            let inside = std::fs::read_to_string("/proc/self/uid_map")
+                .map(|m| !is_initial_map(&m))
+                .unwrap_or(false);
+            IN_USER_NAMESPACE.store(if inside { 2 } else { 1 }, Ordering::Relaxed);
+            inside
+        }
+    }
 }
+
+/// [`in_user_namespace`]'s answer: 0 not asked yet, 1 no, 2 yes.
+static IN_USER_NAMESPACE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
 /// Makes this process, an ordinary user's, root of a new user namespace of its own, with its
 /// subordinate ids mapped as rootless Podman maps them (container 0 is the user, 1.. its range
@@ -96,6 +111,7 @@ pub fn enter_user_namespace() -> crate::Result<()> {
         write("/proc/self/setgroups", "deny")?;
         write("/proc/self/uid_map", &format!("0 {uid} 1\n"))?;
         write("/proc/self/gid_map", &format!("0 {gid} 1\n"))?;
+        IN_USER_NAMESPACE.store(2, std::sync::atomic::Ordering::Relaxed);
         return Ok(());
     }
     for (tool, mut child) in started {
@@ -112,6 +128,7 @@ pub fn enter_user_namespace() -> crate::Result<()> {
             )));
         }
     }
+    IN_USER_NAMESPACE.store(2, std::sync::atomic::Ordering::Relaxed);
     Ok(())
 }
 

@@ -23,4 +23,7 @@ pub use binary::{BERTH, Berth, busybox, repo};
 pub use bundle::{Bundle, make_rootfs, mountinfo};
 pub use host::{cgroup_roots, cgroup_v2, devices_hierarchy, skipped, tool};
 pub use race::{Sleeper, Swapper};
-pub use run::{fails, in_pty, ok, output, run_from_shell, run_in_private_ns, sh, stderr, stdout};
+pub use run::{
+    fails, in_pty, ok, output, run_from_shell, run_in_private_ns, sh, sh_in_private_mount_ns,
+    stderr, stdout,
+};

@@ -87,16 +87,19 @@ pub fn run_from_shell(b: &Bundle, id: &str, setup: &str, opts: &str, private_ns:
         b.state.display(),
         b.dir.display()
     );
-    let mut cmd = if private_ns {
-        let mut c = Command::new("unshare");
-        c.args(["-m", "--propagation", "private", "sh", "-c", &script]);
-        c
-    } else {
-        let mut c = Command::new("/bin/sh");
-        c.args(["-c", &script]);
-        c
-    };
-    output(&mut cmd, b.tmp.path())
+    if private_ns {
+        return sh_in_private_mount_ns(&script, b.tmp.path());
+    }
+    output(Command::new("/bin/sh").args(["-c", &script]), b.tmp.path())
+}
+
+/// Runs the shell script `script` in a mount namespace of its own (`unshare -m --propagation
+/// private`): whatever it mounts dies with that namespace, never reaching the host's table.
+pub fn sh_in_private_mount_ns(script: &str, dir: &Path) -> Output {
+    output(
+        Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", script]),
+        dir,
+    )
 }
 
 /// [`run_from_shell`] in a private mount namespace.
