@@ -83,6 +83,16 @@ pub enum Error {
         msg: String,
         /// The errno it carried (0 when none).
         errno: i32,
+        /// It was the container's program that could not be run ([`Error::Program`] in the child).
+        program: bool,
+    },
+    /// The container's program could not be run: not found, not executable, or refused by execve.
+    #[error("{what}: {errno}")]
+    Program {
+        /// What was tried (`process.args[0]: "x" not found in $PATH (...)`, `execve("/x")`).
+        what: String,
+        /// Why.
+        errno: Errno,
     },
 }
 
@@ -98,7 +108,7 @@ impl Error {
             Error::Refused(_) => ErrorKind::Policy,
             Error::Sys(_) => ErrorKind::Os,
             Error::Context { source, .. } => source.kind(),
-            Error::Child { .. } => ErrorKind::Os,
+            Error::Child { .. } | Error::Program { .. } => ErrorKind::Os,
         }
     }
 
@@ -108,6 +118,7 @@ impl Error {
             Error::Sys(e) => Some(e.errno),
             Error::Context { source, .. } => source.errno(),
             Error::Child { errno, .. } if *errno != 0 => Some(Errno::from_raw(*errno)),
+            Error::Program { errno, .. } => Some(*errno),
             _ => None,
         }
     }
@@ -136,6 +147,15 @@ impl Error {
             call: call.into(),
             errno,
         })
+    }
+
+    /// The container's program could not be run (here or in the child that reported it).
+    pub fn is_program(&self) -> bool {
+        match self {
+            Error::Program { .. } | Error::Child { program: true, .. } => true,
+            Error::Context { source, .. } => source.is_program(),
+            _ => false,
+        }
     }
 
     /// This error as the failure of the step `what` (as [`Context::with_context`]).

@@ -91,14 +91,13 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     }
 }
 
-/// The front end's exit code for a failure of berth's (see [`run`]).
+/// The front end's exit code for a failure of berth's (see [`run`]): told by the error's kind
+/// ([`Error::is_program`]), never by its text.
 pub fn front_end_code(e: &Error) -> i32 {
-    let text = e.to_string();
-    let about_the_command = text.contains("process.args[0]") || text.contains("execve(");
-    match (about_the_command, e.errno()) {
+    match (e.is_program(), e.errno()) {
         (true, Some(nix::errno::Errno::ENOENT)) => 127,
-        (true, Some(_)) => 126,
-        _ => 125,
+        (true, _) => 126,
+        (false, _) => 125,
     }
 }
 

@@ -38,7 +38,15 @@ pub fn run(ctx: &Context, launch: &Launch, vs: &mut ValidSpec) -> Result<Ran> {
         .channel
         .send(&Msg::Continue)
         .and_then(|()| match init.channel.recv() {
-            Ok(Msg::Error { errno, msg }) => Err(Error::Child { msg, errno }),
+            Ok(Msg::Error {
+                errno,
+                msg,
+                program,
+            }) => Err(Error::Child {
+                msg,
+                errno,
+                program,
+            }),
             Ok(other) => Err(Error::State(format!(
                 "sync socket: unexpected {other:?} after start"
             ))),

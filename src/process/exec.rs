@@ -201,7 +201,17 @@ fn until_ready(parent_end: &Channel) -> Result<(Option<OwnedFd>, Option<crate::s
                     "exec: a seccomp profile with SCMP_ACT_NOTIFY (the agent got the init's listener)".into(),
                 ));
             }
-            Msg::Error { errno, msg } => return Err(Error::Child { msg, errno }),
+            Msg::Error {
+                errno,
+                msg,
+                program,
+            } => {
+                return Err(Error::Child {
+                    msg,
+                    errno,
+                    program,
+                });
+            }
             other => {
                 return Err(Error::State(format!(
                     "sync socket: expected Ready from the process, got {other:?}"
@@ -216,6 +226,7 @@ fn report(chan: &Channel, e: Error) -> ! {
     let _ = chan.send(&Msg::Error {
         errno: e.errno().map_or(0, |e| e as i32),
         msg: e.to_string(),
+        program: e.is_program(),
     });
     sys::exit_now(1)
 }
@@ -261,7 +272,13 @@ fn process(vs: &ValidSpec, t: &Target<'_>, chan: &Channel, root: &OwnedFd) -> Re
     sys::umask(vs.process.user.umask.unwrap_or(0o022));
     sys::reset_signals();
     let (path, argv, envp) = program;
-    Err(sys::execve(&path, &argv, &envp).into())
+    // Only a failure comes back: the program itself could not be run (ENOENT for a missing
+    // interpreter, ENOEXEC, EACCES).
+    let e = sys::execve(&path, &argv, &envp);
+    Err(Error::Program {
+        what: e.call,
+        errno: e.errno,
+    })
 }
 
 /// The container's Landlock ruleset again, from its mount table as the process sees it: the root, and

@@ -63,6 +63,7 @@ pub fn run(a: InitArgs<'_>) -> ! {
     let msg = Msg::Error {
         errno: err.errno().map_or(0, |e| e as i32),
         msg: err.to_string(),
+        program: err.is_program(),
     };
     let _ = a.chan.send(&msg);
     sys::exit_now(1)
@@ -591,7 +592,13 @@ fn ready_and_exec(a: &InitArgs<'_>, program: Program, state: &str) -> Result<Inf
     sys::umask(p.user.umask.unwrap_or(0o022));
     sys::reset_signals();
     let (path, argv, envp) = program;
-    Err(sys::execve(&path, &argv, &envp).into())
+    // Only a failure comes back: the program itself could not be run (ENOENT for a missing
+    // interpreter, ENOEXEC, EACCES).
+    let e = sys::execve(&path, &argv, &envp);
+    Err(Error::Program {
+        what: e.call,
+        errno: e.errno,
+    })
 }
 
 /// Applies the Landlock ruleset filled while mounting; returns what was enforced.
@@ -840,10 +847,10 @@ fn program(vs: &ValidSpec) -> Result<Program> {
             } else {
                 nix::errno::Errno::ENOENT
             };
-            return Err(Error::sys(
-                format!("process.args[0]: {arg0:?} is not an executable file"),
+            return Err(Error::Program {
+                what: format!("process.args[0]: {arg0:?} is not an executable file"),
                 errno,
-            ));
+            });
         }
         c
     } else {
@@ -857,11 +864,9 @@ fn program(vs: &ValidSpec) -> Result<Program> {
             .filter(|d| !d.is_empty())
             .map(|d| Path::new(d).join(arg0))
             .find(|c| found(c))
-            .ok_or_else(|| {
-                Error::sys(
-                    format!("process.args[0]: {arg0:?} not found in $PATH ({path_var})"),
-                    nix::errno::Errno::ENOENT,
-                )
+            .ok_or_else(|| Error::Program {
+                what: format!("process.args[0]: {arg0:?} not found in $PATH ({path_var})"),
+                errno: nix::errno::Errno::ENOENT,
             })?
     };
     crate::security::exe::check(&path)?;

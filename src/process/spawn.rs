@@ -340,7 +340,20 @@ fn sync_one_b(
 ) -> Result<()> {
     let init = match chan.recv_with()? {
         (Msg::Pid(p), _) => p as i32,
-        (Msg::Error { errno, msg }, _) => return Err(Error::Child { msg, errno }),
+        (
+            Msg::Error {
+                errno,
+                msg,
+                program,
+            },
+            _,
+        ) => {
+            return Err(Error::Child {
+                msg,
+                errno,
+                program,
+            });
+        }
         (m, _) => {
             return Err(Error::State(format!(
                 "sync socket: expected the init's pid, got {m:?}"
@@ -378,7 +391,18 @@ fn sync_two(req: &Request<'_>, pid: i32, chan: &Channel) -> Result<()> {
 fn take_terminal(chan: &Channel) -> Result<OwnedFd> {
     match chan.recv_with()? {
         (Msg::Fd, Some(fd)) => Ok(fd),
-        (Msg::Error { errno, msg }, _) => Err(Error::Child { msg, errno }),
+        (
+            Msg::Error {
+                errno,
+                msg,
+                program,
+            },
+            _,
+        ) => Err(Error::Child {
+            msg,
+            errno,
+            program,
+        }),
         (m, _) => Err(Error::State(format!(
             "sync socket: expected the terminal, got {m:?}"
         ))),
@@ -407,7 +431,17 @@ fn until_ready(
                 })?;
                 send_to_agent(req, pid, fd)?;
             }
-            Msg::Error { errno, msg } => return Err(Error::Child { msg, errno }),
+            Msg::Error {
+                errno,
+                msg,
+                program,
+            } => {
+                return Err(Error::Child {
+                    msg,
+                    errno,
+                    program,
+                });
+            }
             other => {
                 return Err(Error::State(format!(
                     "sync socket: expected Ready, got {other:?}"

@@ -46,6 +46,9 @@ pub enum Msg {
         errno: i32,
         /// The whole message, ready to print.
         msg: String,
+        /// The container's program itself could not be run (not found, not executable): the
+        /// front end's 127 or 126, as the error's own kind rather than its text.
+        program: bool,
     },
 }
 
@@ -93,7 +96,11 @@ impl Channel {
             Msg::Detached => (10, 0, ""),
             Msg::Tree(i) => (11, *i as i32, ""),
             Msg::Pid(p) => (12, *p as i32, ""),
-            Msg::Error { errno, msg } => (6, *errno, msg),
+            Msg::Error {
+                errno,
+                msg,
+                program,
+            } => (if *program { 13 } else { 6 }, *errno, msg),
         };
         let mut v = Vec::with_capacity(5 + payload.len());
         v.push(tag);
@@ -115,9 +122,10 @@ impl Channel {
             3 => Msg::State(payload),
             4 => Msg::Ready,
             5 => Msg::Fd,
-            6 => Msg::Error {
+            6 | 13 => Msg::Error {
                 errno,
                 msg: payload,
+                program: b[0] == 13,
             },
             7 => Msg::Report(serde_json::from_str(&payload).map_err(|_| bad())?),
             8 => Msg::SeccompFd,
@@ -202,7 +210,15 @@ impl Channel {
     pub fn expect(&self, want: Msg) -> Result<()> {
         match self.recv()? {
             m if m == want => Ok(()),
-            Msg::Error { errno, msg } => Err(Error::Child { msg, errno }),
+            Msg::Error {
+                errno,
+                msg,
+                program,
+            } => Err(Error::Child {
+                msg,
+                errno,
+                program,
+            }),
             other => Err(Error::State(format!(
                 "sync socket: expected {want:?}, got {other:?}"
             ))),
@@ -225,6 +241,12 @@ mod tests {
             Msg::Error {
                 errno: 2,
                 msg: "mount 3: ENOENT".into(),
+                program: false,
+            },
+            Msg::Error {
+                errno: 2,
+                msg: "process.args[0]: ENOENT".into(),
+                program: true,
             },
         ] {
             a.send(&m).unwrap();
@@ -240,6 +262,7 @@ mod tests {
         a.send(&Msg::Error {
             errno: 13,
             msg: "denied".into(),
+            program: false,
         })
         .unwrap();
         let e = b.expect(Msg::Ready).unwrap_err();
