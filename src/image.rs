@@ -397,6 +397,18 @@ impl<R: Read> Read for Hashing<R> {
 /// The layer's directory in the cache (`sha256/<hex>/fs`), unpacked now unless it already is: into
 /// `tmp-<hex>-<pid>/fs`, renamed to `sha256/<hex>` only once whole and checked, so an entry there is
 /// always complete; on any error the half-unpacked copy is removed.
+/// Whether the layer is gzip-compressed, by its media type; zstd is refused.
+fn is_gzip(dir: &Path, l: &Descriptor) -> Result<bool> {
+    let media = l.media_type.as_deref().unwrap_or("");
+    if media.ends_with("+zstd") {
+        return Err(bad(
+            dir,
+            format!("layer {}: zstd layers are not supported", l.digest),
+        ));
+    }
+    Ok(media.ends_with("+gzip") || media.ends_with(".gzip"))
+}
+
 /// On a terminal (a person waiting), one line per layer berth unpacks: which, how big, and then how
 /// long it took; nothing when stderr is not a terminal (orchestrators, scripts, logs).
 struct Progress {
@@ -460,14 +472,7 @@ fn unpack_layer(
             }
         }
     }
-    let media = l.media_type.as_deref().unwrap_or("");
-    let gzip = media.ends_with("+gzip") || media.ends_with(".gzip");
-    if media.ends_with("+zstd") {
-        return Err(bad(
-            dir,
-            format!("layer {}: zstd layers are not supported", l.digest),
-        ));
-    }
+    let gzip = is_gzip(dir, l)?;
     cache.remove_stale();
     let progress = Progress::begin(dir, l, position);
     let tmp = format!("tmp-{want}-{}", std::process::id());

@@ -249,6 +249,21 @@ pub fn systemd_form(path: &str) -> bool {
     !path.starts_with('/') && path.matches(':').count() == 2 && !path.contains('/')
 }
 
+/// systemd's `slice:prefix:name` given to the cgroupfs driver: taken as runc takes it (one
+/// directory of that name), and said, since it is most likely a missing `--systemd-cgroup`.
+fn warn_systemd_form(vs: &ValidSpec) {
+    if let Some(p) = vs
+        .linux()
+        .cgroups_path
+        .as_deref()
+        .filter(|p| systemd_form(p))
+    {
+        crate::logging::warn(&format!(
+            "linux.cgroupsPath {p:?} is systemd's slice:prefix:name form, but the cgroupfs driver is in use: it is taken as one directory of that name below berth's own cgroup, as runc does (pass --systemd-cgroup for the systemd driver)"
+        ));
+    }
+}
+
 /// `p` without its leading `/`.
 fn rel(p: &Path) -> &Path {
     p.strip_prefix("/").unwrap_or(p)
@@ -349,16 +364,7 @@ impl Cgroup {
             .cgroups_path
             .as_deref()
             .is_some_and(|p| !p.is_empty());
-        if let Some(p) = vs
-            .linux()
-            .cgroups_path
-            .as_deref()
-            .filter(|p| systemd_form(p))
-        {
-            crate::logging::warn(&format!(
-                "linux.cgroupsPath {p:?} is systemd's slice:prefix:name form, but the cgroupfs driver is in use: it is taken as one directory of that name below berth's own cgroup, as runc does (pass --systemd-cgroup for the systemd driver)"
-            ));
-        }
+        warn_systemd_form(vs);
         let mut dirs = Vec::new();
         // A hybrid host's unified tree is used only when a limit needs one of its controllers (it
         // then has to be enabled there, a change to the host's tree berth makes no sooner).

@@ -82,7 +82,7 @@ impl Global {
 }
 
 impl Global {
-    /// `--root`, else [`default_root`] (worked out only then: orchestrators always pass `--root`,
+    /// `--root`, else the default (worked out only then: orchestrators always pass `--root`,
     /// so their calls never read /proc/self/uid_map for it).
     pub fn state_root(&self) -> PathBuf {
         self.root.clone().unwrap_or_else(default_root)

@@ -55,49 +55,12 @@ pub fn build(r: &Request<'_>) -> Result<ValidSpec> {
         }
         None => (r.rootfs.to_path_buf(), None),
     };
-    let entrypoint = r
-        .flags
-        .process
-        .entrypoint
-        .as_deref()
-        .map(entrypoint_words)
-        .transpose()?;
-    let command = match (&image, entrypoint) {
-        // --entrypoint replaces the image's entrypoint and its default command (as docker and
-        // podman): the words after `--` are its arguments.
-        (_, Some(mut words)) => {
-            words.extend(r.command.iter().cloned());
-            words
-        }
-        (Some(c), None) => {
-            let mut cmd = c.entrypoint.clone().unwrap_or_default();
-            if r.command.is_empty() {
-                cmd.extend(c.cmd.clone().unwrap_or_default());
-            } else {
-                cmd.extend(r.command.iter().cloned());
-            }
-            cmd
-        }
-        (None, None) => r.command.to_vec(),
-    };
     let init = if r.flags.process.init {
         Some(host_init()?)
     } else {
         None
     };
-    let command = match &init {
-        // The init runs the command: `/dev/init -- CMD...` (sh when none is given).
-        Some(_) => {
-            let mut c = vec![INIT_PATH.to_string(), "--".into()];
-            if command.is_empty() {
-                c.push("sh".into());
-            } else {
-                c.extend(command);
-            }
-            c
-        }
-        None => command,
-    };
+    let command = command_of(r, image.as_ref(), init.is_some())?;
     volumes::front_end_spec(&rootfs, &volumes, &command, &|spec| {
         if let Some(host) = &init {
             spec.mounts.push(crate::spec::Mount {
@@ -121,6 +84,50 @@ pub fn build(r: &Request<'_>) -> Result<ValidSpec> {
         }
         apply(r.flags, spec, &rootfs, r.detach)
     })
+}
+
+/// The container's command: `--entrypoint` (which replaces the image's entrypoint and its default
+/// command, as docker and podman: the words after `--` are its arguments), else the image's
+/// entrypoint and command with the words after `--` over its command, else those words; behind
+/// `/dev/init --` with `--init` (sh when there is no command).
+fn command_of(
+    r: &Request<'_>,
+    image: Option<&crate::image::Config>,
+    init: bool,
+) -> Result<Vec<String>> {
+    let entrypoint = r
+        .flags
+        .process
+        .entrypoint
+        .as_deref()
+        .map(entrypoint_words)
+        .transpose()?;
+    let command = match (image, entrypoint) {
+        (_, Some(mut words)) => {
+            words.extend(r.command.iter().cloned());
+            words
+        }
+        (Some(c), None) => {
+            let mut cmd = c.entrypoint.clone().unwrap_or_default();
+            if r.command.is_empty() {
+                cmd.extend(c.cmd.clone().unwrap_or_default());
+            } else {
+                cmd.extend(r.command.iter().cloned());
+            }
+            cmd
+        }
+        (None, None) => r.command.to_vec(),
+    };
+    if !init {
+        return Ok(command);
+    }
+    let mut c = vec![INIT_PATH.to_string(), "--".into()];
+    if command.is_empty() {
+        c.push("sh".into());
+    } else {
+        c.extend(command);
+    }
+    Ok(c)
 }
 
 /// Front-end options of `berth run` (all need `--rootfs`), one group per help heading, each applied
