@@ -4,6 +4,7 @@
 mod check;
 mod create;
 mod delete;
+pub mod docs;
 mod events;
 mod exec;
 mod features;
@@ -143,6 +144,10 @@ pub enum Command {
     Events(events::Args),
     /// Run a new process inside a running container.
     Exec(exec::Args),
+    /// Print a shell completion script (bash, zsh or fish).
+    Completion(docs::CompletionArgs),
+    /// Print berth's man page, or write one page per verb into a directory.
+    Man(docs::ManArgs),
 }
 
 impl Command {
@@ -217,5 +222,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Update(a) => update::run(g, a),
         Command::Events(a) => events::run(g, a),
         Command::Exec(a) => exec::run(g, a),
+        Command::Completion(_) | Command::Man(_) => {
+            docs::forward(&std::env::args_os().skip(1).collect::<Vec<_>>())
+        }
     }
 }
