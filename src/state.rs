@@ -28,6 +28,8 @@ pub const CONFINEMENT_FILE: &str = "confinement.json";
 /// The exec fifo's name inside the state directory.
 pub const EXEC_FIFO: &str = "exec.fifo";
 const STATE_FILE: &str = "state.json";
+/// The live volumes (`berth mounts add`), beside the state.
+const VOLUMES_FILE: &str = "volumes.json";
 
 /// What berth remembers of a container.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,6 +61,15 @@ pub struct Saved {
     /// The Landlock mode the init got (exec gives its processes the same).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub landlock: Option<crate::security::landlock::Mode>,
+    /// The tenant the policy bound the container to at create (live volumes are held to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// How many bind mounts the spec had (a tenant's `max_volumes` counts live volumes on top).
+    #[serde(default)]
+    pub binds: usize,
+    /// The root is read-only (`root.readonly`, or made so by the policy).
+    #[serde(default)]
+    pub root_readonly: bool,
 }
 
 /// The runtime-spec's statuses.
@@ -478,6 +489,17 @@ impl Container {
         s
     }
 
+    /// The live volumes recorded for this container (none when the record is absent or unreadable).
+    pub fn live_volumes(&self) -> Vec<crate::spec::LiveVolume> {
+        read_record(&self.dir, VOLUMES_FILE).unwrap_or_default()
+    }
+
+    /// Records the live volumes (atomically; durably: they say what is attached).
+    pub fn save_live_volumes(&self, v: &[crate::spec::LiveVolume]) -> Result<()> {
+        let bytes = serde_json::to_vec(v).map_err(|e| Error::State(format!("encoding: {e}")))?;
+        crate::files::replace_file(&self.dir.join(VOLUMES_FILE), "tmp", &bytes, 0o600, true)
+    }
+
     /// The runtime-spec state JSON.
     pub fn oci_state(&self) -> State {
         let status = self.status();
@@ -497,6 +519,7 @@ impl Container {
                 created: s.created.clone(),
                 owner: String::new(),
                 annotations: s.annotations.clone(),
+                live_volumes: self.live_volumes(),
             },
             // Still being created (a prestart hook asks): what the init record says.
             None => {
@@ -520,6 +543,7 @@ impl Container {
                     created: r.map(|r| r.created).unwrap_or_default(),
                     owner: String::new(),
                     annotations: BTreeMap::new(),
+                    live_volumes: Vec::new(),
                 }
             }
         }
@@ -605,6 +629,9 @@ mod tests {
                 own_pid_ns: true,
                 cgroup: None,
                 landlock: None,
+                tenant: None,
+                binds: 0,
+                root_readonly: false,
             },
             true,
         )

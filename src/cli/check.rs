@@ -25,9 +25,14 @@ pub struct Args {
 /// `berth check`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     let report = lifecycle::check(&g.context(), &a.bundle, a.tenant.as_deref())?;
+    print(&report, &a.format)
+}
+
+/// Prints a report (text or json); 1 when anything is refused.
+pub(super) fn print(report: &lifecycle::CheckReport, format: &str) -> Result<i32> {
     let (verdicts, findings) = (&report.mounts, &report.bundle);
-    if a.format == "json" {
-        let out = &report;
+    if format == "json" {
+        let out = report;
         super::out(&serde_json::to_string_pretty(&out).unwrap_or_default())?;
     } else {
         for f in findings {

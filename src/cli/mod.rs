@@ -10,6 +10,7 @@ mod exec;
 mod features;
 mod kill;
 mod list;
+mod mounts;
 mod pause;
 mod ps;
 mod run;
@@ -144,6 +145,9 @@ pub enum Command {
     Events(events::Args),
     /// Run a new process inside a running container.
     Exec(exec::Args),
+    /// Attach or detach volumes of a running container (live volumes).
+    #[command(subcommand)]
+    Mounts(mounts::Action),
     /// Print a shell completion script (bash, zsh or fish).
     Completion(docs::CompletionArgs),
     /// Print berth's man page, or write one page per verb into a directory.
@@ -222,6 +226,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Update(a) => update::run(g, a),
         Command::Events(a) => events::run(g, a),
         Command::Exec(a) => exec::run(g, a),
+        Command::Mounts(a) => mounts::run(g, a),
         Command::Completion(_) | Command::Man(_) => {
             docs::forward(&std::env::args_os().skip(1).collect::<Vec<_>>())
         }

@@ -38,36 +38,40 @@ pub fn check(ctx: &Context, bundle: &Path, tenant: Option<&str>) -> Result<Repor
         .unwrap_or_default();
     let verdicts: Vec<Verdict> = match &enforcer {
         Some(e) => e.verdicts(&ops, &vs.rootfs),
-        None => ops
-            .iter()
-            .map(|op| {
-                let (source, access) = match &op.kind {
-                    OpKind::Bind { source, .. } => {
-                        let ro = op.top_read_only();
-                        (
-                            Some(source.display().to_string()),
-                            Some(if ro { Access::Ro } else { Access::Rw }),
-                        )
-                    }
-                    OpKind::Fs { .. } => (None, None),
-                };
-                Verdict {
-                    index: op.index,
-                    destination: op.dest.display().to_string(),
-                    resolved: None,
-                    source,
-                    verdict: "allowed",
-                    access,
-                    rule: "no policy".into(),
-                    reason: None,
-                    refusal: None,
-                    capped: false,
-                }
-            })
-            .collect(),
+        None => no_policy_verdicts(&ops),
     };
     Ok(Report {
         mounts: verdicts,
         bundle: findings,
     })
+}
+
+/// The verdicts without a policy: everything allowed, with the access each bind asks.
+pub(super) fn no_policy_verdicts(ops: &[crate::mount::plan::MountOp]) -> Vec<Verdict> {
+    ops.iter()
+        .map(|op| {
+            let (source, access) = match &op.kind {
+                OpKind::Bind { source, .. } => {
+                    let ro = op.top_read_only();
+                    (
+                        Some(source.display().to_string()),
+                        Some(if ro { Access::Ro } else { Access::Rw }),
+                    )
+                }
+                OpKind::Fs { .. } => (None, None),
+            };
+            Verdict {
+                index: op.index,
+                destination: op.dest.display().to_string(),
+                resolved: None,
+                source,
+                verdict: "allowed",
+                access,
+                rule: "no policy".into(),
+                reason: None,
+                refusal: None,
+                capped: false,
+            }
+        })
+        .collect()
 }

@@ -115,6 +115,7 @@ fn state_json(launch: &Launch, vs: &ValidSpec, created: &str, pid: i32, status: 
         created: created.to_string(),
         owner: String::new(),
         annotations: vs.spec.annotations.clone(),
+        live_volumes: Vec::new(),
     };
     serde_json::to_string(&s).unwrap_or_default()
 }
@@ -186,6 +187,13 @@ fn save(
             .contains(nix::sched::CloneFlags::CLONE_NEWPID),
         cgroup: p.cgroup.as_ref().map(|(cg, _)| cg.clone()),
         landlock: Some(p.confinement.landlock),
+        tenant: p.enforcer.as_ref().and_then(|e| e.tenant.clone()),
+        binds: p
+            .plan
+            .iter()
+            .filter(|op| matches!(op.kind, crate::mount::plan::OpKind::Bind { .. }))
+            .count(),
+        root_readonly: vs.spec.root.as_ref().is_some_and(|r| r.readonly),
     };
     let write = |name: &str, bytes: Vec<u8>| {
         let path = c.dir.join(name);

@@ -31,6 +31,7 @@ mod pause;
 mod run;
 mod start;
 mod update;
+mod volumes;
 
 pub use check::{Report as CheckReport, check};
 pub use create::{Created, create};
@@ -41,6 +42,7 @@ pub use pause::{pause, resume};
 pub use run::{Ran, run};
 pub use start::start;
 pub use update::update;
+pub use volumes::{LiveRequest, add as add_volumes, check_live, remove as remove_volumes};
 
 pub use crate::process::ChildGuard;
 pub use crate::process::spawn::Options;

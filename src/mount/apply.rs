@@ -82,8 +82,8 @@ impl OpenSource for HostPath {
     }
 }
 
-/// The detached, configured mount of `op`, not attached anywhere yet: a bind mount's tree, or an
-/// idmapped tmpfs. The parent makes these for a container in a new user namespace, whose root may not
+/// The detached, configured mount of `op`, not attached anywhere yet: a bind mount's tree, or a
+/// tmpfs (idmapped when asked). The parent makes these for a container in a new user namespace, whose root may not
 /// reach bind sources, and whose own tmpfs could only be idmapped with a namespace it does not own;
 /// see process::spawn.
 pub fn detached_tree(
@@ -101,7 +101,7 @@ pub fn detached_tree(
             fstype,
             source,
             params,
-        } if fstype == "tmpfs" && op.idmap.is_some() => make_fs(
+        } if fstype == "tmpfs" => make_fs(
             fstype,
             source.as_deref(),
             params,
@@ -109,7 +109,7 @@ pub fn detached_tree(
         )?,
         OpKind::Fs { .. } => {
             return Err(Error::State(format!(
-                "{}: not a bind mount or idmapped tmpfs",
+                "{}: not a bind mount or tmpfs",
                 op.label()
             )));
         }
@@ -452,6 +452,10 @@ pub fn explain(root: Option<&Root>, op: &MountOp, e: Error) -> Error {
     let cause = match e.errno() {
         Some(nix::errno::Errno::ENOTDIR) => root.and_then(|r| file_in_the_way(r, &op.dest)),
         Some(nix::errno::Errno::EPERM) => locked_flags(op),
+        Some(nix::errno::Errno::EROFS) => Some(
+            "the mount point is missing and its parent directory is on a read-only filesystem (a read-only root), so it cannot be made: mount on a directory or file that exists"
+                .into(),
+        ),
         _ => None,
     };
     match cause {

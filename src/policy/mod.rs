@@ -473,7 +473,13 @@ impl Enforcer {
 
     /// Checks every mount of a plan; refusals are errors (the first one), before anything is made.
     pub fn check_all(&self, ops: &[MountOp], rootfs: &Path) -> Result<()> {
-        for v in self.verdicts(ops, rootfs) {
+        self.check_beside(ops, rootfs, 0)
+    }
+
+    /// [`Enforcer::check_all`] for mounts added beside `already` bind mounts of a running container
+    /// (live volumes: a tenant's `max_volumes` counts them all).
+    pub fn check_beside(&self, ops: &[MountOp], rootfs: &Path, already: usize) -> Result<()> {
+        for v in self.verdicts_beside(ops, rootfs, already) {
             if let Some(r) = v.refusal {
                 return Err(Error::Refused(r));
             }
@@ -489,10 +495,16 @@ impl Enforcer {
 
     /// A verdict for each mount (what `berth check` prints).
     pub fn verdicts(&self, ops: &[MountOp], rootfs: &Path) -> Vec<Verdict> {
-        let binds = ops
-            .iter()
-            .filter(|o| matches!(o.kind, OpKind::Bind { .. }))
-            .count();
+        self.verdicts_beside(ops, rootfs, 0)
+    }
+
+    /// [`Enforcer::verdicts`] for mounts added beside `already` bind mounts.
+    pub fn verdicts_beside(&self, ops: &[MountOp], rootfs: &Path, already: usize) -> Vec<Verdict> {
+        let binds = already
+            + ops
+                .iter()
+                .filter(|o| matches!(o.kind, OpKind::Bind { .. }))
+                .count();
         let limit = self
             .tenant()
             .and_then(|(n, t)| t.max_volumes.map(|m| (n, m)));

@@ -510,12 +510,7 @@ fn hand_over_trees(req: &Request<'_>, pid: i32, chan: &Channel) -> Result<()> {
         return Ok(());
     }
     let open = |p: &str| sys::openat2(None, Path::new(p), libc::O_RDONLY | libc::O_CLOEXEC, 0, 0);
-    let own_ns = open("/proc/self/ns/mnt")?;
-    let own_root = open("/proc/self/root")?;
-    let own_cwd = open("/proc/self/cwd")?;
     let theirs = open(&format!("/proc/{pid}/ns/mnt"))?;
-    nix::sched::setns(theirs.as_fd(), CloneFlags::CLONE_NEWNS)
-        .map_err(|e| Error::sys(format!("setns(/proc/{pid}/ns/mnt)"), e))?;
     let vetted = req.policy.map(|enforcer| crate::policy::Vetted {
         enforcer,
         rootfs: &vs.rootfs,
@@ -527,21 +522,16 @@ fn hand_over_trees(req: &Request<'_>, pid: i32, chan: &Channel) -> Result<()> {
     // Idmapped binds taking the container's mappings use its own user namespace.
     let mut usernses =
         crate::mount::idmap::Usernses::new(Some(open(&format!("/proc/{pid}/ns/user"))?));
-    let handed = binds.iter().try_for_each(|op| {
-        let tree = crate::mount::apply::detached_tree(op, sources, &mut usernses)
-            .map_err(|e| crate::mount::apply::explain(None, op, e))
-            .with_context(|| op.label())?;
-        let index = u32::try_from(op.index)
-            .map_err(|_| Error::InvalidSpec(format!("{}: over 2^32 mounts", op.label())))?;
-        chan.send_with(&Msg::Tree(index), Some(tree.as_raw_fd()))
-    });
-    // Back home whatever happened: namespace, then root and working directory (setns reset both).
-    nix::sched::setns(own_ns.as_fd(), CloneFlags::CLONE_NEWNS)
-        .map_err(|e| Error::sys("setns(back to the runtime's mount namespace)", e))?;
-    nix::unistd::fchdir(own_root.as_raw_fd()).map_err(|e| Error::sys("fchdir(own root)", e))?;
-    nix::unistd::chroot(".").map_err(|e| Error::sys("chroot(own root)", e))?;
-    nix::unistd::fchdir(own_cwd.as_raw_fd()).map_err(|e| Error::sys("fchdir(own cwd)", e))?;
-    handed
+    super::inside_mount_ns(theirs.as_fd(), &format!("/proc/{pid}/ns/mnt"), || {
+        binds.iter().try_for_each(|op| {
+            let tree = crate::mount::apply::detached_tree(op, sources, &mut usernses)
+                .map_err(|e| crate::mount::apply::explain(None, op, e))
+                .with_context(|| op.label())?;
+            let index = u32::try_from(op.index)
+                .map_err(|_| Error::InvalidSpec(format!("{}: over 2^32 mounts", op.label())))?;
+            chan.send_with(&Msg::Tree(index), Some(tree.as_raw_fd()))
+        })
+    })
 }
 
 /// Hands the seccomp notify listener to the agent at linux.seccomp.listenerPath, as runc does: one

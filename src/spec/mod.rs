@@ -405,6 +405,41 @@ pub struct State {
     /// The spec's annotations.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Volumes attached while it runs (`berth mounts add`; a berth extension, absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub live_volumes: Vec<LiveVolume>,
+}
+
+/// A volume `berth mounts add` attached to a running container, as recorded in its state directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveVolume {
+    /// Where it is mounted, as the request named it.
+    pub destination: std::path::PathBuf,
+    /// `bind` or `tmpfs`.
+    #[serde(rename = "type")]
+    pub typ: String,
+    /// The source as the request named it (a bind's host path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The options as the request gave them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+    /// `attached`, or `attaching` when the berth attaching it was killed before it could say
+    /// whether the mount was made (the next `mounts remove` or `mounts add` finds out).
+    pub status: String,
+    /// The mount's id in the container's mount namespace (mountinfo's first field).
+    #[serde(default)]
+    pub mount_id: u64,
+    /// Its never-reused id (Linux 6.8 and later), checked before it is detached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_id_unique: Option<u64>,
+    /// Device and inode of the mounted tree's root, as made on the host's side.
+    #[serde(default)]
+    pub root_dev: u64,
+    /// See `root_dev`.
+    #[serde(default)]
+    pub root_ino: u64,
 }
 
 /// Parses config.json, naming the field path on error (`process.user.uid: invalid type...`).

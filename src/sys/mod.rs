@@ -599,6 +599,74 @@ pub fn fstat(fd: impl AsFd) -> Result<libc::stat, SysError> {
     Ok(unsafe { st.assume_init() })
 }
 
+/// Which mount an fd is on, as statx(2) tells it (see [`mount_of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MountOf {
+    /// The mount's id (mountinfo's first field; reused once the mount is gone).
+    pub id: u64,
+    /// Its 64-bit id that is never reused (STATX_MNT_ID_UNIQUE, Linux 6.8), when the kernel has it.
+    pub unique: Option<u64>,
+    /// The fd is the root of that mount (STATX_ATTR_MOUNT_ROOT), when the kernel says.
+    pub is_root: Option<bool>,
+    /// Device and inode of the file.
+    pub dev: u64,
+    /// See `dev`.
+    pub ino: u64,
+}
+
+const STATX_INO: u32 = 0x100;
+const STATX_MNT_ID: u32 = 0x1000;
+const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
+const STATX_ATTR_MOUNT_ROOT: u64 = 0x2000;
+
+/// statx(2) of the fd itself into the 256 bytes of struct statx, as 64-bit words.
+fn statx_words(raw: RawFd, mask: u32) -> Result<[u64; 32], SysError> {
+    let mut buf = [0u64; 32];
+    // SAFETY: `buf` is a writable, 8-aligned buffer of sizeof(struct statx) (256 bytes) that the
+    // kernel fills; "" with AT_EMPTY_PATH stats the fd itself.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_statx,
+            raw,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            mask,
+            buf.as_mut_ptr(),
+        )
+    };
+    unit(ret, || format!("statx({}, {mask:#x})", describe_fd(raw)))?;
+    Ok(buf)
+}
+
+/// The low and high 32 bits of a word of struct statx.
+fn halves(w: u64) -> (u32, u32) {
+    let low = u32::try_from(w & 0xffff_ffff).unwrap_or_default();
+    let high = u32::try_from(w >> 32).unwrap_or_default();
+    (low, high)
+}
+
+/// statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) for the mount the fd is on: its id (and the
+/// never-reused one where the kernel has it), whether the fd is that mount's root, its dev and inode.
+/// Words of struct statx (include/uapi/linux/stat.h): 0 stx_mask, 1 stx_attributes, 4 stx_ino,
+/// 7 stx_attributes_mask, 17 stx_dev_major/minor, 18 stx_mnt_id.
+pub fn mount_of(fd: impl AsFd) -> Result<MountOf, SysError> {
+    let raw = fd.as_fd().as_raw_fd();
+    let old = statx_words(raw, STATX_INO | STATX_MNT_ID)?;
+    let unique = statx_words(raw, STATX_MNT_ID_UNIQUE)
+        .ok()
+        .filter(|w| halves(w[0]).0 & STATX_MNT_ID_UNIQUE != 0)
+        .map(|w| w[18]);
+    let (major, minor) = halves(old[17]);
+    Ok(MountOf {
+        id: old[18],
+        unique,
+        is_root: (old[7] & STATX_ATTR_MOUNT_ROOT != 0)
+            .then_some(old[1] & STATX_ATTR_MOUNT_ROOT != 0),
+        dev: makedev(u64::from(major), u64::from(minor)),
+        ino: old[4],
+    })
+}
+
 /// Start time of a process (field 22 of /proc/PID/stat, in clock ticks since boot) and whether it
 /// still runs (not a zombie); None when there is no such process.
 pub fn process_start(pid: i32) -> Option<(u64, bool)> {
