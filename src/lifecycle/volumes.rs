@@ -112,6 +112,16 @@ fn plan(t: &Target, mounts: &[Mount]) -> Result<Vec<MountOp>> {
     if mounts.is_empty() {
         return Err(Error::InvalidSpec("mounts: the list is empty".into()));
     }
+    if let Some((i, m)) = mounts
+        .iter()
+        .enumerate()
+        .find(|(_, m)| !Path::new(&m.destination).is_absolute())
+    {
+        return Err(Error::InvalidSpec(format!(
+            "mounts[{i}].destination: {:?} is relative; a live volume's destination is an absolute path in the container",
+            m.destination
+        )));
+    }
     let mut ops = crate::mount::plan::plan(mounts, &t.saved.bundle)?;
     for op in &ops {
         if let OpKind::Fs { fstype, .. } = &op.kind
@@ -476,8 +486,9 @@ fn unescape(s: &str) -> String {
 /// `v.mount_id` is, opened without following any symlink, and only if statx says the fd is the root
 /// of that very mount. None when the container has no such mount any more.
 fn find(v: &LiveVolume, root: &Root, init: &Init) -> Result<Option<OwnedFd>> {
-    // A container renaming directories meanwhile can make the path stale: asked again, a few times.
-    for _ in 0..8 {
+    // A container renaming directories meanwhile can make the path stale: asked again (a container
+    // swapping a directory in a tight loop is caught between two swaps within a few hundred tries).
+    for _ in 0..1000 {
         let Some(at) = init.mount_point(v.mount_id)? else {
             return Ok(None);
         };

@@ -453,7 +453,7 @@ pub fn explain(root: Option<&Root>, op: &MountOp, e: Error) -> Error {
         Some(nix::errno::Errno::ENOTDIR) => root.and_then(|r| file_in_the_way(r, &op.dest)),
         Some(nix::errno::Errno::EPERM) => locked_flags(op),
         Some(nix::errno::Errno::EROFS) => Some(
-            "the mount point is missing and its parent directory is on a read-only filesystem (a read-only root), so it cannot be made: mount on a directory or file that exists"
+            "the mount point is missing and its parent directory is on a read-only filesystem (such as a read-only root), so it cannot be made: mount on a directory or file that exists"
                 .into(),
         ),
         _ => None,
