@@ -58,29 +58,36 @@ fn read_mounts(file: &std::path::Path) -> Result<Vec<crate::spec::Mount>> {
     } else {
         std::fs::read(file).map_err(|e| io_err("read", file, e))?
     };
-    let de = &mut serde_json::Deserializer::from_slice(&bytes);
-    match serde_path_to_error::deserialize::<_, serde_json::Value>(de) {
-        Err(e) => Err(Error::InvalidSpec(format!("{}: {e}", file.display()))),
-        Ok(v) => {
-            let list = match v {
-                serde_json::Value::Object(mut o) if o.contains_key("mounts") => {
-                    o.remove("mounts").unwrap_or_default()
-                }
-                v => v,
-            };
-            serde_path_to_error::deserialize::<_, Vec<crate::spec::Mount>>(list).map_err(|e| {
-                Error::InvalidSpec(format!(
-                    "{}: mounts{}: {}",
-                    file.display(),
-                    match e.path().to_string().as_str() {
-                        "." => String::new(),
-                        p => p.to_string(),
-                    },
-                    e.inner()
-                ))
-            })
-        }
+    // The same two parses as config.json's (spec::parse): no second copy of the mount parser in
+    // the binary for another deserializer.
+    #[derive(serde::Deserialize)]
+    struct Listed {
+        mounts: Vec<crate::spec::Mount>,
     }
+    let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let parsed = if object {
+        serde_json::from_slice::<Listed>(&bytes).map(|l| l.mounts)
+    } else {
+        serde_json::from_slice::<Vec<crate::spec::Mount>>(&bytes)
+    };
+    parsed.or_else(|_| {
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        let r = if object {
+            serde_path_to_error::deserialize::<_, Listed>(de).map(|l| l.mounts)
+        } else {
+            serde_path_to_error::deserialize::<_, Vec<crate::spec::Mount>>(de)
+        };
+        r.map_err(|e| {
+            let at = e.path().to_string();
+            let at = at.strip_prefix("mounts").unwrap_or(&at).to_string();
+            Error::InvalidSpec(format!(
+                "{}: mounts{}: {}",
+                file.display(),
+                if at == "." { String::new() } else { at },
+                e.inner()
+            ))
+        })
+    })
 }
 
 /// `berth mounts`.
