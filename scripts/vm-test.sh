@@ -350,7 +350,7 @@ boot_systemd() {
     mkdir -p sd/bundle/rootfs/bin sd/bundle/rootfs/proc sd/bundle/rootfs/dev sd/bundle/rootfs/tmp
     cp "$berth" sd/berth
     cp /bin/busybox sd/bundle/rootfs/bin/busybox
-    for t in sh cat echo sleep id; do ln -s busybox sd/bundle/rootfs/bin/$t; done
+    for t in sh cat echo sleep id ls wc; do ln -s busybox sd/bundle/rootfs/bin/$t; done
     tar -C sd/bundle/rootfs -cf sd/bb.tar .
     cat > sd/bundle/config-sd.json <<'JSON'
 {
@@ -394,6 +394,12 @@ UNIT
         'exec-0::/system.slice/berth-sd1.scope' 'stats' 'paused' 'resumed' 'killed' \
         'after-delete-not-found-dir-gone' 'default-0::/system.slice/berth-sd2.scope' \
         'default-after-not-found' 'bad-.*linux.cgroupsPath: invalid slice name' \
+        'cgopts-before-.*nsdelegate' \
+        'cgopts-cgroupfs-ns-none-cg-none-ran-[0-9]*-same' 'cgopts-cgroupfs-ns-none-cg-own-ran-[0-9]*-same' \
+        'cgopts-cgroupfs-ns-own-cg-none-ran-[0-9]*-same' 'cgopts-cgroupfs-ns-own-cg-own-ran-[0-9]*-same' \
+        'cgopts-systemd-ns-none-cg-none-ran-[0-9]*-same' 'cgopts-systemd-ns-none-cg-own-ran-[0-9]*-same' \
+        'cgopts-systemd-ns-own-cg-none-ran-[0-9]*-same' 'cgopts-systemd-ns-own-cg-own-ran-[0-9]*-same' \
+        'cgopts-control-changed' 'cgopts-restored-same' \
         'podman-imported' 'podman-run-hello' 'podman-memory-67108864-67108864' 'podman-runtime-/berth' 'podman-exec-in' \
         'podman-pause-paused' 'podman-unpause-running' 'podman-after-not-found' 'done-at' || fail=1
     grep -aq "RESULT-sd-bad-state-left" sd-console.log && { echo "a bad create left its state"; fail=1; }

@@ -37,6 +37,42 @@ sed -e 's|system.slice:berth:sd1|bad--name.slice:berth:sd3|' /bundle/config-sd.j
 say "bad-$($B run --bundle /bundle sd3 2>&1 | tr -d '\n')"
 [ -e /run/berth-sd/sd3 ] && say bad-state-left
 
+# The host's cgroup2 options (systemd mounts /sys/fs/cgroup with nsdelegate,memory_recursiveprot)
+# must survive containers that mount cgroup at /sys/fs/cgroup with and without a cgroup namespace,
+# with and without a cgroup of their own, with either driver: the kernel re-applies those options
+# hierarchy-wide from any new cgroup2 mount made in the initial cgroup namespace.
+opts() { awk '$5 == "/sys/fs/cgroup" {print $NF}' /proc/self/mountinfo; }
+before=$(opts)
+say "cgopts-before-$before"
+cgmount='{ "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "nodev", "noexec"] },'
+cgns='{ "type": "cgroup" },'
+n=0
+for driver in cgroupfs systemd; do
+    for ns in none own; do
+        for cg in none own; do
+            n=$((n + 1))
+            sed -e "s|\"mounts\": \[|\"mounts\": [ $cgmount|" -e 's|"sleep 100"|"ls /sys/fs/cgroup \| wc -l"|' \
+                /bundle/config-sd.json > /bundle/config.json
+            [ "$ns" = own ] && sed -i "s|\"namespaces\": \[|\"namespaces\": [ $cgns|" /bundle/config.json
+            # No cgroup of its own (the systemd driver still makes its default scope).
+            [ "$cg" = none ] && sed -i -e '/"cgroupsPath"/d' -e '/"resources"/d' -e '/"cpu": {/d' \
+                /bundle/config.json
+            flag=""
+            [ "$driver" = systemd ] && flag=--systemd-cgroup
+            # The cgroupfs driver's own cgroup: under the root, where systemd delegates controllers.
+            [ "$driver" = cgroupfs ] && sed -i "s|system.slice:berth:sd1|/berth-cg/c$n|" /bundle/config.json
+            out=$(/berth --root /run/berth-cg $flag run --bundle /bundle cg$n 2>&1 | tr -d '\n')
+            say "cgopts-$driver-ns-$ns-cg-$cg-ran-$out-$( [ "$(opts)" = "$before" ] && echo same || echo "CHANGED-$(opts)")"
+        done
+    done
+done
+# The control: a fresh cgroup2 mount made here (the initial cgroup namespace) without options does
+# clear them, so the check above can fail; then systemd's options are put back.
+mkdir -p /tmp/cg2 && mount -t cgroup2 none /tmp/cg2 && umount /tmp/cg2
+say "cgopts-control-$( [ "$(opts)" = "$before" ] && echo same || echo changed)"
+mount -o remount,nsdelegate,memory_recursiveprot /sys/fs/cgroup 2>/dev/null
+say "cgopts-restored-$( [ "$(opts)" = "$before" ] && echo same || echo changed)"
+
 # Podman with systemd's cgroup manager and berth as its runtime (vfs storage: no overlay module).
 P="podman --root /var/tmp/pd --runroot /run/pd --storage-driver vfs --cgroup-manager systemd --runtime /berth"
 $P import /bb.tar localhost/bb >/dev/null 2>/dev/console && say podman-imported

@@ -153,6 +153,27 @@ fn layout() -> Result<(Version, Vec<Hierarchy>)> {
     Ok((Version::V1, out))
 }
 
+/// The cgroup this process is in, as host directories: on cgroup v2 its one directory, on v1 (and
+/// hybrid) hosts one per hierarchy, named as a `cgroup` mount names them (`memory`, `cpu,cpuacct`,
+/// `unified`). What a container without a cgroup of its own or a cgroup namespace is shown at
+/// /sys/fs/cgroup, bound read-only rather than a fresh cgroup2 mount (see mount::apply).
+pub fn own_dirs() -> Result<(Version, Vec<(String, PathBuf)>)> {
+    let (version, hierarchies) = layout()?;
+    let dirs = hierarchies
+        .into_iter()
+        .map(|h| {
+            let name = if h.unified {
+                "unified".to_string()
+            } else {
+                h.controllers.join(",")
+            };
+            let rel = h.own.strip_prefix("/").unwrap_or(&h.own).to_path_buf();
+            (name, h.mount.join(rel))
+        })
+        .collect();
+    Ok((version, dirs))
+}
+
 /// One directory of the container's cgroup.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Dir {

@@ -326,13 +326,14 @@ fn mount_env<'a>(
 ) -> crate::mount::apply::Env<'a> {
     let vs = a.req.vs;
     let cgroup = a.req.cgroup.map(|(c, _)| c);
+    let (cgroup_v1, cgroup_v2_bind) = cgroup_view(a);
     crate::mount::apply::Env {
         sources,
         early: a
             .req
             .plan
             .iter()
-            .filter(|op| is_peer_bind(op) && !a.req.vs.userns)
+            .filter(|op| is_peer_bind(op) && !vs.userns)
             .map(|op| op.index)
             .collect(),
         made,
@@ -340,29 +341,74 @@ fn mount_env<'a>(
         dests: Default::default(),
         closer: Default::default(),
         root_special: None,
-        cgroup_v1: cgroup
-            .filter(|c| c.version == crate::cgroups::Version::V1)
-            .map(|c| {
-                c.dirs
-                    .iter()
-                    .map(|d| {
-                        let name = if d.unified {
-                            "unified".to_string()
-                        } else {
-                            d.controllers.join(",")
-                        };
-                        (name, d.path.clone())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
-        cgroup_v2_bind: cgroup
-            .filter(|c| c.version == crate::cgroups::Version::V2)
-            .filter(|_| {
-                !vs.clone_flags.contains(CloneFlags::CLONE_NEWCGROUP) && !a.layout.cgroupns_later
-            })
-            .and_then(|c| c.dirs.first())
-            .map(|d| d.path.clone()),
+        cgroup_v1,
+        cgroup_v2_bind: cgroup_v2_bind.or_else(|| {
+            cgroup
+                .filter(|c| c.version == crate::cgroups::Version::V2)
+                .filter(|_| !own_cgroupns(a))
+                .and_then(|c| c.dirs.first())
+                .map(|d| d.path.clone())
+        }),
+    }
+}
+
+/// Whether the init gets a cgroup namespace that is not the runtime's own: a new one, or one
+/// joined by path that is another's.
+fn own_cgroupns(a: &InitArgs<'_>) -> bool {
+    let vs = a.req.vs;
+    if vs.clone_flags.contains(CloneFlags::CLONE_NEWCGROUP) || a.layout.cgroupns_later {
+        return true;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let ino = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| m.ino());
+    vs.joins
+        .iter()
+        .find(|j| j.typ == "cgroup")
+        .is_some_and(|j| ino(&j.path) != ino(std::path::Path::new("/proc/self/ns/cgroup")))
+}
+
+/// What a `cgroup` mount shows: on cgroup v1, a tmpfs with the container's directory of each
+/// hierarchy bound in (first), or on v2 its directory bound (second). A container without a cgroup
+/// of its own and without a cgroup namespace is shown the cgroup it runs in, bound the same way:
+/// a fresh cgroup2 mount made from the host's cgroup namespace would re-apply the hierarchy-wide
+/// root options (nsdelegate, memory_recursiveprot, ...) from its own mount options, clearing the
+/// host's, and waits in synchronize_rcu (5-13 ms here) on every start. In a user namespace such a
+/// mount is refused anyway (an empty tmpfs stands in, see mount::apply).
+fn cgroup_view(
+    a: &InitArgs<'_>,
+) -> (
+    Vec<(String, std::path::PathBuf)>,
+    Option<std::path::PathBuf>,
+) {
+    let vs = a.req.vs;
+    match a.req.cgroup.map(|(c, _)| c) {
+        Some(c) if c.version == crate::cgroups::Version::V1 => {
+            let dirs = c
+                .dirs
+                .iter()
+                .map(|d| {
+                    let name = if d.unified {
+                        "unified".to_string()
+                    } else {
+                        d.controllers.join(",")
+                    };
+                    (name, d.path.clone())
+                })
+                .collect();
+            (dirs, None)
+        }
+        Some(_) => (Vec::new(), None),
+        None if vs.userns || own_cgroupns(a) => (Vec::new(), None),
+        None => match crate::cgroups::own_dirs() {
+            Ok((crate::cgroups::Version::V2, dirs)) => {
+                (Vec::new(), dirs.into_iter().next().map(|(_, p)| p))
+            }
+            Ok((crate::cgroups::Version::V1, dirs)) => (dirs, None),
+            Err(e) => {
+                crate::logging::debug(&format!("the cgroup berth runs in: {e}"));
+                (Vec::new(), None)
+            }
+        },
     }
 }
 
