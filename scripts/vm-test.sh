@@ -10,7 +10,7 @@
 # A second boot (see boot_systemd below) runs a Debian bookworm root with systemd as init and
 # cgroup v2: berth's systemd cgroup driver and Podman with --cgroup-manager systemd.
 # A third boot (boot_selinux) enforces SELinux: process.selinuxLabel and linux.mountLabel.
-#   scripts/vm-test.sh [all|apparmor|systemd|selinux]    (as root; default all)
+#   scripts/vm-test.sh [all|apparmor|systemd|selinux|criu]    (as root; default all)
 set -eu
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "vm-test.sh: run as root" >&2; exit 1; }
@@ -458,6 +458,33 @@ JSON
     return $fail
 }
 
+# The CRIU guest: a Debian bookworm root with Debian's CRIU, booted by the shim into
+# scripts/guest/criu-test.sh as PID 1 (cgroup v2): berth checkpoint and restore.
+boot_criu() {
+    debian_root criu,iproute2,kmod || return 1
+    rm -rf cr && mkdir cr
+    tar -xf "$tarball" -C cr
+    # The kernel's modules (CRIU's socket diag modules are modules in Debian's kernel).
+    mkdir -p cr/lib/modules && cp -a kernel/lib/modules/* cr/lib/modules/
+    mkdir -p cr/bundle/rootfs/bin cr/bundle/rootfs/proc cr/bundle/rootfs/dev cr/bundle/rootfs/tmp
+    cp "$berth" cr/berth
+    cp /bin/busybox cr/bundle/rootfs/bin/busybox
+    for t in sh cat echo sleep; do ln -s busybox cr/bundle/rootfs/bin/$t; done
+    mkdir -p cr/bundle/rootfs/data cr/bundle/rootfs/ro
+    cp "$repo/scripts/guest/criu-test.sh" cr/criu-test.sh
+    chmod +x cr/criu-test.sh
+    fail=0
+    boot_root cr /criu-test.sh "" cr 'check-0' 'plain-dumped' 'plain-restored' \
+        'c1-running-[0-9]' 'c1-checkpointed' 'c1-gone-after-checkpoint' 'c1-stopped-at' \
+        'c1-restored-status:running' 'c1-counter-continues' 'c1-leave-running' 'c1-pre-dumped' \
+        'c1-dumped-after-pre' 'c1new-restored-continues' 'c2-running-[0-9]' 'c2-checkpointed' \
+        'c2-restored-continues' 'c2-after-ro-data.* ro-kept rw-kept .*root-ro-kept' \
+        'c3-refused-.*volume at /data' 'c4-refused-.*Landlock' 'c4-still-running' 'c5-failed' \
+        'done' || fail=1
+    grep -aq "RESULT-cr-c[35]-state-left" cr-console.log && { echo "a failed restore left its state"; fail=1; }
+    return $fail
+}
+
 what=${1:-all}
 # The kernel and apparmor_parser, from Debian's packages (downloaded, extracted, not installed).
 image=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
@@ -480,6 +507,11 @@ if [ "$what" = all ] || [ "$what" = selinux ]; then
     start=$(date +%s)
     if boot_selinux; then echo "SELinux guest: PASS ($(( $(date +%s) - start )) s)"; else
         echo "SELinux guest: FAIL"; status=1; fi
+fi
+if [ "$what" = all ] || [ "$what" = criu ]; then
+    start=$(date +%s)
+    if boot_criu; then echo "CRIU guest: PASS ($(( $(date +%s) - start )) s)"; else
+        echo "CRIU guest: FAIL"; status=1; fi
 fi
 [ $status = 0 ] && echo PASS || echo FAIL
 exit $status

@@ -2,6 +2,7 @@
 //! container id, since orchestrators and conformance suites pass them either way.
 
 mod check;
+mod checkpoint;
 mod create;
 mod delete;
 pub mod docs;
@@ -145,6 +146,10 @@ pub enum Command {
     Events(events::Args),
     /// Run a new process inside a running container.
     Exec(exec::Args),
+    /// Checkpoint a running container with CRIU.
+    Checkpoint(checkpoint::CheckpointArgs),
+    /// Restore a container from a checkpoint with CRIU.
+    Restore(checkpoint::RestoreArgs),
     /// Attach or detach volumes of a running container (live volumes).
     #[command(subcommand)]
     Mounts(mounts::Action),
@@ -227,6 +232,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Events(a) => events::run(g, a),
         Command::Exec(a) => exec::run(g, a),
         Command::Mounts(a) => mounts::run(g, a),
+        Command::Checkpoint(a) => checkpoint::checkpoint(g, a),
+        Command::Restore(a) => checkpoint::restore(g, a),
         Command::Completion(_) | Command::Man(_) => {
             docs::forward(&std::env::args_os().skip(1).collect::<Vec<_>>())
         }

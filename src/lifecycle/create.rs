@@ -24,16 +24,16 @@ pub struct Created {
 }
 
 /// What was checked and prepared before anything exists.
-struct Prepared {
-    plan: Vec<MountOp>,
-    enforcer: Option<Enforcer>,
-    confinement: Confinement,
-    cgroup: Option<(Cgroup, Setup)>,
+pub(super) struct Prepared {
+    pub(super) plan: Vec<MountOp>,
+    pub(super) enforcer: Option<Enforcer>,
+    pub(super) confinement: Confinement,
+    pub(super) cgroup: Option<(Cgroup, Setup)>,
 }
 
 /// Every check that can fail before anything exists: the policy (every refusal), the confinement
 /// (seccomp compiled, labels checked), the mount plan with the policy's hardening, the cgroup.
-fn prepare(ctx: &Context, launch: &Launch, vs: &mut ValidSpec) -> Result<Prepared> {
+pub(super) fn prepare(ctx: &Context, launch: &Launch, vs: &mut ValidSpec) -> Result<Prepared> {
     let enforcer = ctx.enforcer(launch.tenant.as_deref(), vs)?;
     let floor = enforcer.as_ref().and_then(|e| e.policy.landlock);
     let confinement = crate::security::prepare(vs, floor)?;

@@ -23,6 +23,7 @@
 //! ```
 
 mod check;
+mod checkpoint;
 mod create;
 mod delete;
 mod exec;
@@ -34,6 +35,7 @@ mod update;
 mod volumes;
 
 pub use check::{Report as CheckReport, check};
+pub use checkpoint::{CriuOptions, checkpoint, restore};
 pub use create::{Created, create};
 pub use delete::{delete, kill, parse_signal};
 pub use exec::{ExecProcess, ExecRequest, Overrides, exec};

@@ -1,0 +1,98 @@
+#!/bin/sh
+# PID 1 of the CRIU guest of scripts/vm-test.sh (Debian's kernel and Debian's CRIU): checkpoint and
+# restore of berth containers. Prints RESULT-cr-* lines; the host decides PASS or FAIL.
+say() { echo "RESULT-cr-$*" > /dev/console; }
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+mount -t tmpfs -o mode=0755 run /run
+mount -t tmpfs -o mode=1777 tmp /tmp
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+ip link set lo up
+# The socket diag and nftables modules CRIU probes (Debian builds them as modules; the package's
+# modules.dep is made at install, so depmod first).
+depmod -a 2>/dev/console
+for m in unix_diag inet_diag tcp_diag udp_diag netlink_diag packet_diag af_packet_diag nfnetlink nf_tables; do
+    modprobe "$m" 2>&1 | sed 's/^/RESULT-cr-log: /' > /dev/console
+done
+say "booted-$(uname -r)"
+criu check -v4 > /tmp/check.log 2>&1; c=$?; tail -25 /tmp/check.log | sed 's/^/RESULT-cr-log: /' > /dev/console; say "check-$c-$(tail -1 /tmp/check.log)"
+# CRIU alone on a plain process, as the baseline.
+setsid sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/plain; sleep 0.1; done' < /dev/null > /dev/null 2>&1 &
+sleep 1
+mkdir -p /tmp/pimg
+criu dump -t $! -D /tmp/pimg -o dump.log -v4 --shell-job && say "plain-dumped-$(cat /tmp/plain)"
+tail -3 /tmp/pimg/dump.log > /dev/console
+criu restore -D /tmp/pimg -o restore.log -v4 --shell-job --restore-detached && sleep 1 && say "plain-restored-$(cat /tmp/plain)"
+tail -3 /tmp/pimg/restore.log > /dev/console
+
+# berth: a counter container (its count in a file of its rootfs, or of a volume), checkpointed and
+# restored. Its stdio is a file in its rootfs (CRIU reopens it there).
+B="/berth --root /run/berth-cr"
+count() { cat "$1" 2>/dev/null || echo none; }
+config() { # name readonly landlock count-path extra-mounts
+    cat > /bundle/config.json <<JSON
+{
+  "ociVersion": "1.2.0",
+  "process": { "user": { "uid": 0, "gid": 0 }, "env": ["PATH=/bin"], "cwd": "/", "noNewPrivileges": true,
+    "args": ["/bin/sh", "-c", "i=0; while :; do i=\$((i+1)); echo \$i > $4; sleep 0.1; done"] },
+  "root": { "path": "rootfs", "readonly": $2 },
+  "annotations": { "berth.landlock": "$3" },
+  "mounts": [ { "destination": "/proc", "type": "proc", "source": "proc" },
+    { "destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"] } $5 ],
+  "linux": { "namespaces": [ { "type": "pid" }, { "type": "mount" }, { "type": "ipc" }, { "type": "uts" } ],
+    "maskedPaths": ["/proc/kcore"] }
+}
+JSON
+}
+start() { $B run -d --bundle /bundle "$1" < /bundle/rootfs/stdio > /bundle/rootfs/stdio 2>&1; }
+# A restore hands its own stdio to the restored init (CRIU's --inherit-fd), as the caller's.
+restore() { $B restore "$@" < /bundle/rootfs/stdio 2>/dev/console >> /bundle/rootfs/stdio; }
+: > /bundle/rootfs/stdio
+config c1 false off /count ""
+start c1 && sleep 2 && say "c1-running-$(count /bundle/rootfs/count)"
+$B checkpoint --image-path /tmp/ck1 c1 2>/dev/console && say "c1-checkpointed"
+n1=$(count /bundle/rootfs/count); $B state c1 > /dev/null 2>&1 || say "c1-gone-after-checkpoint"
+sleep 1; [ "$(count /bundle/rootfs/count)" = "$n1" ] && say "c1-stopped-at-$n1"
+restore -d --image-path /tmp/ck1 --bundle /bundle c1 && say "c1-restored-$($B state c1 | grep -o '"status": "[a-z]*"' | tr -d ' "')"
+sleep 2; n2=$(count /bundle/rootfs/count); [ "$n2" -gt "$n1" ] 2>/dev/null && say "c1-counter-continues-$n1-$n2"
+# --leave-running: the dump leaves it counting.
+$B checkpoint --leave-running --image-path /tmp/ck2 c1 2>/dev/console && n3=$(count /bundle/rootfs/count) &&
+    sleep 1 && [ "$(count /bundle/rootfs/count)" -gt "$n3" ] && say "c1-leave-running"
+# A pre-dump, then a dump on top of it, restored into a new id.
+$B checkpoint --pre-dump --image-path /tmp/ck3/pre c1 2>/dev/console && say "c1-pre-dumped"
+$B checkpoint --image-path /tmp/ck3/final --parent-path ../pre c1 2>/dev/console && say "c1-dumped-after-pre"
+n4=$(count /bundle/rootfs/count)
+restore -d --image-path /tmp/ck3/final --bundle /bundle c1new && sleep 2 &&
+    [ "$(count /bundle/rootfs/count)" -gt "$n4" ] && say "c1new-restored-continues"
+$B delete -f c1new
+
+# Volumes and a read-only root: the volume's source reopened from the bundle, read-only kept.
+mkdir -p /vol /vol-ro && echo ro-data > /vol-ro/f
+config c2 true off /data/count ', { "destination": "/data", "type": "bind", "source": "/vol", "options": ["rbind", "rw"] }, { "destination": "/ro", "type": "bind", "source": "/vol-ro", "options": ["rbind", "ro"] }'
+start c2 && sleep 2 && say "c2-running-$(count /vol/count)"
+$B checkpoint --image-path /tmp/ck4 c2 2>/dev/console && say "c2-checkpointed"
+m1=$(count /vol/count)
+restore -d --image-path /tmp/ck4 --bundle /bundle c2 && sleep 2 &&
+    [ "$(count /vol/count)" -gt "$m1" ] && say "c2-restored-continues"
+$B exec c2 sh -c 'cat /ro/f; echo x > /ro/x 2>/dev/null || echo ro-kept; echo y > /data/y && echo rw-kept; echo z > /z 2>/dev/null || echo root-ro-kept' > /tmp/c2.out 2>&1
+say "c2-after-$(tr '\n' ' ' < /tmp/c2.out)"
+$B delete -f c2
+# A restore whose bundle lacks the checkpoint's volume is refused, leaving nothing.
+config c3 true off /data/count ""
+$B restore -d --image-path /tmp/ck4 --bundle /bundle c3 > /tmp/c3.err 2>&1 || say "c3-refused-$(tr -d '\n' < /tmp/c3.err)"
+[ -e /run/berth-cr/c3 ] && say "c3-state-left"
+
+# Landlock: a confined container is refused at checkpoint, and keeps running.
+config c4 false best-effort /count ""
+start c4 && sleep 1
+$B checkpoint --image-path /tmp/ck5 c4 > /tmp/c4.err 2>&1 || say "c4-refused-$(tr -d '\n' < /tmp/c4.err)"
+$B state c4 | grep -q '"running"' && say "c4-still-running"
+$B delete -f c4
+# A failed restore (no images) leaves no state.
+$B restore -d --image-path /tmp/none --bundle /bundle c5 > /tmp/c5.err 2>&1 || say "c5-failed-$(tr -d '\n' < /tmp/c5.err)"
+[ -e /run/berth-cr/c5 ] && say "c5-state-left"
+$B delete -f c1
+say "done"
+echo o > /proc/sysrq-trigger

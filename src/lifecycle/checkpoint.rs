@@ -1,0 +1,614 @@
+//! Checkpoint and restore through CRIU (its command line, `criu dump|pre-dump|restore`), with
+//! runc's options and berth's guarantees kept across the restore:
+//!
+//! - **Landlock** domains cannot be dumped or restored by CRIU: a container whose init is confined
+//!   by Landlock is refused at checkpoint (naming the reason), and a restore whose spec asks
+//!   Landlock to be enforced is refused; otherwise the restored container runs without it, and its
+//!   state says so (exec then gives its processes none either, as the init has none).
+//! - **Volumes** are external mounts of the image (`--external mnt[DEST]:DEST` at dump, recorded in
+//!   `berth-externals.json` beside the image): at restore each is taken from the bundle's mounts,
+//!   its source opened again (beneath its root under a host mount policy, which checks the whole
+//!   bundle again) and handed to CRIU as the fd itself (`/proc/self/fd/N`), never as a path from the
+//!   image; a masked file's /dev/null is berth's verified one. After CRIU has restored the tree,
+//!   each bind's attributes are set again on the mount found inside the container's root (read-only
+//!   stays read-only whatever the image says).
+//! - The **cgroup** is made again from the bundle with its limits, and the restored tree is moved
+//!   into it.
+//! - CRIU restores seccomp filters, capabilities and no_new_privs itself.
+//!
+//! The container's root for CRIU is a bind of the rootfs onto itself in a private mount namespace of
+//! the restoring berth (gone when it returns): nothing is mounted on the host.
+
+use super::{Context, Launch};
+use crate::error::{Context as _, Error, Result, io_err};
+use crate::mount::plan::{MountOp, OpKind};
+use crate::state::{Container, Saved, Status};
+use crate::sys;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// runc's checkpoint and restore options, as Podman and containerd pass them.
+#[derive(Debug, Clone, Default)]
+pub struct CriuOptions {
+    /// `--image-path`: where the images are written (checkpoint) or read (restore).
+    pub image_path: PathBuf,
+    /// `--work-path`: CRIU's logs and work files (default: the image path).
+    pub work_path: Option<PathBuf>,
+    /// `--leave-running`.
+    pub leave_running: bool,
+    /// `--tcp-established`.
+    pub tcp_established: bool,
+    /// `--ext-unix-sk`.
+    pub ext_unix_sk: bool,
+    /// `--shell-job`.
+    pub shell_job: bool,
+    /// `--file-locks`.
+    pub file_locks: bool,
+    /// `--pre-dump`: memory only, the container keeps running.
+    pub pre_dump: bool,
+    /// `--parent-path`: a pre-dump's images, relative to the image path.
+    pub parent_path: Option<PathBuf>,
+    /// `--manage-cgroups-mode`: soft, full, strict or ignore (berth remakes the cgroup itself;
+    /// CRIU's own handling is `ignore` unless asked).
+    pub manage_cgroups_mode: Option<String>,
+    /// `--empty-ns`: namespaces CRIU leaves empty (`network`).
+    pub empty_ns: Vec<String>,
+    /// `--auto-dedup`.
+    pub auto_dedup: bool,
+    /// `--lazy-pages`.
+    pub lazy_pages: bool,
+}
+
+/// What berth records beside a dump: the external mounts it declared, by mount point.
+const EXTERNALS: &str = "berth-externals.json";
+
+/// Filesystems CRIU dumps and restores itself (their contents, for tmpfs); every other mount in the
+/// container is a bind from the host, declared external.
+const CRIU_OWN_FS: &[&str] = &[
+    "proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2", "securityfs", "debugfs",
+];
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct External {
+    /// The mount point inside the container (also the key CRIU knows it by).
+    point: String,
+    /// `bind` (a volume, taken from the bundle at restore) or `null` (a masked file).
+    kind: String,
+}
+
+fn criu() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("BERTH_CRIU").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into())
+        .to_string_lossy()
+        .split(':')
+        .map(|d| Path::new(d).join("criu"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::NotSupported(
+                "checkpoint/restore need CRIU (criu not found in $PATH; BERTH_CRIU names it)".into(),
+            )
+        })
+}
+
+fn confined_by_landlock(c: &Container) -> bool {
+    let path = c.dir.join(crate::state::CONFINEMENT_FILE);
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<crate::security::Report>(&b).ok())
+        .is_some_and(|r| r.landlock != crate::security::Enforced::Off)
+}
+
+/// The container's mounts CRIU cannot make itself, from its init's mountinfo: binds from the host
+/// (a filesystem CRIU does not make, or a subtree of one whose root is mounted nowhere in the
+/// container, such as a volume on the host's tmpfs).
+fn externals(pid: i32) -> Result<Vec<External>> {
+    let path = PathBuf::from(format!("/proc/{pid}/mountinfo"));
+    let info = std::fs::read_to_string(&path).map_err(|e| io_err("read", &path, e))?;
+    // (device, root, mount point, fstype) of each mount.
+    let mounts: Vec<(&str, &str, &str, &str)> = info
+        .lines()
+        .filter_map(|line| {
+            let (pre, post) = line.split_once(" - ")?;
+            let f: Vec<&str> = pre.split(' ').collect();
+            Some((*f.get(2)?, *f.get(3)?, *f.get(4)?, post.split(' ').next()?))
+        })
+        .collect();
+    let mut out = Vec::new();
+    for &(dev, root, point, fstype) in &mounts {
+        if point == "/" {
+            continue;
+        }
+        let whole = mounts.iter().any(|m| m.0 == dev && m.1 == "/" && m.2 != "/");
+        let own = CRIU_OWN_FS.contains(&fstype) && (root == "/" || whole);
+        if own {
+            continue;
+        }
+        let kind = if fstype == "devtmpfs" && root == "/null" {
+            "null"
+        } else {
+            "bind"
+        };
+        out.push(External {
+            point: point.to_string(),
+            kind: kind.into(),
+        });
+    }
+    Ok(out)
+}
+
+/// The init's stdio as CRIU keys them, for those it cannot reopen inside the container: a pipe or
+/// socket (`pipe:[INODE]`), or a file on a mount outside the container (`file[MNT_ID:INODE]`, hex),
+/// which the dump declares external. At restore each is the restoring berth's own fd of that
+/// number (`--inherit-fd`), as runc and crun reconnect stdio.
+fn stdio_keys(pid: i32, inside: &[(String, String)]) -> Vec<(i32, String)> {
+    let mut out = Vec::new();
+    for fd in 0..3 {
+        let Ok(link) = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")) else {
+            continue;
+        };
+        let link = link.to_string_lossy().into_owned();
+        if link.starts_with("pipe:[") || link.starts_with("socket:[") {
+            out.push((fd, link));
+            continue;
+        }
+        let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap_or_default();
+        let mnt_id = info
+            .lines()
+            .find_map(|l| l.strip_prefix("mnt_id:"))
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let ino = std::fs::metadata(format!("/proc/{pid}/fd/{fd}")).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.ino()
+        });
+        if let (Some(m), Some(i)) = (mnt_id, ino)
+            && !inside.iter().any(|(id, _)| id == &m.to_string())
+        {
+            out.push((fd, format!("file[{m:x}:{i:x}]")));
+        }
+    }
+    out
+}
+
+/// The container's mount ids (and mount points), from its init's mountinfo.
+fn mount_ids(pid: i32) -> Vec<(String, String)> {
+    std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            Some((f.first()?.to_string(), f.get(4)?.to_string()))
+        })
+        .collect()
+}
+
+/// What berth records beside a dump.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct Record {
+    /// The external mounts, by mount point.
+    mounts: Vec<External>,
+    /// The init's stdio CRIU cannot reopen itself, by fd number.
+    stdio: Vec<(i32, String)>,
+}
+
+/// The flags both directions share.
+fn common_args(cmd: &mut std::process::Command, o: &CriuOptions) {
+    for (on, flag) in [
+        (o.tcp_established, "--tcp-established"),
+        (o.ext_unix_sk, "--ext-unix-sk"),
+        (o.shell_job, "--shell-job"),
+        (o.file_locks, "--file-locks"),
+        (o.auto_dedup, "--auto-dedup"),
+        (o.lazy_pages, "--lazy-pages"),
+    ] {
+        if on {
+            cmd.arg(flag);
+        }
+    }
+    let mode = o.manage_cgroups_mode.as_deref().unwrap_or("ignore");
+    cmd.arg(format!("--manage-cgroups={mode}"));
+    for ns in &o.empty_ns {
+        cmd.args(["--empty-ns", ns]);
+    }
+}
+
+/// Runs CRIU; on failure the error names the log and quotes its last error lines.
+fn run_criu(mut cmd: std::process::Command, log: &Path, what: &str) -> Result<()> {
+    // CRIU inherits berth's stdio: a restore hands it on to the restored init (--inherit-fd).
+    let status = cmd
+        .status()
+        .map_err(|e| io_err("execve", Path::new("criu"), e))?;
+    if status.success() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let errors: Vec<&str> = text.lines().filter(|l| l.contains("Error")).collect();
+    let tail = errors[errors.len().saturating_sub(3)..].join("; ");
+    Err(Error::State(format!(
+        "{what}: criu failed ({status}); {} says: {tail}",
+        log.display()
+    )))
+}
+
+fn validate(o: &CriuOptions) -> Result<()> {
+    if let Some(m) = &o.manage_cgroups_mode
+        && !matches!(m.as_str(), "soft" | "full" | "strict" | "ignore")
+    {
+        return Err(Error::InvalidSpec(format!(
+            "--manage-cgroups-mode {m:?}: one of soft, full, strict, ignore"
+        )));
+    }
+    if let Some(ns) = o.empty_ns.iter().find(|n| n.as_str() != "network") {
+        return Err(Error::InvalidSpec(format!(
+            "--empty-ns {ns:?}: only network can be left empty"
+        )));
+    }
+    Ok(())
+}
+
+/// `berth checkpoint`: dumps the running container `id` into `o.image_path`. Without
+/// `--leave-running` (and without `--pre-dump`) the container is gone afterwards, as with runc.
+pub fn checkpoint(ctx: &Context, id: &str, o: &CriuOptions) -> Result<()> {
+    validate(o)?;
+    let c = Container::load(&ctx.root, id)?;
+    if !matches!(c.status(), Status::Running | Status::Paused) {
+        return Err(Error::State(format!(
+            "container not running ({id:?} is {})",
+            c.status().as_str()
+        )));
+    }
+    if confined_by_landlock(&c) {
+        return Err(Error::NotSupported(format!(
+            "checkpoint {id:?}: its processes are confined by Landlock, whose domain CRIU can neither dump nor restore (a restored container would run unconfined); create it with the annotation berth.landlock=off to checkpoint it"
+        )));
+    }
+    let criu = criu()?;
+    let saved = c
+        .saved
+        .clone()
+        .ok_or_else(|| Error::State("no state".into()))?;
+    let made = !o.image_path.exists();
+    mkdir_private(&o.image_path)?;
+    let work = o.work_path.clone().unwrap_or_else(|| o.image_path.clone());
+    mkdir_private(&work)?;
+    let result = dump(&criu, &saved, o, &work);
+    if let Err(e) = result {
+        // A failed dump leaves the container running (CRIU resumes it) and no images of its own.
+        if made && o.work_path.is_some() {
+            let _ = std::fs::remove_dir_all(&o.image_path);
+        }
+        return Err(e);
+    }
+    drop(c);
+    if !o.leave_running && !o.pre_dump {
+        // CRIU killed the tree; the container goes, as runc's checkpoint destroys it.
+        super::delete(ctx, id, true)?;
+    }
+    Ok(())
+}
+
+fn dump(criu: &Path, saved: &Saved, o: &CriuOptions, work: &Path) -> Result<()> {
+    let record = Record {
+        mounts: externals(saved.pid)?,
+        stdio: stdio_keys(saved.pid, &mount_ids(saved.pid)),
+    };
+    let bytes = serde_json::to_vec(&record).map_err(|e| Error::State(format!("encoding: {e}")))?;
+    crate::files::replace_file(&o.image_path.join(EXTERNALS), "tmp", &bytes, 0o600, true)?;
+    let log = work.join(if o.pre_dump { "pre-dump.log" } else { "dump.log" });
+    let mut cmd = std::process::Command::new(criu);
+    cmd.arg(if o.pre_dump { "pre-dump" } else { "dump" })
+        .args(["-t", &saved.pid.to_string(), "-v4"])
+        .arg("-D")
+        .arg(&o.image_path)
+        .arg("-W")
+        .arg(work)
+        .arg("-o")
+        .arg(&log)
+        .arg("--root")
+        .arg(&saved.rootfs);
+    common_args(&mut cmd, o);
+    if o.leave_running {
+        cmd.arg("--leave-running");
+    }
+    if o.pre_dump {
+        cmd.arg("--track-mem");
+    }
+    if let Some(p) = &o.parent_path {
+        cmd.arg("--prev-images-dir").arg(p).arg("--track-mem");
+    }
+    for e in &record.mounts {
+        cmd.arg("--external").arg(format!("mnt[{}]:{}", e.point, e.point));
+    }
+    for (_, key) in record.stdio.iter().filter(|(_, k)| k.starts_with("file[")) {
+        cmd.arg("--external").arg(key);
+    }
+    run_criu(cmd, &log, "checkpoint")
+}
+
+fn mkdir_private(p: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(p)
+        .map_err(|e| io_err("mkdir", p, e))
+}
+
+/// `berth restore`: the container `launch.id` again from the images in `o.image_path` and the
+/// bundle's config.json (policy, volumes, cgroup), detached; returns the restored init's pid.
+pub fn restore(
+    ctx: &Context,
+    launch: &Launch,
+    vs: &mut crate::spec::ValidSpec,
+    o: &CriuOptions,
+) -> Result<i32> {
+    validate(o)?;
+    let criu = criu()?;
+    let record: Record = match std::fs::read(o.image_path.join(EXTERNALS)) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+            Error::InvalidSpec(format!(
+                "{}: {e}",
+                o.image_path.join(EXTERNALS).display()
+            ))
+        })?,
+        Err(e) => return Err(io_err("read", &o.image_path.join(EXTERNALS), e)),
+    };
+    let p = super::create::prepare(ctx, launch, vs)?;
+    if p.confinement.landlock == crate::security::landlock::Mode::Enforce {
+        return Err(Error::NotSupported(
+            "restore: the spec asks Landlock to be enforced (berth.landlock=enforce or the policy), and CRIU cannot restore a Landlock domain".into(),
+        ));
+    }
+    let vs: &crate::spec::ValidSpec = vs;
+    // Each external of the image, from the bundle: a volume's source opened again (vetted by the
+    // policy when there is one), a masked file's /dev/null berth's own.
+    let vetted = p.enforcer.as_ref().map(|enforcer| crate::policy::Vetted {
+        enforcer,
+        rootfs: &vs.rootfs,
+    });
+    let sources: &dyn crate::mount::apply::OpenSource = match &vetted {
+        Some(v) => v,
+        None => &crate::mount::apply::HostPath,
+    };
+    let mut fds: Vec<(String, OwnedFd)> = Vec::new();
+    for e in &record.mounts {
+        let fd = match e.kind.as_str() {
+            "null" => crate::rootfs::host_null()?,
+            _ => {
+                let op = p
+                    .plan
+                    .iter()
+                    .find(|op| crate::mount::plan::lexical(&op.dest) == Path::new(&e.point))
+                    .ok_or_else(|| {
+                        Error::InvalidSpec(format!(
+                            "restore: the checkpoint has a volume at {}, which the bundle's mounts do not give",
+                            e.point
+                        ))
+                    })?;
+                let OpKind::Bind { source, .. } = &op.kind else {
+                    return Err(Error::InvalidSpec(format!(
+                        "{}: the checkpoint has a bind mount there",
+                        op.label()
+                    )));
+                };
+                sources.open_source(op, source).with_context(|| op.label())?
+            }
+        };
+        fds.push((e.point.clone(), fd));
+    }
+    let mut c = Container::create(&ctx.root, &launch.id)?;
+    let cgroup = p.cgroup.as_ref();
+    let made = match cgroup {
+        Some((cg, setup)) => c.record_cgroup(cg).and_then(|()| cg.create(setup)),
+        None => Ok(()),
+    };
+    let result = made.and_then(|()| {
+        let pid = run_restore(&criu, vs, o, &fds, &record.stdio, &c.dir)?;
+        let mut guard = crate::process::ChildGuard::new(pid);
+        if let Some((cg, _)) = cgroup {
+            for t in tree(pid) {
+                cg.join(t).with_context(|| "moving the restored tree into its cgroup".into())?;
+            }
+        }
+        reharden(pid, &p.plan, vs.spec.root.as_ref().is_some_and(|r| r.readonly))?;
+        save(&mut c, launch, vs, &p, pid)?;
+        guard.disarm();
+        Ok(pid)
+    });
+    match result {
+        Ok(pid) => Ok(pid),
+        Err(e) => {
+            let cleanup = cgroup
+                .map_or(Ok(()), |(cg, _)| cg.remove())
+                .and_then(|()| c.remove());
+            if let Err(e2) = cleanup {
+                crate::logging::warn(&format!("cleaning up after a failed restore: {e2}"));
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The restored init and its descendants.
+fn tree(pid: i32) -> Vec<i32> {
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        let tasks = std::fs::read_dir(format!("/proc/{p}/task")).into_iter().flatten();
+        for t in tasks.flatten() {
+            let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            out.extend(kids.split_whitespace().filter_map(|k| k.parse::<i32>().ok()));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// CRIU restore in a private mount namespace of this process, where the rootfs is bound onto itself
+/// (CRIU wants its root to be a mount point); the namespace goes when this returns.
+fn run_restore(
+    criu: &Path,
+    vs: &crate::spec::ValidSpec,
+    o: &CriuOptions,
+    fds: &[(String, OwnedFd)],
+    stdio: &[(i32, String)],
+    state_dir: &Path,
+) -> Result<i32> {
+    let work = o.work_path.clone().unwrap_or_else(|| o.image_path.clone());
+    mkdir_private(&work)?;
+    let log = work.join("restore.log");
+    let pidfile = work.join("restore.pid");
+    let _ = std::fs::remove_file(&pidfile);
+    // Detached clones of the vetted sources, made here (a clone needs its source in this
+    // namespace), attached inside the private one below.
+    let trees = fds
+        .iter()
+        .map(|(_, fd)| {
+            let dir = sys::fstat(fd)?.st_mode & libc::S_IFMT == libc::S_IFDIR;
+            Ok((crate::mount::apply::clone_tree(fd, dir)?, dir))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let ran = crate::process::private_mount_ns(|| {
+        let tree = crate::mount::apply::clone_tree(
+            sys::openat2(None, &vs.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0, 0)?,
+            true,
+        )?;
+        let dest = sys::openat2(None, &vs.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0, 0)?;
+        sys::move_mount(&tree, &dest)?;
+        let mut cmd = std::process::Command::new(criu);
+        // CRIU 3.17's new mount engine fails to remount the bind of the root it is given
+        // (EINVAL); the compatible engine restores the same tree.
+        cmd.args(["restore", "-v4", "--restore-detached", "--mntns-compat-mode"])
+            .arg("-D")
+            .arg(&o.image_path)
+            .arg("-W")
+            .arg(&work)
+            .arg("-o")
+            .arg(&log)
+            .arg("--pidfile")
+            .arg(&pidfile)
+            .arg("--root")
+            .arg(&vs.rootfs);
+        common_args(&mut cmd, o);
+        // Each vetted source, cloned from its fd and mounted (in this private namespace only, which
+        // CRIU's copies) on a place of its own in the container's state directory (root's, 0700):
+        // CRIU binds from there, so the tree that was vetted is the tree that is mounted, and no
+        // path a container or another user could swap is resolved.
+        for (i, ((point, _), (tree, dir))) in fds.iter().zip(&trees).enumerate() {
+            let at = state_dir.join(format!("criu-src-{i}"));
+            if *dir {
+                std::fs::create_dir(&at).map_err(|e| io_err("mkdir", &at, e))?;
+            } else {
+                std::fs::write(&at, b"").map_err(|e| io_err("create", &at, e))?;
+            }
+            let dest = sys::openat2(None, &at, libc::O_PATH | libc::O_CLOEXEC, 0, sys::RESOLVE_NO_SYMLINKS)?;
+            sys::move_mount(tree, &dest)?;
+            cmd.arg("--external")
+                .arg(format!("mnt[{point}]:{}", at.display()));
+        }
+        for (fd, key) in stdio {
+            cmd.arg("--inherit-fd").arg(format!("fd[{fd}]:{key}"));
+        }
+        run_criu(cmd, &log, "restore")
+    });
+    ran?;
+    let text = std::fs::read_to_string(&pidfile).map_err(|e| io_err("read", &pidfile, e))?;
+    text.trim()
+        .parse()
+        .map_err(|_| Error::State(format!("{}: not a pid: {text:?}", pidfile.display())))
+}
+
+/// Sets each bind's attributes again on the restored mount (found inside the container's root
+/// without following symlinks, and only where it is a mount's root), and makes a read-only root
+/// read-only again (CRIU restores the root as the bind it was given): read-only stays read-only
+/// whatever the image recorded.
+fn reharden(pid: i32, plan: &[MountOp], root_readonly: bool) -> Result<()> {
+    let binds: Vec<&MountOp> = plan
+        .iter()
+        .filter(|op| matches!(op.kind, OpKind::Bind { .. }))
+        .collect();
+    if binds.is_empty() && !root_readonly {
+        return Ok(());
+    }
+    let pidfd = sys::pidfd_open(pid)?;
+    let root = crate::resolve::Root::from_fd(
+        sys::openat2(
+            None,
+            &PathBuf::from(format!("/proc/{pid}/root")),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            0,
+            0,
+        )?,
+        format!("/proc/{pid}/root"),
+    );
+    crate::process::inside_mount_ns(pidfd.as_fd(), "pidfd of the restored init", || {
+        if root_readonly {
+            let ro = sys::MountAttr {
+                attr_set: sys::MOUNT_ATTR_RDONLY,
+                ..Default::default()
+            };
+            sys::mount_setattr(root.fd(), false, &ro).with_context(|| "root.readonly".into())?;
+        }
+        for op in &binds {
+            let fd = root
+                .open_no_symlinks(&op.dest, libc::O_PATH | libc::O_CLOEXEC)
+                .with_context(|| op.label())?;
+            if sys::mount_of(&fd)?.is_root == Some(false) {
+                return Err(Error::State(format!(
+                    "{}: the restored container has no mount there",
+                    op.label()
+                )));
+            }
+            for (attr, recursive) in [(&op.attr, false), (&op.rattr, true)] {
+                if *attr != sys::MountAttr::default() {
+                    sys::mount_setattr(&fd, recursive, attr).with_context(|| op.label())?;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+fn save(
+    c: &mut Container,
+    launch: &Launch,
+    vs: &crate::spec::ValidSpec,
+    p: &super::create::Prepared,
+    pid: i32,
+) -> Result<()> {
+    let saved = Saved {
+        id: launch.id.clone(),
+        pid,
+        start_time: sys::process_start_time(pid).unwrap_or(0),
+        bundle: vs.bundle.clone(),
+        rootfs: vs.rootfs.clone(),
+        created: crate::logging::now_rfc3339(),
+        annotations: vs.spec.annotations.clone(),
+        hooks: vs.spec.hooks.clone(),
+        own_pid_ns: vs
+            .clone_flags
+            .contains(nix::sched::CloneFlags::CLONE_NEWPID),
+        cgroup: p.cgroup.as_ref().map(|(cg, _)| cg.clone()),
+        // CRIU restores no Landlock domain.
+        landlock: Some(crate::security::landlock::Mode::Off),
+        tenant: p.enforcer.as_ref().and_then(|e| e.tenant.clone()),
+        binds: p
+            .plan
+            .iter()
+            .filter(|op| matches!(op.kind, OpKind::Bind { .. }))
+            .count(),
+        root_readonly: vs.spec.root.as_ref().is_some_and(|r| r.readonly),
+    };
+    let config = serde_json::to_vec(&vs.spec)
+        .map_err(|e| Error::State(format!("encoding the config: {e}")))?;
+    let path = c.dir.join(crate::state::CONFIG_FILE);
+    std::fs::write(&path, config).map_err(|e| io_err("write", &path, e))?;
+    c.save(saved, true)?;
+    if let Some(f) = &launch.pid_file {
+        super::write_pid_file(f, pid)?;
+    }
+    Ok(())
+}
