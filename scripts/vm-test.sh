@@ -461,7 +461,7 @@ JSON
 # The CRIU guest: a Debian bookworm root with Debian's CRIU, booted by the shim into
 # scripts/guest/criu-test.sh as PID 1 (cgroup v2): berth checkpoint and restore.
 boot_criu() {
-    debian_root criu,iproute2,kmod || return 1
+    debian_root criu,iproute2,kmod,podman,conmon,crun || return 1
     rm -rf cr && mkdir cr
     tar -xf "$tarball" -C cr
     # The kernel's modules (CRIU's socket diag modules are modules in Debian's kernel).
@@ -480,6 +480,7 @@ boot_criu() {
         'c1-dumped-after-pre' 'c1new-restored-continues' 'c2-running-[0-9]' 'c2-checkpointed' \
         'c2-restored-continues' 'c2-after-ro-data.* ro-kept rw-kept .*root-ro-kept' \
         'c3-refused-.*volume at /data' 'c4-refused-.*Landlock' 'c4-still-running' 'c5-failed' \
+        'podman-imported' 'podman-running-[0-9]' 'podman-checkpointed-exited' 'podman-restored-continues-.*-running' \
         'done' || fail=1
     grep -aq "RESULT-cr-c[35]-state-left" cr-console.log && { echo "a failed restore left its state"; fail=1; }
     return $fail

@@ -5,7 +5,7 @@ say() { echo "RESULT-cr-$*" > /dev/console; }
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+mkdir -p /dev/pts /dev/shm && mount -t devpts devpts /dev/pts && mount -t tmpfs shm /dev/shm
 mount -t tmpfs -o mode=0755 run /run
 mount -t tmpfs -o mode=1777 tmp /tmp
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
@@ -30,7 +30,11 @@ tail -3 /tmp/pimg/restore.log > /dev/console
 # berth: a counter container (its count in a file of its rootfs, or of a volume), checkpointed and
 # restored. Its stdio is a file in its rootfs (CRIU reopens it there).
 B="/berth --root /run/berth-cr"
-count() { cat "$1" 2>/dev/null || echo none; }
+# The count (read again when caught between the counter's truncate and its write).
+count() {
+    for _ in 1 2 3 4 5 6 7 8; do v=$(cat "$1" 2>/dev/null); [ -n "$v" ] && break; sleep 0.05; done
+    echo "${v:-none}"
+}
 config() { # name readonly landlock count-path extra-mounts
     cat > /bundle/config.json <<JSON
 {
@@ -94,5 +98,24 @@ $B delete -f c4
 $B restore -d --image-path /tmp/none --bundle /bundle c5 > /tmp/c5.err 2>&1 || say "c5-failed-$(tr -d '\n' < /tmp/c5.err)"
 [ -e /run/berth-cr/c5 ] && say "c5-state-left"
 $B delete -f c1
+
+# Podman with berth as its runtime: checkpoint and restore of a counter (vfs storage, cgroupfs,
+# no network; the image imported from the bundle's rootfs).
+P="podman --root /var/tmp/pd --runroot /run/pd --storage-driver vfs --cgroup-manager cgroupfs --events-backend file --runtime /berth"
+tar -C /bundle/rootfs --exclude=./count --exclude=./stdio -cf /tmp/bb.tar . &&
+    $P import /tmp/bb.tar localhost/bb > /dev/null 2>/dev/console && say podman-imported
+id=$($P run -d --network none --annotation berth.landlock=off localhost/bb sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done' 2>/dev/console)
+sleep 2
+pc() {
+    for _ in 1 2 3 4 5 6 7 8; do v=$($P exec "$id" cat /tmp/n 2>/dev/null); [ -n "$v" ] && break; sleep 0.05; done
+    echo "${v:-none}"
+}
+p1=$(pc); say "podman-running-$p1"
+$P container checkpoint "$id" > /dev/null 2>/tmp/pc.err && say "podman-checkpointed-$($P inspect -f '{{.State.Status}}' "$id")"
+sed 's/^/RESULT-cr-log: /' /tmp/pc.err | tail -5 > /dev/console
+$P container restore "$id" > /dev/null 2>/tmp/pr.err && sleep 1 && p2=$(pc) && [ "$p2" -gt "$p1" ] 2>/dev/null &&
+    say "podman-restored-continues-$p1-$p2-$($P inspect -f '{{.State.Status}}' "$id")"
+sed 's/^/RESULT-cr-log: /' /tmp/pr.err | tail -5 > /dev/console
+$P rm -f -t 0 "$id" > /dev/null 2>&1
 say "done"
 echo o > /proc/sysrq-trigger

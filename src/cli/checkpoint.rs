@@ -43,8 +43,7 @@ pub struct Criu {
 impl Criu {
     fn options(&self) -> Result<CriuOptions> {
         let abs = |p: &PathBuf| {
-            std::path::absolute(p)
-                .map_err(|e| crate::error::io_err("absolute path", p, e))
+            std::path::absolute(p).map_err(|e| crate::error::io_err("absolute path", p, e))
         };
         Ok(CriuOptions {
             image_path: abs(&self.image_path)?,

@@ -65,7 +65,15 @@ const EXTERNALS: &str = "berth-externals.json";
 /// Filesystems CRIU dumps and restores itself (their contents, for tmpfs); every other mount in the
 /// container is a bind from the host, declared external.
 const CRIU_OWN_FS: &[&str] = &[
-    "proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2", "securityfs", "debugfs",
+    "proc",
+    "sysfs",
+    "tmpfs",
+    "devpts",
+    "mqueue",
+    "cgroup",
+    "cgroup2",
+    "securityfs",
+    "debugfs",
 ];
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -88,7 +96,8 @@ fn criu() -> Result<PathBuf> {
         .find(|p| p.is_file())
         .ok_or_else(|| {
             Error::NotSupported(
-                "checkpoint/restore need CRIU (criu not found in $PATH; BERTH_CRIU names it)".into(),
+                "checkpoint/restore need CRIU (criu not found in $PATH; BERTH_CRIU names it)"
+                    .into(),
             )
         })
 }
@@ -121,13 +130,19 @@ fn externals(pid: i32) -> Result<Vec<External>> {
         if point == "/" {
             continue;
         }
-        let whole = mounts.iter().any(|m| m.0 == dev && m.1 == "/" && m.2 != "/");
+        let whole = mounts
+            .iter()
+            .any(|m| m.0 == dev && m.1 == "/" && m.2 != "/");
         let own = CRIU_OWN_FS.contains(&fstype) && (root == "/" || whole);
         if own {
             continue;
         }
         let kind = if fstype == "devtmpfs" && root == "/null" {
             "null"
+        } else if fstype == "cgroup" || fstype == "cgroup2" {
+            // The container's own cgroup directory, bound (see mount::apply): at restore the
+            // directory of the cgroup made again.
+            "cgroup"
         } else {
             "bind"
         };
@@ -159,10 +174,12 @@ fn stdio_keys(pid: i32, inside: &[(String, String)]) -> Vec<(i32, String)> {
             .lines()
             .find_map(|l| l.strip_prefix("mnt_id:"))
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let ino = std::fs::metadata(format!("/proc/{pid}/fd/{fd}")).ok().map(|m| {
-            use std::os::unix::fs::MetadataExt;
-            m.ino()
-        });
+        let ino = std::fs::metadata(format!("/proc/{pid}/fd/{fd}"))
+            .ok()
+            .map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                m.ino()
+            });
         if let (Some(m), Some(i)) = (mnt_id, ino)
             && !inside.iter().any(|(id, _)| id == &m.to_string())
         {
@@ -296,7 +313,11 @@ fn dump(criu: &Path, saved: &Saved, o: &CriuOptions, work: &Path) -> Result<()> 
     };
     let bytes = serde_json::to_vec(&record).map_err(|e| Error::State(format!("encoding: {e}")))?;
     crate::files::replace_file(&o.image_path.join(EXTERNALS), "tmp", &bytes, 0o600, true)?;
-    let log = work.join(if o.pre_dump { "pre-dump.log" } else { "dump.log" });
+    let log = work.join(if o.pre_dump {
+        "pre-dump.log"
+    } else {
+        "dump.log"
+    });
     let mut cmd = std::process::Command::new(criu);
     cmd.arg(if o.pre_dump { "pre-dump" } else { "dump" })
         .args(["-t", &saved.pid.to_string(), "-v4"])
@@ -319,7 +340,8 @@ fn dump(criu: &Path, saved: &Saved, o: &CriuOptions, work: &Path) -> Result<()> 
         cmd.arg("--prev-images-dir").arg(p).arg("--track-mem");
     }
     for e in &record.mounts {
-        cmd.arg("--external").arg(format!("mnt[{}]:{}", e.point, e.point));
+        cmd.arg("--external")
+            .arg(format!("mnt[{}]:{}", e.point, e.point));
     }
     for (_, key) in record.stdio.iter().filter(|(_, k)| k.starts_with("file[")) {
         cmd.arg("--external").arg(key);
@@ -348,10 +370,7 @@ pub fn restore(
     let criu = criu()?;
     let record: Record = match std::fs::read(o.image_path.join(EXTERNALS)) {
         Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-            Error::InvalidSpec(format!(
-                "{}: {e}",
-                o.image_path.join(EXTERNALS).display()
-            ))
+            Error::InvalidSpec(format!("{}: {e}", o.image_path.join(EXTERNALS).display()))
         })?,
         Err(e) => return Err(io_err("read", &o.image_path.join(EXTERNALS), e)),
     };
@@ -362,8 +381,6 @@ pub fn restore(
         ));
     }
     let vs: &crate::spec::ValidSpec = vs;
-    // Each external of the image, from the bundle: a volume's source opened again (vetted by the
-    // policy when there is one), a masked file's /dev/null berth's own.
     let vetted = p.enforcer.as_ref().map(|enforcer| crate::policy::Vetted {
         enforcer,
         rootfs: &vs.rootfs,
@@ -372,32 +389,6 @@ pub fn restore(
         Some(v) => v,
         None => &crate::mount::apply::HostPath,
     };
-    let mut fds: Vec<(String, OwnedFd)> = Vec::new();
-    for e in &record.mounts {
-        let fd = match e.kind.as_str() {
-            "null" => crate::rootfs::host_null()?,
-            _ => {
-                let op = p
-                    .plan
-                    .iter()
-                    .find(|op| crate::mount::plan::lexical(&op.dest) == Path::new(&e.point))
-                    .ok_or_else(|| {
-                        Error::InvalidSpec(format!(
-                            "restore: the checkpoint has a volume at {}, which the bundle's mounts do not give",
-                            e.point
-                        ))
-                    })?;
-                let OpKind::Bind { source, .. } = &op.kind else {
-                    return Err(Error::InvalidSpec(format!(
-                        "{}: the checkpoint has a bind mount there",
-                        op.label()
-                    )));
-                };
-                sources.open_source(op, source).with_context(|| op.label())?
-            }
-        };
-        fds.push((e.point.clone(), fd));
-    }
     let mut c = Container::create(&ctx.root, &launch.id)?;
     let cgroup = p.cgroup.as_ref();
     let made = match cgroup {
@@ -405,14 +396,20 @@ pub fn restore(
         None => Ok(()),
     };
     let result = made.and_then(|()| {
+        let fds = external_fds(&record, &p, sources)?;
         let pid = run_restore(&criu, vs, o, &fds, &record.stdio, &c.dir)?;
         let mut guard = crate::process::ChildGuard::new(pid);
         if let Some((cg, _)) = cgroup {
             for t in tree(pid) {
-                cg.join(t).with_context(|| "moving the restored tree into its cgroup".into())?;
+                cg.join(t)
+                    .with_context(|| "moving the restored tree into its cgroup".into())?;
             }
         }
-        reharden(pid, &p.plan, vs.spec.root.as_ref().is_some_and(|r| r.readonly))?;
+        reharden(
+            pid,
+            &p.plan,
+            vs.spec.root.as_ref().is_some_and(|r| r.readonly),
+        )?;
         save(&mut c, launch, vs, &p, pid)?;
         guard.disarm();
         Ok(pid)
@@ -431,16 +428,105 @@ pub fn restore(
     }
 }
 
+/// The host directory a restored container's cgroup mount at `point` binds: its (new) cgroup's in
+/// that hierarchy (named by the mount point's last component on v1: `memory`, `cpu,cpuacct`), or,
+/// with no cgroup of its own, the one berth runs in.
+fn cgroup_dir(cg: Option<&crate::cgroups::Cgroup>, point: &str) -> Result<OwnedFd> {
+    let name = Path::new(point)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let pick = |dirs: Vec<(String, PathBuf)>| -> Option<PathBuf> {
+        if dirs.len() == 1 {
+            return dirs.into_iter().next().map(|(_, p)| p);
+        }
+        dirs.into_iter().find(|(n, _)| *n == name).map(|(_, p)| p)
+    };
+    let dir = match cg {
+        Some(c) => pick(
+            c.dirs
+                .iter()
+                .map(|d| {
+                    let n = if d.unified {
+                        "unified".to_string()
+                    } else {
+                        d.controllers.join(",")
+                    };
+                    (n, d.path.clone())
+                })
+                .collect(),
+        ),
+        None => pick(crate::cgroups::own_dirs()?.1),
+    }
+    .ok_or_else(|| {
+        Error::State(format!(
+            "restore: the checkpoint has a cgroup mount at {point}, and no cgroup hierarchy matches it"
+        ))
+    })?;
+    Ok(sys::openat2(
+        None,
+        &dir,
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+        0,
+    )?)
+}
+
+/// Each external of the image, from the bundle: a volume's source opened again (vetted by the
+/// policy when there is one), a masked file's /dev/null berth's own, a cgroup mount the directory of
+/// the cgroup made again.
+fn external_fds(
+    record: &Record,
+    p: &super::create::Prepared,
+    sources: &dyn crate::mount::apply::OpenSource,
+) -> Result<Vec<(String, OwnedFd)>> {
+    let mut fds: Vec<(String, OwnedFd)> = Vec::new();
+    for e in &record.mounts {
+        let fd = match e.kind.as_str() {
+            "null" => crate::rootfs::host_null()?,
+            "cgroup" => cgroup_dir(p.cgroup.as_ref().map(|(c, _)| c), &e.point)?,
+            _ => {
+                let op = p
+                    .plan
+                    .iter()
+                    .find(|op| crate::mount::plan::lexical(&op.dest) == Path::new(&e.point))
+                    .ok_or_else(|| {
+                        Error::InvalidSpec(format!(
+                            "restore: the checkpoint has a volume at {}, which the bundle's mounts do not give",
+                            e.point
+                        ))
+                    })?;
+                let OpKind::Bind { source, .. } = &op.kind else {
+                    return Err(Error::InvalidSpec(format!(
+                        "{}: the checkpoint has a bind mount there",
+                        op.label()
+                    )));
+                };
+                sources
+                    .open_source(op, source)
+                    .with_context(|| op.label())?
+            }
+        };
+        fds.push((e.point.clone(), fd));
+    }
+    Ok(fds)
+}
+
 /// The restored init and its descendants.
 fn tree(pid: i32) -> Vec<i32> {
     let mut out = vec![pid];
     let mut i = 0;
     while i < out.len() {
         let p = out[i];
-        let tasks = std::fs::read_dir(format!("/proc/{p}/task")).into_iter().flatten();
+        let tasks = std::fs::read_dir(format!("/proc/{p}/task"))
+            .into_iter()
+            .flatten();
         for t in tasks.flatten() {
             let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-            out.extend(kids.split_whitespace().filter_map(|k| k.parse::<i32>().ok()));
+            out.extend(
+                kids.split_whitespace()
+                    .filter_map(|k| k.parse::<i32>().ok()),
+            );
         }
         i += 1;
     }
@@ -481,17 +567,22 @@ fn run_restore(
         let mut cmd = std::process::Command::new(criu);
         // CRIU 3.17's new mount engine fails to remount the bind of the root it is given
         // (EINVAL); the compatible engine restores the same tree.
-        cmd.args(["restore", "-v4", "--restore-detached", "--mntns-compat-mode"])
-            .arg("-D")
-            .arg(&o.image_path)
-            .arg("-W")
-            .arg(&work)
-            .arg("-o")
-            .arg(&log)
-            .arg("--pidfile")
-            .arg(&pidfile)
-            .arg("--root")
-            .arg(&vs.rootfs);
+        cmd.args([
+            "restore",
+            "-v4",
+            "--restore-detached",
+            "--mntns-compat-mode",
+        ])
+        .arg("-D")
+        .arg(&o.image_path)
+        .arg("-W")
+        .arg(&work)
+        .arg("-o")
+        .arg(&log)
+        .arg("--pidfile")
+        .arg(&pidfile)
+        .arg("--root")
+        .arg(&vs.rootfs);
         common_args(&mut cmd, o);
         // Each vetted source, cloned from its fd and mounted (in this private namespace only, which
         // CRIU's copies) on a place of its own in the container's state directory (root's, 0700):
@@ -504,7 +595,13 @@ fn run_restore(
             } else {
                 std::fs::write(&at, b"").map_err(|e| io_err("create", &at, e))?;
             }
-            let dest = sys::openat2(None, &at, libc::O_PATH | libc::O_CLOEXEC, 0, sys::RESOLVE_NO_SYMLINKS)?;
+            let dest = sys::openat2(
+                None,
+                &at,
+                libc::O_PATH | libc::O_CLOEXEC,
+                0,
+                sys::RESOLVE_NO_SYMLINKS,
+            )?;
             sys::move_mount(tree, &dest)?;
             cmd.arg("--external")
                 .arg(format!("mnt[{point}]:{}", at.display()));

@@ -44,7 +44,8 @@ impl Home {
         use std::os::fd::{AsFd, AsRawFd};
         nix::sched::setns(self.ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
             .map_err(|e| Error::sys("setns(back to the runtime's mount namespace)", e))?;
-        nix::unistd::fchdir(self.root.as_raw_fd()).map_err(|e| Error::sys("fchdir(own root)", e))?;
+        nix::unistd::fchdir(self.root.as_raw_fd())
+            .map_err(|e| Error::sys("fchdir(own root)", e))?;
         nix::unistd::chroot(".").map_err(|e| Error::sys("chroot(own root)", e))?;
         nix::unistd::fchdir(self.cwd.as_raw_fd()).map_err(|e| Error::sys("fchdir(own cwd)", e))
     }
