@@ -35,18 +35,18 @@ count() {
     for _ in 1 2 3 4 5 6 7 8; do v=$(cat "$1" 2>/dev/null); [ -n "$v" ] && break; sleep 0.05; done
     echo "${v:-none}"
 }
-config() { # name readonly landlock count-path extra-mounts
+config() { # name readonly landlock count-path extra-mounts extra-linux
     cat > /bundle/config.json <<JSON
 {
   "ociVersion": "1.2.0",
-  "process": { "user": { "uid": 0, "gid": 0 }, "env": ["PATH=/bin"], "cwd": "/", "noNewPrivileges": true,
+  "process": { "user": { "uid": 0, "gid": 0 }, "env": ["PATH=/bin"], "cwd": "/", "noNewPrivileges": false,
     "args": ["/bin/sh", "-c", "i=0; while :; do i=\$((i+1)); echo \$i > $4; sleep 0.1; done"] },
   "root": { "path": "rootfs", "readonly": $2 },
   "annotations": { "berth.landlock": "$3" },
   "mounts": [ { "destination": "/proc", "type": "proc", "source": "proc" },
     { "destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"] } $5 ],
   "linux": { "namespaces": [ { "type": "pid" }, { "type": "mount" }, { "type": "ipc" }, { "type": "uts" } ],
-    "maskedPaths": ["/proc/kcore"] }
+    "maskedPaths": ["/proc/kcore"] $6 }
 }
 JSON
 }
@@ -54,13 +54,19 @@ start() { $B run -d --bundle /bundle "$1" < /bundle/rootfs/stdio > /bundle/rootf
 # A restore hands its own stdio to the restored init (CRIU's --inherit-fd), as the caller's.
 restore() { $B restore "$@" < /bundle/rootfs/stdio 2>/dev/console >> /bundle/rootfs/stdio; }
 : > /bundle/rootfs/stdio
-config c1 false off /count ""
+# c1 is confined by a seccomp filter and a capability set, which the restore must bring back.
+conf=', "seccomp": { "defaultAction": "SCMP_ACT_ALLOW", "syscalls": [ { "names": ["chroot"], "action": "SCMP_ACT_ERRNO" } ] }'
+config c1 false off /count "" "$conf"
+sed -i 's|"noNewPrivileges": false|"noNewPrivileges": false, "capabilities": { "bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"] }|' /bundle/config.json
+status() { grep -E '^(Seccomp|CapEff|CapBnd|NoNewPrivs):' "/proc/$($B state "$1" | grep -o '"pid": [0-9]*' | grep -o '[0-9]*')/status" | tr -s '\t\n' '  '; }
 start c1 && sleep 2 && say "c1-running-$(count /bundle/rootfs/count)"
+before=$(status c1); say "c1-confined-$before"
 $B checkpoint --image-path /tmp/ck1 c1 2>/dev/console && say "c1-checkpointed"
 n1=$(count /bundle/rootfs/count); $B state c1 > /dev/null 2>&1 || say "c1-gone-after-checkpoint"
 sleep 1; [ "$(count /bundle/rootfs/count)" = "$n1" ] && say "c1-stopped-at-$n1"
 restore -d --image-path /tmp/ck1 --bundle /bundle c1 && say "c1-restored-$($B state c1 | grep -o '"status": "[a-z]*"' | tr -d ' "')"
 sleep 2; n2=$(count /bundle/rootfs/count); [ "$n2" -gt "$n1" ] 2>/dev/null && say "c1-counter-continues-$n1-$n2"
+after=$(status c1); [ "$after" = "$before" ] && say "c1-confinement-restored" || say "c1-confinement-after-$after"
 # --leave-running: the dump leaves it counting.
 $B checkpoint --leave-running --image-path /tmp/ck2 c1 2>/dev/console && n3=$(count /bundle/rootfs/count) &&
     sleep 1 && [ "$(count /bundle/rootfs/count)" -gt "$n3" ] && say "c1-leave-running"
@@ -74,12 +80,14 @@ $B delete -f c1new
 
 # Volumes and a read-only root: the volume's source reopened from the bundle, read-only kept.
 mkdir -p /vol /vol-ro && echo ro-data > /vol-ro/f
-config c2 true off /data/count ', { "destination": "/data", "type": "bind", "source": "/vol", "options": ["rbind", "rw"] }, { "destination": "/ro", "type": "bind", "source": "/vol-ro", "options": ["rbind", "ro"] }'
+config c2 true off /data/count ', { "destination": "/data", "type": "bind", "source": "/vol", "options": ["rbind", "rw"] }, { "destination": "/ro", "type": "bind", "source": "/vol-ro", "options": ["rbind", "ro"] }' ', "cgroupsPath": "/berth-cr/c2", "resources": { "memory": { "limit": 67108864 } }'
 start c2 && sleep 2 && say "c2-running-$(count /vol/count)"
 $B checkpoint --image-path /tmp/ck4 c2 2>/dev/console && say "c2-checkpointed"
 m1=$(count /vol/count)
 restore -d --image-path /tmp/ck4 --bundle /bundle c2 && sleep 2 &&
     [ "$(count /vol/count)" -gt "$m1" ] && say "c2-restored-continues"
+c2pid=$($B state c2 | grep -o '"pid": [0-9]*' | grep -o '[0-9]*')
+grep -qx "$c2pid" /sys/fs/cgroup/berth-cr/c2/cgroup.procs && say "c2-cgroup-$(cat /sys/fs/cgroup/berth-cr/c2/memory.max)"
 $B exec c2 sh -c 'cat /ro/f; echo x > /ro/x 2>/dev/null || echo ro-kept; echo y > /data/y && echo rw-kept; echo z > /z 2>/dev/null || echo root-ro-kept' > /tmp/c2.out 2>&1
 say "c2-after-$(tr '\n' ' ' < /tmp/c2.out)"
 $B delete -f c2
@@ -94,6 +102,13 @@ start c4 && sleep 1
 $B checkpoint --image-path /tmp/ck5 c4 > /tmp/c4.err 2>&1 || say "c4-refused-$(tr -d '\n' < /tmp/c4.err)"
 $B state c4 | grep -q '"running"' && say "c4-still-running"
 $B delete -f c4
+# no_new_privs, which CRIU 3.17 does not restore: the restore is refused and leaves nothing.
+config c6 false off /count6 ""
+sed -i 's|"noNewPrivileges": false|"noNewPrivileges": true|' /bundle/config.json
+start c6 && sleep 1 && $B checkpoint --image-path /tmp/ck6 c6 2>/dev/console && say "c6-checkpointed"
+$B restore -d --image-path /tmp/ck6 --bundle /bundle c6 < /bundle/rootfs/stdio >> /bundle/rootfs/stdio 2> /tmp/c6.err; say "c6-restore-$(tr -d '\n' < /tmp/c6.err)"
+[ -e /run/berth-cr/c6 ] && say "c6-state-left"
+n6=$(count /bundle/rootfs/count6); sleep 1; [ "$(count /bundle/rootfs/count6)" = "$n6" ] && say "c6-nothing-runs"
 # A failed restore (no images) leaves no state.
 $B restore -d --image-path /tmp/none --bundle /bundle c5 > /tmp/c5.err 2>&1 || say "c5-failed-$(tr -d '\n' < /tmp/c5.err)"
 [ -e /run/berth-cr/c5 ] && say "c5-state-left"

@@ -410,6 +410,7 @@ pub fn restore(
             &p.plan,
             vs.spec.root.as_ref().is_some_and(|r| r.readonly),
         )?;
+        check_restored_confinement(pid, vs)?;
         save(&mut c, launch, vs, &p, pid)?;
         guard.disarm();
         Ok(pid)
@@ -510,6 +511,27 @@ fn external_fds(
         fds.push((e.point.clone(), fd));
     }
     Ok(fds)
+}
+
+/// What CRIU restores of the confinement is checked, not assumed: no_new_privs, which the spec
+/// asks and CRIU 3.17 does not bring back (it restores seccomp filters with its own privilege),
+/// fails the restore rather than leave the container without it.
+fn check_restored_confinement(pid: i32, vs: &crate::spec::ValidSpec) -> Result<()> {
+    if !vs.process.no_new_privileges {
+        return Ok(());
+    }
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).map_err(|e| io_err("read", Path::new(&path), e))?;
+    let nnp = status
+        .lines()
+        .find_map(|l| l.strip_prefix("NoNewPrivs:"))
+        .map(str::trim);
+    if nnp == Some("1") {
+        return Ok(());
+    }
+    Err(Error::NotSupported(
+        "restore: CRIU restored the processes without no_new_privs, which the spec asks (process.noNewPrivileges); refused rather than run them without it (CRIU 3.17 does not restore it)".into(),
+    ))
 }
 
 /// The restored init and its descendants.
