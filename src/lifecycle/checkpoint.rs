@@ -606,28 +606,7 @@ fn run_restore(
         .arg("--root")
         .arg(&vs.rootfs);
         common_args(&mut cmd, o);
-        // Each vetted source, cloned from its fd and mounted (in this private namespace only, which
-        // CRIU's copies) on a place of its own in the container's state directory (root's, 0700):
-        // CRIU binds from there, so the tree that was vetted is the tree that is mounted, and no
-        // path a container or another user could swap is resolved.
-        for (i, ((point, _), (tree, dir))) in fds.iter().zip(&trees).enumerate() {
-            let at = state_dir.join(format!("criu-src-{i}"));
-            if *dir {
-                std::fs::create_dir(&at).map_err(|e| io_err("mkdir", &at, e))?;
-            } else {
-                std::fs::write(&at, b"").map_err(|e| io_err("create", &at, e))?;
-            }
-            let dest = sys::openat2(
-                None,
-                &at,
-                libc::O_PATH | libc::O_CLOEXEC,
-                0,
-                sys::RESOLVE_NO_SYMLINKS,
-            )?;
-            sys::move_mount(tree, &dest)?;
-            cmd.arg("--external")
-                .arg(format!("mnt[{point}]:{}", at.display()));
-        }
+        bind_sources(&mut cmd, fds, &trees, state_dir)?;
         for (fd, key) in stdio {
             cmd.arg("--inherit-fd").arg(format!("fd[{fd}]:{key}"));
         }
@@ -638,6 +617,37 @@ fn run_restore(
     text.trim()
         .parse()
         .map_err(|_| Error::State(format!("{}: not a pid: {text:?}", pidfile.display())))
+}
+
+/// Each vetted source, cloned from its fd (`trees`) and mounted, in the private namespace only
+/// (which CRIU's copies), on a place of its own in the container's state directory (root's, 0700):
+/// CRIU binds from there, so the tree that was vetted is the tree that is mounted, and no path a
+/// container or another user could swap is resolved.
+fn bind_sources(
+    cmd: &mut std::process::Command,
+    fds: &[(String, OwnedFd)],
+    trees: &[(OwnedFd, bool)],
+    state_dir: &Path,
+) -> Result<()> {
+    for (i, ((point, _), (tree, dir))) in fds.iter().zip(trees).enumerate() {
+        let at = state_dir.join(format!("criu-src-{i}"));
+        if *dir {
+            std::fs::create_dir(&at).map_err(|e| io_err("mkdir", &at, e))?;
+        } else {
+            std::fs::write(&at, b"").map_err(|e| io_err("create", &at, e))?;
+        }
+        let dest = sys::openat2(
+            None,
+            &at,
+            libc::O_PATH | libc::O_CLOEXEC,
+            0,
+            sys::RESOLVE_NO_SYMLINKS,
+        )?;
+        sys::move_mount(tree, &dest)?;
+        cmd.arg("--external")
+            .arg(format!("mnt[{point}]:{}", at.display()));
+    }
+    Ok(())
 }
 
 /// Sets each bind's attributes again on the restored mount (found inside the container's root

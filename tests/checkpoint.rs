@@ -1,0 +1,129 @@
+//! `berth checkpoint` and `berth restore` on this host, where CRIU cannot run (its 3.17 fails on
+//! this kernel; the CRIU guest of scripts/vm-test.sh proves the dumps and restores): every refusal
+//! names its cause and leaves nothing, and a hostile image's record (which volumes to reattach)
+//! cannot make berth mount anything the bundle does not give.
+
+use kit::*;
+use serde_json::json;
+
+fn checkpoint(b: &Bundle, id: &str, extra: &[&str]) -> std::process::Output {
+    let img = b.tmp.path().join("img");
+    let mut args = vec!["checkpoint", "--image-path", img.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.push(id);
+    b.berth(&args)
+}
+
+fn restore(b: &Bundle, id: &str, img: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let bundle = b.dir.to_str().unwrap().to_string();
+    let mut args = vec![
+        "restore",
+        "-d",
+        "--image-path",
+        img.to_str().unwrap(),
+        "--bundle",
+        &bundle,
+    ];
+    args.extend_from_slice(extra);
+    args.push(id);
+    let mut c = b.cmd(&args);
+    // Never the real CRIU: every case here is refused before it would run.
+    c.env("BERTH_CRIU", "/bin/false");
+    output(&mut c, b.tmp.path())
+}
+
+#[test]
+fn checkpoint_refusals_name_the_cause_and_leave_the_container_running() {
+    let b = Bundle::new("sleep 1000");
+    let bundle = b.dir.to_str().unwrap().to_string();
+    ok(&b.berth(&["run", "-d", "--bundle", &bundle, "ck"]));
+    // The default spec's container is confined by Landlock, which CRIU cannot restore.
+    let e = fails(&checkpoint(&b, "ck", &[]));
+    assert!(
+        e.contains("Landlock") && e.contains("berth.landlock=off"),
+        "{e}"
+    );
+    assert_eq!(b.state("ck")["status"], "running");
+    assert!(
+        !b.tmp.path().join("img").exists(),
+        "an image directory was made"
+    );
+    // Bad values name the flag.
+    let e = fails(&checkpoint(&b, "ck", &["--manage-cgroups-mode", "bogus"]));
+    assert!(e.contains("--manage-cgroups-mode"), "{e}");
+    let e = fails(&checkpoint(&b, "ck", &["--empty-ns", "pid"]));
+    assert!(e.contains("--empty-ns"), "{e}");
+    // Not there, and not running: runc's words.
+    let e = fails(&checkpoint(&b, "nosuch", &[]));
+    assert!(e.contains("does not exist"), "{e}");
+    ok(&b.berth(&["kill", "ck", "KILL"]));
+    b.wait_status("ck", "stopped");
+    let e = fails(&checkpoint(&b, "ck", &[]));
+    assert!(e.contains("container not running"), "{e}");
+}
+
+#[test]
+fn restore_refusals_leave_nothing_and_a_hostile_record_mounts_nothing() {
+    let mut b = Bundle::new("sleep 1000");
+    let cg = format!("/berth-restore-{}", std::process::id());
+    b.spec["linux"]["cgroupsPath"] = json!(cg);
+    b.spec["linux"]["resources"] = json!({"pids": {"limit": 50}});
+    let vol = b.host_path("vol");
+    b.add_mount(
+        json!({"destination": "/vol", "type": "bind", "source": vol, "options": ["rbind"]}),
+    );
+    b.spec["annotations"] = json!({"berth.landlock": "off"});
+    b.write();
+    let img = b.tmp.path().join("img");
+    // No images at all.
+    let e = b.refused(&restore(&b, "r1", &img, &[]), "r1", "berth-externals.json");
+    assert!(e.contains("ENOENT"), "{e}");
+    // An image whose record asks for a volume the bundle does not give (the host's /etc, a decoy
+    // path of its own): refused before anything is mounted or run.
+    std::fs::create_dir_all(&img).unwrap();
+    let decoy = b.host_path("decoy");
+    for point in ["/etc", decoy.to_str().unwrap()] {
+        std::fs::write(
+            img.join("berth-externals.json"),
+            json!({"mounts": [{"point": point, "kind": "bind"}], "stdio": []}).to_string(),
+        )
+        .unwrap();
+        let e = b.refused(
+            &restore(&b, "r2", &img, &[]),
+            "r2",
+            "which the bundle's mounts do not give",
+        );
+        assert!(e.contains(point), "{e}");
+    }
+    // A record that is not JSON names the file.
+    std::fs::write(img.join("berth-externals.json"), "{not json").unwrap();
+    b.refused(&restore(&b, "r3", &img, &[]), "r3", "berth-externals.json");
+    // The bundle's own volume, then CRIU (here /bin/false) failing: nothing is left either, and
+    // the cgroup made for it is gone again.
+    std::fs::write(
+        img.join("berth-externals.json"),
+        json!({"mounts": [{"point": "/vol", "kind": "bind"}], "stdio": []}).to_string(),
+    )
+    .unwrap();
+    b.refused(&restore(&b, "r4", &img, &[]), "r4", "criu failed");
+    for root in cgroup_roots() {
+        assert!(
+            !root.join(cg.trim_start_matches('/')).exists(),
+            "cgroup left in {}",
+            root.display()
+        );
+    }
+    assert_eq!(std::fs::read_dir(&decoy).unwrap().count(), 0);
+    // Landlock enforced by the spec: CRIU cannot restore a Landlock domain.
+    b.spec["annotations"] = json!({"berth.landlock": "enforce"});
+    b.write();
+    b.refused(&restore(&b, "r5", &img, &[]), "r5", "Landlock");
+    // A terminal through a console socket is not restored.
+    let e = fails(&restore(
+        &b,
+        "r6",
+        &img,
+        &["--console-socket", "/nonexistent.sock"],
+    ));
+    assert!(e.contains("--console-socket"), "{e}");
+}
