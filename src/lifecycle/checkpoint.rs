@@ -292,9 +292,16 @@ pub fn checkpoint(ctx: &Context, id: &str, o: &CriuOptions) -> Result<()> {
     mkdir_private(&work)?;
     let result = dump(&criu, &saved, o, &work);
     if let Err(e) = result {
-        // A failed dump leaves the container running (CRIU resumes it) and no images of its own.
+        // A failed dump leaves the container running (CRIU resumes it) and no images: a directory
+        // berth made goes, but for CRIU's log when it is there (the error names it).
         if made && o.work_path.is_some() {
             let _ = std::fs::remove_dir_all(&o.image_path);
+        } else if made {
+            for e in std::fs::read_dir(&o.image_path).into_iter().flatten().flatten() {
+                if !e.file_name().to_string_lossy().ends_with("dump.log") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
         }
         return Err(e);
     }
