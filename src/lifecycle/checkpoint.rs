@@ -297,7 +297,11 @@ pub fn checkpoint(ctx: &Context, id: &str, o: &CriuOptions) -> Result<()> {
         if made && o.work_path.is_some() {
             let _ = std::fs::remove_dir_all(&o.image_path);
         } else if made {
-            for e in std::fs::read_dir(&o.image_path).into_iter().flatten().flatten() {
+            for e in std::fs::read_dir(&o.image_path)
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 if !e.file_name().to_string_lossy().ends_with("dump.log") {
                     let _ = std::fs::remove_file(e.path());
                 }
