@@ -411,9 +411,12 @@ pub fn restore(
         let pid = run_restore(&criu, vs, o, &fds, &record.stdio, &c.dir)?;
         let mut guard = crate::process::ChildGuard::new(pid);
         if let Some((cg, _)) = cgroup {
+            // A task of the tree may exit meanwhile (CRIU's helpers do): ESRCH is not an error.
             for t in tree(pid) {
-                cg.join(t)
-                    .with_context(|| "moving the restored tree into its cgroup".into())?;
+                match cg.join(t) {
+                    Err(e) if e.errno() == Some(nix::errno::Errno::ESRCH) => {}
+                    r => r.with_context(|| "moving the restored tree into its cgroup".into())?,
+                }
             }
         }
         reharden(
