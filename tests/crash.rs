@@ -6,7 +6,6 @@
 
 use kit::*;
 use serde_json::json;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -63,22 +62,6 @@ fn create_syscalls(b: &Bundle, id: &str) -> Vec<(String, usize)> {
     ok(&o);
     ok(&b.berth(&["delete", "-f", id]));
     syscalls_in(&trace)
-}
-
-/// The (syscall, occurrence) pairs of an strace output file, in order.
-fn syscalls_in(trace: &Path) -> Vec<(String, usize)> {
-    let mut seen = std::collections::HashMap::<String, usize>::new();
-    std::fs::read_to_string(trace)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split('(').next())
-        .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-        .map(|n| {
-            let k = seen.entry(n.to_string()).or_default();
-            *k += 1;
-            (n.to_string(), *k)
-        })
-        .collect()
 }
 
 #[test]

@@ -644,18 +644,7 @@ fn mounts_add_killed_at_every_syscall_leaves_nothing_outside_and_says_what_is_at
     let trace = b.tmp.path().join("trace");
     ok(&strace_add(&b, "cr", &f, &["-o", trace.to_str().unwrap()]));
     ok(&mounts(&b, &[], "remove", &[], "cr", &rm));
-    let text = std::fs::read_to_string(&trace).unwrap();
-    let mut seen = std::collections::HashMap::<String, usize>::new();
-    let calls: Vec<(String, usize)> = text
-        .lines()
-        .filter_map(|l| l.split('(').next())
-        .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-        .map(|n| {
-            let k = seen.entry(n.to_string()).or_default();
-            *k += 1;
-            (n.to_string(), *k)
-        })
-        .collect();
+    let calls = syscalls_in(&trace);
     assert!(calls.len() > 30, "only {} syscalls traced", calls.len());
     for (name, n) in &calls {
         let inject = format!("inject={name}:signal=KILL:when={n}");

@@ -162,11 +162,7 @@ pub fn own_dirs() -> Result<(Version, Vec<(String, PathBuf)>)> {
     let dirs = hierarchies
         .into_iter()
         .map(|h| {
-            let name = if h.unified {
-                "unified".to_string()
-            } else {
-                h.controllers.join(",")
-            };
+            let name = hierarchy_name(&h.controllers, h.unified);
             let rel = h.own.strip_prefix("/").unwrap_or(&h.own).to_path_buf();
             (name, h.mount.join(rel))
         })
@@ -188,6 +184,26 @@ pub struct Dir {
     /// The unified tree of a hybrid host (v2 files and rules).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unified: bool,
+}
+
+impl Cgroup {
+    /// Each directory with its hierarchy's name as a `cgroup` mount shows it (`memory`,
+    /// `cpu,cpuacct`, `unified`).
+    pub fn named_dirs(&self) -> Vec<(String, PathBuf)> {
+        self.dirs
+            .iter()
+            .map(|d| (hierarchy_name(&d.controllers, d.unified), d.path.clone()))
+            .collect()
+    }
+}
+
+/// A hierarchy's name as a `cgroup` mount shows it.
+fn hierarchy_name(controllers: &[String], unified: bool) -> String {
+    if unified {
+        "unified".to_string()
+    } else {
+        controllers.join(",")
+    }
 }
 
 /// The container's cgroup (saved in its state so delete removes it).

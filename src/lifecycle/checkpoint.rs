@@ -400,13 +400,8 @@ pub fn restore(
         Some(v) => v,
         None => &crate::mount::apply::HostPath,
     };
-    let mut c = Container::create(&ctx.root, &launch.id)?;
     let cgroup = p.cgroup.as_ref();
-    let made = match cgroup {
-        Some((cg, setup)) => c.record_cgroup(cg).and_then(|()| cg.create(setup)),
-        None => Ok(()),
-    };
-    let result = made.and_then(|()| {
+    let restored = super::create::with_state(ctx, &launch.id, &p, "restore", |c| {
         let fds = external_fds(&record, &p, sources)?;
         let pid = run_restore(&criu, vs, o, &fds, &record.stdio, &c.dir)?;
         let mut guard = crate::process::ChildGuard::new(pid);
@@ -425,22 +420,11 @@ pub fn restore(
             vs.spec.root.as_ref().is_some_and(|r| r.readonly),
         )?;
         check_restored_confinement(pid, vs)?;
-        save(&mut c, launch, vs, &p, pid)?;
+        save(c, launch, vs, &p, pid)?;
         guard.disarm();
         Ok(pid)
     });
-    match result {
-        Ok(pid) => Ok(pid),
-        Err(e) => {
-            let cleanup = cgroup
-                .map_or(Ok(()), |(cg, _)| cg.remove())
-                .and_then(|()| c.remove());
-            if let Err(e2) = cleanup {
-                crate::logging::warn(&format!("cleaning up after a failed restore: {e2}"));
-            }
-            Err(e)
-        }
-    }
+    restored.map(|(_, pid)| pid)
 }
 
 /// The host directory a restored container's cgroup mount at `point` binds: its (new) cgroup's in
@@ -458,19 +442,7 @@ fn cgroup_dir(cg: Option<&crate::cgroups::Cgroup>, point: &str) -> Result<OwnedF
         dirs.into_iter().find(|(n, _)| *n == name).map(|(_, p)| p)
     };
     let dir = match cg {
-        Some(c) => pick(
-            c.dirs
-                .iter()
-                .map(|d| {
-                    let n = if d.unified {
-                        "unified".to_string()
-                    } else {
-                        d.controllers.join(",")
-                    };
-                    (n, d.path.clone())
-                })
-                .collect(),
-        ),
+        Some(c) => pick(c.named_dirs()),
         None => pick(crate::cgroups::own_dirs()?.1),
     }
     .ok_or_else(|| {
@@ -722,29 +694,11 @@ fn save(
     p: &super::create::Prepared,
     pid: i32,
 ) -> Result<()> {
-    let saved = Saved {
-        id: launch.id.clone(),
-        pid,
-        start_time: sys::process_start_time(pid).unwrap_or(0),
-        bundle: vs.bundle.clone(),
-        rootfs: vs.rootfs.clone(),
-        created: crate::logging::now_rfc3339(),
-        annotations: vs.spec.annotations.clone(),
-        hooks: vs.spec.hooks.clone(),
-        own_pid_ns: vs
-            .clone_flags
-            .contains(nix::sched::CloneFlags::CLONE_NEWPID),
-        cgroup: p.cgroup.as_ref().map(|(cg, _)| cg.clone()),
-        // CRIU restores no Landlock domain.
-        landlock: Some(crate::security::landlock::Mode::Off),
-        tenant: p.enforcer.as_ref().and_then(|e| e.tenant.clone()),
-        binds: p
-            .plan
-            .iter()
-            .filter(|op| matches!(op.kind, OpKind::Bind { .. }))
-            .count(),
-        root_readonly: vs.spec.root.as_ref().is_some_and(|r| r.readonly),
-    };
+    let start = sys::process_start_time(pid).unwrap_or(0);
+    let mut saved =
+        super::create::saved_state(launch, vs, p, (pid, start), &crate::logging::now_rfc3339());
+    // CRIU restores no Landlock domain.
+    saved.landlock = Some(crate::security::landlock::Mode::Off);
     let config = serde_json::to_vec(&vs.spec)
         .map_err(|e| Error::State(format!("encoding the config: {e}")))?;
     let path = c.dir.join(crate::state::CONFIG_FILE);

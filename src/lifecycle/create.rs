@@ -78,25 +78,39 @@ pub(super) fn prepare(ctx: &Context, launch: &Launch, vs: &mut ValidSpec) -> Res
 /// `init.channel` (see [`super::run`]).
 pub fn create(ctx: &Context, launch: &Launch, vs: &mut ValidSpec) -> Result<Created> {
     let p = prepare(ctx, launch, vs)?;
-    let mut c = Container::create(&ctx.root, &launch.id)?;
     let vs: &ValidSpec = vs;
-    // The cgroup is recorded in the state directory before it exists, so a delete after a create
-    // killed at any moment removes it.
-    let cgroup = p.cgroup.as_ref().map(|(cg, setup)| (cg, setup));
+    let (container, init) = with_state(ctx, &launch.id, &p, "create", |c| {
+        spawn_and_save(c, launch, vs, &p)
+    })?;
+    Ok(Created { container, init })
+}
+
+/// Makes the state directory of `id` and the prepared cgroup (recorded in the state directory before
+/// it exists, so a delete after a berth killed at any moment removes it), then runs `f`; when
+/// anything fails, the cgroup and the state directory are removed again (`f` has killed what it
+/// started by then, so the cgroup is empty). `verb` names the step in the warning a failed cleanup
+/// gives.
+pub(super) fn with_state<T>(
+    ctx: &Context,
+    id: &str,
+    p: &Prepared,
+    verb: &str,
+    f: impl FnOnce(&mut Container) -> Result<T>,
+) -> Result<(Container, T)> {
+    let mut c = Container::create(&ctx.root, id)?;
+    let cgroup = p.cgroup.as_ref();
     let made = match cgroup {
         Some((cg, setup)) => c.record_cgroup(cg).and_then(|()| cg.create(setup)),
         None => Ok(()),
     };
-    let result = made.and_then(|()| spawn_and_save(&mut c, launch, vs, &p));
-    match result {
-        Ok(init) => Ok(Created { container: c, init }),
+    match made.and_then(|()| f(&mut c)) {
+        Ok(t) => Ok((c, t)),
         Err(e) => {
-            // The init is already killed and reaped (its guard), so its cgroup is empty.
             let cleanup = cgroup
                 .map_or(Ok(()), |(cg, _)| cg.remove())
                 .and_then(|()| c.remove());
             if let Err(e2) = cleanup {
-                crate::logging::warn(&format!("cleaning up after a failed create: {e2}"));
+                crate::logging::warn(&format!("cleaning up after a failed {verb}: {e2}"));
             }
             Err(e)
         }
@@ -163,20 +177,19 @@ fn spawn_and_save(
     Ok(s)
 }
 
-/// Saves what later verbs need: the spec as created (policy hardening included, mounts left out) for
-/// exec and update, what the confinement enforced, state.json, and the pid file.
-fn save(
-    c: &mut Container,
+/// What state.json records of a container made from `vs` and `p` whose init is `pid`, started at
+/// `start_time` (Landlock as the confinement has it).
+pub(super) fn saved_state(
     launch: &Launch,
     vs: &ValidSpec,
     p: &Prepared,
-    s: &Spawned,
+    (pid, start_time): (i32, u64),
     created: &str,
-) -> Result<()> {
-    let saved = Saved {
+) -> Saved {
+    Saved {
         id: launch.id.clone(),
-        pid: s.pid(),
-        start_time: s.start_time,
+        pid,
+        start_time,
         bundle: vs.bundle.clone(),
         rootfs: vs.rootfs.clone(),
         created: created.to_string(),
@@ -194,7 +207,20 @@ fn save(
             .filter(|op| matches!(op.kind, crate::mount::plan::OpKind::Bind { .. }))
             .count(),
         root_readonly: vs.spec.root.as_ref().is_some_and(|r| r.readonly),
-    };
+    }
+}
+
+/// Saves what later verbs need: the spec as created (policy hardening included, mounts left out) for
+/// exec and update, what the confinement enforced, state.json, and the pid file.
+fn save(
+    c: &mut Container,
+    launch: &Launch,
+    vs: &ValidSpec,
+    p: &Prepared,
+    s: &Spawned,
+    created: &str,
+) -> Result<()> {
+    let saved = saved_state(launch, vs, p, (s.pid(), s.start_time), created);
     let write = |name: &str, bytes: Vec<u8>| {
         let path = c.dir.join(name);
         std::fs::write(&path, bytes).map_err(|e| io_err("write", &path, e))

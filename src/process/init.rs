@@ -382,21 +382,7 @@ fn cgroup_view(
 ) {
     let vs = a.req.vs;
     match a.req.cgroup.map(|(c, _)| c) {
-        Some(c) if c.version == crate::cgroups::Version::V1 => {
-            let dirs = c
-                .dirs
-                .iter()
-                .map(|d| {
-                    let name = if d.unified {
-                        "unified".to_string()
-                    } else {
-                        d.controllers.join(",")
-                    };
-                    (name, d.path.clone())
-                })
-                .collect();
-            (dirs, None)
-        }
+        Some(c) if c.version == crate::cgroups::Version::V1 => (c.named_dirs(), None),
         Some(_) => (Vec::new(), None),
         None if vs.userns || own_cgroupns(a) => (Vec::new(), None),
         None => match crate::cgroups::own_dirs() {

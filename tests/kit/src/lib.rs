@@ -25,5 +25,5 @@ pub use host::{cgroup_roots, cgroup_v2, devices_hierarchy, skipped, tool};
 pub use race::{Sleeper, Swapper};
 pub use run::{
     fails, in_pty, ok, output, run_from_shell, run_in_private_ns, sh, sh_in_private_mount_ns,
-    stderr, stdout,
+    stderr, stdout, syscalls_in,
 };

@@ -119,3 +119,20 @@ pub fn in_pty(cmd: &str, dir: &Path) -> Option<String> {
     );
     Some(format!("{}{}", stdout(&o), stderr(&o)))
 }
+
+/// The (syscall, occurrence) pairs of an `strace -o` output file, in order: what a test kills a
+/// command at, one by one (`inject=NAME:signal=KILL:when=N`).
+pub fn syscalls_in(trace: &Path) -> Vec<(String, usize)> {
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    std::fs::read_to_string(trace)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split('(').next())
+        .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .map(|n| {
+            let k = seen.entry(n.to_string()).or_default();
+            *k += 1;
+            (n.to_string(), *k)
+        })
+        .collect()
+}
