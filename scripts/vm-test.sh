@@ -484,6 +484,8 @@ boot_criu() {
         'c3-refused-.*volume at /data' 'c4-refused-.*Landlock' 'c4-still-running' 'c5-failed' \
         'c6-checkpointed' 'c6-restore-.*without no_new_privs' 'c6-nothing-runs' \
         'podman-imported' 'podman-running-[0-9]' 'podman-checkpointed-exited' 'podman-restored-continues-.*-running' \
+        'tty-running-[0-9]*-/dev/pts/0' 'tty-checkpointed-exited' 'tty-restored-continues-.*-/dev/pts/0' \
+        'tty-output-after-restore' \
         'done' || fail=1
     grep -aq "RESULT-cr-c[356]-state-left" cr-console.log && { echo "a failed restore left its state"; fail=1; }
     return $fail

@@ -118,12 +118,46 @@ fn restore_refusals_leave_nothing_and_a_hostile_record_mounts_nothing() {
     b.spec["annotations"] = json!({"berth.landlock": "enforce"});
     b.write();
     b.refused(&restore(&b, "r5", &img, &[]), "r5", "Landlock");
-    // A terminal through a console socket is not restored.
-    let e = fails(&restore(
-        &b,
+    // A terminal: restore needs a console socket to hand the new master to, and only a socket.
+    b.spec["annotations"] = json!({"berth.landlock": "off"});
+    b.spec["process"]["terminal"] = json!(true);
+    b.write();
+    b.refused(
+        &restore(&b, "r6", &img, &[]),
         "r6",
-        &img,
-        &["--console-socket", "/nonexistent.sock"],
-    ));
-    assert!(e.contains("--console-socket"), "{e}");
+        "needs --console-socket",
+    );
+    let not_a_socket = b.tmp.path().join("decoy.sock");
+    std::fs::write(&not_a_socket, "").unwrap();
+    let link = b.tmp.path().join("link.sock");
+    let sock_path = b.tmp.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+    std::os::unix::fs::symlink(&sock_path, &link).unwrap();
+    for bad in [&not_a_socket, &link] {
+        b.refused(
+            &restore(&b, "r7", &img, &["--console-socket", bad.to_str().unwrap()]),
+            "r7",
+            "not a socket",
+        );
+    }
+    // A real console socket, then CRIU failing (no notification ever comes): nothing is left, and
+    // the socket receives no fd.
+    b.refused(
+        &restore(
+            &b,
+            "r8",
+            &img,
+            &["--console-socket", sock_path.to_str().unwrap()],
+        ),
+        "r8",
+        "criu failed",
+    );
+    listener.set_nonblocking(true).unwrap();
+    if let Ok((conn, _)) = listener.accept() {
+        use std::io::Read;
+        let mut buf = Vec::new();
+        let _ = (&conn).read_to_end(&mut buf);
+        assert!(buf.is_empty(), "the console socket got {buf:?}");
+    }
+    assert_eq!(std::fs::read_dir(&decoy).unwrap().count(), 0);
 }

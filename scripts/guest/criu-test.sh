@@ -132,5 +132,19 @@ $P container restore "$id" > /dev/null 2>/tmp/pr.err && sleep 1 && p2=$(pc) && [
     say "podman-restored-continues-$p1-$p2-$($P inspect -f '{{.State.Status}}' "$id")"
 sed 's/^/RESULT-cr-log: /' /tmp/pr.err | tail -5 > /dev/console
 $P rm -f -t 0 "$id" > /dev/null 2>&1
+# A container with a terminal (conmon holds its master side): CRIU dumps the orphan slave, and at
+# restore sends the new master through berth (its RPC notification) to conmon's console socket.
+id=$($P run -dt --network none --annotation berth.landlock=off localhost/bb sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/n; echo tick-$i; sleep 0.1; done' 2>/dev/console)
+sleep 2
+t1=$(pc); say "tty-running-$t1-$($P exec "$id" /bin/busybox readlink /proc/1/fd/0)"
+$P container checkpoint "$id" > /dev/null 2>/tmp/tc.err && say "tty-checkpointed-$($P inspect -f '{{.State.Status}}' "$id")"
+sed 's/^/RESULT-cr-log: /' /tmp/tc.err | tail -5 > /dev/console
+$P container restore "$id" > /dev/null 2>/tmp/tr.err && sleep 1 && t2=$(pc) && [ "$t2" -gt "$t1" ] 2>/dev/null &&
+    say "tty-restored-continues-$t1-$t2-$($P exec "$id" /bin/busybox readlink /proc/1/fd/0)"
+sed 's/^/RESULT-cr-log: /' /tmp/tr.err | tail -5 > /dev/console
+# What the restored process writes to its terminal reaches conmon (its log) through the new master.
+sleep 1; last=$($P logs "$id" 2>/dev/null | tr -d '\r' | grep -o 'tick-[0-9]*' | tail -1 | cut -d- -f2)
+[ "${last:-0}" -gt "$t2" ] 2>/dev/null && say "tty-output-after-restore-$last"
+$P rm -f -t 0 "$id" > /dev/null 2>&1
 say "done"
 echo o > /proc/sysrq-trigger

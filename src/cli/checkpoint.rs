@@ -97,7 +97,7 @@ pub struct RestoreArgs {
     /// Write the restored init's pid here.
     #[arg(long)]
     pub pid_file: Option<PathBuf>,
-    /// Unix socket for a terminal's master side (not supported: restore containers without one).
+    /// Unix socket that receives the restored terminal's master side (as create's).
     #[arg(long)]
     pub console_socket: Option<PathBuf>,
     /// Accepted for runc's sake (CRIU makes the root itself).
@@ -123,12 +123,8 @@ pub fn checkpoint(g: &Global, a: CheckpointArgs) -> Result<i32> {
 
 /// `berth restore`.
 pub fn restore(g: &Global, a: RestoreArgs) -> Result<i32> {
-    if a.console_socket.is_some() {
-        return Err(Error::NotSupported(
-            "restore --console-socket: restoring a container with a terminal".into(),
-        ));
-    }
-    let o = a.criu.options()?;
+    let mut o = a.criu.options()?;
+    o.console_socket = a.console_socket;
     let ctx = g.context();
     let mut vs = lifecycle::load_bundle(&a.bundle)?;
     let mut launch = Launch::new(a.id.clone(), Start::Run { detach: a.detach });

@@ -19,12 +19,13 @@
 //! The container's root for CRIU is a bind of the rootfs onto itself in a private mount namespace of
 //! the restoring berth (gone when it returns): nothing is mounted on the host.
 
+use super::criu;
 use super::{Context, Launch};
 use crate::error::{Context as _, Error, Result, io_err};
 use crate::mount::plan::{MountOp, OpKind};
 use crate::state::{Container, Saved, Status};
 use crate::sys;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// runc's checkpoint and restore options, as Podman and containerd pass them.
@@ -57,6 +58,8 @@ pub struct CriuOptions {
     pub auto_dedup: bool,
     /// `--lazy-pages`.
     pub lazy_pages: bool,
+    /// restore's `--console-socket`: where a restored terminal's new master side is sent.
+    pub console_socket: Option<PathBuf>,
 }
 
 /// What berth records beside a dump: the external mounts it declared, by mount point.
@@ -210,43 +213,65 @@ struct Record {
     stdio: Vec<(i32, String)>,
 }
 
-/// The flags both directions share.
-fn common_args(cmd: &mut std::process::Command, o: &CriuOptions) {
-    for (on, flag) in [
-        (o.tcp_established, "--tcp-established"),
-        (o.ext_unix_sk, "--ext-unix-sk"),
-        (o.shell_job, "--shell-job"),
-        (o.file_locks, "--file-locks"),
-        (o.auto_dedup, "--auto-dedup"),
-        (o.lazy_pages, "--lazy-pages"),
-    ] {
-        if on {
-            cmd.arg(flag);
-        }
-    }
-    let mode = o.manage_cgroups_mode.as_deref().unwrap_or("ignore");
-    cmd.arg(format!("--manage-cgroups={mode}"));
-    for ns in &o.empty_ns {
-        cmd.args(["--empty-ns", ns]);
+/// The options both directions share, with the images and work directories as berth's fds (CRIU
+/// opens them through /proc/<berth>/fd) and CRIU's log `log` in the work directory.
+fn base_opts(o: &CriuOptions, dirs: &Dirs, log: &str) -> criu::Opts {
+    use criu::Flag;
+    let flags = [
+        (o.tcp_established, Flag::TcpEstablished),
+        (o.ext_unix_sk, Flag::ExtUnixSk),
+        (o.shell_job, Flag::ShellJob),
+        (o.file_locks, Flag::FileLocks),
+        (o.auto_dedup, Flag::AutoDedup),
+        (o.lazy_pages, Flag::LazyPages),
+        // A terminal's master side is outside the container (the console socket's receiver holds
+        // it): dumped as an orphan slave, and at restore CRIU makes a new master and hands it over.
+        (true, Flag::OrphanPtsMaster),
+    ]
+    .into_iter()
+    .filter_map(|(on, f)| on.then_some(f))
+    .collect();
+    criu::Opts {
+        images_dir_fd: dirs.images.as_raw_fd(),
+        work_dir_fd: dirs.work.as_raw_fd(),
+        log_file: log.into(),
+        flags,
+        manage_cgroups_mode: criu::cg_mode(o.manage_cgroups_mode.as_deref().unwrap_or("ignore")),
+        empty_ns: if o.empty_ns.is_empty() {
+            0
+        } else {
+            libc::CLONE_NEWNET as u32
+        },
+        ..criu::Opts::default()
     }
 }
 
-/// Runs CRIU; on failure the error names the log and quotes its last error lines.
-fn run_criu(mut cmd: std::process::Command, log: &Path, what: &str) -> Result<()> {
-    // CRIU inherits berth's stdio: a restore hands it on to the restored init (--inherit-fd).
-    let status = cmd
-        .status()
-        .map_err(|e| io_err("execve", Path::new("criu"), e))?;
-    if status.success() {
-        return Ok(());
+/// The images and work directories, opened (made first, 0700, where missing).
+struct Dirs {
+    images: OwnedFd,
+    work: OwnedFd,
+    work_path: PathBuf,
+}
+
+impl Dirs {
+    fn open(o: &CriuOptions) -> Result<Dirs> {
+        let work_path = o.work_path.clone().unwrap_or_else(|| o.image_path.clone());
+        let open = |p: &Path| -> Result<OwnedFd> {
+            mkdir_private(p)?;
+            Ok(sys::openat2(
+                None,
+                p,
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                0,
+                0,
+            )?)
+        };
+        Ok(Dirs {
+            images: open(&o.image_path)?,
+            work: open(&work_path)?,
+            work_path,
+        })
     }
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let errors: Vec<&str> = text.lines().filter(|l| l.contains("Error")).collect();
-    let tail = errors[errors.len().saturating_sub(3)..].join("; ");
-    Err(Error::State(format!(
-        "{what}: criu failed ({status}); {} says: {tail}",
-        log.display()
-    )))
 }
 
 fn validate(o: &CriuOptions) -> Result<()> {
@@ -287,10 +312,7 @@ pub fn checkpoint(ctx: &Context, id: &str, o: &CriuOptions) -> Result<()> {
         .clone()
         .ok_or_else(|| Error::State("no state".into()))?;
     let made = !o.image_path.exists();
-    mkdir_private(&o.image_path)?;
-    let work = o.work_path.clone().unwrap_or_else(|| o.image_path.clone());
-    mkdir_private(&work)?;
-    let result = dump(&criu, &saved, o, &work);
+    let result = Dirs::open(o).and_then(|dirs| dump(&criu, &saved, o, &dirs));
     if let Err(e) = result {
         // A failed dump leaves the container running (CRIU resumes it) and no images: a directory
         // berth made goes, but for CRIU's log when it is there (the error names it).
@@ -317,47 +339,51 @@ pub fn checkpoint(ctx: &Context, id: &str, o: &CriuOptions) -> Result<()> {
     Ok(())
 }
 
-fn dump(criu: &Path, saved: &Saved, o: &CriuOptions, work: &Path) -> Result<()> {
+fn dump(criu: &Path, saved: &Saved, o: &CriuOptions, dirs: &Dirs) -> Result<()> {
     let record = Record {
         mounts: externals(saved.pid)?,
         stdio: stdio_keys(saved.pid, &mount_ids(saved.pid)),
     };
     let bytes = serde_json::to_vec(&record).map_err(|e| Error::State(format!("encoding: {e}")))?;
     crate::files::replace_file(&o.image_path.join(EXTERNALS), "tmp", &bytes, 0o600, true)?;
-    let log = work.join(if o.pre_dump {
+    let log = if o.pre_dump {
         "pre-dump.log"
     } else {
         "dump.log"
-    });
-    let mut cmd = std::process::Command::new(criu);
-    cmd.arg(if o.pre_dump { "pre-dump" } else { "dump" })
-        .args(["-t", &saved.pid.to_string(), "-v4"])
-        .arg("-D")
-        .arg(&o.image_path)
-        .arg("-W")
-        .arg(work)
-        .arg("-o")
-        .arg(&log)
-        .arg("--root")
-        .arg(&saved.rootfs);
-    common_args(&mut cmd, o);
+    };
+    let mut opts = base_opts(o, dirs, log);
+    opts.pid = Some(saved.pid);
+    opts.root = Some(saved.rootfs.to_string_lossy().into_owned());
     if o.leave_running {
-        cmd.arg("--leave-running");
+        opts.flags.push(criu::Flag::LeaveRunning);
     }
-    if o.pre_dump {
-        cmd.arg("--track-mem");
+    if o.pre_dump || o.parent_path.is_some() {
+        opts.flags.push(criu::Flag::TrackMem);
     }
-    if let Some(p) = &o.parent_path {
-        cmd.arg("--prev-images-dir").arg(p).arg("--track-mem");
-    }
-    for e in &record.mounts {
-        cmd.arg("--external")
-            .arg(format!("mnt[{}]:{}", e.point, e.point));
-    }
-    for (_, key) in record.stdio.iter().filter(|(_, k)| k.starts_with("file[")) {
-        cmd.arg("--external").arg(key);
-    }
-    run_criu(cmd, &log, "checkpoint")
+    opts.parent_img = o
+        .parent_path
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned());
+    opts.external = record
+        .mounts
+        .iter()
+        .map(|e| format!("mnt[{}]:{}", e.point, e.point))
+        .chain(
+            record
+                .stdio
+                .iter()
+                .filter(|(_, k)| k.starts_with("file["))
+                .map(|(_, k)| k.clone()),
+        )
+        .collect();
+    let kind = if o.pre_dump {
+        criu::Kind::PreDump
+    } else {
+        criu::Kind::Dump
+    };
+    let log = dirs.work_path.join(log);
+    criu::call(criu, kind, &opts, &log, "checkpoint", &mut |_, _| Ok(()))?;
+    Ok(())
 }
 
 fn mkdir_private(p: &Path) -> Result<()> {
@@ -385,6 +411,12 @@ pub fn restore(
         })?,
         Err(e) => return Err(io_err("read", &o.image_path.join(EXTERNALS), e)),
     };
+    if vs.process.terminal && o.console_socket.is_none() {
+        return Err(Error::InvalidSpec(
+            "process.terminal is true: restore needs --console-socket to hand the terminal over"
+                .into(),
+        ));
+    }
     let p = super::create::prepare(ctx, launch, vs)?;
     if p.confinement.landlock == crate::security::landlock::Mode::Enforce {
         return Err(Error::NotSupported(
@@ -400,10 +432,16 @@ pub fn restore(
         Some(v) => v,
         None => &crate::mount::apply::HostPath,
     };
+    let console = match &o.console_socket {
+        Some(path) => Some(crate::process::sync::Channel::from_fd(OwnedFd::from(
+            crate::files::connect_socket(path, "--console-socket")?,
+        ))),
+        None => None,
+    };
     let cgroup = p.cgroup.as_ref();
     let restored = super::create::with_state(ctx, &launch.id, &p, "restore", |c| {
         let fds = external_fds(&record, &p, sources)?;
-        let pid = run_restore(&criu, vs, o, &fds, &record.stdio, &c.dir)?;
+        let pid = run_restore(&criu, vs, o, &fds, &record.stdio, &c.dir, console.as_ref())?;
         let mut guard = crate::process::ChildGuard::new(pid);
         if let Some((cg, _)) = cgroup {
             // A task of the tree may exit meanwhile (CRIU's helpers do): ESRCH is not an error.
@@ -550,12 +588,10 @@ fn run_restore(
     fds: &[(String, OwnedFd)],
     stdio: &[(i32, String)],
     state_dir: &Path,
+    console: Option<&crate::process::sync::Channel>,
 ) -> Result<i32> {
-    let work = o.work_path.clone().unwrap_or_else(|| o.image_path.clone());
-    mkdir_private(&work)?;
-    let log = work.join("restore.log");
-    let pidfile = work.join("restore.pid");
-    let _ = std::fs::remove_file(&pidfile);
+    let dirs = Dirs::open(o)?;
+    let log = dirs.work_path.join("restore.log");
     // Detached clones of the vetted sources, made here (a clone needs its source in this
     // namespace), attached inside the private one below.
     let trees = fds
@@ -565,6 +601,32 @@ fn run_restore(
             Ok((crate::mount::apply::clone_tree(fd, dir)?, dir))
         })
         .collect::<Result<Vec<_>>>()?;
+    let mut opts = base_opts(o, &dirs, "restore.log");
+    opts.root = Some(vs.rootfs.to_string_lossy().into_owned());
+    // The restored tree becomes this process's child (CRIU's sibling); notifications come here (the
+    // terminal's new master among them); CRIU 3.17's new mount engine fails to remount the bind of
+    // the root it is given (EINVAL), and the compatible engine restores the same tree.
+    opts.flags.extend([
+        criu::Flag::RstSibling,
+        criu::Flag::NotifyScripts,
+        criu::Flag::MntnsCompatMode,
+    ]);
+    // CRIU inherits berth's stdio and hands it on to the restored init, as runc and crun reconnect it.
+    opts.inherit_fd = stdio.iter().map(|(fd, key)| (key.clone(), *fd)).collect();
+    let mut on_notify = |script: &str, fd: Option<OwnedFd>| -> Result<()> {
+        if script != "orphan-pts-master" {
+            return Ok(());
+        }
+        let master = fd.ok_or_else(|| {
+            Error::State("criu's orphan-pts-master notification came without its fd".into())
+        })?;
+        let console = console.ok_or_else(|| {
+            Error::InvalidSpec(
+                "restore: the checkpointed process has a terminal: restore needs --console-socket to hand it over".into(),
+            )
+        })?;
+        console.send_raw_fd(b"/dev/ptmx", master.as_raw_fd())
+    };
     let ran = crate::process::private_mount_ns(|| {
         let tree = crate::mount::apply::clone_tree(
             sys::openat2(None, &vs.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0, 0)?,
@@ -572,37 +634,19 @@ fn run_restore(
         )?;
         let dest = sys::openat2(None, &vs.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0, 0)?;
         sys::move_mount(&tree, &dest)?;
-        let mut cmd = std::process::Command::new(criu);
-        // CRIU 3.17's new mount engine fails to remount the bind of the root it is given
-        // (EINVAL); the compatible engine restores the same tree.
-        cmd.args([
+        opts.external = bind_sources(fds, &trees, state_dir)?;
+        criu::call(
+            criu,
+            criu::Kind::Restore,
+            &opts,
+            &log,
             "restore",
-            "-v4",
-            "--restore-detached",
-            "--mntns-compat-mode",
-        ])
-        .arg("-D")
-        .arg(&o.image_path)
-        .arg("-W")
-        .arg(&work)
-        .arg("-o")
-        .arg(&log)
-        .arg("--pidfile")
-        .arg(&pidfile)
-        .arg("--root")
-        .arg(&vs.rootfs);
-        common_args(&mut cmd, o);
-        bind_sources(&mut cmd, fds, &trees, state_dir)?;
-        for (fd, key) in stdio {
-            cmd.arg("--inherit-fd").arg(format!("fd[{fd}]:{key}"));
-        }
-        run_criu(cmd, &log, "restore")
-    });
-    ran?;
-    let text = std::fs::read_to_string(&pidfile).map_err(|e| io_err("read", &pidfile, e))?;
-    text.trim()
-        .parse()
-        .map_err(|_| Error::State(format!("{}: not a pid: {text:?}", pidfile.display())))
+            &mut on_notify,
+        )
+    })?;
+    ran.restored_pid
+        .filter(|p| *p > 0)
+        .ok_or_else(|| Error::State("restore: criu answered without the restored pid".into()))
 }
 
 /// Each vetted source, cloned from its fd (`trees`) and mounted, in the private namespace only
@@ -610,11 +654,11 @@ fn run_restore(
 /// CRIU binds from there, so the tree that was vetted is the tree that is mounted, and no path a
 /// container or another user could swap is resolved.
 fn bind_sources(
-    cmd: &mut std::process::Command,
     fds: &[(String, OwnedFd)],
     trees: &[(OwnedFd, bool)],
     state_dir: &Path,
-) -> Result<()> {
+) -> Result<Vec<String>> {
+    let mut external = Vec::new();
     for (i, ((point, _), (tree, dir))) in fds.iter().zip(trees).enumerate() {
         let at = state_dir.join(format!("criu-src-{i}"));
         if *dir {
@@ -630,10 +674,9 @@ fn bind_sources(
             sys::RESOLVE_NO_SYMLINKS,
         )?;
         sys::move_mount(tree, &dest)?;
-        cmd.arg("--external")
-            .arg(format!("mnt[{point}]:{}", at.display()));
+        external.push(format!("mnt[{point}]:{}", at.display()));
     }
-    Ok(())
+    Ok(external)
 }
 
 /// Sets each bind's attributes again on the restored mount (found inside the container's root

@@ -25,6 +25,7 @@
 mod check;
 mod checkpoint;
 mod create;
+mod criu;
 mod delete;
 mod exec;
 mod features;
