@@ -478,14 +478,15 @@ boot_criu() {
         'c1-running-[0-9]' 'c1-checkpointed' 'c1-gone-after-checkpoint' 'c1-stopped-at' \
         'c1-confined-CapEff: 0000000000000020 .*NoNewPrivs: 0 Seccomp: 2' 'c1-restored-status:running' \
         'c1-counter-continues' 'c1-confinement-restored' 'c1-leave-running' 'c1-pre-dumped' \
-        'c2-cgroup-67108864' \
+        'c2-cgroup-67108864' 'c2-never-outside-its-cgroup' \
         'c1-dumped-after-pre' 'c1new-restored-continues' 'c2-running-[0-9]' 'c2-checkpointed' \
         'c2-restored-continues' 'c2-after-ro-data.* ro-kept rw-kept .*root-ro-kept' \
         'c3-refused-.*volume at /data' 'c4-refused-.*Landlock' 'c4-still-running' 'c5-failed' \
         'c6-checkpointed' 'c6-restore-.*without no_new_privs' 'c6-nothing-runs' \
         'podman-imported' 'podman-running-[0-9]' 'podman-checkpointed-exited' 'podman-restored-continues-.*-running' \
         'tty-running-[0-9]*-/dev/pts/0' 'tty-checkpointed-exited' 'tty-restored-continues-.*-/dev/pts/0' \
-        'tty-output-after-restore' \
+        'tty-output-after-restore' 'c7-lazy-status-ready' 'c7b-lazy-restored-continues' \
+        'c7-lazy-checkpoint-done' 'c7-gone' \
         'done' || fail=1
     grep -aq "RESULT-cr-c[356]-state-left" cr-console.log && { echo "a failed restore left its state"; fail=1; }
     return $fail

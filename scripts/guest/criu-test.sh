@@ -80,7 +80,7 @@ $B delete -f c1new
 
 # Volumes and a read-only root: the volume's source reopened from the bundle, read-only kept.
 mkdir -p /vol /vol-ro && echo ro-data > /vol-ro/f
-config c2 true off /data/count ', { "destination": "/data", "type": "bind", "source": "/vol", "options": ["rbind", "rw"] }, { "destination": "/ro", "type": "bind", "source": "/vol-ro", "options": ["rbind", "ro"] }' ', "cgroupsPath": "/berth-cr/c2", "resources": { "memory": { "limit": 67108864 } }'
+config c2 true off "/data/count; cat /proc/self/cgroup >> /data/cg" ', { "destination": "/data", "type": "bind", "source": "/vol", "options": ["rbind", "rw"] }, { "destination": "/ro", "type": "bind", "source": "/vol-ro", "options": ["rbind", "ro"] }' ', "cgroupsPath": "/berth-cr/c2", "resources": { "memory": { "limit": 67108864 } }'
 start c2 && sleep 2 && say "c2-running-$(count /vol/count)"
 $B checkpoint --image-path /tmp/ck4 c2 2>/dev/console && say "c2-checkpointed"
 m1=$(count /vol/count)
@@ -88,6 +88,8 @@ restore -d --image-path /tmp/ck4 --bundle /bundle c2 && sleep 2 &&
     [ "$(count /vol/count)" -gt "$m1" ] && say "c2-restored-continues"
 c2pid=$($B state c2 | grep -o '"pid": [0-9]*' | grep -o '[0-9]*')
 grep -qx "$c2pid" /sys/fs/cgroup/berth-cr/c2/cgroup.procs && say "c2-cgroup-$(cat /sys/fs/cgroup/berth-cr/c2/memory.max)"
+# Each tick wrote its cgroup: the restored tree joined it before it ran again (CRIU's post-restore).
+[ -s /vol/cg ] && ! grep -v '^0::/berth-cr/c2$' /vol/cg > /dev/console && say "c2-never-outside-its-cgroup-$(wc -l < /vol/cg)"
 $B exec c2 sh -c 'cat /ro/f; echo x > /ro/x 2>/dev/null || echo ro-kept; echo y > /data/y && echo rw-kept; echo z > /z 2>/dev/null || echo root-ro-kept' > /tmp/c2.out 2>&1
 say "c2-after-$(tr '\n' ' ' < /tmp/c2.out)"
 $B delete -f c2
@@ -113,6 +115,23 @@ n6=$(count /bundle/rootfs/count6); sleep 1; [ "$(count /bundle/rootfs/count6)" =
 $B restore -d --image-path /tmp/none --bundle /bundle c5 > /tmp/c5.err 2>&1 || say "c5-failed-$(tr -d '\n' < /tmp/c5.err)"
 [ -e /run/berth-cr/c5 ] && say "c5-state-left"
 $B delete -f c1
+# Lazy pages: the dump serves the memory from its page server (the status fd says when), CRIU's
+# lazy-pages daemon fetches it for the restore, into a new id, whose count continues.
+config c7 false off /count7 ""
+start c7 && sleep 1
+$B checkpoint --lazy-pages --page-server 127.0.0.1:27270 --status-fd 3 --image-path /tmp/lz c7 3>/tmp/lz.status 2>/dev/console &
+ck=$!
+for _ in $(seq 1 100); do [ -s /tmp/lz.status ] && break; sleep 0.1; done
+[ "$(od -An -tx1 /tmp/lz.status | tr -d ' ')" = "00" ] && say "c7-lazy-status-ready"
+l1=$(count /bundle/rootfs/count7)
+criu lazy-pages --page-server --address 127.0.0.1 --port 27270 -D /tmp/lz -W /tmp/lz -o lazy-pages.log -v4 > /dev/null 2>&1 &
+for _ in $(seq 1 50); do [ -S /tmp/lz/lazy-pages.socket ] && break; sleep 0.1; done
+restore -d --lazy-pages --image-path /tmp/lz --bundle /bundle c7b && sleep 2 &&
+    [ "$(count /bundle/rootfs/count7)" -gt "$l1" ] && say "c7b-lazy-restored-continues-$l1-$(count /bundle/rootfs/count7)"
+wait $ck && say "c7-lazy-checkpoint-done"
+$B state c7 > /dev/null 2>&1 || say "c7-gone"
+tail -3 /tmp/lz/lazy-pages.log | sed 's/^/RESULT-cr-log: /' > /dev/console
+$B delete -f c7b
 
 # Podman with berth as its runtime: checkpoint and restore of a counter (vfs storage, cgroupfs,
 # no network; the image imported from the bundle's rootfs).

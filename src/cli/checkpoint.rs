@@ -78,6 +78,13 @@ pub struct CheckpointArgs {
     /// A pre-dump's images, relative to the image path.
     #[arg(long)]
     pub parent_path: Option<PathBuf>,
+    /// ADDRESS:PORT of a page server: CRIU serves the pages there (with --lazy-pages) or sends
+    /// them to one.
+    #[arg(long)]
+    pub page_server: Option<String>,
+    /// An fd (open for writing) that gets a zero byte once the lazy pages are being served.
+    #[arg(long)]
+    pub status_fd: Option<i32>,
 }
 
 /// `restore` options.
@@ -117,6 +124,21 @@ pub fn checkpoint(g: &Global, a: CheckpointArgs) -> Result<i32> {
     o.leave_running = a.leave_running;
     o.pre_dump = a.pre_dump;
     o.parent_path = a.parent_path;
+    o.page_server = a.page_server;
+    if let Some(fd) = a.status_fd {
+        let (fd, mode) = crate::sys::adopt_fd(fd, "--status-fd")?;
+        if mode == libc::O_RDONLY {
+            return Err(Error::InvalidSpec(
+                "--status-fd: the fd is not open for writing".into(),
+            ));
+        }
+        if !a.criu.lazy_pages {
+            return Err(Error::InvalidSpec(
+                "--status-fd goes with --lazy-pages".into(),
+            ));
+        }
+        o.status_fd = std::sync::Mutex::new(Some(fd));
+    }
     lifecycle::checkpoint(&g.context(), &a.id, &o)?;
     Ok(0)
 }

@@ -29,7 +29,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// runc's checkpoint and restore options, as Podman and containerd pass them.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct CriuOptions {
     /// `--image-path`: where the images are written (checkpoint) or read (restore).
     pub image_path: PathBuf,
@@ -60,6 +60,11 @@ pub struct CriuOptions {
     pub lazy_pages: bool,
     /// restore's `--console-socket`: where a restored terminal's new master side is sent.
     pub console_socket: Option<PathBuf>,
+    /// checkpoint's `--page-server ADDR:PORT`: where CRIU serves (lazy) or sends the pages.
+    pub page_server: Option<String>,
+    /// checkpoint's `--status-fd`: a zero byte is written there, and the fd closed, once the lazy
+    /// pages are being served.
+    pub status_fd: std::sync::Mutex<Option<OwnedFd>>,
 }
 
 /// What berth records beside a dump: the external mounts it declared, by mount point.
@@ -274,6 +279,23 @@ impl Dirs {
     }
 }
 
+/// `--page-server ADDR:PORT` (an IPv6 address in brackets or bare: the port is after the last
+/// colon).
+fn page_server(ps: &str) -> Result<(String, u16)> {
+    let bad = || {
+        Error::InvalidSpec(format!(
+            "--page-server {ps:?}: ADDRESS:PORT, the port a number 1-65535"
+        ))
+    };
+    let (addr, port) = ps.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().ok().filter(|p| *p != 0).ok_or_else(bad)?;
+    let addr = addr.trim_start_matches('[').trim_end_matches(']');
+    if addr.is_empty() {
+        return Err(bad());
+    }
+    Ok((addr.to_string(), port))
+}
+
 fn validate(o: &CriuOptions) -> Result<()> {
     if let Some(m) = &o.manage_cgroups_mode
         && !matches!(m.as_str(), "soft" | "full" | "strict" | "ignore")
@@ -281,6 +303,9 @@ fn validate(o: &CriuOptions) -> Result<()> {
         return Err(Error::InvalidSpec(format!(
             "--manage-cgroups-mode {m:?}: one of soft, full, strict, ignore"
         )));
+    }
+    if let Some(ps) = &o.page_server {
+        page_server(ps)?;
     }
     if let Some(ns) = o.empty_ns.iter().find(|n| n.as_str() != "network") {
         return Err(Error::InvalidSpec(format!(
@@ -381,8 +406,22 @@ fn dump(criu: &Path, saved: &Saved, o: &CriuOptions, dirs: &Dirs) -> Result<()> 
     } else {
         criu::Kind::Dump
     };
+    if let Some(ps) = &o.page_server {
+        opts.page_server = Some(page_server(ps)?);
+    }
+    // Notifications: "status-ready" says the lazy pages are being served.
+    opts.flags.push(criu::Flag::NotifyScripts);
+    let mut on_notify = |n: criu::Notification| -> Result<()> {
+        if n.script == "status-ready" {
+            let fd = o.status_fd.lock().ok().and_then(|mut f| f.take());
+            if let Some(fd) = fd {
+                nix::unistd::write(&fd, &[0]).map_err(|e| Error::sys("write(--status-fd)", e))?;
+            }
+        }
+        Ok(())
+    };
     let log = dirs.work_path.join(log);
-    criu::call(criu, kind, &opts, &log, "checkpoint", &mut |_, _| Ok(()))?;
+    criu::call(criu, kind, &opts, &log, "checkpoint", &mut on_notify)?;
     Ok(())
 }
 
@@ -441,22 +480,34 @@ pub fn restore(
     let cgroup = p.cgroup.as_ref();
     let restored = super::create::with_state(ctx, &launch.id, &p, "restore", |c| {
         let fds = external_fds(&record, &p, sources)?;
-        let pid = run_restore(&criu, vs, o, &fds, &record.stdio, &c.dir, console.as_ref())?;
-        let mut guard = crate::process::ChildGuard::new(pid);
-        if let Some((cg, _)) = cgroup {
-            // A task of the tree may exit meanwhile (CRIU's helpers do): ESRCH is not an error.
-            for t in tree(pid) {
-                match cg.join(t) {
-                    Err(e) if e.errno() == Some(nix::errno::Errno::ESRCH) => {}
-                    r => r.with_context(|| "moving the restored tree into its cgroup".into())?,
+        let root_readonly = vs.spec.root.as_ref().is_some_and(|r| r.readonly);
+        let mut post_restore = |pid: i32| -> Result<()> {
+            if let Some((cg, _)) = cgroup {
+                // A task of the tree may be gone meanwhile (CRIU's helpers): ESRCH is not an error.
+                for t in tree(pid) {
+                    match cg.join(t) {
+                        Err(e) if e.errno() == Some(nix::errno::Errno::ESRCH) => {}
+                        r => {
+                            r.with_context(|| "moving the restored tree into its cgroup".into())?
+                        }
+                    }
                 }
             }
-        }
-        reharden(
-            pid,
-            &p.plan,
-            vs.spec.root.as_ref().is_some_and(|r| r.readonly),
+            reharden(pid, &p.plan, root_readonly)
+        };
+        let pid = run_restore(
+            &criu,
+            vs,
+            o,
+            Given {
+                volumes: &fds,
+                stdio: &record.stdio,
+                console: console.as_ref(),
+            },
+            &c.dir,
+            &mut post_restore,
         )?;
+        let mut guard = crate::process::ChildGuard::new(pid);
         check_restored_confinement(pid, vs)?;
         save(c, launch, vs, &p, pid)?;
         guard.disarm();
@@ -579,17 +630,31 @@ fn tree(pid: i32) -> Vec<i32> {
     out
 }
 
+/// What the restored tree is given from outside its images.
+struct Given<'a> {
+    /// Each external mount's point and its vetted source.
+    volumes: &'a [(String, OwnedFd)],
+    /// The init's stdio CRIU cannot reopen, by fd number (handed on from berth's own).
+    stdio: &'a [(i32, String)],
+    /// Where a terminal's new master goes.
+    console: Option<&'a crate::process::sync::Channel>,
+}
+
 /// CRIU restore in a private mount namespace of this process, where the rootfs is bound onto itself
 /// (CRIU wants its root to be a mount point); the namespace goes when this returns.
 fn run_restore(
     criu: &Path,
     vs: &crate::spec::ValidSpec,
     o: &CriuOptions,
-    fds: &[(String, OwnedFd)],
-    stdio: &[(i32, String)],
+    given: Given<'_>,
     state_dir: &Path,
-    console: Option<&crate::process::sync::Channel>,
+    post_restore: &mut dyn FnMut(i32) -> Result<()>,
 ) -> Result<i32> {
+    let Given {
+        volumes: fds,
+        stdio,
+        console,
+    } = given;
     let dirs = Dirs::open(o)?;
     let log = dirs.work_path.join("restore.log");
     // Detached clones of the vetted sources, made here (a clone needs its source in this
@@ -613,11 +678,22 @@ fn run_restore(
     ]);
     // CRIU inherits berth's stdio and hands it on to the restored init, as runc and crun reconnect it.
     opts.inherit_fd = stdio.iter().map(|(fd, key)| (key.clone(), *fd)).collect();
-    let mut on_notify = |script: &str, fd: Option<OwnedFd>| -> Result<()> {
-        if script != "orphan-pts-master" {
+    let mut hardened = false;
+    let mut on_notify = |n: criu::Notification| -> Result<()> {
+        if n.script == "post-restore" {
+            // The whole tree is restored and stopped, not yet resumed: into its cgroup, and its
+            // mounts hardened, before any of it runs again (a failure here makes CRIU kill it).
+            let pid = n.pid.filter(|p| *p > 0).ok_or_else(|| {
+                Error::State("criu's post-restore notification came without the pid".into())
+            })?;
+            post_restore(pid)?;
+            hardened = true;
             return Ok(());
         }
-        let master = fd.ok_or_else(|| {
+        if n.script != "orphan-pts-master" {
+            return Ok(());
+        }
+        let master = n.fd.ok_or_else(|| {
             Error::State("criu's orphan-pts-master notification came without its fd".into())
         })?;
         let console = console.ok_or_else(|| {
@@ -644,9 +720,19 @@ fn run_restore(
             &mut on_notify,
         )
     })?;
-    ran.restored_pid
+    let pid = ran
+        .restored_pid
         .filter(|p| *p > 0)
-        .ok_or_else(|| Error::State("restore: criu answered without the restored pid".into()))
+        .ok_or_else(|| Error::State("restore: criu answered without the restored pid".into()))?;
+    if !hardened {
+        // Never reached with CRIU's own order (post-restore comes before its answer): the tree,
+        // restored but not hardened, is killed rather than kept.
+        drop(crate::process::ChildGuard::new(pid));
+        return Err(Error::State(
+            "restore: criu resumed the tree without a post-restore notification".into(),
+        ));
+    }
+    Ok(pid)
 }
 
 /// Each vetted source, cloned from its fd (`trees`) and mounted, in the private namespace only

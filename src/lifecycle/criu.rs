@@ -59,6 +59,8 @@ pub(super) struct Opts {
     pub external: Vec<String>,
     /// (key, CRIU's fd).
     pub inherit_fd: Vec<(String, i32)>,
+    /// `ps`: the page server's address and port.
+    pub page_server: Option<(String, u16)>,
 }
 
 /// `criu_cg_mode` of runc's `--manage-cgroups-mode` value (validated before).
@@ -110,6 +112,12 @@ fn encode_opts(o: &Opts) -> Vec<u8> {
     }
     m.int32(9, 4); // log_level: debug, as -v4
     m.bytes(10, o.log_file.as_bytes());
+    if let Some((addr, port)) = &o.page_server {
+        let mut ps = Pb::default();
+        ps.bytes(1, addr.as_bytes());
+        ps.int32(2, i32::from(*port));
+        m.bytes(11, &ps.0);
+    }
     if let Some(r) = &o.root {
         m.bytes(13, r.as_bytes());
     }
@@ -207,6 +215,8 @@ pub(super) struct Response {
     pub restored_pid: Option<i32>,
     /// `notify.script`: the notification's name.
     pub notify: Option<String>,
+    /// `notify.pid`: the restored tree's root (setup-namespaces, post-restore).
+    pub notify_pid: Option<i32>,
     pub cr_errno: Option<i32>,
     pub cr_errmsg: Option<String>,
 }
@@ -233,8 +243,10 @@ fn decode_response(buf: &[u8]) -> Option<Response> {
             }
             (5, Value::Bytes(b)) => {
                 for (f, v) in fields(b)? {
-                    if let (1, Value::Bytes(s)) = (f, v) {
-                        r.notify = Some(text(s));
+                    match (f, v) {
+                        (1, Value::Bytes(s)) => r.notify = Some(text(s)),
+                        (2, Value::Int(pid)) => r.notify_pid = int32(pid),
+                        _ => {}
                     }
                 }
             }
@@ -249,8 +261,18 @@ fn decode_response(buf: &[u8]) -> Option<Response> {
 /// CRIU went away without a final answer (it died, or failed before reading the request).
 const CLOSED: &str = "criu closed its RPC socket without answering";
 
-/// What berth does with a notification: its name and the fd that came with it.
-pub(super) type OnNotify<'a> = dyn FnMut(&str, Option<OwnedFd>) -> Result<()> + 'a;
+/// A notification CRIU sent: its name (CRIU's action-script names: `post-restore`,
+/// `orphan-pts-master`, `status-ready` ...), the restored tree's root where CRIU gives it, and the
+/// fd that came with it.
+#[derive(Debug)]
+pub(super) struct Notification {
+    pub script: String,
+    pub pid: Option<i32>,
+    pub fd: Option<OwnedFd>,
+}
+
+/// What berth does with a notification.
+pub(super) type OnNotify<'a> = dyn FnMut(Notification) -> Result<()> + 'a;
 
 /// The conversation on `sock`: the request, each notification answered (a failed callback answers
 /// "failed", which makes CRIU abort, and its error is the one returned), the final response.
@@ -281,8 +303,11 @@ fn converse(sock: &OwnedFd, request: &[u8], on_notify: &mut OnNotify<'_>) -> Res
                 None => Ok(resp),
             };
         }
-        let script = resp.notify.as_deref().unwrap_or("");
-        let r = on_notify(script, fd);
+        let r = on_notify(Notification {
+            script: resp.notify.unwrap_or_default(),
+            pid: resp.notify_pid,
+            fd,
+        });
         send_msg(&encode_notify_answer(r.is_ok()))?;
         if let Err(e) = r {
             failed.get_or_insert(e);
@@ -496,9 +521,9 @@ mod tests {
         let got = converse(
             &ours,
             &encode_request(Kind::Restore, &Opts::default()),
-            &mut |script, fd| {
-                seen.push((script.to_string(), fd.is_some()));
-                if script == "post-restore" {
+            &mut |n| {
+                seen.push((n.script.clone(), n.fd.is_some()));
+                if n.script == "post-restore" {
                     return Err(Error::State("callback failed".into()));
                 }
                 Ok(())

@@ -1119,6 +1119,33 @@ pub fn landlock_abi() -> Option<i64> {
     (ret > 0).then_some(ret)
 }
 
+/// Takes ownership of an fd number berth was handed by its caller on the command line (runc's
+/// `--status-fd`), after checking it is open (fcntl F_GETFD), and returns it with its access mode.
+pub fn adopt_fd(fd: RawFd, what: &str) -> Result<(OwnedFd, i32), SysError> {
+    let call = || format!("fcntl({what} {fd})");
+    if fd < 0 {
+        return Err(SysError {
+            call: call(),
+            errno: Errno::EBADF,
+        });
+    }
+    // SAFETY: fcntl with F_GETFD/F_GETFL reads flags of an fd number and touches no memory; an fd
+    // that is not open gives EBADF.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 {
+        return Err(SysError {
+            call: call(),
+            errno: Errno::last(),
+        });
+    }
+    // SAFETY: as above.
+    let mode = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: the fd is open (checked above) and was given to this process by its caller for berth
+    // to write and close; nothing else in berth holds it, so the OwnedFd becomes its only owner.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok((owned, mode & libc::O_ACCMODE))
+}
+
 /// pidfd_open(pid, 0): a handle on the process that stays valid (and never names another process)
 /// even if the pid is reused.
 pub fn pidfd_open(pid: i32) -> Result<OwnedFd, SysError> {
