@@ -53,6 +53,39 @@ fn checkpoint_refusals_name_the_cause_and_leave_the_container_running() {
     assert!(e.contains("--manage-cgroups-mode"), "{e}");
     let e = fails(&checkpoint(&b, "ck", &["--empty-ns", "pid"]));
     assert!(e.contains("--empty-ns"), "{e}");
+    for bad in ["bogus", "127.0.0.1:0", ":27", "127.0.0.1:99999"] {
+        let e = fails(&checkpoint(&b, "ck", &["--page-server", bad]));
+        assert!(e.contains("--page-server") && e.contains(bad), "{e}");
+    }
+    let e = fails(&checkpoint(&b, "ck", &["--status-fd", "1"]));
+    assert!(e.contains("--status-fd goes with --lazy-pages"), "{e}");
+    let e = fails(&checkpoint(
+        &b,
+        "ck",
+        &["--lazy-pages", "--status-fd", "99"],
+    ));
+    assert!(e.contains("--status-fd 99") && e.contains("EBADF"), "{e}");
+    // A read-only fd (stdin from a file) is refused, and left open: the error still gets out.
+    let ro = b.tmp.path().join("ro");
+    std::fs::write(&ro, "").unwrap();
+    let img = b.tmp.path().join("img");
+    let mut c = b.cmd(&[
+        "checkpoint",
+        "--image-path",
+        img.to_str().unwrap(),
+        "--lazy-pages",
+        "--status-fd",
+        "0",
+        "ck",
+    ]);
+    c.stdin(std::fs::File::open(&ro).unwrap());
+    let e = fails(&output(&mut c, b.tmp.path()));
+    assert!(e.contains("not open for writing"), "{e}");
+    assert_eq!(
+        std::fs::read(&ro).unwrap(),
+        b"",
+        "the status fd was written"
+    );
     // Not there, and not running: runc's words.
     let e = fails(&checkpoint(&b, "nosuch", &[]));
     assert!(e.contains("does not exist"), "{e}");
@@ -160,4 +193,76 @@ fn restore_refusals_leave_nothing_and_a_hostile_record_mounts_nothing() {
         assert!(buf.is_empty(), "the console socket got {buf:?}");
     }
     assert_eq!(std::fs::read_dir(&decoy).unwrap().count(), 0);
+}
+
+/// Namespaces joined by path: the bundle's must be exactly the ones the checkpoint joined, each a
+/// namespace of its type (never a decoy file planted at the path, nor a namespace of another type),
+/// and only types CRIU can take as externals or join.
+#[test]
+fn restore_joins_only_the_namespaces_the_checkpoint_joined_and_only_real_ones() {
+    let mut b = Bundle::new("sleep 1000");
+    b.spec["annotations"] = json!({"berth.landlock": "off"});
+    // A network namespace of the test's own, held by a child started here (killed by its pid).
+    let holder = Sleeper::start(&["--net"], "net");
+    let netns = holder.ns("net");
+    let img = b.tmp.path().join("img");
+    std::fs::create_dir_all(&img).unwrap();
+    let record = |ns: serde_json::Value| {
+        std::fs::write(
+            img.join("berth-externals.json"),
+            json!({"mounts": [], "stdio": [], "namespaces": ns}).to_string(),
+        )
+        .unwrap();
+    };
+    let join = |b: &mut Bundle, typ: &str, path: &str| {
+        let ns = b.spec["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != typ);
+        ns.push(json!({"type": typ, "path": path}));
+        b.write();
+    };
+    // The checkpoint joined a network namespace; the bundle gives none.
+    record(json!(["network"]));
+    b.write();
+    b.refused(
+        &restore(&b, "n1", &img, &[]),
+        "n1",
+        "joined its network namespace by path",
+    );
+    // The bundle joins one; the checkpoint had its own.
+    record(json!([]));
+    join(&mut b, "network", &netns);
+    b.refused(
+        &restore(&b, "n2", &img, &[]),
+        "n2",
+        "the checkpoint has one of its own",
+    );
+    // A decoy file at the path, and a namespace of another type, are not a network namespace.
+    record(json!(["network"]));
+    let decoy = b.tmp.path().join("netns-decoy");
+    std::fs::write(&decoy, "").unwrap();
+    let uts = holder.ns("uts");
+    for bad in [decoy.to_str().unwrap(), &uts] {
+        join(&mut b, "network", bad);
+        b.refused(
+            &restore(&b, "n3", &img, &[]),
+            "n3",
+            "is not a network namespace",
+        );
+    }
+    // A mount namespace joined by path is beyond CRIU: refused, naming the type.
+    join(&mut b, "network", &netns);
+    record(json!(["network", "mount"]));
+    join(&mut b, "mount", &holder.ns("mnt"));
+    b.refused(
+        &restore(&b, "n4", &img, &[]),
+        "n4",
+        "the mount namespace is joined by path",
+    );
+    // The real one, matching: past every check, to CRIU (here /bin/false), still leaving nothing.
+    let ns = b.spec["linux"]["namespaces"].as_array_mut().unwrap();
+    ns.retain(|n| n["type"] != "mount");
+    ns.push(json!({"type": "mount"}));
+    b.write();
+    record(json!(["network"]));
+    b.refused(&restore(&b, "n5", &img, &[]), "n5", "criu failed");
 }

@@ -143,6 +143,35 @@ fn a_container_runs_rootless_with_the_callers_id_as_its_root() {
 }
 
 #[test]
+fn checkpoint_and_restore_are_refused_rootless_leaving_the_container_running() {
+    let (b, u) = world("k", "sleep 100");
+    b.write();
+    let bundle = b.dir.to_str().unwrap().to_string();
+    ok(&u.berth(&b, &["run", "-d", "--bundle", &bundle, "k1"]));
+    let img = b.tmp.path().join("img");
+    let img = img.to_str().unwrap();
+    let e = fails(&u.berth(&b, &["checkpoint", "--image-path", img, "k1"]));
+    assert!(e.contains("rootless") && e.contains("CRIU"), "{e}");
+    assert!(ok(&u.berth(&b, &["state", "k1"])).contains("running"));
+    let e = fails(&u.berth(
+        &b,
+        &[
+            "restore",
+            "-d",
+            "--image-path",
+            img,
+            "--bundle",
+            &bundle,
+            "k2",
+        ],
+    ));
+    assert!(e.contains("rootless") && e.contains("CRIU"), "{e}");
+    assert!(!u.xdg.join("berth/k2").exists());
+    assert!(!Path::new(img).exists(), "an image directory was made");
+    ok(&u.berth(&b, &["delete", "-f", "k1"]));
+}
+
+#[test]
 fn create_start_list_exec_delete_rootless() {
     let (mut b, u) = world("b", "sleep 100");
     // Asking for cgroups rootless (none is delegated here) is not a failure: noted in the log

@@ -132,6 +132,30 @@ wait $ck && say "c7-lazy-checkpoint-done"
 $B state c7 > /dev/null 2>&1 || say "c7-gone"
 tail -3 /tmp/lz/lazy-pages.log | sed 's/^/RESULT-cr-log: /' > /dev/console
 $B delete -f c7b
+# Namespaces joined by path (a pod's): the network namespace (an external of the dump) and the uts
+# one (joined again at restore) are the bundle's again after the restore, never copies CRIU made.
+ip netns add crnet && ip -n crnet link add d0 type dummy
+unshare --uts sh -c 'echo crhost > /proc/sys/kernel/hostname; exec sleep 1000' & holder=$!
+sleep 0.2
+joins() { sed -i "s|{ \"type\": \"uts\" } ]|{ \"type\": \"uts\", \"path\": \"/proc/$holder/ns/uts\" }, { \"type\": \"network\", \"path\": \"/run/netns/crnet\" } ]|" /bundle/config.json; }
+config c8 false off /count8 ""
+joins
+start c8 && sleep 1 && $B checkpoint --image-path /tmp/ck8 c8 2>/dev/console && say "c8-checkpointed"
+# A bundle without those paths is refused, leaving nothing.
+config c9 false off /count8 ""
+$B restore -d --image-path /tmp/ck8 --bundle /bundle c9 > /tmp/c9.err 2>&1 || say "c9-refused-$(tr -d '\n' < /tmp/c9.err)"
+[ -e /run/berth-cr/c9 ] && say "c9-state-left"
+config c8 false off /count8 ""
+joins
+restore -d --image-path /tmp/ck8 --bundle /bundle c8 && sleep 1 && {
+    p8=$($B state c8 | grep -o '"pid": [0-9]*' | grep -o '[0-9]*')
+    [ "$(readlink /proc/$p8/ns/net)" = "net:[$(stat -L -c %i /run/netns/crnet)]" ] &&
+        [ "$(readlink /proc/$p8/ns/uts)" = "$(readlink /proc/$holder/ns/uts)" ] &&
+        say "c8-restored-into-the-bundles-namespaces-$($B exec c8 cat /proc/sys/kernel/hostname)"
+}
+$B delete -f c8
+kill $holder
+ip netns del crnet
 
 # Podman with berth as its runtime: checkpoint and restore of a counter (vfs storage, cgroupfs,
 # no network; the image imported from the bundle's rootfs).

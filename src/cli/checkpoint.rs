@@ -126,15 +126,17 @@ pub fn checkpoint(g: &Global, a: CheckpointArgs) -> Result<i32> {
     o.parent_path = a.parent_path;
     o.page_server = a.page_server;
     if let Some(fd) = a.status_fd {
-        let (fd, mode) = crate::sys::adopt_fd(fd, "--status-fd")?;
-        if mode == libc::O_RDONLY {
-            return Err(Error::InvalidSpec(
-                "--status-fd: the fd is not open for writing".into(),
-            ));
-        }
         if !a.criu.lazy_pages {
             return Err(Error::InvalidSpec(
                 "--status-fd goes with --lazy-pages".into(),
+            ));
+        }
+        let (fd, mode) = crate::sys::adopt_fd(fd, "--status-fd")?;
+        if mode == libc::O_RDONLY {
+            // Not berth's to close (it may be the stdio the error goes to).
+            let _ = std::os::fd::IntoRawFd::into_raw_fd(fd);
+            return Err(Error::InvalidSpec(
+                "--status-fd: the fd is not open for writing".into(),
             ));
         }
         o.status_fd = std::sync::Mutex::new(Some(fd));

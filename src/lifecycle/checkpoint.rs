@@ -110,6 +110,18 @@ fn criu() -> Result<PathBuf> {
         })
 }
 
+/// CRIU needs host root (CAP_SYS_ADMIN; CRIU 3.18's --unprivileged still needs
+/// CAP_CHECKPOINT_RESTORE), which a rootless berth lacks: refused up front, naming the reason, rather
+/// than left to fail inside CRIU.
+fn refuse_rootless(verb: &str) -> Result<()> {
+    if crate::spec::rootless::active() {
+        return Err(Error::NotSupported(format!(
+            "{verb}: berth runs without host root (rootless), and CRIU needs it (CAP_SYS_ADMIN) to dump or restore a process tree"
+        )));
+    }
+    Ok(())
+}
+
 fn confined_by_landlock(c: &Container) -> bool {
     let path = c.dir.join(crate::state::CONFINEMENT_FILE);
     std::fs::read(path)
@@ -216,6 +228,58 @@ struct Record {
     mounts: Vec<External>,
     /// The init's stdio CRIU cannot reopen itself, by fd number.
     stdio: Vec<(i32, String)>,
+    /// The namespaces the container joined by path (OCI types): at restore the bundle's paths of
+    /// the same types are joined instead of namespaces CRIU would make.
+    #[serde(default)]
+    namespaces: Vec<String>,
+}
+
+/// Namespaces a container may have joined by path, and how CRIU takes them: network and pid as
+/// externals (`TYPE[INODE]:KEY` at dump, the fd inherited under KEY at restore, runc's keys), ipc
+/// and uts joined at restore (`join_ns`). (OCI type, CRIU's name, external key.)
+const JOINABLE: &[(&str, &str, Option<&str>)] = &[
+    ("network", "net", Some("extRootNetNS")),
+    ("pid", "pid", Some("extRootPidNS")),
+    ("ipc", "ipc", None),
+    ("uts", "uts", None),
+];
+
+fn joinable(typ: &str) -> Result<&'static (&'static str, &'static str, Option<&'static str>)> {
+    JOINABLE.iter().find(|j| j.0 == typ).ok_or_else(|| {
+        Error::NotSupported(format!(
+            "linux.namespaces: the {typ} namespace is joined by path, which CRIU can neither dump nor restore as an external (only network, pid, ipc and uts)"
+        ))
+    })
+}
+
+/// The container's namespaces joined by path, from its config: checked joinable, and, for the
+/// externals, CRIU's `TYPE[INODE]:KEY` of the init's own namespace.
+fn joined_namespaces(c: &Container, pid: i32) -> Result<(Vec<String>, Vec<String>)> {
+    let path = c.dir.join(crate::state::CONFIG_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| io_err("read", &path, e))?;
+    let spec = crate::spec::parse(&bytes)?;
+    let joined: Vec<String> = spec
+        .linux
+        .as_ref()
+        .map(|l| l.namespaces.iter())
+        .into_iter()
+        .flatten()
+        .filter(|n| n.path.is_some())
+        .map(|n| n.typ.clone())
+        .collect();
+    let mut external = Vec::new();
+    for typ in &joined {
+        let (_, name, key) = joinable(typ)?;
+        if let Some(key) = key {
+            use std::os::unix::fs::MetadataExt;
+            let ns = PathBuf::from(format!("/proc/{pid}/ns/{name}"));
+            let ino = std::fs::metadata(&ns)
+                .map_err(|e| io_err("stat", &ns, e))?
+                .ino();
+            external.push(format!("{name}[{ino}]:{key}"));
+        }
+    }
+    Ok((joined, external))
 }
 
 /// The options both directions share, with the images and work directories as berth's fds (CRIU
@@ -318,6 +382,7 @@ fn validate(o: &CriuOptions) -> Result<()> {
 /// `berth checkpoint`: dumps the running container `id` into `o.image_path`. Without
 /// `--leave-running` (and without `--pre-dump`) the container is gone afterwards, as with runc.
 pub fn checkpoint(ctx: &Context, id: &str, o: &CriuOptions) -> Result<()> {
+    refuse_rootless("checkpoint")?;
     validate(o)?;
     let c = Container::load(&ctx.root, id)?;
     if !matches!(c.status(), Status::Running | Status::Paused) {
@@ -337,7 +402,9 @@ pub fn checkpoint(ctx: &Context, id: &str, o: &CriuOptions) -> Result<()> {
         .clone()
         .ok_or_else(|| Error::State("no state".into()))?;
     let made = !o.image_path.exists();
-    let result = Dirs::open(o).and_then(|dirs| dump(&criu, &saved, o, &dirs));
+    let (joined, ns_external) = joined_namespaces(&c, saved.pid)?;
+    let result =
+        Dirs::open(o).and_then(|dirs| dump(&criu, &saved, o, &dirs, (joined, ns_external)));
     if let Err(e) = result {
         // A failed dump leaves the container running (CRIU resumes it) and no images: a directory
         // berth made goes, but for CRIU's log when it is there (the error names it).
@@ -364,10 +431,17 @@ pub fn checkpoint(ctx: &Context, id: &str, o: &CriuOptions) -> Result<()> {
     Ok(())
 }
 
-fn dump(criu: &Path, saved: &Saved, o: &CriuOptions, dirs: &Dirs) -> Result<()> {
+fn dump(
+    criu: &Path,
+    saved: &Saved,
+    o: &CriuOptions,
+    dirs: &Dirs,
+    (namespaces, ns_external): (Vec<String>, Vec<String>),
+) -> Result<()> {
     let record = Record {
         mounts: externals(saved.pid)?,
         stdio: stdio_keys(saved.pid, &mount_ids(saved.pid)),
+        namespaces,
     };
     let bytes = serde_json::to_vec(&record).map_err(|e| Error::State(format!("encoding: {e}")))?;
     crate::files::replace_file(&o.image_path.join(EXTERNALS), "tmp", &bytes, 0o600, true)?;
@@ -400,6 +474,7 @@ fn dump(criu: &Path, saved: &Saved, o: &CriuOptions, dirs: &Dirs) -> Result<()> 
                 .filter(|(_, k)| k.starts_with("file["))
                 .map(|(_, k)| k.clone()),
         )
+        .chain(ns_external)
         .collect();
     let kind = if o.pre_dump {
         criu::Kind::PreDump
@@ -442,6 +517,7 @@ pub fn restore(
     vs: &mut crate::spec::ValidSpec,
     o: &CriuOptions,
 ) -> Result<i32> {
+    refuse_rootless("restore")?;
     validate(o)?;
     let criu = criu()?;
     let record: Record = match std::fs::read(o.image_path.join(EXTERNALS)) {
@@ -480,6 +556,7 @@ pub fn restore(
     let cgroup = p.cgroup.as_ref();
     let restored = super::create::with_state(ctx, &launch.id, &p, "restore", |c| {
         let fds = external_fds(&record, &p, sources)?;
+        let namespaces = namespace_fds(&record, vs)?;
         let root_readonly = vs.spec.root.as_ref().is_some_and(|r| r.readonly);
         let mut post_restore = |pid: i32| -> Result<()> {
             if let Some((cg, _)) = cgroup {
@@ -501,6 +578,7 @@ pub fn restore(
             o,
             Given {
                 volumes: &fds,
+                namespaces: &namespaces,
                 stdio: &record.stdio,
                 console: console.as_ref(),
             },
@@ -588,6 +666,41 @@ fn external_fds(
     Ok(fds)
 }
 
+/// The bundle's namespaces joined by path, opened (each checked to be a namespace of its type),
+/// which must be exactly those the checkpoint joined: a namespace the image has of its own is not
+/// swapped for a path, and one it joined is not made anew.
+fn namespace_fds(record: &Record, vs: &crate::spec::ValidSpec) -> Result<Vec<(String, OwnedFd)>> {
+    for typ in &record.namespaces {
+        if !vs.joins.iter().any(|j| &j.typ == typ) {
+            return Err(Error::InvalidSpec(format!(
+                "restore: the checkpointed container joined its {typ} namespace by path, and the bundle's linux.namespaces gives no path for it"
+            )));
+        }
+    }
+    let mut out = Vec::new();
+    for j in &vs.joins {
+        joinable(&j.typ)?;
+        if !record.namespaces.contains(&j.typ) {
+            return Err(Error::InvalidSpec(format!(
+                "restore: linux.namespaces joins the {} namespace {}, and the checkpoint has one of its own",
+                j.typ,
+                j.path.display()
+            )));
+        }
+        let fd = sys::openat2(None, &j.path, libc::O_RDONLY | libc::O_CLOEXEC, 0, 0)?;
+        let ty = sys::ns_type(&fd).ok();
+        if ty != Some(j.flag.bits()) {
+            return Err(Error::InvalidSpec(format!(
+                "linux.namespaces: {} is not a {} namespace",
+                j.path.display(),
+                j.typ
+            )));
+        }
+        out.push((j.typ.clone(), fd));
+    }
+    Ok(out)
+}
+
 /// What CRIU restores of the confinement is checked, not assumed: no_new_privs, which the spec
 /// asks and CRIU 3.17 does not bring back (it restores seccomp filters with its own privilege),
 /// fails the restore rather than leave the container without it.
@@ -636,6 +749,8 @@ struct Given<'a> {
     volumes: &'a [(String, OwnedFd)],
     /// The init's stdio CRIU cannot reopen, by fd number (handed on from berth's own).
     stdio: &'a [(i32, String)],
+    /// The bundle's namespaces to join, by OCI type.
+    namespaces: &'a [(String, OwnedFd)],
     /// Where a terminal's new master goes.
     console: Option<&'a crate::process::sync::Channel>,
 }
@@ -653,6 +768,7 @@ fn run_restore(
     let Given {
         volumes: fds,
         stdio,
+        namespaces,
         console,
     } = given;
     let dirs = Dirs::open(o)?;
@@ -678,6 +794,25 @@ fn run_restore(
     ]);
     // CRIU inherits berth's stdio and hands it on to the restored init, as runc and crun reconnect it.
     opts.inherit_fd = stdio.iter().map(|(fd, key)| (key.clone(), *fd)).collect();
+    for (typ, fd) in namespaces {
+        let (_, name, key) = joinable(typ)?;
+        match key {
+            // Inherited by CRIU under its key.
+            Some(key) => {
+                nix::fcntl::fcntl(
+                    fd.as_raw_fd(),
+                    nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+                )
+                .map_err(|e| Error::sys("fcntl(F_SETFD) of a namespace for criu", e))?;
+                opts.inherit_fd.push((key.to_string(), fd.as_raw_fd()));
+            }
+            // Opened by CRIU through this process's fd.
+            None => opts.join_ns.push((
+                name.to_string(),
+                format!("/proc/{}/fd/{}", std::process::id(), fd.as_raw_fd()),
+            )),
+        }
+    }
     let mut hardened = false;
     let mut on_notify = |n: criu::Notification| -> Result<()> {
         if n.script == "post-restore" {

@@ -61,6 +61,8 @@ pub(super) struct Opts {
     pub inherit_fd: Vec<(String, i32)>,
     /// `ps`: the page server's address and port.
     pub page_server: Option<(String, u16)>,
+    /// `join_ns`: (CRIU's namespace name, file CRIU opens).
+    pub join_ns: Vec<(String, String)>,
 }
 
 /// `criu_cg_mode` of runc's `--manage-cgroups-mode` value (validated before).
@@ -140,6 +142,12 @@ fn encode_opts(o: &Opts) -> Vec<u8> {
     }
     if o.empty_ns != 0 {
         m.uint(38, u64::from(o.empty_ns));
+    }
+    for (ns, file) in &o.join_ns {
+        let mut j = Pb::default();
+        j.bytes(1, ns.as_bytes());
+        j.bytes(2, file.as_bytes());
+        m.bytes(39, &j.0);
     }
     m.0
 }

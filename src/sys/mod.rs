@@ -1119,6 +1119,21 @@ pub fn landlock_abi() -> Option<i64> {
     (ret > 0).then_some(ret)
 }
 
+/// ioctl(NS_GET_NSTYPE): the CLONE_NEW* type of the namespace `fd` refers to (an nsfs file: a
+/// /proc/PID/ns link or a bind of one); ENOTTY for any other file.
+pub fn ns_type(fd: impl AsFd) -> Result<i32, SysError> {
+    const NS_GET_NSTYPE: libc::Ioctl = 0xb703; // _IO(0xb7, 0x3)
+    // SAFETY: NS_GET_NSTYPE takes no argument and writes no memory; the fd is borrowed for the call.
+    let ret = unsafe { libc::ioctl(fd.as_fd().as_raw_fd(), NS_GET_NSTYPE) };
+    if ret < 0 {
+        return Err(SysError {
+            call: "ioctl(NS_GET_NSTYPE)".into(),
+            errno: Errno::last(),
+        });
+    }
+    Ok(ret)
+}
+
 /// Takes ownership of an fd number berth was handed by its caller on the command line (runc's
 /// `--status-fd`), after checking it is open (fcntl F_GETFD), and returns it with its access mode.
 pub fn adopt_fd(fd: RawFd, what: &str) -> Result<(OwnedFd, i32), SysError> {
