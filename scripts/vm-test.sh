@@ -487,7 +487,7 @@ boot_criu() {
         'tty-running-[0-9]*-/dev/pts/0' 'tty-checkpointed-exited' 'tty-restored-continues-.*-/dev/pts/0' \
         'tty-output-after-restore' 'c7-lazy-status-ready' 'c7b-lazy-restored-continues' \
         'c7-lazy-checkpoint-done' 'c7-gone' 'c8-checkpointed' 'c9-refused-.*joined its .* namespace by path' \
-        'c8-restored-into-the-bundles-namespaces-crhost' \
+        'c8-restored-into-the-bundles-namespaces-crhost' 'c10-checkpointed' 'c10-restored-into-the-bundles-pid-namespace' \
         'done' || fail=1
     grep -aq "RESULT-cr-c[3569]-state-left" cr-console.log && { echo "a failed restore left its state"; fail=1; }
     return $fail

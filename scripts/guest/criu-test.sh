@@ -156,6 +156,23 @@ restore -d --image-path /tmp/ck8 --bundle /bundle c8 && sleep 1 && {
 $B delete -f c8
 kill $holder
 ip netns del crnet
+# A pid namespace joined by path (a pod sharing its processes): an external of the dump, the
+# bundle's again after the restore.
+# The namespace's init reaps what is reparented to it, as a pod's pause process does.
+unshare --pid --fork sh -c 'while :; do sleep 0.2; done' & pholder=$!
+sleep 0.3
+pinit=$(cat /proc/$pholder/task/$pholder/children | tr -d ' ')
+config c10 false off /count10 ""
+sed -i "s|{ \"type\": \"pid\" }|{ \"type\": \"pid\", \"path\": \"/proc/$pinit/ns/pid\" }|" /bundle/config.json
+start c10 && sleep 1 && $B checkpoint --image-path /tmp/ck10 c10 2>/dev/console && say "c10-checkpointed"
+q1=$(count /bundle/rootfs/count10)
+restore -d --image-path /tmp/ck10 --bundle /bundle c10 && sleep 1 && {
+    p10=$($B state c10 | grep -o '"pid": [0-9]*' | grep -o '[0-9]*')
+    [ "$(readlink /proc/$p10/ns/pid)" = "$(readlink /proc/$pinit/ns/pid)" ] && [ "$(count /bundle/rootfs/count10)" -gt "$q1" ] &&
+        say "c10-restored-into-the-bundles-pid-namespace"
+}
+$B delete -f c10
+kill $pholder
 
 # Podman with berth as its runtime: checkpoint and restore of a counter (vfs storage, cgroupfs,
 # no network; the image imported from the bundle's rootfs).
