@@ -1,20 +1,27 @@
-//! Checkpoint and restore through CRIU (its command line, `criu dump|pre-dump|restore`), with
-//! runc's options and berth's guarantees kept across the restore:
+//! Checkpoint and restore through CRIU's RPC (`criu swrk`, [`super::criu`]), with runc's options
+//! and berth's guarantees kept across the restore:
 //!
 //! - **Landlock** domains cannot be dumped or restored by CRIU: a container whose init is confined
 //!   by Landlock is refused at checkpoint (naming the reason), and a restore whose spec asks
 //!   Landlock to be enforced is refused; otherwise the restored container runs without it, and its
 //!   state says so (exec then gives its processes none either, as the init has none).
-//! - **Volumes** are external mounts of the image (`--external mnt[DEST]:DEST` at dump, recorded in
+//! - **Volumes** are external mounts of the image (`mnt[DEST]:DEST` at dump, recorded in
 //!   `berth-externals.json` beside the image): at restore each is taken from the bundle's mounts,
 //!   its source opened again (beneath its root under a host mount policy, which checks the whole
-//!   bundle again) and handed to CRIU as the fd itself (`/proc/self/fd/N`), never as a path from the
-//!   image; a masked file's /dev/null is berth's verified one. After CRIU has restored the tree,
-//!   each bind's attributes are set again on the mount found inside the container's root (read-only
-//!   stays read-only whatever the image says).
-//! - The **cgroup** is made again from the bundle with its limits, and the restored tree is moved
-//!   into it.
-//! - CRIU restores seccomp filters, capabilities and no_new_privs itself.
+//!   bundle again), cloned from that fd and bound from the restoring berth's private mount
+//!   namespace, never a path from the image; a masked file's /dev/null is berth's verified one.
+//! - At CRIU's **post-restore** notification, when the whole tree is restored but not yet resumed,
+//!   the tree is moved into its **cgroup** (made again from the bundle with its limits) and each
+//!   bind's attributes and a read-only root are set again on the restored mounts (read-only stays
+//!   read-only whatever the image says); a failure there makes CRIU kill the tree.
+//! - **Namespaces joined by path** (a pod's) are the bundle's again: network and pid as CRIU
+//!   externals (the bundle's fd inherited under runc's keys), ipc and uts joined (`join_ns`), each
+//!   checked to be a namespace of its type and to match what the checkpoint joined.
+//! - A **terminal**: its master side is outside the container (the console socket's receiver holds
+//!   it), so the slave is dumped as an orphan (`orphan_pts_master`) and at restore CRIU makes a new
+//!   master, which it hands to berth in a notification and berth sends to `--console-socket`.
+//! - CRIU restores seccomp filters and capabilities itself; no_new_privs, which CRIU 3.17 does not,
+//!   is checked after the restore and its absence refused.
 //!
 //! The container's root for CRIU is a bind of the rootfs onto itself in a private mount namespace of
 //! the restoring berth (gone when it returns): nothing is mounted on the host.
@@ -558,20 +565,8 @@ pub fn restore(
         let fds = external_fds(&record, &p, sources)?;
         let namespaces = namespace_fds(&record, vs)?;
         let root_readonly = vs.spec.root.as_ref().is_some_and(|r| r.readonly);
-        let mut post_restore = |pid: i32| -> Result<()> {
-            if let Some((cg, _)) = cgroup {
-                // A task of the tree may be gone meanwhile (CRIU's helpers): ESRCH is not an error.
-                for t in tree(pid) {
-                    match cg.join(t) {
-                        Err(e) if e.errno() == Some(nix::errno::Errno::ESRCH) => {}
-                        r => {
-                            r.with_context(|| "moving the restored tree into its cgroup".into())?
-                        }
-                    }
-                }
-            }
-            reharden(pid, &p.plan, root_readonly)
-        };
+        let mut post_restore =
+            |pid: i32| join_and_harden(cgroup.map(|(c, _)| c), pid, &p.plan, root_readonly);
         let pid = run_restore(
             &criu,
             vs,
@@ -592,6 +587,25 @@ pub fn restore(
         Ok(pid)
     });
     restored.map(|(_, pid)| pid)
+}
+
+/// At CRIU's post-restore, before the tree resumes: every task into the cgroup, the mounts hardened.
+fn join_and_harden(
+    cgroup: Option<&crate::cgroups::Cgroup>,
+    pid: i32,
+    plan: &[MountOp],
+    root_readonly: bool,
+) -> Result<()> {
+    if let Some(cg) = cgroup {
+        // A task of the tree may be gone meanwhile (CRIU's helpers): ESRCH is not an error.
+        for t in tree(pid) {
+            match cg.join(t) {
+                Err(e) if e.errno() == Some(nix::errno::Errno::ESRCH) => {}
+                r => r.with_context(|| "moving the restored tree into its cgroup".into())?,
+            }
+        }
+    }
+    reharden(pid, plan, root_readonly)
 }
 
 /// The host directory a restored container's cgroup mount at `point` binds: its (new) cgroup's in
@@ -755,34 +769,16 @@ struct Given<'a> {
     console: Option<&'a crate::process::sync::Channel>,
 }
 
-/// CRIU restore in a private mount namespace of this process, where the rootfs is bound onto itself
-/// (CRIU wants its root to be a mount point); the namespace goes when this returns.
-fn run_restore(
-    criu: &Path,
-    vs: &crate::spec::ValidSpec,
+/// The restore's options: the shared ones, the root, the restored tree as this process's child,
+/// notifications, stdio and the bundle's namespaces.
+fn restore_opts(
     o: &CriuOptions,
-    given: Given<'_>,
-    state_dir: &Path,
-    post_restore: &mut dyn FnMut(i32) -> Result<()>,
-) -> Result<i32> {
-    let Given {
-        volumes: fds,
-        stdio,
-        namespaces,
-        console,
-    } = given;
-    let dirs = Dirs::open(o)?;
-    let log = dirs.work_path.join("restore.log");
-    // Detached clones of the vetted sources, made here (a clone needs its source in this
-    // namespace), attached inside the private one below.
-    let trees = fds
-        .iter()
-        .map(|(_, fd)| {
-            let dir = sys::fstat(fd)?.st_mode & libc::S_IFMT == libc::S_IFDIR;
-            Ok((crate::mount::apply::clone_tree(fd, dir)?, dir))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let mut opts = base_opts(o, &dirs, "restore.log");
+    dirs: &Dirs,
+    vs: &crate::spec::ValidSpec,
+    stdio: &[(i32, String)],
+    namespaces: &[(String, OwnedFd)],
+) -> Result<criu::Opts> {
+    let mut opts = base_opts(o, dirs, "restore.log");
     opts.root = Some(vs.rootfs.to_string_lossy().into_owned());
     // The restored tree becomes this process's child (CRIU's sibling); notifications come here (the
     // terminal's new master among them); CRIU 3.17's new mount engine fails to remount the bind of
@@ -813,6 +809,53 @@ fn run_restore(
             )),
         }
     }
+    Ok(opts)
+}
+
+/// A restored terminal's new master (CRIU's orphan-pts-master notification) to the console socket.
+fn hand_over_terminal(
+    fd: Option<OwnedFd>,
+    console: Option<&crate::process::sync::Channel>,
+) -> Result<()> {
+    let master = fd.ok_or_else(|| {
+        Error::State("criu's orphan-pts-master notification came without its fd".into())
+    })?;
+    let console = console.ok_or_else(|| {
+        Error::InvalidSpec(
+            "restore: the checkpointed process has a terminal: restore needs --console-socket to hand it over".into(),
+        )
+    })?;
+    console.send_raw_fd(b"/dev/ptmx", master.as_raw_fd())
+}
+
+/// CRIU restore in a private mount namespace of this process, where the rootfs is bound onto itself
+/// (CRIU wants its root to be a mount point); the namespace goes when this returns.
+fn run_restore(
+    criu: &Path,
+    vs: &crate::spec::ValidSpec,
+    o: &CriuOptions,
+    given: Given<'_>,
+    state_dir: &Path,
+    post_restore: &mut dyn FnMut(i32) -> Result<()>,
+) -> Result<i32> {
+    let Given {
+        volumes: fds,
+        stdio,
+        namespaces,
+        console,
+    } = given;
+    let dirs = Dirs::open(o)?;
+    let log = dirs.work_path.join("restore.log");
+    // Detached clones of the vetted sources, made here (a clone needs its source in this
+    // namespace), attached inside the private one below.
+    let trees = fds
+        .iter()
+        .map(|(_, fd)| {
+            let dir = sys::fstat(fd)?.st_mode & libc::S_IFMT == libc::S_IFDIR;
+            Ok((crate::mount::apply::clone_tree(fd, dir)?, dir))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut opts = restore_opts(o, &dirs, vs, stdio, namespaces)?;
     let mut hardened = false;
     let mut on_notify = |n: criu::Notification| -> Result<()> {
         if n.script == "post-restore" {
@@ -825,18 +868,10 @@ fn run_restore(
             hardened = true;
             return Ok(());
         }
-        if n.script != "orphan-pts-master" {
-            return Ok(());
+        if n.script == "orphan-pts-master" {
+            return hand_over_terminal(n.fd, console);
         }
-        let master = n.fd.ok_or_else(|| {
-            Error::State("criu's orphan-pts-master notification came without its fd".into())
-        })?;
-        let console = console.ok_or_else(|| {
-            Error::InvalidSpec(
-                "restore: the checkpointed process has a terminal: restore needs --console-socket to hand it over".into(),
-            )
-        })?;
-        console.send_raw_fd(b"/dev/ptmx", master.as_raw_fd())
+        Ok(())
     };
     let ran = crate::process::private_mount_ns(|| {
         let tree = crate::mount::apply::clone_tree(
