@@ -4,14 +4,34 @@ import json, os, time, shutil, statistics, subprocess, sys, tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BERTH = os.path.join(ROOT, "target/x86_64-unknown-linux-musl/release/berth")
-RUNTIMES = {"berth": BERTH, "crun": shutil.which("crun"), "runc": shutil.which("runc")}
-# BERTH_BASELINE=/path/to/an/older/berth adds it as a row ("berth-base"), to see what a change cost.
+# The runtimes compared, from the environment where given: CRUN=/path/to/crun and RUNC=/path/to/runc
+# replace Debian's; BENCH_RUNTIMES="crun-1.27=/path/to/crun ..." adds rows (a name starting with
+# "crun" or "runc" is run as that runtime is); BERTH_BASELINE=/path/to/an/older/berth adds a
+# "berth-base" row, to see what a change cost. The bench never downloads or builds a runtime.
+RUNTIMES = {"berth": BERTH, "crun": os.environ.get("CRUN") or shutil.which("crun"),
+            "runc": os.environ.get("RUNC") or shutil.which("runc")}
+for item in os.environ.get("BENCH_RUNTIMES", "").split():
+    name, _, path = item.partition("=")
+    if not path or not os.access(path, os.X_OK):
+        raise SystemExit(f"BENCH_RUNTIMES: {item!r}: NAME=PATH of an executable")
+    RUNTIMES[name] = path
 if os.environ.get("BERTH_BASELINE"):
     RUNTIMES["berth-base"] = os.environ["BERTH_BASELINE"]
-# Global options per runtime. crun 1.8.1 refuses cgroup-v1 hybrid hosts ("drop all controllers from
-# cgroupv2") unless told to manage no cgroups, which is also what berth does; runc has no such switch
-# and creates its cgroups as usual.
-GLOBAL = {"berth": [], "berth-base": [], "crun": ["--cgroup-manager=disabled"], "runc": []}
+for rt, path in RUNTIMES.items():
+    if not path or not os.access(path, os.X_OK):
+        raise SystemExit(f"bench: no {rt} binary ({path!r}); install it or name one in the environment")
+
+
+def kind(rt):
+    """crun, runc or berth: how a row's runtime is run."""
+    return "crun" if rt.startswith("crun") else "runc" if rt.startswith("runc") else "berth"
+
+
+# Global options per runtime kind. crun 1.8.1 refuses cgroup-v1 hybrid hosts ("drop all controllers
+# from cgroupv2") unless told to manage no cgroups, which is also what berth does; runc has no such
+# switch and creates its cgroups as usual.
+GLOBAL_BY_KIND = {"berth": [], "crun": ["--cgroup-manager=disabled"], "runc": []}
+GLOBAL = {rt: list(GLOBAL_BY_KIND[kind(rt)]) for rt in RUNTIMES}
 
 
 # A typical Podman resources block (memory, pids, cpu shares, devices), for `bench.sh cgroups`.
@@ -29,19 +49,19 @@ PODMAN_RESOURCES = {
 
 def print_medians(res):
     """Prints the median wall, CPU and peak RSS of each row; returns them by runtime."""
-    print(f"{'runtime':8} {'wall ms':>9} {'CPU ms':>9} {'peak RSS MiB':>13}")
+    print(f"{'runtime':10} {'wall ms':>9} {'CPU ms':>9} {'peak RSS MiB':>13}")
     med = {}
     for rt, r in res.items():
         med[rt] = (statistics.median(r["wall"]) * 1e3, statistics.median(r["cpu"]) * 1e3,
                    statistics.median(r["rss"]) / 1024)
-        print(f"{rt:8} {med[rt][0]:9.2f} {med[rt][1]:9.2f} {med[rt][2]:13.2f}")
+        print(f"{rt:10} {med[rt][0]:9.2f} {med[rt][1]:9.2f} {med[rt][2]:13.2f}")
     return med
 
 
 def print_ratios(med):
-    """berth's ratios to crun and runc, as measured and net of the (harness) row."""
+    """berth's ratios to every other runtime, as measured and net of the (harness) row."""
     h = med["(harness)"]
-    for other in ("crun", "runc"):
+    for other in (rt for rt in RUNTIMES if kind(rt) != "berth"):
         w, c, m = (med["berth"][k] / med[other][k] if med[other][k] else float("nan") for k in range(3))
         nw, nc = ((med["berth"][k] - h[k]) / (med[other][k] - h[k]) for k in range(2))
         print(f"berth/{other}: wall {w:.2f}x  CPU {c:.2f}x  RSS {m:.2f}x   "
@@ -110,7 +130,8 @@ def startup(runs, resources=None, masked=0):
     work = tempfile.mkdtemp(prefix="berth-bench-")
     if resources:
         # Every runtime manages its cgroups (crun's cgroupfs driver; berth and runc by default).
-        GLOBAL["crun"] = []
+        for rt in RUNTIMES:
+            GLOBAL[rt] = []
     try:
         b = bundle(work, 0, resources, masked)
         res = {rt: {"wall": [], "cpu": [], "rss": []} for rt in list(RUNTIMES) + ["(harness)"]}
@@ -313,9 +334,152 @@ def exec_bench(runs):
         subprocess.run(["rm", "-rf", work])
 
 
+# The masked and read-only paths containerd's CRI plugin sends for a Kubernetes container (its
+# defaults), plus one thermal_throttle directory per CPU as on a node that has them.
+K8S_MASKED = ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+              "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+              "/sys/firmware", "/sys/devices/virtual/powercap"]
+K8S_READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+K8S_RESOURCES = {"memory": {"limit": 134217728}, "pids": {"limit": 1024},
+                 "cpu": {"shares": 102, "quota": 50000, "period": 100000}}
+
+
+def pod_bundle(work, i, rootfs):
+    """Container i's bundle: runc's default spec made Kubernetes-like: containerd's masked and
+    read-only paths, a cgroup with limits, and three volumes of its own (a configmap-like read-only
+    directory, an emptyDir, the pod's hosts file), on a shared rootfs."""
+    b = os.path.join(work, f"pod-{i}")
+    os.makedirs(b)
+    subprocess.run([BERTH, "spec", "--bundle", b], check=True)
+    with open(os.path.join(b, "config.json")) as f:
+        c = json.load(f)
+    c["ociVersion"] = "1.0.2-dev"
+    c["root"] = {"path": rootfs, "readonly": False}
+    c["process"]["terminal"] = False
+    c["process"]["args"] = ["/bin/sleep", "100000"]
+    cpus = os.cpu_count() or 1
+    c["linux"]["maskedPaths"] = K8S_MASKED + [f"/sys/devices/system/cpu/cpu{n}/thermal_throttle"
+                                              for n in range(cpus)]
+    c["linux"]["readonlyPaths"] = K8S_READONLY
+    c["linux"]["resources"] = K8S_RESOURCES
+    vol = os.path.join(work, "vols", str(i))
+    for d in ("config", "empty"):
+        os.makedirs(os.path.join(vol, d))
+    with open(os.path.join(vol, "hosts"), "w") as f:
+        f.write("127.0.0.1 localhost\n")
+    c["mounts"] += [
+        {"destination": "/etc/config", "type": "bind", "source": os.path.join(vol, "config"),
+         "options": ["rbind", "ro"]},
+        {"destination": "/data", "type": "bind", "source": os.path.join(vol, "empty"),
+         "options": ["rbind", "rw"]},
+        {"destination": "/etc/hosts", "type": "bind", "source": os.path.join(vol, "hosts"),
+         "options": ["rbind", "rw"]},
+    ]
+    with open(os.path.join(b, "config.json"), "w") as f:
+        json.dump(c, f)
+    return b
+
+
+def timed(argv):
+    """(wall s, CPU s of it and everything it waited for, peak RSS KiB) of one runtime call. Its
+    stderr goes to a file: a created container's init keeps the stdio it was given open."""
+    with tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile() as rss:
+        t = time.perf_counter()
+        # GNU time reports the runtime's peak RSS (a child of Python's counts Python's until exec).
+        p = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", rss.name, *argv],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, ru = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t
+        p.returncode = os.waitstatus_to_exitcode(status)
+        if p.returncode != 0:
+            err.seek(0)
+            text = err.read().decode(errors="replace")
+            raise SystemExit(f"{argv[0]} {' '.join(argv[-3:])} failed: {text.strip()[-300:]}")
+        peak = int(open(rss.name).read().split()[-1])
+    return wall, ru.ru_utime + ru.ru_stime, peak
+
+
+def density(n, probes=10):
+    """Pod density: n Kubernetes-like containers per runtime created and started (interleaved across
+    runtimes), each exec'd `probes` times like a liveness probe, then killed and deleted. Reports the
+    time to create and start all n, the CPU per container over its whole life (every runtime call,
+    and what it waited for), and the peak RSS of any runtime call."""
+    work = tempfile.mkdtemp(prefix="berth-density-")
+    rootfs = os.path.join(work, "rootfs")
+    subprocess.run(["cp", "-a", os.path.join(ROOT, "rootfs"), rootfs], check=True)
+    for d in ("etc/config", "data"):
+        os.makedirs(os.path.join(rootfs, d), exist_ok=True)
+    open(os.path.join(rootfs, "etc/hosts"), "a").close()
+    bundles = [pod_bundle(work, i, rootfs) for i in range(n)]
+    res = {rt: {"create": 0.0, "cpu": 0.0, "rss": 0, "exec": 0.0} for rt in RUNTIMES}
+    live = []
+
+    def call(rt, *args):
+        state = os.path.join(work, "state-" + rt)
+        return timed([RUNTIMES[rt], *GLOBAL[rt], "--root", state, *args])
+
+    def account(rt, r, phase=None):
+        res[rt]["cpu"] += r[1]
+        res[rt]["rss"] = max(res[rt]["rss"], r[2])
+        if phase:
+            res[rt][phase] += r[0]
+
+    try:
+        for i, b in enumerate(bundles):
+            for rt in RUNTIMES:
+                cid = f"pod-{rt}-{i}"
+                # Each container its own cgroup, as a kubelet's pods.
+                with open(os.path.join(b, "config.json")) as f:
+                    c = json.load(f)
+                c["linux"]["cgroupsPath"] = f"/berth-density/{cid}"
+                with open(os.path.join(b, "config.json"), "w") as f:
+                    json.dump(c, f)
+                account(rt, call(rt, "create", "--bundle", b, cid), "create")
+                live.append((rt, cid))
+                account(rt, call(rt, "start", cid), "create")
+        for _ in range(probes):
+            for rt, cid in live:
+                account(rt, call(rt, "exec", cid, "/bin/true"), "exec")
+        for rt, cid in list(live):
+            account(rt, call(rt, "kill", cid, "KILL"))
+        for rt, cid in list(live):
+            for _ in range(200):
+                try:
+                    account(rt, call(rt, "delete", cid))
+                    break
+                except SystemExit:
+                    time.sleep(0.01)  # not stopped yet
+            live.remove((rt, cid))
+        print(f"pod density: {n} containers per runtime (containerd's masked and read-only paths, "
+              f"{os.cpu_count()} per-CPU masks, a cgroup with memory/pids/cpu limits, 3 volumes), "
+              f"created and started interleaved, each exec'd {probes} times, killed, deleted")
+        print(f"{'runtime':10} {'create+start all s':>19} {'CPU ms/container':>17} {'exec ms':>8} "
+              f"{'peak RSS MiB':>13}")
+        for rt, r in res.items():
+            print(f"{rt:10} {r['create']:19.2f} {r['cpu'] * 1e3 / n:17.2f} "
+                  f"{r['exec'] * 1e3 / (n * probes):8.2f} {r['rss'] / 1024:13.2f}")
+        for other in (rt for rt in RUNTIMES if kind(rt) != "berth"):
+            o, b = res[other], res["berth"]
+            print(f"berth/{other}: create+start {b['create'] / o['create']:.2f}x  "
+                  f"CPU per container {b['cpu'] / o['cpu']:.2f}x  RSS {b['rss'] / o['rss']:.2f}x")
+    finally:
+        for rt, cid in live:
+            state = os.path.join(work, "state-" + rt)
+            subprocess.run([RUNTIMES[rt], *GLOBAL[rt], "--root", state, "delete", "-f", cid],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(["rm", "-rf", work])
+        # The cgroup parent the runs made (rmdir: only while empty), in every hierarchy.
+        subprocess.run("rmdir /sys/fs/cgroup/*/berth-density /sys/fs/cgroup/berth-density 2>/dev/null",
+                       shell=True)
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
-    if args and args[0] == "mounts":
+    if args and args[0] == "density":
+        for rt in RUNTIMES:
+            GLOBAL[rt] = []  # every runtime manages the pods' cgroups
+        density(int(args[1]) if len(args) > 1 else 100)
+    elif args and args[0] == "mounts":
         mounts(int(args[1]) if len(args) > 1 else 5)
     elif args and args[0] == "exec":
         exec_bench(int(args[1]) if len(args) > 1 else 200)

@@ -8,6 +8,9 @@
 #   scripts/bench.sh cgroups [RUNS]  the same with a Podman-like resources block, cgroups managed
 #   scripts/bench.sh exec [RUNS]     exec of /bin/true into a running container
 #   scripts/bench.sh masked [RUNS]   the default bundle with 400 more masked directories
+#   scripts/bench.sh density [N]     pod density: N Kubernetes-like containers (default 100), each
+#                                    exec'd 10 times like a probe, then deleted
+# Other builds: CRUN=/path/to/crun RUNC=/path/to/runc, BENCH_RUNTIMES="crun-1.27=/path ..." (rows).
 set -eu
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench.sh: run as root" >&2; exit 1; }
