@@ -857,6 +857,8 @@ fn run_restore(
         .collect::<Result<Vec<_>>>()?;
     let mut opts = restore_opts(o, &dirs, vs, stdio, namespaces)?;
     let mut hardened = false;
+    // The restored tree's root once CRIU has named it: this process's child (CRIU's sibling).
+    let mut root: Option<i32> = None;
     let mut on_notify = |n: criu::Notification| -> Result<()> {
         if n.script == "post-restore" {
             // The whole tree is restored and stopped, not yet resumed: into its cgroup, and its
@@ -864,6 +866,7 @@ fn run_restore(
             let pid = n.pid.filter(|p| *p > 0).ok_or_else(|| {
                 Error::State("criu's post-restore notification came without the pid".into())
             })?;
+            root = Some(pid);
             post_restore(pid)?;
             hardened = true;
             return Ok(());
@@ -889,7 +892,18 @@ fn run_restore(
             "restore",
             &mut on_notify,
         )
-    })?;
+    });
+    let ran = match ran {
+        Ok(r) => r,
+        Err(e) => {
+            // However the conversation ended (CRIU failing, dying, answering garbage), a tree it
+            // had restored is killed and reaped here, never left running unrecorded.
+            if let Some(pid) = root {
+                drop(crate::process::ChildGuard::new(pid));
+            }
+            return Err(e);
+        }
+    };
     let pid = ran
         .restored_pid
         .filter(|p| *p > 0)
