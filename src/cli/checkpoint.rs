@@ -124,21 +124,25 @@ pub fn checkpoint(g: &Global, a: CheckpointArgs) -> Result<i32> {
     o.leave_running = a.leave_running;
     o.pre_dump = a.pre_dump;
     o.parent_path = a.parent_path;
-    o.page_server = a.page_server;
+    o.page_server = a
+        .page_server
+        .as_deref()
+        .map(lifecycle::parse_page_server)
+        .transpose()?;
     if let Some(fd) = a.status_fd {
         if !a.criu.lazy_pages {
             return Err(Error::InvalidSpec(
                 "--status-fd goes with --lazy-pages".into(),
             ));
         }
-        let (fd, mode) = crate::sys::adopt_fd(fd, "--status-fd")?;
+        let mode = crate::sys::fd_access_mode(fd)
+            .map_err(|e| Error::InvalidSpec(format!("--status-fd {fd}: {e}")))?;
         if mode == libc::O_RDONLY {
-            // Not berth's to close (it may be the stdio the error goes to).
-            let _ = std::os::fd::IntoRawFd::into_raw_fd(fd);
             return Err(Error::InvalidSpec(
                 "--status-fd: the fd is not open for writing".into(),
             ));
         }
+        let fd = crate::sys::adopt_fd(fd)?;
         o.status_fd = std::sync::Mutex::new(Some(fd));
     }
     lifecycle::checkpoint(&g.context(), &a.id, &o)?;

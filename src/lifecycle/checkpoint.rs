@@ -67,8 +67,9 @@ pub struct CriuOptions {
     pub lazy_pages: bool,
     /// restore's `--console-socket`: where a restored terminal's new master side is sent.
     pub console_socket: Option<PathBuf>,
-    /// checkpoint's `--page-server ADDR:PORT`: where CRIU serves (lazy) or sends the pages.
-    pub page_server: Option<String>,
+    /// checkpoint's `--page-server ADDR:PORT` ([`parse_page_server`]): where CRIU serves (lazy) or
+    /// sends the pages.
+    pub page_server: Option<(String, u16)>,
     /// checkpoint's `--status-fd`: a zero byte is written there, and the fd closed, once the lazy
     /// pages are being served.
     pub status_fd: std::sync::Mutex<Option<OwnedFd>>,
@@ -351,8 +352,8 @@ impl Dirs {
 }
 
 /// `--page-server ADDR:PORT` (an IPv6 address in brackets or bare: the port is after the last
-/// colon).
-fn page_server(ps: &str) -> Result<(String, u16)> {
+/// colon) as (address, port).
+pub fn parse_page_server(ps: &str) -> Result<(String, u16)> {
     let bad = || {
         Error::InvalidSpec(format!(
             "--page-server {ps:?}: ADDRESS:PORT, the port a number 1-65535"
@@ -374,9 +375,6 @@ fn validate(o: &CriuOptions) -> Result<()> {
         return Err(Error::InvalidSpec(format!(
             "--manage-cgroups-mode {m:?}: one of soft, full, strict, ignore"
         )));
-    }
-    if let Some(ps) = &o.page_server {
-        page_server(ps)?;
     }
     if let Some(ns) = o.empty_ns.iter().find(|n| n.as_str() != "network") {
         return Err(Error::InvalidSpec(format!(
@@ -488,9 +486,7 @@ fn dump(
     } else {
         criu::Kind::Dump
     };
-    if let Some(ps) = &o.page_server {
-        opts.page_server = Some(page_server(ps)?);
-    }
+    opts.page_server.clone_from(&o.page_server);
     // Notifications: "status-ready" says the lazy pages are being served.
     opts.flags.push(criu::Flag::NotifyScripts);
     let mut on_notify = |n: criu::Notification| -> Result<()> {

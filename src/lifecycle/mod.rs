@@ -36,7 +36,7 @@ mod update;
 mod volumes;
 
 pub use check::{Report as CheckReport, check};
-pub use checkpoint::{CriuOptions, checkpoint, restore};
+pub use checkpoint::{CriuOptions, checkpoint, parse_page_server, restore};
 pub use create::{Created, create};
 pub use delete::{delete, kill, parse_signal};
 pub use exec::{ExecProcess, ExecRequest, Overrides, exec};

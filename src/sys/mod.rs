@@ -1134,31 +1134,34 @@ pub fn ns_type(fd: impl AsFd) -> Result<i32, SysError> {
     Ok(ret)
 }
 
-/// Takes ownership of an fd number berth was handed by its caller on the command line (runc's
-/// `--status-fd`), after checking it is open (fcntl F_GETFD), and returns it with its access mode.
-pub fn adopt_fd(fd: RawFd, what: &str) -> Result<(OwnedFd, i32), SysError> {
-    let call = || format!("fcntl({what} {fd})");
+/// The access mode (`O_RDONLY`, `O_WRONLY`, `O_RDWR`) of an fd number berth was handed by its
+/// caller on the command line (runc's `--status-fd`); EBADF when it is not open.
+pub fn fd_access_mode(fd: RawFd) -> Result<i32, SysError> {
     if fd < 0 {
         return Err(SysError {
-            call: call(),
+            call: format!("fcntl({fd}, F_GETFL)"),
             errno: Errno::EBADF,
         });
     }
-    // SAFETY: fcntl with F_GETFD/F_GETFL reads flags of an fd number and touches no memory; an fd
-    // that is not open gives EBADF.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-    if flags < 0 {
+    // SAFETY: F_GETFL reads the flags of an fd number and touches no memory; an fd that is not
+    // open gives EBADF.
+    let mode = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if mode < 0 {
         return Err(SysError {
-            call: call(),
+            call: format!("fcntl({fd}, F_GETFL)"),
             errno: Errno::last(),
         });
     }
-    // SAFETY: as above.
-    let mode = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    Ok(mode & libc::O_ACCMODE)
+}
+
+/// Takes ownership of an fd number berth was handed by its caller for berth to write and close
+/// (checked open by [`fd_access_mode`] first).
+pub fn adopt_fd(fd: RawFd) -> Result<OwnedFd, SysError> {
+    fd_access_mode(fd)?;
     // SAFETY: the fd is open (checked above) and was given to this process by its caller for berth
     // to write and close; nothing else in berth holds it, so the OwnedFd becomes its only owner.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    Ok((owned, mode & libc::O_ACCMODE))
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// pidfd_open(pid, 0): a handle on the process that stays valid (and never names another process)
