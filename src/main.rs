@@ -15,16 +15,16 @@ fn main() {
         report(info);
         berth::sys::exit_now(134);
     }));
-    let cli = berth::cli::parse();
     // The verbs that put processes into a container run from a sealed copy of this binary
-    // (security::exe): re-executed here, before anything else happens.
-    if cli.command.enters_container()
-        && let Err(e) = berth::security::exe::run_sealed()
-    {
-        logging::to_stderr(&format!(
-            "berth: error: running from a sealed copy of berth's binary: {e}\n"
-        ));
-        std::process::exit(1);
+    // (security::exe): re-executed before anything else happens, first by the verb's name (so the
+    // command line is parsed once, in the copy), then by the parsed verb, which decides.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if berth::cli::verb_enters_container(&args) {
+        sealed_or_exit();
+    }
+    let cli = berth::cli::parse_from(&args);
+    if cli.command.enters_container() {
+        sealed_or_exit();
     }
     let format = match cli.global.log_format {
         LogFormat::Text => logging::Format::Text,
@@ -42,4 +42,14 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// Runs from the sealed copy (re-executing into it if need be), or ends berth with the error.
+fn sealed_or_exit() {
+    if let Err(e) = berth::security::exe::run_sealed() {
+        logging::to_stderr(&format!(
+            "berth: error: running from a sealed copy of berth's binary: {e}\n"
+        ));
+        std::process::exit(1);
+    }
 }

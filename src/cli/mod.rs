@@ -108,6 +108,7 @@ fn default_root() -> PathBuf {
 
 /// The verbs.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Write a default config.json into the bundle directory.
     Spec(spec::Args),
@@ -159,6 +160,9 @@ pub enum Command {
     Man(docs::ManArgs),
 }
 
+/// The verbs for which [`Command::enters_container`] holds, by name.
+const ENTERING_VERBS: [&str; 3] = ["create", "run", "exec"];
+
 impl Command {
     /// Whether the verb starts processes inside a container (they must run from berth's sealed copy).
     pub fn enters_container(&self) -> bool {
@@ -169,14 +173,39 @@ impl Command {
     }
 }
 
+/// Whether the command line's verb is one that enters a container, read from the raw arguments
+/// before clap parses them, so that berth re-executes from its sealed copy before spending anything
+/// on parsing (which it would otherwise do twice). The verb is the first argument that is neither an
+/// option nor the value of a global option that takes one (`--root X`; `--root=X` is one argument).
+/// Only a shortcut: after parsing, [`Command::enters_container`] decides, and a verb missed here is
+/// re-executed for then.
+pub fn verb_enters_container(args: &[std::ffi::OsString]) -> bool {
+    const TAKES_VALUE: [&str; 4] = ["--root", "--log", "--log-format", "--policy"];
+    let mut rest = args.iter().skip(1);
+    while let Some(a) = rest.next() {
+        let Some(a) = a.to_str() else { return false };
+        if TAKES_VALUE.contains(&a) {
+            rest.next();
+        } else if !a.starts_with('-') {
+            return ENTERING_VERBS.contains(&a);
+        }
+    }
+    false
+}
+
 /// Parses the command line. Global options go before the verb (runc's grammar, and what every client
 /// passes); one after the verb is also accepted: only then is the command line parsed again with the
 /// global options propagated to every verb, which clap does by copying them into each (a third of a
 /// `berth state`'s start-up when done on every call).
 pub fn parse() -> Cli {
-    use clap::{CommandFactory, FromArgMatches};
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    match Cli::try_parse_from(&args) {
+    parse_from(&args)
+}
+
+/// [`parse`] of the given arguments (the program's name first).
+pub fn parse_from(args: &[std::ffi::OsString]) -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) if e.kind() == clap::error::ErrorKind::UnknownArgument => {
             let mut cmd = Cli::command();
@@ -188,7 +217,7 @@ pub fn parse() -> Cli {
             for id in globals {
                 cmd = cmd.mut_arg(id, |a| a.global(true));
             }
-            let matches = cmd.get_matches_from(&args);
+            let matches = cmd.get_matches_from(args);
             Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
         }
         Err(e) => e.exit(),
@@ -236,6 +265,42 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Restore(a) => checkpoint::restore(g, a),
         Command::Completion(_) | Command::Man(_) => {
             docs::forward(&std::env::args_os().skip(1).collect::<Vec<_>>())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> Vec<std::ffi::OsString> {
+        s.split(' ').map(Into::into).collect()
+    }
+
+    /// The shortcut agrees with the parsed verb on the command lines clients send, and is never
+    /// fooled into "yes" by an option's value or an id that happens to be a verb's name.
+    #[test]
+    fn verb_is_read_as_clap_reads_it() {
+        for (line, enters) in [
+            ("berth run --bundle b c", true),
+            ("berth --root /r create --bundle b c", true),
+            (
+                "berth --root=/r --log /l --log-format json exec c /bin/true",
+                true,
+            ),
+            ("berth --debug --systemd-cgroup run -b b c", true),
+            ("berth --root run state c", false),
+            ("berth --log exec --root /r state c", false),
+            ("berth state run", false),
+            ("berth delete --force exec", false),
+            ("berth --policy create list", false),
+            ("berth", false),
+        ] {
+            let args = words(line);
+            assert_eq!(verb_enters_container(&args), enters, "{line}");
+            if let Ok(cli) = Cli::try_parse_from(&args) {
+                assert_eq!(cli.command.enters_container(), enters, "{line} (clap)");
+            }
         }
     }
 }
