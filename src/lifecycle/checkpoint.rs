@@ -842,15 +842,7 @@ fn run_restore(
     } = given;
     let dirs = Dirs::open(o)?;
     let log = dirs.work_path.join("restore.log");
-    // Detached clones of the vetted sources, made here (a clone needs its source in this
-    // namespace), attached inside the private one below.
-    let trees = fds
-        .iter()
-        .map(|(_, fd)| {
-            let dir = sys::fstat(fd)?.st_mode & libc::S_IFMT == libc::S_IFDIR;
-            Ok((crate::mount::apply::clone_tree(fd, dir)?, dir))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let trees = clone_sources(fds)?;
     let mut opts = restore_opts(o, &dirs, vs, stdio, namespaces)?;
     let mut hardened = false;
     // The restored tree's root once CRIU has named it: this process's child (CRIU's sibling).
@@ -900,6 +892,23 @@ fn run_restore(
             return Err(e);
         }
     };
+    restored_pid(&ran, hardened)
+}
+
+/// Detached clones of the vetted sources, made before the private namespace is entered (a clone
+/// needs its source in this namespace) and attached inside it; each with whether it is a directory.
+fn clone_sources(fds: &[(String, OwnedFd)]) -> Result<Vec<(OwnedFd, bool)>> {
+    fds.iter()
+        .map(|(_, fd)| {
+            let dir = sys::fstat(fd)?.st_mode & libc::S_IFMT == libc::S_IFDIR;
+            Ok((crate::mount::apply::clone_tree(fd, dir)?, dir))
+        })
+        .collect()
+}
+
+/// The pid CRIU answered with, provided the tree was hardened at post-restore; else the tree is
+/// killed and the restore refused.
+fn restored_pid(ran: &criu::Response, hardened: bool) -> Result<i32> {
     let pid = ran
         .restored_pid
         .filter(|p| *p > 0)
