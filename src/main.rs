@@ -22,7 +22,7 @@ fn main() {
     if berth::cli::verb_enters_container(&args) {
         sealed_or_exit();
     }
-    let cli = berth::cli::parse_from(&args);
+    let cli = berth::cli::parse(&args);
     if cli.command.enters_container() {
         sealed_or_exit();
     }

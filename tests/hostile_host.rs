@@ -535,3 +535,34 @@ fn a_forged_sealed_marker_is_refused_not_trusted() {
     }
     assert!(!b.state.join("forged").exists());
 }
+
+#[test]
+fn a_verb_the_early_scan_cannot_read_still_runs_from_the_sealed_copy() {
+    // berth re-executes from its sealed copy before parsing when it reads an entering verb in the
+    // raw arguments, and again after parsing otherwise. A state root given as `--root=` with a byte
+    // that is not UTF-8 stops the early reading (it answers "no"), so only the parsed verb stands
+    // between `run` and running from the host binary: the waiting berth must still be the copy.
+    let b = Bundle::new("sleep 2");
+    b.write();
+    let bin = b.tmp.path().join("berth-private");
+    std::fs::copy(BERTH, &bin).unwrap();
+    let mut root = b.tmp.path().join("state").into_os_string();
+    root.push(std::ffi::OsStr::from_bytes(b"-\xff"));
+    let mut opt = std::ffi::OsString::from("--root=");
+    opt.push(&root);
+    // Killed and reaped by the guard should an assertion fail before it ends.
+    let mut child = Sleeper(
+        Command::new(&bin)
+            .arg(&opt)
+            .args(["run", "scan"])
+            .current_dir(&b.dir)
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let exe = std::fs::read_link(format!("/proc/{}/exe", child.pid())).unwrap();
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "run failed: {status:?}");
+    assert_ne!(exe, bin, "the waiting berth runs from the host binary");
+    assert!(std::fs::read_dir(&root).unwrap().next().is_none());
+}

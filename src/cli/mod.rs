@@ -197,13 +197,8 @@ pub fn verb_enters_container(args: &[std::ffi::OsString]) -> bool {
 /// passes); one after the verb is also accepted: only then is the command line parsed again with the
 /// global options propagated to every verb, which clap does by copying them into each (a third of a
 /// `berth state`'s start-up when done on every call).
-pub fn parse() -> Cli {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    parse_from(&args)
-}
-
-/// [`parse`] of the given arguments (the program's name first).
-pub fn parse_from(args: &[std::ffi::OsString]) -> Cli {
+/// `args` is the whole command line, the program's name first.
+pub fn parse(args: &[std::ffi::OsString]) -> Cli {
     use clap::{CommandFactory, FromArgMatches};
     match Cli::try_parse_from(args) {
         Ok(cli) => cli,

@@ -108,9 +108,9 @@ fn readonly_clone() -> Option<std::os::fd::OwnedFd> {
 
 /// Makes sure this process runs from a sealed copy of its binary: returns when it does, else
 /// re-executes itself from one (and returns only on error); a second call returns at once. Called
-/// first thing in `main` for the verbs that put processes into containers. As root the copy is a read-only detached clone of the
-/// binary's mount (no bytes copied: one execve is the whole cost); otherwise a memfd holding the
-/// bytes, sealed against writing, growing, shrinking and resealing.
+/// first thing in `main` for the verbs that put processes into containers. As root the copy is a
+/// read-only detached clone of the binary's mount (no bytes copied: one execve is the whole cost);
+/// otherwise a memfd holding the bytes, sealed against writing, growing, shrinking and resealing.
 pub fn run_sealed() -> Result<()> {
     if ORIGIN.get().is_some() {
         return Ok(()); // checked already: this process runs from its copy
