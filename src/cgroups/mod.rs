@@ -49,7 +49,7 @@ struct Hierarchy {
 }
 
 fn read(path: &str) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| io_err("read", Path::new(path), e))
+    crate::sys::read_proc(path).map_err(|e| io_err("read", Path::new(path), e))
 }
 
 /// The hierarchies of this host (read from /proc/self/mountinfo and /proc/self/cgroup once).

@@ -50,7 +50,7 @@ pub struct Target<'a> {
 /// too), and no_new_privs when the init has it.
 pub fn bound_by_init(p: &mut crate::spec::Process, pid: i32) -> Result<()> {
     let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).map_err(|_| {
+    let status = crate::sys::read_proc(&path).map_err(|_| {
         Error::State("cannot exec in a stopped container (its init is gone)".into())
     })?;
     let field = |name: &str| {
@@ -295,7 +295,7 @@ fn container_rules(vs: &ValidSpec, mode: Mode, root: &Root) -> Result<Landlock> 
         // Everything beneath a writable root has every right already: no mount point needs a rule.
         return Ok(l);
     }
-    let info = std::fs::read_to_string("/proc/self/mountinfo")
+    let info = sys::read_proc("/proc/self/mountinfo")
         .map_err(|e| crate::error::io_err("read", Path::new("/proc/self/mountinfo"), e))?;
     mount_rules(&mut l, root, &info, |_| true)?;
     Ok(l)

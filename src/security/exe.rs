@@ -43,7 +43,7 @@ static ORIGIN: OnceLock<Option<(u64, u64)>> = OnceLock::new();
 static SELF_EXE: OnceLock<Option<(u64, u64)>> = OnceLock::new();
 
 fn mnt_id_of(fd: std::os::fd::RawFd) -> Option<String> {
-    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
+    let info = crate::sys::read_proc(&format!("/proc/self/fdinfo/{fd}")).ok()?;
     info.lines()
         .find_map(|l| l.strip_prefix("mnt_id:"))
         .map(|v| v.trim().to_string())

@@ -667,6 +667,16 @@ pub fn mount_of(fd: impl AsFd) -> Result<MountOf, SysError> {
     })
 }
 
+/// A /proc file whole, read into a 16 KiB buffer. procfs reports its files' size as 0, so
+/// `read_to_string` starts with a 32-byte probe and doubles: nine read(2)s for a container's
+/// mountinfo, each of which walks the mount table again in the kernel; this takes it in one or two.
+pub fn read_proc(path: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(16 * 1024);
+    std::fs::File::open(path)?.read_to_end(&mut buf)?;
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
 /// Start time of a process (field 22 of /proc/PID/stat, in clock ticks since boot) and whether it
 /// still runs (not a zombie); None when there is no such process.
 pub fn process_start(pid: i32) -> Option<(u64, bool)> {
