@@ -224,10 +224,30 @@ fn landlock_status_is_logged_and_enforce_fails_without_landlock() {
 /// (enforce), so the rules, not their absence, are what is checked.
 #[test]
 fn landlock_keeps_writable_submounts_of_a_read_only_rbind_writable() {
-    let script = "echo a > /v/sub/f && echo sub-rw; (echo b > /v/f) 2>/dev/null || echo top-ro; exec sleep 100";
-    let mut b = Bundle::new(script);
+    writable_submount_of_a_read_only_rbind("sub", "lw1");
+}
+
+/// The same with a submount whose name is not UTF-8 (byte 0xff): mountinfo shows it raw, and a
+/// reader that insists on UTF-8 failed every exec into the container, one that replaced the byte
+/// gave the init no rule for it (its writes refused beneath a read-only root).
+#[test]
+fn landlock_keeps_a_submount_named_with_bytes_that_are_not_utf8_writable() {
+    writable_submount_of_a_read_only_rbind("\\377sub", "lw2");
+}
+
+/// `name` as printf(1) writes it (octal escapes allowed) is the submount's directory in the volume.
+fn writable_submount_of_a_read_only_rbind(name: &str, id: &str) {
+    let script = format!(
+        "s=$(printf '{name}'); echo a > /v/$s/f && echo sub-rw; (echo b > /v/f) 2>/dev/null || echo top-ro; exec sleep 100"
+    );
+    let mut b = Bundle::new(&script);
     let vol = b.host_path("vol");
-    std::fs::create_dir(vol.join("sub")).unwrap();
+    let made = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("mkdir \"{}/$(printf '{name}')\"", vol.display()))
+        .status()
+        .unwrap();
+    assert!(made.success());
     b.spec["root"]["readonly"] = json!(true);
     b.spec["annotations"] = json!({"berth.landlock": "enforce"});
     b.add_mount(
@@ -238,10 +258,10 @@ fn landlock_keeps_writable_submounts_of_a_read_only_rbind_writable() {
     // from which berth runs (detached) and then execs.
     let v = vol.display();
     let script = format!(
-        "set -e; mount -t tmpfs sub {v}/sub; \
-         {BERTH} --root {st} run -d --bundle {bd} lw1 > {v}.init 2>&1; sleep 1; \
-         {BERTH} --root {st} exec lw1 sh -c 'echo c > /v/sub/g && echo exec-sub-rw; (echo d > /v/g) 2>/dev/null || echo exec-top-ro'; \
-         {BERTH} --root {st} delete -f lw1",
+        "set -e; s=$(printf '{name}'); mount -t tmpfs sub \"{v}/$s\"; \
+         {BERTH} --root {st} run -d --bundle {bd} {id} > {v}.init 2>&1; sleep 1; \
+         {BERTH} --root {st} exec {id} sh -c 'echo c > /v/$(printf \"{name}\")/g && echo exec-sub-rw; (echo d > /v/g) 2>/dev/null || echo exec-top-ro'; \
+         {BERTH} --root {st} delete -f {id}",
         st = b.state.display(),
         bd = b.dir.display()
     );

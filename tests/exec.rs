@@ -282,6 +282,35 @@ fn under_a_read_only_root_landlock_keeps_rw_volumes_writable_for_the_init_and_ex
     ok(&b.berth(&["delete", "-f", "ex9"]));
 }
 
+/// A container's init may name itself with any bytes (its comm, which /proc/PID/stat and status show
+/// raw): it is still seen as running (a stat line read as text had made it look gone, so `delete`
+/// without -f removed its state and left it running), and exec, which reads the init's bounding set
+/// from its status, still runs and is still bounded.
+#[test]
+fn exec_into_an_init_that_named_itself_with_bytes_that_are_not_utf8() {
+    let b = Bundle::new("printf '\\377\\376' > /proc/self/comm; while :; do sleep 1; done");
+    let init = running(&b, "exn");
+    let mut named = false;
+    for _ in 0..100 {
+        let status = std::fs::read(format!("/proc/{init}/status")).unwrap_or_default();
+        if status.starts_with(b"Name:\t\xff\xfe\n") {
+            named = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(named, "the init never renamed itself");
+    // Still seen as running: not "stopped" (its stat line unread), so not deletable without -f.
+    assert_eq!(b.state("exn")["status"], "running");
+    assert!(fails(&b.berth(&["delete", "exn"])).contains("running"));
+    let out = ok(&b.berth(&["exec", "exn", "sh", "-c", "grep CapBnd /proc/self/status"]));
+    let status = String::from_utf8_lossy(&std::fs::read(format!("/proc/{init}/status")).unwrap())
+        .into_owned();
+    let bnd = status.lines().find(|l| l.starts_with("CapBnd:")).unwrap();
+    assert_eq!(out.trim(), bnd);
+    ok(&b.berth(&["delete", "-f", "exn"]));
+}
+
 /// runc's `exec --cgroup`: the process goes into an existing sub-cgroup of the container's (one
 /// hierarchy's on cgroup v1, `CONTROLLER:PATH`), and never anywhere else: `..`, an absolute path, a
 /// missing sub-cgroup or a controller the container has no cgroup for is refused before any process

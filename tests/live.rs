@@ -167,6 +167,45 @@ fn add_and_remove_ro_and_rw_volumes_seen_inside() {
     assert!(b.state("lv").get("liveVolumes").is_none());
 }
 
+/// A container that mounts something at a path named with bytes that are not UTF-8 (it has
+/// CAP_SYS_ADMIN) cannot stop its live volumes from being found and removed: the mount table is
+/// read as bytes.
+#[test]
+fn a_mount_the_container_named_with_bytes_that_are_not_utf8_does_not_block_removal() {
+    let mut b =
+        Bundle::new("d=$(printf '/dev/\\377'); mkdir $d && mount -t tmpfs t $d && exec sleep 1000");
+    for set in ["bounding", "effective", "permitted"] {
+        b.spec["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_SYS_ADMIN"));
+    }
+    let ro = b.host_path("ro");
+    b.write();
+    running(&b, "lu", &[], &[]);
+    let pid = b.state("lu")["pid"].as_i64().unwrap();
+    let mut there = false;
+    for _ in 0..100 {
+        let info = std::fs::read(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+        if info.windows(7).any(|w| w == b" /dev/\xff") {
+            there = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(there, "the container never mounted at /dev/\\377");
+    let f = file(
+        &b,
+        "add.json",
+        json!([bind(&ro, "/in/ro", &["rbind", "ro"])]),
+    );
+    ok(&mounts(&b, &[], "add", &[], "lu", &f));
+    let rm = file(&b, "rm.json", json!([{"destination": "/in/ro"}]));
+    ok(&mounts(&b, &[], "remove", &[], "lu", &rm));
+    assert!(live(&b, "lu").is_empty());
+    ok(&b.berth(&["delete", "-f", "lu"]));
+}
+
 #[test]
 fn bad_requests_are_refused_naming_the_cause() {
     let b = Bundle::new("sleep 1000");

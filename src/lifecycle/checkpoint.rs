@@ -143,10 +143,12 @@ fn confined_by_landlock(c: &Container) -> bool {
 /// container, such as a volume on the host's tmpfs).
 fn externals(pid: i32) -> Result<Vec<External>> {
     let path = PathBuf::from(format!("/proc/{pid}/mountinfo"));
-    let info = std::fs::read_to_string(&path).map_err(|e| io_err("read", &path, e))?;
-    // (device, root, mount point, fstype) of each mount.
-    let mounts: Vec<(&str, &str, &str, &str)> = info
-        .lines()
+    let info = crate::sys::read_proc_bytes(&format!("/proc/{pid}/mountinfo"))
+        .map_err(|e| io_err("read", &path, e))?;
+    // (device, root, mount point, fstype) of each mount. A mount the container named with bytes that
+    // are not UTF-8 cannot be named to CRIU (its RPC takes strings) and is left out, so CRIU refuses
+    // it as a mount it was not told of: never read under another name.
+    let mounts: Vec<(&str, &str, &str, &str)> = crate::sys::utf8_lines(&info)
         .filter_map(|line| {
             let (pre, post) = line.split_once(" - ")?;
             let f: Vec<&str> = pre.split(' ').collect();
@@ -219,9 +221,8 @@ fn stdio_keys(pid: i32, inside: &[(String, String)]) -> Vec<(i32, String)> {
 
 /// The container's mount ids (and mount points), from its init's mountinfo.
 fn mount_ids(pid: i32) -> Vec<(String, String)> {
-    std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
-        .unwrap_or_default()
-        .lines()
+    let info = crate::sys::read_proc_bytes(&format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+    crate::sys::utf8_lines(&info)
         .filter_map(|l| {
             let f: Vec<&str> = l.split(' ').collect();
             Some((f.first()?.to_string(), f.get(4)?.to_string()))
@@ -719,7 +720,7 @@ fn check_restored_confinement(pid: i32, vs: &crate::spec::ValidSpec) -> Result<(
         return Ok(());
     }
     let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).map_err(|e| io_err("read", Path::new(&path), e))?;
+    let status = crate::sys::read_proc(&path).map_err(|e| io_err("read", Path::new(&path), e))?;
     let nnp = status
         .lines()
         .find_map(|l| l.strip_prefix("NoNewPrivs:"))

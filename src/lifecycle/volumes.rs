@@ -446,21 +446,23 @@ impl Init {
             0,
             sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS,
         )?;
-        let mut info = String::new();
-        std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut info)
+        // Bytes, not text: a mount made inside the container may be named with bytes that are not
+        // UTF-8, and must neither fail this read nor be found under another name.
+        let mut info = Vec::with_capacity(16 * 1024);
+        std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut info)
             .map_err(|e| io_err("read", &path, e))?;
-        Ok(info.lines().find_map(|l| {
-            let mut f = l.split(' ');
-            let this: u64 = f.next()?.parse().ok()?;
+        Ok(info.split(|&b| b == b'\n').find_map(|l| {
+            let mut f = l.split(|&b| b == b' ');
+            let this: u64 = std::str::from_utf8(f.next()?).ok()?.parse().ok()?;
             let at = f.nth(3)?;
-            (this == id).then(|| PathBuf::from(unescape(at)))
+            (this == id).then(|| unescape(at))
         }))
     }
 }
 
-/// mountinfo's octal escapes (`\040` for a space) undone.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
+/// mountinfo's octal escapes (`\040` for a space) undone, the path's bytes as they are.
+fn unescape(b: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
@@ -479,7 +481,7 @@ fn unescape(s: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
 /// Opens the live volume `v` inside `root` by what was recorded: where the kernel says mount

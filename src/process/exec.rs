@@ -295,7 +295,7 @@ fn container_rules(vs: &ValidSpec, mode: Mode, root: &Root) -> Result<Landlock> 
         // Everything beneath a writable root has every right already: no mount point needs a rule.
         return Ok(l);
     }
-    let info = sys::read_proc("/proc/self/mountinfo")
+    let info = sys::read_proc_bytes("/proc/self/mountinfo")
         .map_err(|e| crate::error::io_err("read", Path::new("/proc/self/mountinfo"), e))?;
     mount_rules(&mut l, root, &info, |_| true)?;
     Ok(l)
@@ -303,26 +303,30 @@ fn container_rules(vs: &ValidSpec, mode: Mode, root: &Root) -> Result<Landlock> 
 
 /// A rule for each mount point of `mountinfo` (as the process sees it, inside its root) that
 /// `wanted` names: write where the mount is writable, read/exec where it is read-only. Each is
-/// opened inside `root` without following a symlink; mount points that mountinfo had to escape
-/// (spaces and the like, `\ooo`) or that cannot be opened get no rule (no access).
+/// opened inside `root` without following a symlink, by its bytes as they are (a host submount under
+/// a volume, or a mount made inside the container, may be named with bytes that are not UTF-8);
+/// mount points that mountinfo had to escape (spaces and the like, `\ooo`) or that cannot be opened
+/// get no rule (no access).
 pub(crate) fn mount_rules(
     l: &mut Landlock,
     root: &Root,
-    mountinfo: &str,
-    wanted: impl Fn(&str) -> bool,
+    mountinfo: &[u8],
+    wanted: impl Fn(&[u8]) -> bool,
 ) -> Result<()> {
-    for line in mountinfo.lines() {
-        let f: Vec<&str> = line.split(' ').collect();
-        let (Some(point), Some(opts)) = (f.get(4), f.get(5)) else {
+    use std::os::unix::ffi::OsStrExt;
+    for line in mountinfo.split(|&b| b == b'\n') {
+        let mut f = line.split(|&b| b == b' ').skip(4);
+        let (Some(point), Some(opts)) = (f.next(), f.next()) else {
             continue;
         };
-        if *point == "/" || point.contains('\\') || !wanted(point) {
+        if point == b"/" || point.contains(&b'\\') || !wanted(point) {
             continue;
         }
-        let Ok(fd) = root.open_no_symlinks(Path::new(point), libc::O_PATH) else {
+        let path = Path::new(std::ffi::OsStr::from_bytes(point));
+        let Ok(fd) = root.open_no_symlinks(path, libc::O_PATH) else {
             continue;
         };
-        let grant = if opts.split(',').any(|o| o == "ro") {
+        let grant = if opts.split(|&b| b == b',').any(|o| o == b"ro") {
             Grant::Read
         } else {
             Grant::Write

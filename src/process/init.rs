@@ -664,9 +664,8 @@ fn writable_submounts(req: &Request<'_>, root: &Root, landlock: &mut Landlock) -
     let mut buf = Vec::with_capacity(16 * 1024); // one read(2), not read_to_string's nine
     std::io::Read::read_to_end(&mut std::fs::File::from(file), &mut buf)
         .map_err(|e| crate::error::io_err("read", Path::new("/proc/thread-self/mountinfo"), e))?;
-    let info = String::from_utf8_lossy(&buf);
-    super::exec::mount_rules(landlock, root, &info, |point| {
-        dests.iter().any(|d| point.starts_with(d.as_str()))
+    super::exec::mount_rules(landlock, root, &buf, |point| {
+        dests.iter().any(|d| point.starts_with(d.as_bytes()))
     })
 }
 

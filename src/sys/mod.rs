@@ -670,11 +670,32 @@ pub fn mount_of(fd: impl AsFd) -> Result<MountOf, SysError> {
 /// A /proc file whole, read into a 16 KiB buffer. procfs reports its files' size as 0, so
 /// `read_to_string` starts with a 32-byte probe and doubles: nine read(2)s for a container's
 /// mountinfo, each of which walks the mount table again in the kernel; this takes it in one or two.
-pub fn read_proc(path: &str) -> std::io::Result<String> {
+/// The bytes as they are: a mount point or a process name is whatever bytes somebody chose, not
+/// always UTF-8.
+pub fn read_proc_bytes(path: &str) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut buf = Vec::with_capacity(16 * 1024);
     std::fs::File::open(path)?.read_to_end(&mut buf)?;
-    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    Ok(buf)
+}
+
+/// [`read_proc_bytes`] as text, any byte that is not UTF-8 replaced (U+FFFD): for files read for
+/// their numeric and keyword fields (status, fdinfo, cgroup), which a process name or cgroup name
+/// with such bytes must not make unreadable. Never for a path that is then opened.
+pub fn read_proc(path: &str) -> std::io::Result<String> {
+    let buf = read_proc_bytes(path)?;
+    Ok(match String::from_utf8(buf) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
+}
+
+/// The lines of `b` that are UTF-8 (the others, such as a mountinfo line whose mount point is named
+/// with other bytes, left out).
+pub fn utf8_lines(b: &[u8]) -> impl Iterator<Item = &str> {
+    b.split(|&c| c == b'\n')
+        .filter_map(|l| std::str::from_utf8(l).ok())
+        .filter(|l| !l.is_empty())
 }
 
 /// Start time of a process (field 22 of /proc/PID/stat, in clock ticks since boot) and whether it
@@ -694,9 +715,12 @@ pub fn process_start(pid: i32) -> Option<(u64, bool)> {
             Err(_) => return None,
         }
     }
-    let stat = std::str::from_utf8(&buf[..len]).ok()?;
-    // The command name (field 2) may contain spaces and parentheses: split after its last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
+    // The command name (field 2) is whatever bytes the process chose (spaces, parentheses, bytes
+    // that are not UTF-8): split after its last ')', and read only what follows as text, so that
+    // no name can make a live process look gone.
+    let stat = &buf[..len];
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(stat.get(close + 2..)?).ok()?;
     let fields: Vec<&str> = rest.split(' ').collect();
     // rest starts at field 3 (state); field 22 is index 19.
     let alive = !matches!(fields.first(), Some(&"Z") | Some(&"X"));
