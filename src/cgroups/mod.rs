@@ -771,6 +771,15 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Moves the calling process into the cgroup: "0" in cgroup.procs is the writer, on v1 as on
+    /// v2, whatever pid namespace it is in.
+    pub fn join_self(&self) -> Result<()> {
+        for d in &self.dirs {
+            write(&d.path.join("cgroup.procs"), "0")?;
+        }
+        Ok(())
+    }
+
     /// The pids in the cgroup now.
     pub fn pids(&self) -> Vec<i32> {
         self.procs_dir()

@@ -3,7 +3,7 @@
 //! CAP_SYS_ADMIN) and before seccomp could refuse the calls: `linux.memoryPolicy`,
 //! `process.scheduler`, `process.ioPriority`. Parsed and checked by `spec::attrs` before anything
 //! exists; here a host that cannot apply one is an error naming the field and the likely cause,
-//! never a silent success. `process.execCPUAffinity` is the exec parent's ([`affinity`]).
+//! never a silent success. `process.execCPUAffinity` is the exec'd process's own, before it joins the container ([`affinity`]).
 
 use crate::error::{Context, Error, Result};
 use crate::spec::ValidSpec;
@@ -44,8 +44,9 @@ pub(crate) fn apply(vs: &ValidSpec) -> Result<()> {
     Ok(())
 }
 
-/// `process.execCPUAffinity` for the exec'd process `pid`, set by its parent: `initial` before
-/// the process joins the container's cgroup, `final` after (`joined` says which).
+/// `process.execCPUAffinity` for the exec'd process `pid` (0: the caller, as the exec'd process
+/// sets its own): `initial` before the process joins the container's cgroup, `final` after
+/// (`joined` says which).
 pub(crate) fn affinity(vs: &ValidSpec, pid: i32, joined: bool) -> Result<()> {
     let Some(a) = &vs.process.exec_cpu_affinity else {
         return Ok(());

@@ -20,7 +20,7 @@ use crate::error::{Context, Error, Result};
 use crate::resolve::Root;
 use crate::security::landlock::{Builder as Landlock, Grant, Mode};
 use crate::spec::ValidSpec;
-use crate::sys::{self, Forked};
+use crate::sys;
 use nix::sched::CloneFlags;
 use std::convert::Infallible;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -150,28 +150,23 @@ pub fn spawn(vs: &ValidSpec, t: &Target<'_>) -> Result<Spawned> {
         nix::sched::setns(pidfd.as_fd(), here)
             .map_err(|e| Error::sys(format!("setns(pidfd of the init, {here:?})"), e))?;
     }
-    // Non-dumpable from before the fork: the child is in the container's pid namespace from birth,
+    // Non-dumpable from before the clone: the child is in the container's pid namespace from birth,
     // and no container process may open its /proc/<pid>/exe or memory (runc CVE-2019-5736).
     sys::set_non_dumpable()?;
+    // Asked here, where the answer is berth's own: the child shares this process's memory, and a
+    // cache it filled after joining the container's namespaces would be read here afterwards.
+    crate::spec::rootless::in_user_namespace();
     let (parent_end, child_end) = sync::pair()?;
-    let pid = match sys::clone_fork(0)? {
-        Forked::Child => {
-            drop(parent_end);
-            child(vs, t, &child_end, &pidfd, flags - here, &root)
-        }
-        Forked::Parent(pid) => pid,
-    };
+    // The child shares this process's memory until it execs, and this thread waits meanwhile
+    // (sys::clone_vm_child): it joins the cgroup and sets its affinity itself, and every report it
+    // sends is read here once it has exec'd (or failed and exited).
+    let pid = sys::clone_vm_child(&[parent_end.as_fd()], &mut || {
+        child(vs, t, &child_end, &pidfd, flags - here, &root)
+    })?;
     drop(child_end);
     // Until the process is ready, and then until the caller disarms it, any failure kills and
     // reaps it.
     let guard = ChildGuard::new(pid);
-    super::attrs::affinity(vs, pid, false)?;
-    if let Some(cg) = t.cgroup {
-        cg.join(pid)
-            .with_context(|| "joining the container's cgroup".into())?;
-    }
-    super::attrs::affinity(vs, pid, true)?;
-    parent_end.send(&Msg::Continue)?;
     let (pty, report) = until_ready(&parent_end)?;
     Ok(Spawned {
         start_time: sys::process_start_time(pid).unwrap_or(0),
@@ -231,8 +226,11 @@ fn report(chan: &Channel, e: Error) -> ! {
     sys::exit_now(1)
 }
 
-/// The child: once in the container's cgroup, joins its namespaces (one `setns` on the pidfd, user
-/// first; the pid namespace was joined by the parent before the fork), then becomes the process.
+/// The child: joins the container's cgroup (`process.execCPUAffinity.initial` before, `final`
+/// after, as runtime-spec asks), then its namespaces (one `setns` on the pidfd, user first; the pid
+/// namespace was joined by the parent before the clone), then becomes the process. It shares the
+/// parent's memory until it execs (sys::clone_vm_child): it only borrows, and never waits for the
+/// parent.
 fn child(
     vs: &ValidSpec,
     t: &Target<'_>,
@@ -241,13 +239,21 @@ fn child(
     flags: CloneFlags,
     root: &OwnedFd,
 ) -> ! {
-    let joined = chan.expect(Msg::Continue).and_then(|()| {
-        if flags.is_empty() {
-            return Ok(());
-        }
-        nix::sched::setns(pidfd.as_fd(), flags)
-            .map_err(|e| Error::sys(format!("setns(pidfd of the init, {flags:?})"), e))
-    });
+    let joined = super::attrs::affinity(vs, 0, false)
+        .and_then(|()| match t.cgroup {
+            Some(cg) => cg
+                .join_self()
+                .with_context(|| "joining the container's cgroup".into()),
+            None => Ok(()),
+        })
+        .and_then(|()| super::attrs::affinity(vs, 0, true))
+        .and_then(|()| {
+            if flags.is_empty() {
+                return Ok(());
+            }
+            nix::sched::setns(pidfd.as_fd(), flags)
+                .map_err(|e| Error::sys(format!("setns(pidfd of the init, {flags:?})"), e))
+        });
     let err = match joined.and_then(|()| process(vs, t, chan, root)) {
         Ok(never) => match never {},
         Err(e) => e,

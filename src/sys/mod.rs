@@ -924,6 +924,103 @@ pub fn clone_child(
     }
 }
 
+/// The stack a [`clone_vm_child`] runs on: 8 MiB reserved (no swap or memory is committed for it;
+/// only the pages the child touches are ever faulted in), the lowest page a guard.
+const VM_CHILD_STACK: usize = 8 << 20;
+
+/// What the child of [`clone_vm_child`] runs, behind the one pointer clone(2) passes.
+struct VmChild<'a> {
+    inherited: &'a [BorrowedFd<'a>],
+    run: &'a mut dyn FnMut() -> std::convert::Infallible,
+}
+
+extern "C" fn vm_child_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `VmChild` that `clone_vm_child` passed; it lives in that call's frame,
+    // which stays put until this child has exec'd or exited (CLONE_VFORK suspends the parent).
+    let c = unsafe { &mut *arg.cast::<VmChild<'_>>() };
+    for fd in c.inherited {
+        // SAFETY: the child has a table of its own (no CLONE_FILES): this closes the child's copy
+        // only. The values that own these fds stay the parent's; nothing here drops them.
+        unsafe { libc::close(fd.as_raw_fd()) };
+    }
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut *c.run));
+    exit_now(134)
+}
+
+/// A child that shares this process's memory until it execs (`CLONE_VM | CLONE_VFORK`, as
+/// posix_spawn makes one), running `run` on a stack of its own after closing its copies of the fds in
+/// `inherited`; returns its pid once it has exec'd or exited. Unlike [`clone_child`] nothing is
+/// copied: no page tables, no copy-on-write faults in either process afterwards, and the child's
+/// exec tears nothing down. That is most of what a fork cost an exec (measured with perf: the fork,
+/// its faults and the copy's teardown were a quarter of `berth exec`'s CPU time).
+///
+/// What `run` may do follows from sharing the memory of a suspended parent, and every caller keeps
+/// to it: it ends in execve or `_exit` (never returns; a panic ends the child with status 134 without
+/// unwinding any frame of the parent's), never waits for the parent (which is suspended), never drops
+/// or frees a value the parent owns (it only borrows; what it allocates itself it may free or leave,
+/// the allocator's state stays whole), and leaves no process-specific answer in a cache the parent
+/// reads later (ask such questions in the parent first). fds, namespaces, root, credentials and
+/// signal handlers are the child's own (no CLONE_FILES, CLONE_FS, CLONE_SIGHAND).
+pub fn clone_vm_child(
+    inherited: &[BorrowedFd<'_>],
+    run: &mut dyn FnMut() -> std::convert::Infallible,
+) -> Result<libc::pid_t, SysError> {
+    if !single_threaded() {
+        return Err(SysError {
+            call: "clone(CLONE_VM | CLONE_VFORK) from a process with more than one thread".into(),
+            errno: Errno::EDEADLK,
+        });
+    }
+    // SAFETY: a fresh anonymous private mapping at an address the kernel picks; nothing aliases it.
+    let stack = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            VM_CHILD_STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if stack == libc::MAP_FAILED {
+        return Err(SysError {
+            call: format!("mmap({VM_CHILD_STACK}) for a child's stack"),
+            errno: Errno::last(),
+        });
+    }
+    // SAFETY: the lowest page of the mapping just made, which nothing uses yet.
+    let guard = unsafe { libc::mprotect(stack, 4096, libc::PROT_NONE) };
+    let mut child = VmChild { inherited, run };
+    let ret = if guard != 0 {
+        -1
+    } else {
+        // SAFETY: the stack is the top of a live mapping of VM_CHILD_STACK bytes (16-aligned, the
+        // stack grows down), used by nobody else. CLONE_VFORK keeps this thread suspended until the
+        // child has exec'd or exited, so the memory the child shares (this frame's `child` among it)
+        // is never used by two at once, and the mapping is unmapped only after. This process has one
+        // thread (checked above; berth never spawns one), so no lock the child could need is held
+        // by a thread that would not run meanwhile. The rules `run` keeps are the function's doc.
+        unsafe {
+            libc::clone(
+                vm_child_entry,
+                stack.cast::<u8>().add(VM_CHILD_STACK).cast(),
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                (&raw mut child).cast(),
+            )
+        }
+    };
+    let errno = Errno::last();
+    // SAFETY: the mapping made above; the child no longer runs on it (it exec'd or exited).
+    unsafe { libc::munmap(stack, VM_CHILD_STACK) };
+    if ret < 0 {
+        return Err(SysError {
+            call: "clone(CLONE_VM | CLONE_VFORK)".into(),
+            errno,
+        });
+    }
+    Ok(ret)
+}
+
 /// Copies the window size of terminal `from` to terminal `to` (TIOCGWINSZ / TIOCSWINSZ).
 pub fn copy_winsize(from: impl AsFd, to: impl AsFd) -> Result<(), SysError> {
     let mut ws = std::mem::MaybeUninit::<libc::winsize>::uninit();
