@@ -76,8 +76,23 @@ pub fn bound_by_init(p: &mut crate::spec::Process, pid: i32) -> Result<()> {
     Ok(())
 }
 
-/// The namespaces of `pid` that differ from this process's.
-fn namespaces_of(pid: i32) -> Result<CloneFlags> {
+/// The namespaces of `pid` that differ from this process's. Those the spec had made for the
+/// container (listed without a path; the user namespace aside) are its own and differ from every
+/// other process's: taken as they are, without reading two links each (twelve procfs lookups for
+/// a default spec). The others (joined by path, or not listed: shared with whoever created it) are
+/// compared.
+fn namespaces_of(pid: i32, vs: &ValidSpec) -> Result<CloneFlags> {
+    let made = |name: &str| {
+        name != "user"
+            && vs.linux().namespaces.iter().any(|n| {
+                n.path.is_none()
+                    && match n.typ.as_str() {
+                        "network" => name == "net",
+                        "mount" => name == "mnt",
+                        t => t == name,
+                    }
+            })
+    };
     let types = [
         ("user", CloneFlags::CLONE_NEWUSER),
         ("mnt", CloneFlags::CLONE_NEWNS),
@@ -107,6 +122,10 @@ fn namespaces_of(pid: i32) -> Result<CloneFlags> {
         ));
     };
     for (name, flag) in types {
+        if made(name) {
+            flags |= flag;
+            continue;
+        }
         let t = nix::fcntl::readlinkat(Some(theirs.as_raw_fd()), name);
         let o = nix::fcntl::readlinkat(Some(ours.as_raw_fd()), name);
         if let (Ok(t), Ok(o)) = (t, o)
@@ -134,7 +153,7 @@ pub fn spawn(vs: &ValidSpec, t: &Target<'_>) -> Result<Spawned> {
         0,
         0,
     )?;
-    let flags = namespaces_of(t.pid)?;
+    let flags = namespaces_of(t.pid, vs)?;
     // The pid namespace is joined here, for children only (the process is the one fork made after
     // it): berth itself stays in the host's and is invisible from the container. Every other
     // namespace is joined by the child.
@@ -325,17 +344,19 @@ pub(crate) fn mount_rules(
         let (Some(point), Some(opts)) = (f.next(), f.next()) else {
             continue;
         };
-        if point == b"/" || point.contains(&b'\\') || !wanted(point) {
+        let grant = if opts.split(|&b| b == b',').any(|o| o == b"ro") {
+            Grant::Read
+        } else {
+            Grant::Write
+        };
+        // A read-only mount under a read-only root (procfs's masked and read-only paths, sysfs)
+        // needs no rule of its own: not even opened.
+        if point == b"/" || point.contains(&b'\\') || l.covers(grant) || !wanted(point) {
             continue;
         }
         let path = Path::new(std::ffi::OsStr::from_bytes(point));
         let Ok(fd) = root.open_no_symlinks(path, libc::O_PATH) else {
             continue;
-        };
-        let grant = if opts.split(|&b| b == b',').any(|o| o == b"ro") {
-            Grant::Read
-        } else {
-            Grant::Write
         };
         l.allow(fd.as_fd(), grant)?;
     }

@@ -256,6 +256,18 @@ impl Builder {
         self.ruleset.is_some()
     }
 
+    /// Whether a rule granting `grant` would add nothing: no rules are collected, or the root's rule
+    /// covers it (a writable root covers everything; a read-only one, reading). Lets a caller skip
+    /// opening what would get no rule.
+    pub fn covers(&self, grant: Grant) -> bool {
+        self.ruleset.is_none()
+            || match self.root {
+                Some(Grant::Write) => true,
+                Some(Grant::Read) => grant == Grant::Read,
+                None => false,
+            }
+    }
+
     /// [`Builder::allow`] when the caller already knows whether `fd` is a directory and what it is
     /// (no stat).
     pub fn allow_known(
@@ -268,12 +280,7 @@ impl Builder {
         let Some(ruleset) = &self.ruleset else {
             return Ok(());
         };
-        let covered = match self.root {
-            Some(Grant::Write) => true,
-            Some(Grant::Read) => grant == Grant::Read,
-            None => false,
-        };
-        if covered || !self.seen.insert((key(), grant)) {
+        if self.covers(grant) || !self.seen.insert((key(), grant)) {
             return Ok(());
         }
         let mut rights: BitFlags<AccessFs> = match grant {
