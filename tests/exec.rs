@@ -282,6 +282,38 @@ fn under_a_read_only_root_landlock_keeps_rw_volumes_writable_for_the_init_and_ex
     ok(&b.berth(&["delete", "-f", "ex9"]));
 }
 
+/// A container with a time namespace of its own (as a CRIU restore makes one): exec's process
+/// joins it too, with the offsets the init sees. The kernel lets only a process that shares its
+/// memory with nobody join a time namespace (EUSERS otherwise), so this exec is a fork, not the
+/// shared-memory clone the others are.
+#[test]
+fn exec_joins_a_time_namespace() {
+    let mut b = Bundle::new("sleep 100");
+    b.spec["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "time"}));
+    b.spec["linux"]["timeOffsets"] = json!({"boottime": {"secs": 86400 * 365, "nanosecs": 0}});
+    let init = running(&b, "ext");
+    let out = ok(&b.berth(&[
+        "exec",
+        "ext",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/time; cat /proc/uptime",
+    ]));
+    let mut lines = out.lines();
+    let theirs = std::fs::read_link(format!("/proc/{init}/ns/time")).unwrap();
+    assert_eq!(lines.next(), theirs.to_str(), "{out}");
+    let up: f64 = lines
+        .next()
+        .and_then(|l| l.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(up > 86400.0 * 365.0, "uptime {up} not offset: {out}");
+    ok(&b.berth(&["delete", "-f", "ext"]));
+}
+
 /// A container's init may name itself with any bytes (its comm, which /proc/PID/stat and status show
 /// raw): it is still seen as running (a stat line read as text had made it look gone, so `delete`
 /// without -f removed its state and left it running), and exec, which reads the init's bounding set

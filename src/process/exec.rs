@@ -178,10 +178,21 @@ pub fn spawn(vs: &ValidSpec, t: &Target<'_>) -> Result<Spawned> {
     let (parent_end, child_end) = sync::pair()?;
     // The child shares this process's memory until it execs, and this thread waits meanwhile
     // (sys::clone_vm_child): it joins the cgroup and sets its affinity itself, and every report it
-    // sends is read here once it has exec'd (or failed and exited).
-    let pid = sys::clone_vm_child(&[parent_end.as_fd()], &mut || {
-        child(vs, t, &child_end, &pidfd, flags - here, &root)
-    })?;
+    // sends is read here once it has exec'd (or failed and exited). Only a process that shares its
+    // memory with nobody may join a time namespace (setns: EUSERS), so into a container with one
+    // of its own (a CRIU restore makes one) the child is forked instead; it does the same and
+    // never waits for this process either.
+    let join = flags - here;
+    let inherited = [parent_end.as_fd()];
+    let pid = if join.contains(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)) {
+        sys::clone_child(0, &inherited, || {
+            child(vs, t, &child_end, &pidfd, join, &root)
+        })?
+    } else {
+        sys::clone_vm_child(&inherited, &mut || {
+            child(vs, t, &child_end, &pidfd, join, &root)
+        })?
+    };
     drop(child_end);
     // Until the process is ready, and then until the caller disarms it, any failure kills and
     // reaps it.
