@@ -448,9 +448,8 @@ impl Init {
         )?;
         // Bytes, not text: a mount made inside the container may be named with bytes that are not
         // UTF-8, and must neither fail this read nor be found under another name.
-        let mut info = Vec::with_capacity(16 * 1024);
-        std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut info)
-            .map_err(|e| io_err("read", &path, e))?;
+        let info =
+            sys::read_proc_file(std::fs::File::from(fd)).map_err(|e| io_err("read", &path, e))?;
         Ok(info.split(|&b| b == b'\n').find_map(|l| {
             let mut f = l.split(|&b| b == b' ');
             let this: u64 = std::str::from_utf8(f.next()?).ok()?.parse().ok()?;

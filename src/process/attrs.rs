@@ -3,7 +3,8 @@
 //! CAP_SYS_ADMIN) and before seccomp could refuse the calls: `linux.memoryPolicy`,
 //! `process.scheduler`, `process.ioPriority`. Parsed and checked by `spec::attrs` before anything
 //! exists; here a host that cannot apply one is an error naming the field and the likely cause,
-//! never a silent success. `process.execCPUAffinity` is the exec'd process's own, before it joins the container ([`affinity`]).
+//! never a silent success. `process.execCPUAffinity` the exec'd process sets on itself, before and
+//! after it joins the container's cgroup ([`affinity`]).
 
 use crate::error::{Context, Error, Result};
 use crate::spec::ValidSpec;

@@ -76,23 +76,15 @@ pub fn bound_by_init(p: &mut crate::spec::Process, pid: i32) -> Result<()> {
     Ok(())
 }
 
-/// The namespaces of `pid` that differ from this process's. Those the spec had made for the
-/// container (listed without a path; the user namespace aside) are its own and differ from every
-/// other process's: taken as they are, without reading two links each (twelve procfs lookups for
-/// a default spec). The others (joined by path, or not listed: shared with whoever created it) are
-/// compared.
+/// The namespaces of `pid` that differ from this process's. Those the container was created with
+/// (`ValidSpec::clone_flags`, `new_time`; the user namespace aside) are its own and differ from
+/// every other process's: taken as they are, without reading two links each (twelve procfs lookups
+/// for a default spec). The others (joined by path, or shared with whoever created it) are compared.
 fn namespaces_of(pid: i32, vs: &ValidSpec) -> Result<CloneFlags> {
-    let made = |name: &str| {
-        name != "user"
-            && vs.linux().namespaces.iter().any(|n| {
-                n.path.is_none()
-                    && match n.typ.as_str() {
-                        "network" => name == "net",
-                        "mount" => name == "mnt",
-                        t => t == name,
-                    }
-            })
-    };
+    let mut made = vs.clone_flags - CloneFlags::CLONE_NEWUSER;
+    if vs.new_time {
+        made |= CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+    }
     let types = [
         ("user", CloneFlags::CLONE_NEWUSER),
         ("mnt", CloneFlags::CLONE_NEWNS),
@@ -122,7 +114,7 @@ fn namespaces_of(pid: i32, vs: &ValidSpec) -> Result<CloneFlags> {
         ));
     };
     for (name, flag) in types {
-        if made(name) {
+        if made.contains(flag) {
             flags |= flag;
             continue;
         }

@@ -661,8 +661,7 @@ fn writable_submounts(req: &Request<'_>, root: &Root, landlock: &mut Landlock) -
     }
     let proc = rootfs::private_proc()?;
     let file = proc.open_at(Path::new("thread-self/mountinfo"), libc::O_RDONLY)?;
-    let mut buf = Vec::with_capacity(16 * 1024); // one read(2), not read_to_string's nine
-    std::io::Read::read_to_end(&mut std::fs::File::from(file), &mut buf)
+    let buf = sys::read_proc_file(std::fs::File::from(file))
         .map_err(|e| crate::error::io_err("read", Path::new("/proc/thread-self/mountinfo"), e))?;
     super::exec::mount_rules(landlock, root, &buf, |point| {
         dests.iter().any(|d| point.starts_with(d.as_bytes()))

@@ -673,9 +673,15 @@ pub fn mount_of(fd: impl AsFd) -> Result<MountOf, SysError> {
 /// The bytes as they are: a mount point or a process name is whatever bytes somebody chose, not
 /// always UTF-8.
 pub fn read_proc_bytes(path: &str) -> std::io::Result<Vec<u8>> {
+    read_proc_file(std::fs::File::open(path)?)
+}
+
+/// [`read_proc_bytes`] of a /proc file already opened (through a procfs of berth's own, or beneath
+/// a process's directory).
+pub fn read_proc_file(mut file: std::fs::File) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut buf = Vec::with_capacity(16 * 1024);
-    std::fs::File::open(path)?.read_to_end(&mut buf)?;
+    file.read_to_end(&mut buf)?;
     Ok(buf)
 }
 
@@ -989,25 +995,29 @@ pub fn clone_vm_child(
         });
     }
     // SAFETY: the lowest page of the mapping just made, which nothing uses yet.
-    let guard = unsafe { libc::mprotect(stack, 4096, libc::PROT_NONE) };
+    if unsafe { libc::mprotect(stack, 4096, libc::PROT_NONE) } != 0 {
+        let errno = Errno::last();
+        // SAFETY: the mapping made above, which nothing uses.
+        unsafe { libc::munmap(stack, VM_CHILD_STACK) };
+        return Err(SysError {
+            call: "mprotect(the guard page of a child's stack)".into(),
+            errno,
+        });
+    }
     let mut child = VmChild { inherited, run };
-    let ret = if guard != 0 {
-        -1
-    } else {
-        // SAFETY: the stack is the top of a live mapping of VM_CHILD_STACK bytes (16-aligned, the
-        // stack grows down), used by nobody else. CLONE_VFORK keeps this thread suspended until the
-        // child has exec'd or exited, so the memory the child shares (this frame's `child` among it)
-        // is never used by two at once, and the mapping is unmapped only after. This process has one
-        // thread (checked above; berth never spawns one), so no lock the child could need is held
-        // by a thread that would not run meanwhile. The rules `run` keeps are the function's doc.
-        unsafe {
-            libc::clone(
-                vm_child_entry,
-                stack.cast::<u8>().add(VM_CHILD_STACK).cast(),
-                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-                (&raw mut child).cast(),
-            )
-        }
+    // SAFETY: the stack is the top of a live mapping of VM_CHILD_STACK bytes (16-aligned, the
+    // stack grows down), used by nobody else. CLONE_VFORK keeps this thread suspended until the
+    // child has exec'd or exited, so the memory the child shares (this frame's `child` among it)
+    // is never used by two at once, and the mapping is unmapped only after. This process has one
+    // thread (checked above; berth never spawns one), so no lock the child could need is held
+    // by a thread that would not run meanwhile. The rules `run` keeps are the function's doc.
+    let ret = unsafe {
+        libc::clone(
+            vm_child_entry,
+            stack.cast::<u8>().add(VM_CHILD_STACK).cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&raw mut child).cast(),
+        )
     };
     let errno = Errno::last();
     // SAFETY: the mapping made above; the child no longer runs on it (it exec'd or exited).
